@@ -1,0 +1,32 @@
+# Two commands: `make test` and `make demo`. Each creates .venv when it is missing and installs
+# the project with constraints.txt, which pins torch==2.13.0 so pip never pulls a CUDA build.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.neurogeom-installed
+PYTEST_ARGS ?=
+
+.PHONY: test demo slow bench setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt "torch==2.13.0"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+slow: $(STAMP)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(VENV)/bin/neurogeom demo
+
+bench: $(STAMP)
+	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,9 @@
+"""loaders: read recordings, model activations and saved features into neurogeom assemblies.
+
+Everything that touches an outside format lives here; the ``neurogeom`` analyses only see
+assemblies (see :mod:`neurogeom.assembly`).
+"""
+
+from . import synthetic
+
+__all__ = ["synthetic"]

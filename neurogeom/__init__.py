@@ -1,0 +1,18 @@
+"""neurogeom: neural population geometry on labeled xarray data.
+
+Analyses take assemblies (``xarray.DataArray`` with ``presentation``/``time`` and ``neuroid``
+dims; see :mod:`neurogeom.assembly`) and return ``xarray.Dataset`` results whose attrs record the
+parameters that produced them. Loaders for NWB files, model activations and saved features live
+in the separate ``loaders`` package.
+"""
+
+from ._version import __version__
+from . import assembly
+from .assembly import align, average_repetitions, manifolds, validate
+from .errors import (AlignmentError, AnalysisError, AssemblyError, LoaderError,
+                     NeurogeomError)
+
+__all__ = [
+    "__version__", "assembly", "align", "average_repetitions", "manifolds", "validate",
+    "NeurogeomError", "AssemblyError", "AlignmentError", "LoaderError", "AnalysisError",
+]
