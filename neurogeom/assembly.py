@@ -18,6 +18,7 @@ from typing import Hashable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import sparse
 
 from .errors import AlignmentError, AssemblyError, LoaderError, format_list
 
@@ -261,8 +262,10 @@ def average_repetitions(a: xr.DataArray, *, ignore: Iterable[str] = ()) -> xr.Da
 
     axis = a.dims.index("presentation")
     values = np.moveaxis(np.asarray(a.values, dtype=np.float64), axis, 0)
-    sums = np.zeros((n_groups,) + values.shape[1:])
-    np.add.at(sums, group, values)
+    # one sparse (groups x presentations) indicator product sums every group in one pass
+    indicator = sparse.csr_matrix((np.ones(group.size), (group, np.arange(group.size))),
+                                  shape=(n_groups, group.size))
+    sums = (indicator @ values.reshape(group.size, -1)).reshape((n_groups,) + values.shape[1:])
     means = sums / counts.reshape((-1,) + (1,) * (values.ndim - 1))
     means = np.moveaxis(means, 0, axis).astype(np.result_type(a.dtype, np.float32), copy=False)
 
