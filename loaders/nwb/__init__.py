@@ -1,0 +1,12 @@
+"""NWB recordings into assemblies: open (local, http(s), zarr), spikes, calcium, behaviour, summary.
+
+One module per job: :mod:`.source` opens files read-only, :mod:`.presentations` turns intervals
+tables into presentation coords, :mod:`.regions` finds brain areas, :mod:`.spikes` counts spikes
+around stimuli, :mod:`.calcium` averages imaging traces, :mod:`.binned` bins continuous activity
+with behavioural covariates, :mod:`.summary` describes a file.
+"""
+
+from .source import NWBSource, open_nwb
+from .spikes import spike_responses
+
+__all__ = ["NWBSource", "open_nwb", "spike_responses"]
