@@ -86,7 +86,7 @@ def _tuned_rates(n_objects, n_images, n_units, *, radius, dimension, baseline, g
     0.5 spikes/s because a Poisson rate cannot be negative.
     """
     clean = object_manifolds(n_objects, n_images, n_units, n_repetitions=1, radius=radius,
-                             dimension=dimension, noise=0.0, baseline=baseline, gain=gain,
+                             dimension=min(dimension, n_units), noise=0.0, baseline=baseline, gain=gain,
                              seed=seed)
     rates = np.maximum(np.asarray(clean.values, dtype=np.float64), 0.5)
     return rates, np.asarray(clean["object_name"].values).astype(str)
