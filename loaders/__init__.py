@@ -5,6 +5,6 @@ assemblies (see :mod:`neurogeom.assembly`).
 """
 
 from . import synthetic
-from .nwb import open_nwb, spike_responses
+from .nwb import calcium_responses, open_nwb, spike_responses
 
-__all__ = ["synthetic", "open_nwb", "spike_responses"]
+__all__ = ["synthetic", "open_nwb", "spike_responses", "calcium_responses"]

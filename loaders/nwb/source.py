@@ -113,6 +113,9 @@ def _read_nwb(h5file, name: str, stack):
             # files written by older/other tools routinely trigger pynwb's "ignoring cached
             # namespace" chatter; it says nothing about the data
             warnings.filterwarnings("ignore", message=".*namespace.*")
+            # pynwb's orientation complaints: calcium.series_layout decides and warns itself
+            warnings.filterwarnings("ignore", message=".*oriented incorrectly.*")
+            warnings.filterwarnings("ignore", message=".*does not match length of timestamps.*")
             io = stack.enter_context(NWBHDF5IO(file=h5file, mode="r", load_namespaces=True))
             return io.read()
     except LoaderError:

@@ -361,8 +361,7 @@ def write_macaque_rsvp(path, *, n_objects: int = 8, n_images_per_object: int = 8
     nwbfile = _new_file(f"synthetic-macaque-rsvp-{seed}", "macaque RSVP of object images",
                         "Macaca mulatta", "monkey_A", "P6Y", "M",
                         lab="DiCarlo (synthetic)", institution="MIT (synthetic)")
-    device = nwbfile.create_device(name="UtahArray", description="96-channel Utah arrays",
-                                   manufacturer="Blackrock Microsystems")
+    device = nwbfile.create_device(name="UtahArray", description="96-channel Utah arrays")
     regions = list(regions)
     region_of = np.array(regions)[np.arange(n_units) * len(regions) // n_units]
     groups = {}
@@ -474,8 +473,7 @@ def write_allen_neuropixels(path, *, n_objects: int = 6, n_images_per_object: in
     nwbfile = _new_file(f"synthetic-allen-neuropixels-{seed}", "Allen-style visual coding session",
                         "Mus musculus", "mouse_712", "P110D", "F",
                         lab="Allen Institute (synthetic)", institution="Allen Institute (synthetic)")
-    device = nwbfile.create_device(name="probeA", description="Neuropixels 1.0",
-                                   manufacturer="imec")
+    device = nwbfile.create_device(name="probeA", description="Neuropixels 1.0")
     group = nwbfile.create_electrode_group(name="probeA", description="Neuropixels probe A",
                                            location="See electrode locations", device=device)
     n_channels = max(2 * n_units, 8)
@@ -604,8 +602,7 @@ def write_mouse_2p(path, *, n_objects: int = 6, n_images_per_object: int = 6,
     nwbfile = _new_file(f"synthetic-mouse-2p-{seed}", "two-photon imaging of visual cortex",
                         "Mus musculus", "mouse_2p_01", "P90D", "M",
                         lab="Synthetic imaging lab", institution="Synthetic institute")
-    device = nwbfile.create_device(name="Microscope", description="two-photon microscope",
-                                   manufacturer="Synthetic optics")
+    device = nwbfile.create_device(name="Microscope", description="two-photon microscope")
     channel = OpticalChannel(name="GreenChannel", description="GCaMP6f emission",
                              emission_lambda=510.0)
     plane = nwbfile.create_imaging_plane(
