@@ -9,5 +9,6 @@ with behavioural covariates, :mod:`.summary` describes a file.
 from .source import NWBSource, open_nwb
 from .spikes import spike_responses
 from .calcium import calcium_responses
+from .binned import binned_activity
 
-__all__ = ["NWBSource", "open_nwb", "spike_responses", "calcium_responses"]
+__all__ = ["NWBSource", "open_nwb", "spike_responses", "calcium_responses", "binned_activity"]

@@ -648,10 +648,11 @@ def write_mouse_2p(path, *, n_objects: int = 6, n_images_per_object: int = 6,
             ("stimulus_name", "name of the stimulus", np.full(frames.size, "natural_scenes"))]))
 
     behaviour_rate = 20.0
-    n_b = int(t_stop * behaviour_rate)
+    behaviour_start = 0.5  # the tracking camera starts after the microscope, as it often does
+    n_b = int((t_stop - behaviour_start) * behaviour_rate)
     head = _random_walk_angle(n_b, 1 / behaviour_rate, rng)
     position = _random_walk_position(n_b, 1 / behaviour_rate, rng)
-    _add_behaviour(nwbfile, {"rate": behaviour_rate, "starting_time": 0.0}, head, position,
+    _add_behaviour(nwbfile, {"rate": behaviour_rate, "starting_time": behaviour_start}, head, position,
                    behaviour_in)
     # pynwb refuses to write rois x time; other tools (e.g. MATLAB writers) do: rewrite the dataset
     after = (lambda f: _transpose_dataset(f, series_path)) if orientation == "rois_by_time" else None
@@ -663,5 +664,5 @@ def write_mouse_2p(path, *, n_objects: int = 6, n_images_per_object: int = 6,
                  object_names=obj, rates=rates,
                  extra={"dff": dff, "times": times, "frames": frames, "roi_trains": trains,
                         "head_direction": head, "position": position,
-                        "behaviour_times": np.arange(n_b) / behaviour_rate,
+                        "behaviour_times": behaviour_start + np.arange(n_b) / behaviour_rate,
                         "frame_rate": frame_rate})
