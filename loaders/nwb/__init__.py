@@ -10,5 +10,7 @@ from .source import NWBSource, open_nwb
 from .spikes import spike_responses
 from .calcium import calcium_responses
 from .binned import binned_activity
+from .summary import nwb_summary
 
-__all__ = ["NWBSource", "open_nwb", "spike_responses", "calcium_responses", "binned_activity"]
+__all__ = ["NWBSource", "open_nwb", "spike_responses", "calcium_responses", "binned_activity",
+           "nwb_summary"]
