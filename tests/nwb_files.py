@@ -63,3 +63,67 @@ def allen(nwb_dir):
 @pytest.fixture(scope="module")
 def twophoton(nwb_dir):
     return syn.write_mouse_2p(nwb_dir / "twophoton.nwb", seed=3)
+
+
+# --------------------------------------------------------------------------------------------
+# a local HTTP server with Range support (remfile streams files with range requests)
+# --------------------------------------------------------------------------------------------
+
+class RangeServer:
+    """Serve a folder on 127.0.0.1 from a thread, answering ``Range: bytes=a-b`` with 206.
+
+    ``requests`` counts the GETs and ``bytes_sent`` the payload, so a test can check that a
+    file was streamed in parts rather than downloaded whole.
+    """
+
+    def __init__(self, folder):
+        import http.server
+        import threading
+        from pathlib import Path
+
+        root = Path(folder)
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                path = root / self.path.lstrip("/").split("?")[0]
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes()
+                rng = self.headers.get("Range")
+                try:
+                    if rng and rng.startswith("bytes="):
+                        a, b = rng[6:].split("-")
+                        a, b = int(a), min(int(b) if b else len(data) - 1, len(data) - 1)
+                        part = data[a:b + 1]
+                        self.send_response(206)
+                        self.send_header("Content-Range", f"bytes {a}-{b}/{len(data)}")
+                    else:
+                        part = data
+                        self.send_response(200)
+                    self.send_header("Content-Length", str(len(part)))
+                    self.send_header("Accept-Ranges", "bytes")
+                    self.end_headers()
+                    server.requests += 1
+                    self.wfile.write(part)
+                    server.bytes_sent += len(part) if rng else 0
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # a client that only wanted the headers hung up
+
+        self.requests = 0
+        self.bytes_sent = 0
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
