@@ -56,3 +56,23 @@ def test_http_errors(server, nwb_dir):
     (nwb_dir / "text.nwb").write_text("not an NWB file at all\n" * 100)
     with pytest.raises(LoaderError, match="not an HDF5/NWB file"):
         loaders.spike_responses(f"{server.url}/text.nwb", "trials", "x", window=(0, 1))
+
+
+def test_zarr_store_without_hdmf_zarr_is_a_clear_error(tmp_path):
+    """hdmf-zarr (the NWB zarr backend) needs zarr 2 on Python 3.11, while neurogeom uses
+    zarr 3, so it is not installed; a zarr store must then fail with a clear message."""
+    pytest.importorskip("zarr")
+    try:
+        import hdmf_zarr  # noqa: F401
+        pytest.skip("hdmf-zarr is installed")
+    except ImportError:
+        pass
+    import zarr
+
+    store = tmp_path / "session.nwb.zarr"
+    zarr.open_group(str(store), mode="w")
+    with pytest.raises(LoaderError, match="'hdmf-zarr' package is not installed") as err:
+        loaders.nwb_summary(store)
+    assert str(store) in str(err.value)
+    with pytest.raises(LoaderError, match="no such zarr store"):
+        loaders.nwb_summary(tmp_path / "missing.zarr")
