@@ -11,9 +11,8 @@ from neurogeom._version import __version__
 from neurogeom.errors import LoaderError, format_list
 
 from .behaviour import covariate_coords
-from .build import extra_columns, neuroid_coords, select, session_info
+from .build import extra_columns, neuroid_coords, select
 from .calcium import choose_series, sample_times, series_layout, window_means
-from .presentations import intervals_table
 from .regions import roi_regions, unit_regions
 from .source import open_nwb
 from .spikes import (UNIT_SKIP, checked_train, count_spikes, read_spike_times, recording_extent,
@@ -40,9 +39,9 @@ def _epochs(rec, epoch, extent) -> tuple[np.ndarray, str]:
     if epoch is None:
         return np.array([[lo, hi]]), "whole recording"
     if isinstance(epoch, str):
-        table = intervals_table(rec, epoch)
-        epochs = np.column_stack([np.asarray(table["start_time"].data[:], dtype=np.float64),
-                                  np.asarray(table["stop_time"].data[:], dtype=np.float64)])
+        table = rec.intervals(epoch)
+        epochs = np.column_stack([np.asarray(table.values("start_time"), dtype=np.float64),
+                                  np.asarray(table.values("stop_time"), dtype=np.float64)])
         label = f"intervals table {epoch!r}"
     else:
         epochs = np.atleast_2d(np.asarray(epoch, dtype=np.float64))
@@ -103,8 +102,8 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
     if not (isinstance(bin_size, (int, float)) and np.isfinite(bin_size) and bin_size > 0):
         raise LoaderError(f"bin_size must be a positive number of seconds, got {bin_size!r}")
     with open_nwb(source) as rec:
-        info = session_info(rec.nwbfile)
-        use_calcium = series is not None or rec.nwbfile.units is None
+        info = rec.info()
+        use_calcium = series is not None or rec.units() is None
         attrs = {"source": rec.name, "species": info["species"],
                  "loader": "loaders.binned_activity", "bin_size": float(bin_size)}
         if use_calcium:
@@ -136,7 +135,7 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
             units_table(rec)
             flat, ends, ids = read_spike_times(rec)
             starts_idx = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-            regions, region_source = unit_regions(rec.nwbfile, rec.name)
+            regions, region_source = unit_regions(rec)
             sel = select(ids, regions, units, region, rec.where("units table"), "units")
             trains = [checked_train(flat, starts_idx, ends, r, ids[r], rec.where("units table"))
                       for r in sel]
@@ -152,7 +151,7 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
             if rate:
                 values /= bin_size
             attrs["units"] = "spikes/s" if rate else "spikes"
-            extra = extra_columns(rec.nwbfile.units, UNIT_SKIP,
+            extra = extra_columns(rec.units(), UNIT_SKIP,
                                   reserved=("neuroid_id", "unit_id", "region", "subject", "session"))
             ncoords = neuroid_coords(info, ids[sel], regions[sel],
                                      {k: v[sel] for k, v in extra.items()}, "unit_id")

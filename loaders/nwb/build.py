@@ -12,16 +12,6 @@ from neurogeom.errors import LoaderError, format_list
 from .presentations import as_strings, presentation_coords
 
 
-def session_info(nwbfile) -> dict:
-    """``session``, ``subject`` and ``species`` of a file ("unknown" when not recorded)."""
-    subject = getattr(nwbfile, "subject", None)
-    return {
-        "session": str(nwbfile.session_id or nwbfile.identifier),
-        "subject": str(getattr(subject, "subject_id", None) or "unknown"),
-        "species": str(getattr(subject, "species", None) or "unknown"),
-    }
-
-
 def window_edges(window, bins) -> np.ndarray:
     """Bin edges (s, relative to onset) from ``window=(start, stop)`` and/or ``bins``.
 
@@ -58,14 +48,12 @@ def window_edges(window, bins) -> np.ndarray:
 
 
 def extra_columns(table, skip, reserved) -> dict:
-    """Simple 1-d columns of a units/ROI table as coords (numbers or strings)."""
-    from .presentations import _column_values
-
+    """Simple 1-d columns of a units table (:mod:`.tables` interface) as neuroid coords."""
     coords = {}
     for name in table.colnames:
         if name in skip:
             continue
-        values = _column_values(table, name)
+        values = table.values(name)
         if values is None or values.dtype.kind not in "biufUS":
             continue
         key = name if name not in reserved else f"unit_{name}"

@@ -16,7 +16,7 @@ import numpy as np
 
 from neurogeom.errors import LoaderError, format_list
 
-from .build import neuroid_coords, select, session_info, stimulus_assembly, window_edges
+from .build import neuroid_coords, select, stimulus_assembly, window_edges
 from .presentations import presentation_table
 from .regions import roi_regions
 from .source import NWBSource, open_nwb
@@ -251,7 +251,7 @@ def calcium_responses(source, intervals, stimulus: str, window=None, *, baseline
                                    onsets[:, None] + base[None, :], chunk)
             _check_samples(n_in, df, base, path, rec.where(pattrs["intervals"]), "baseline")
             values = values - b
-        info = session_info(rec.nwbfile)
+        info = rec.info()
         from pynwb.ophys import DfOverF
 
         is_dff = isinstance(obj.parent, DfOverF)

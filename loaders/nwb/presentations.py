@@ -14,67 +14,10 @@ import pandas as pd
 from neurogeom.errors import LoaderError, format_list
 
 from .source import NWBSource
-
-#: Columns that are never presentation coords: references and ragged lists.
-SKIPPED_COLUMN_TYPES = ("DynamicTableRegion", "VectorIndex", "TimeSeriesReferenceVectorData")
+from .tables import as_strings  # noqa: F401  (re-exported: other modules import it from here)
 
 #: Stimulus columns that hold indices into ``order_of_images`` in the conversions we know.
 IMAGE_INDEX_COLUMNS = ("stimulus_presented", "image_index", "stimulus_index")
-
-
-def as_strings(values) -> np.ndarray:
-    """Numpy unicode array from h5py/zarr string data (bytes or str)."""
-    arr = np.asarray(values)
-    if arr.dtype.kind == "S":
-        return arr.astype(str)
-    if arr.dtype.kind == "O":
-        return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in arr.tolist()],
-                        dtype=str)
-    return arr.astype(str)
-
-
-def _column_values(table, name):
-    """A table column as a numpy array, or None when it is ragged or a reference."""
-    col = table[name]
-    if type(col).__name__ in SKIPPED_COLUMN_TYPES:
-        return None
-    data = np.asarray(col.data[:])
-    if data.ndim != 1:
-        return None
-    if data.dtype.kind in "SO":
-        if data.size and not isinstance(data[0], (bytes, str)):
-            return None  # object references (e.g. electrode groups)
-        return as_strings(data)
-    return data
-
-
-def list_intervals(nwbfile) -> list[str]:
-    """Names of the intervals tables in the file (``trials``, ``*_presentations``, …)."""
-    names = list(nwbfile.intervals.keys()) if nwbfile.intervals else []
-    return sorted(names)
-
-
-def intervals_table(rec: NWBSource, name: str):
-    """The TimeIntervals table ``name``; LoaderError listing the tables the file has."""
-    available = list_intervals(rec.nwbfile)
-    if name not in available:
-        raise LoaderError(f"{rec.where()} has no intervals table {name!r}; intervals tables in "
-                          f"the file: {format_list(available)}")
-    return rec.nwbfile.intervals[name]
-
-
-def _stimulus_images(rec: NWBSource):
-    """``(path, names)`` of the first Images container with ``order_of_images``, else None."""
-    from pynwb.base import Images
-
-    for group_name, group in (("stimulus/presentation", rec.nwbfile.stimulus),
-                              ("stimulus/templates", rec.nwbfile.stimulus_template)):
-        for key, obj in (group or {}).items():
-            if isinstance(obj, Images) and obj.order_of_images is not None:
-                # pynwb returns the images alphabetically; order_of_images is the index order
-                names = [img.name for img in obj.order_of_images.data[:]]
-                return f"/{group_name}/{key}/order_of_images", np.array(names, dtype=str)
-    return None
 
 
 def presentation_table(rec: NWBSource, intervals, stimulus: str, exclude=None) -> tuple[pd.DataFrame, dict]:
@@ -108,17 +51,16 @@ def presentation_table(rec: NWBSource, intervals, stimulus: str, exclude=None) -
                               f"seconds); columns: {format_list(list(map(str, df.columns)))}")
         df["presentation_id"] = np.arange(len(df))
     elif isinstance(intervals, str):
-        table = intervals_table(rec, intervals)
-        table_name = f"intervals table {intervals!r}"
+        table = rec.intervals(intervals)
+        table_name = table.label
         cols = {}
         for name in table.colnames:
-            values = _column_values(table, name)
+            values = table.values(name)  # ragged and reference columns are skipped
             if values is not None:
                 cols[name] = values
         df = pd.DataFrame(cols)
-        df["presentation_id"] = np.asarray(table.id.data[:])
-        if stimulus in table.colnames:
-            description = str(getattr(table[stimulus], "description", "") or "")
+        df["presentation_id"] = table.ids()
+        description = table.description(stimulus)
     else:
         raise LoaderError(f"intervals must be the name of an intervals table or a DataFrame of "
                           f"onsets, got {type(intervals).__name__}")
@@ -137,7 +79,7 @@ def presentation_table(rec: NWBSource, intervals, stimulus: str, exclude=None) -
     # integer image indices (DiCarlo conversions' stimulus_presented) name images through
     # order_of_images; only for columns that say so, never for any integer column
     indexes_images = stimulus in IMAGE_INDEX_COLUMNS or "order_of_images" in description
-    images = _stimulus_images(rec) if indexes_images else None
+    images = rec.stimulus_images() if indexes_images else None
     if (images is not None and stim.dtype.kind in "iuf" and len(stim)
             and np.all(np.mod(stim, 1) == 0) and stim.min() >= 0 and stim.max() < len(images[1])):
         ids = images[1][stim.astype(np.int64)]

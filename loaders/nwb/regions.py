@@ -26,15 +26,15 @@ def _informative(values: np.ndarray) -> bool:
     return bool(values.size) and not all(v.strip().lower() in UNINFORMATIVE for v in values)
 
 
-def _electrode_locations(nwbfile):
-    table = nwbfile.electrodes
-    if table is None or "location" not in table.colnames:
+def _electrode_locations(rec):
+    table = rec.electrodes()
+    if table is None or not table.has("location"):
         return None, None
-    return np.asarray(table.id.data[:]), as_strings(table["location"].data[:])
+    return table.ids(), as_strings(table.values("location"))
 
 
-def unit_regions(nwbfile, name: str) -> tuple[np.ndarray, str]:
-    """The region of every unit and where it was found.
+def unit_regions(rec) -> tuple[np.ndarray, str]:
+    """The region of every unit of ``rec`` (an NWBSource) and where it was found.
 
     Returns
     -------
@@ -42,48 +42,45 @@ def unit_regions(nwbfile, name: str) -> tuple[np.ndarray, str]:
         One region per units-table row, and the resolution path used (recorded in the
         assembly's ``region_source`` attr).
     """
-    units = nwbfile.units
-    n = len(units.id)
-    if "location" in units.colnames:
-        loc = as_strings(units["location"].data[:])
-        if _informative(loc):
-            return loc, "units.location"
-    if "electrodes" in units.colnames:
-        region = units["electrodes"]  # ragged: VectorIndex over a DynamicTableRegion
-        ids, locations = _electrode_locations(nwbfile)
-        if locations is not None:
-            index = np.asarray(region.data[:], dtype=np.int64)
-            rows = np.asarray(region.target.data[:], dtype=np.int64)
-            first = np.concatenate([[0], index[:-1]])
-            if np.any(index - first < 1):
-                empty = np.flatnonzero(index - first < 1)
-                raise LoaderError(f"{name}: units {np.asarray(units.id.data[:])[empty][:10].tolist()} "
-                                  "have an empty 'electrodes' entry, so their region is unknown")
+    units = rec.units()
+    n = len(units)
+    if units.has("location"):
+        loc = units.values("location")
+        if loc is not None and _informative(loc):
+            return as_strings(loc), "units.location"
+    if units.has("electrodes"):
+        rows, ends, target = units.region("electrodes")
+        if target.has("location"):
+            locations = as_strings(target.values("location"))
+            first = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+            if np.any(ends - first < 1):
+                empty = np.flatnonzero(ends - first < 1)
+                raise LoaderError(f"{rec.where('units table')}: units "
+                                  f"{units.ids()[empty][:10].tolist()} have an empty "
+                                  "'electrodes' entry, so their region is unknown")
             # a unit spanning several electrodes takes its first electrode's area
             loc = locations[rows[first]]
             if _informative(loc):
                 return loc, "units.electrodes -> electrodes.location"
-    if "peak_channel_id" in units.colnames:
-        ids, locations = _electrode_locations(nwbfile)
+    if units.has("peak_channel_id"):
+        ids, locations = _electrode_locations(rec)
         if locations is not None:
-            peak = np.asarray(units["peak_channel_id"].data[:]).astype(np.int64)
+            peak = np.asarray(units.values("peak_channel_id")).astype(np.int64)
             order = np.argsort(ids)
-            pos = np.searchsorted(ids[order], peak)
-            pos = np.clip(pos, 0, len(ids) - 1)
+            pos = np.clip(np.searchsorted(ids[order], peak), 0, len(ids) - 1)
             found = ids[order][pos] == peak
             if not found.all():
                 missing = peak[~found][:10].tolist()
-                raise LoaderError(f"{name}: units.peak_channel_id values {missing} are not ids of "
-                                  f"the electrodes table ({len(ids)} electrodes)")
+                raise LoaderError(f"{rec.where('units table')}: peak_channel_id values {missing} "
+                                  f"are not ids of the electrodes table ({len(ids)} electrodes)")
             loc = locations[order][pos]
             if _informative(loc):
                 return loc, "units.peak_channel_id -> electrodes.id -> electrodes.location"
-    if "electrode_group" in units.colnames:
-        groups = units["electrode_group"].data[:]
-        loc = np.array([str(getattr(g, "location", "") or "") for g in groups], dtype=str)
+    if units.has("electrode_group"):
+        loc = units.referenced_attr("electrode_group", "location")
         if _informative(loc):
             return loc, "units.electrode_group.location"
-    warnings.warn(f"{name}: no brain area found for the {n} units (no units.location, "
+    warnings.warn(f"{rec.name}: no brain area found for the {n} units (no units.location, "
                   "electrodes, peak_channel_id or electrode_group location); region is "
                   f"{UNKNOWN!r}", stacklevel=3)
     return np.full(n, UNKNOWN), "none"

@@ -15,7 +15,7 @@ import numpy as np
 
 from neurogeom.errors import LoaderError, format_list
 
-from .build import extra_columns, neuroid_coords, select, session_info, stimulus_assembly, window_edges
+from .build import extra_columns, neuroid_coords, select, stimulus_assembly, window_edges
 from .presentations import presentation_table
 from .regions import unit_regions
 from .source import NWBSource, open_nwb
@@ -26,13 +26,12 @@ UNIT_SKIP = ("spike_times", "electrodes", "electrode_group", "waveform_mean", "w
 
 
 def units_table(rec: NWBSource):
-    units = rec.nwbfile.units
+    """The units table (:mod:`.tables` interface); LoaderError when missing or spikeless."""
+    units = rec.units()
     if units is None:
-        what = [k for k in ("acquisition", "processing", "intervals")
-                if getattr(rec.nwbfile, k, None)]
-        raise LoaderError(f"{rec.where()} has no units table (/units); the file has "
-                          f"{format_list(what)}: use calcium_responses for imaging data")
-    if "spike_times" not in units.colnames:
+        raise LoaderError(f"{rec.where()} has no units table (/units): use calcium_responses "
+                          "for imaging data (`neurogeom inspect` lists what the file holds)")
+    if not units.has("spike_times"):
         raise LoaderError(f"{rec.where('units table')} has no 'spike_times' column; "
                           f"columns: {format_list(list(units.colnames))}")
     return units
@@ -44,13 +43,8 @@ def read_spike_times(rec: NWBSource) -> tuple[np.ndarray, np.ndarray, np.ndarray
     Two reads (the ragged ``spike_times`` data and its index) however many units there are.
     """
     units = units_table(rec)
-    column = units["spike_times"]
-    ids = np.asarray(units.id.data[:])
-    if type(column).__name__ != "VectorIndex":  # one spike per unit, stored flat
-        return np.asarray(column.data[:], dtype=np.float64), np.arange(1, len(ids) + 1), ids
-    flat = np.asarray(column.target.data[:], dtype=np.float64)
-    ends = np.asarray(column.data[:], dtype=np.int64)
-    return flat, ends, ids
+    flat, ends = units.ragged("spike_times")
+    return np.asarray(flat, dtype=np.float64), ends, units.ids()
 
 
 def checked_train(flat, starts, ends, row, unit_id, where) -> np.ndarray:
@@ -105,9 +99,9 @@ def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
 def recording_extent(rec: NWBSource, flat, starts, ends) -> tuple[float, float, str]:
     """Time span of the recording: the units' ``obs_intervals`` when stored, else the span of
     all spike times."""
-    units = rec.nwbfile.units
-    if "obs_intervals" in units.colnames:
-        obs = np.asarray(units["obs_intervals"].target.data[:], dtype=np.float64)
+    units = rec.units()
+    if units.has("obs_intervals"):
+        obs = np.asarray(units.ragged("obs_intervals")[0], dtype=np.float64)
         if obs.size:
             return float(obs.min()), float(obs.max()), "units.obs_intervals"
     nonempty = ends > starts
@@ -186,7 +180,7 @@ def spike_responses(source, intervals, stimulus: str, window=None, *, bins=None,
         df, pattrs = presentation_table(rec, intervals, stimulus, exclude)
         flat, ends, ids = read_spike_times(rec)
         starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-        regions, region_source = unit_regions(rec.nwbfile, rec.name)
+        regions, region_source = unit_regions(rec)
         rows = select(ids, regions, units, region, rec.where("units table"), "units")
         trains = [checked_train(flat, starts, ends, r, ids[r], rec.where("units table"))
                   for r in rows]
@@ -199,8 +193,8 @@ def spike_responses(source, intervals, stimulus: str, window=None, *, bins=None,
         count_spikes(trains, onsets[:, None] + edges[None, :], out)
         if rate:
             out /= widths  # spikes / s in each bin
-        info = session_info(rec.nwbfile)
-        extra = extra_columns(rec.nwbfile.units, UNIT_SKIP,
+        info = rec.info()
+        extra = extra_columns(rec.units(), UNIT_SKIP,
                               reserved=("neuroid_id", "unit_id", "region", "subject", "session"))
         ncoords = neuroid_coords(info, ids[rows], regions[rows],
                                  {k: v[rows] for k, v in extra.items()}, "unit_id")

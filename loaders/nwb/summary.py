@@ -9,7 +9,6 @@ import numpy as np
 
 from .behaviour import find_covariates, series_times
 from .calcium import find_roi_series
-from .presentations import _column_values, list_intervals
 from .regions import roi_regions, unit_regions
 from .source import open_nwb
 
@@ -65,27 +64,27 @@ def nwb_summary(source) -> dict:
             "subject": {k: _jsonable(getattr(subject, k, None)) for k in
                         ("subject_id", "species", "age", "sex")} if subject else {},
         }
-        units = f.units
+        units = rec.units()
         if units is None:
             out["units"] = {"count": 0}
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                regions, how = unit_regions(f, rec.name)
-            n_spikes = (int(units["spike_times"].target.data.shape[0])
-                        if "spike_times" in units.colnames else 0)
-            out["units"] = {"count": int(len(units.id)), "n_spikes": n_spikes,
+                regions, how = unit_regions(rec)
+            n_spikes = int(units.ragged("spike_times")[1][-1]) if (
+                units.has("spike_times") and len(units)) else 0
+            out["units"] = {"count": int(len(units)), "n_spikes": n_spikes,
                             "regions": dict(sorted(Counter(regions.tolist()).items())),
                             "region_source": how, "columns": list(units.colnames)}
         intervals = {}
-        for name in list_intervals(f):
-            table = f.intervals[name]
-            info = {"rows": int(len(table.id)), "columns": list(table.colnames)}
+        for name in rec.intervals_names():
+            table = rec.intervals(name)
+            info = {"rows": int(len(table)), "columns": list(table.colnames)}
             examples = {}
             for col in table.colnames:
                 if col in ("start_time", "stop_time"):
                     continue
-                values = _column_values(table, col)
+                values = table.values(col)
                 if values is None:
                     continue
                 uniq = np.unique(values)
@@ -94,9 +93,7 @@ def nwb_summary(source) -> dict:
             info["values"] = examples
             intervals[name] = info
         out["intervals"] = intervals
-        from .presentations import _stimulus_images
-
-        images = _stimulus_images(rec)
+        images = rec.stimulus_images()
         out["stimuli"] = ({"order_of_images": images[0], "n_images": int(len(images[1])),
                            "examples": images[1][:5].tolist()} if images else {})
         ophys = {}
