@@ -107,6 +107,23 @@ def run_one(name, path, repeat, out):
                       "tracemalloc_peak_mb": peak / 2 ** 20, "maxrss_mb": maxrss_kb / 1024}))
 
 
+def generate(path, n_units, n_presentations):
+    """Write the benchmark file: a macaque RSVP session, 20 repetitions of each image."""
+    from loaders.synthetic import write_macaque_rsvp
+
+    n_reps = 20
+    n_images = max(1, n_presentations // n_reps)
+    n_objects = max(1, n_images // 20)
+    t0 = time.perf_counter()
+    truth = write_macaque_rsvp(path, n_objects=n_objects,
+                               n_images_per_object=max(1, n_images // n_objects),
+                               n_repetitions=n_reps, n_units=n_units, seed=0)
+    n_spikes = sum(len(t) for t in truth.spike_times)
+    print(f"generated {path.name}: {n_units} units, {truth.onsets.size} presentations, "
+          f"{truth.extra['image_names'].size} images, {n_spikes:,} spikes "
+          f"({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f} s")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--units", type=int, default=500)
@@ -114,33 +131,30 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--file", help="reuse (or keep) the generated file at this path")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--generate", metavar="PATH", help=argparse.SUPPRESS)
     p.add_argument("--child", nargs=3, metavar=("METHOD", "PATH", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         name, path, out = args.child
         run_one(name, path, args.repeat, out)
         return 0
+    if args.generate:
+        generate(Path(args.generate), args.units, args.presentations)
+        return 0
 
     import numpy as np
 
     tmp = tempfile.TemporaryDirectory()
     path = Path(args.file) if args.file else Path(tmp.name) / "bench.nwb"
-    if not path.exists():
-        sys.path.insert(0, str(ROOT))
-        from loaders.synthetic import write_macaque_rsvp
-
-        n_reps = 20
-        n_images = max(1, args.presentations // n_reps)
-        n_objects = max(1, n_images // 20)
-        t0 = time.perf_counter()
-        truth = write_macaque_rsvp(path, n_objects=n_objects,
-                                   n_images_per_object=max(1, n_images // n_objects),
-                                   n_repetitions=n_reps, n_units=args.units, seed=0)
-        n_spikes = sum(len(t) for t in truth.spike_times)
-        print(f"generated {path.name}: {args.units} units, {truth.onsets.size} presentations, "
-              f"{n_spikes:,} spikes ({path.stat().st_size / 2**20:.0f} MiB) in "
-              f"{time.perf_counter() - t0:.1f} s")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if not path.exists():
+        # generate in a child too: Linux keeps ru_maxrss across exec, so a big parent would
+        # inflate every child's peak
+        proc = subprocess.run([sys.executable, __file__, "--units", str(args.units),
+                               "--presentations", str(args.presentations),
+                               "--generate", str(path)], env=env, text=True)
+        if proc.returncode != 0:
+            return 1
     results, arrays = {}, {}
     for name in args.methods:
         out = Path(tmp.name) / f"{name}.npy"

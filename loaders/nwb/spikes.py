@@ -71,7 +71,9 @@ def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
     edges_abs : (n_presentations, n_edges) array
         Absolute bin edges, increasing along each row.
     out : (n_presentations, n_units, n_edges - 1) array
-        Filled with counts in ``[edge_k, edge_k+1)``; any numeric dtype.
+        Filled with counts in ``[edge_k, edge_k+1)``; any numeric dtype. Pass a transposed view
+        of a ``(n_units, n_presentations, n_bins)`` array (see :func:`new_counts`) so each
+        unit's counts are written contiguously.
 
     Notes
     -----
@@ -94,6 +96,12 @@ def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
         pos = positions.reshape(edges_abs.shape)
         np.subtract(pos[:, 1:], pos[:, :-1], out=out[:, u, :], casting="unsafe")
     return out
+
+
+def new_counts(n_presentations: int, n_units: int, n_bins: int, dtype) -> np.ndarray:
+    """An uninitialized ``(presentation, unit, bin)`` output whose memory is unit-major, so
+    :func:`count_spikes` writes one contiguous block per unit instead of a strided column."""
+    return np.empty((n_units, n_presentations, n_bins), dtype=dtype).transpose(1, 0, 2)
 
 
 def recording_extent(rec: NWBSource, flat, starts, ends) -> tuple[float, float, str]:
@@ -189,7 +197,7 @@ def spike_responses(source, intervals, stimulus: str, window=None, *, bins=None,
                      recording_extent(rec, flat, starts, ends),
                      np.asarray(df["presentation_id"]))
         widths = np.diff(edges)
-        out = np.empty((len(df), rows.size, widths.size), dtype=np.float64 if rate else np.int64)
+        out = new_counts(len(df), rows.size, widths.size, np.float64 if rate else np.int64)
         count_spikes(trains, onsets[:, None] + edges[None, :], out)
         if rate:
             out /= widths  # spikes / s in each bin
