@@ -144,6 +144,13 @@ def test_region_from_other_tools(nwb_dir, variant):
     assert resp.attrs["region_source"] == expected
     np.testing.assert_array_equal(
         resp.values, brute_counts(truth.spike_times, truth.onsets, [0.07, 0.17])[..., 0])
+    from loaders.nwb.source import NWBSource
+
+    with loaders.open_nwb(truth.path) as rec:  # the same through pynwb objects (zarr's path)
+        other = loaders.spike_responses(NWBSource(rec.name, "zarr", nwbfile=rec.nwbfile),
+                                        "trials", "stimulus_presented", window=(0.07, 0.17),
+                                        rate=False)
+    assert other.identical(resp)
 
 
 def test_no_region_anywhere_warns_unknown(nwb_dir):
@@ -290,3 +297,21 @@ def test_presentations_outside_the_recording(macaque):
                                           r"recording") as err:
         loaders.spike_responses(macaque.path, df, "stimulus", window=(0, 0.2))
     assert macaque.path in str(err.value) and "presentation_id 2" in str(err.value)
+
+
+@pytest.mark.parametrize("layout", ["macaque", "allen"])
+def test_pynwb_table_path_equals_hdf5_path(layout, macaque, allen):
+    """Zarr stores are read through pynwb objects (tables.PynwbTable); run that path on the same
+    files and require the same assembly as the direct-HDF5 path."""
+    from loaders.nwb.source import NWBSource
+
+    truth, args = {"macaque": (macaque, ("trials", "stimulus_presented")),
+                   "allen": (allen, ("natural_scenes_presentations", "frame"))}[layout]
+    direct = loaders.spike_responses(truth.path, *args, window=(0.05, 0.2), rate=False)
+    with loaders.open_nwb(truth.path) as rec:
+        through_pynwb = NWBSource(rec.name, "zarr", nwbfile=rec.nwbfile)
+        assert through_pynwb.units().__class__.__name__ == "PynwbTable"
+        other = loaders.spike_responses(through_pynwb, *args, window=(0.05, 0.2), rate=False)
+        summary = loaders.nwb_summary(through_pynwb)
+    assert other.identical(direct)
+    assert summary["units"]["count"] == len(truth.spike_times)

@@ -9,7 +9,8 @@ from neurogeom import assembly as asm
 from neurogeom._version import __version__
 from neurogeom.errors import LoaderError, format_list
 
-from .presentations import as_strings, presentation_coords
+from .presentations import presentation_coords
+from .tables import as_strings
 
 
 def window_edges(window, bins) -> np.ndarray:

@@ -14,7 +14,7 @@ import pandas as pd
 from neurogeom.errors import LoaderError, format_list
 
 from .source import NWBSource
-from .tables import as_strings  # noqa: F401  (re-exported: other modules import it from here)
+from .tables import as_strings
 
 #: Stimulus columns that hold indices into ``order_of_images`` in the conversions we know.
 IMAGE_INDEX_COLUMNS = ("stimulus_presented", "image_index", "stimulus_index")

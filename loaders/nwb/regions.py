@@ -15,7 +15,7 @@ import numpy as np
 
 from neurogeom.errors import LoaderError
 
-from .presentations import as_strings
+from .tables import as_strings
 
 UNKNOWN = "unknown"
 #: Placeholder locations that say nothing (Allen electrode groups say "See electrode locations").

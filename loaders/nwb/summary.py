@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from .behaviour import find_covariates, series_times
+from .behaviour import find_covariates
 from .calcium import find_roi_series
 from .regions import roi_regions, unit_regions
 from .source import open_nwb
