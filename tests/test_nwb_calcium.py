@@ -91,6 +91,13 @@ def test_other_tools_layout_transposed_timestamps_acquisition(nwb_dir):
     expected = brute_means(truth.extra["dff"][:, [0, 3, 5]], truth.extra["times"], truth.onsets,
                            [0.0, 0.5])[..., 0]
     np.testing.assert_allclose(resp.values, expected, atol=ATOL, rtol=0)
+    # the dask-chunked reader on the transposed layout and a non-contiguous ROI selection
+    with pytest.warns(UserWarning, match="stored rois × time"):
+        chunked = loaders.calcium_responses(truth.path, "natural_scenes_presentations", "frame",
+                                            window=(0.0, 0.5), rois=[0, 3, 5],
+                                            max_in_memory_bytes=20_000)
+    assert chunked.attrs["chunked"] == 1
+    np.testing.assert_allclose(chunked.values, expected, atol=ATOL, rtol=0)
 
 
 def test_fluorescence_container_and_series_choice(nwb_dir):

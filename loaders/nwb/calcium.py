@@ -4,8 +4,8 @@ Series are found by type, wherever the writer put them (``DfOverF``, ``Fluoresce
 container named ``dff``…). A trace stored rois × time instead of time × rois is detected from
 the ROI table's length and transposed with a warning. Window means come from cumulative sums:
 the sum over samples ``[i, j)`` is ``C[j] - C[i]``, so every window of every presentation costs
-two lookups. Series larger than ``max_in_memory_bytes`` are streamed in time chunks, adding each
-chunk's share of every window, so memory stays at one chunk plus the output.
+two lookups. Series larger than ``max_in_memory_bytes`` are read through dask in time chunks,
+each chunk adding its share of every window, so memory stays at a few chunks and outputs.
 """
 
 from __future__ import annotations
@@ -136,7 +136,9 @@ def window_means(data, time_axis: int, columns: np.ndarray, times: np.ndarray,
     edges_abs : (n_presentations, n_edges) array
         Absolute bin edges.
     chunk_samples : int, optional
-        Read this many samples at a time (bounded memory) instead of the whole series.
+        Read the series in time chunks of this many samples, through dask (threaded scheduler):
+        each chunk's share of every bin is a task and the shares are summed in a tree, so
+        memory stays near a few chunks plus a few outputs instead of the whole series.
 
     Returns
     -------
@@ -148,12 +150,12 @@ def window_means(data, time_axis: int, columns: np.ndarray, times: np.ndarray,
     pos = np.searchsorted(times, edges_abs, side="left")  # first sample at or after each edge
     lo, hi = pos[:, :-1], pos[:, 1:]
     n_in_bin = hi - lo
-    sums = np.zeros(lo.shape + (columns.size,), dtype=np.float64)
-    step = n_samples if not chunk_samples else int(chunk_samples)
-    contiguous = columns.size and np.array_equal(columns, np.arange(columns[0], columns[-1] + 1))
-    for c0 in range(0, n_samples, step):
-        c1 = min(c0 + step, n_samples)
-        sl = slice(columns[0], columns[-1] + 1) if contiguous else slice(None)
+    contiguous = bool(columns.size) and np.array_equal(
+        columns, np.arange(columns[0], columns[-1] + 1))
+    sl = slice(columns[0], columns[-1] + 1) if contiguous else slice(None)
+
+    def chunk_sums(c0: int, c1: int) -> np.ndarray:
+        """Each bin's sum over the samples ``[c0, c1)`` it contains."""
         block = data[c0:c1, sl] if time_axis == 0 else data[sl, c0:c1].T
         block = np.asarray(block, dtype=np.float64)
         if not contiguous:
@@ -163,7 +165,22 @@ def window_means(data, time_axis: int, columns: np.ndarray, times: np.ndarray,
         np.cumsum(block, axis=0, out=cum[1:])
         a = np.clip(lo, c0, c1) - c0
         b = np.clip(hi, c0, c1) - c0
-        sums += cum[b] - cum[a]
+        return cum[b] - cum[a]
+
+    if not chunk_samples or chunk_samples >= n_samples:
+        sums = chunk_sums(0, n_samples)
+    else:
+        import dask
+        import dask.array as da
+
+        step = int(chunk_samples)
+        shape = lo.shape + (columns.size,)
+        parts = [da.from_delayed(dask.delayed(chunk_sums, pure=False)(c0, min(c0 + step, n_samples)),
+                                 shape=shape, dtype=np.float64)
+                 for c0 in range(0, n_samples, step)]
+        # h5py serializes reads with its own lock, so threads are safe; the tree sum keeps only
+        # a few partial outputs alive at once
+        sums = da.stack(parts).sum(axis=0, split_every=4).compute(scheduler="threads")
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / n_in_bin[..., None]
     return np.moveaxis(means, -1, 1), n_in_bin
@@ -199,7 +216,7 @@ def calcium_responses(source, intervals, stimulus: str, window=None, *, baseline
     exclude : dict, optional
         ``{column: value(s)}`` presentations to drop, e.g. ``{"frame": -1}``.
     max_in_memory_bytes : int
-        Series larger than this are streamed in time chunks of about this size / 4.
+        Series larger than this are read through dask in time chunks of about this size / 4.
 
     Returns
     -------
