@@ -61,6 +61,9 @@ def test_calcium_bins_with_head_direction_and_position(twophoton):
     starts = act["bin_start"].values
     expected = np.array([dff[(times >= s) & (times < s + 0.13)].mean(axis=0) for s in starts])
     np.testing.assert_allclose(act.values, expected, atol=1e-9, rtol=0)
+    chunked = loaders.binned_activity(twophoton.path, 0.13, epoch=(1.0, t_b[-1] - 0.2),
+                                      max_in_memory_bytes=50_000)
+    np.testing.assert_allclose(chunked.values, expected, atol=1e-9, rtol=0)
     pos = twophoton.extra["position"]
     np.testing.assert_allclose(act["position_x"].values, np.interp(centers, t_b, pos[:, 0]),
                                atol=1e-9, rtol=0)

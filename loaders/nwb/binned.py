@@ -12,7 +12,8 @@ from neurogeom.errors import LoaderError, format_list
 
 from .behaviour import covariate_coords
 from .build import extra_columns, neuroid_coords, select
-from .calcium import choose_series, sample_times, series_layout, window_means
+from .calcium import (MAX_IN_MEMORY_BYTES, choose_series, chunk_samples_for, sample_times,
+                      series_layout, window_means)
 from .regions import roi_regions, unit_regions
 from .source import open_nwb
 from .spikes import (UNIT_SKIP, checked_train, count_spikes, read_spike_times, recording_extent,
@@ -59,7 +60,8 @@ def _epochs(rec, epoch, extent) -> tuple[np.ndarray, str]:
 
 
 def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=None, *,
-                    region=None, rate: bool = True, series=None):
+                    region=None, rate: bool = True, series=None,
+                    max_in_memory_bytes: int = MAX_IN_MEMORY_BYTES):
     """Spike counts/rates (or calcium samples) of every unit in consecutive time bins.
 
     Parameters
@@ -86,6 +88,8 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
     series : str, optional
         Bin a RoiResponseSeries (mean of the samples in each bin) instead of spikes; chosen
         automatically when the file has no units table.
+    max_in_memory_bytes : int
+        Imaging series larger than this are read through dask in time chunks.
 
     Returns
     -------
@@ -121,7 +125,8 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
             regions, region_source = roi_regions(obj, rec.name)
             cols = select(ids, regions, units, region, rec.where(path), "ROIs")
             edges = np.column_stack([starts, starts + bin_size])
-            values, n_in = window_means(obj.data, time_axis, cols, times, edges)
+            chunk = chunk_samples_for(obj, n_samples, len(ids), max_in_memory_bytes)
+            values, n_in = window_means(obj.data, time_axis, cols, times, edges, chunk)
             if (n_in == 0).any():
                 raise LoaderError(f"{rec.where(path)}: {int((n_in == 0).sum())} bin(s) of "
                                   f"{bin_size} s hold no sample (samples are {dt:.4f} s apart); "

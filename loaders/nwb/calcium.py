@@ -186,6 +186,15 @@ def window_means(data, time_axis: int, columns: np.ndarray, times: np.ndarray,
     return np.moveaxis(means, -1, 1), n_in_bin
 
 
+def chunk_samples_for(series, n_samples: int, n_rois: int, max_in_memory_bytes: int):
+    """Samples per chunk when the series exceeds ``max_in_memory_bytes`` (else None): chunks of
+    about a quarter of the threshold, as float64."""
+    nbytes = n_samples * n_rois * np.dtype(series.data.dtype).itemsize
+    if nbytes <= max_in_memory_bytes:
+        return None
+    return max(1, int(max_in_memory_bytes // 4 // max(n_rois * 8, 1)))
+
+
 def calcium_responses(source, intervals, stimulus: str, window=None, *, baseline=None,
                       series=None, bins=None, rois=None, region=None, exclude=None,
                       max_in_memory_bytes: int = MAX_IN_MEMORY_BYTES):
@@ -256,10 +265,7 @@ def calcium_responses(source, intervals, stimulus: str, window=None, *, baseline
                 f"{rec.where(pattrs['intervals'])}: {bad.size} presentation(s) have windows "
                 f"outside the series {path} [{lo:.3f}, {hi:.3f}] s: presentation_id "
                 f"{format_list(np.asarray(df['presentation_id'])[bad].tolist())}")
-        nbytes = n_samples * n_rois * np.dtype(obj.data.dtype).itemsize
-        chunk = None
-        if nbytes > max_in_memory_bytes:
-            chunk = max(1, int(max_in_memory_bytes // 4 // max(n_rois * 8, 1)))
+        chunk = chunk_samples_for(obj, n_samples, n_rois, max_in_memory_bytes)
         all_edges = onsets[:, None] + edges[None, :]
         values, n_in = window_means(obj.data, time_axis, cols, times, all_edges, chunk)
         _check_samples(n_in, df, edges, path, rec.where(pattrs["intervals"]), "window")
