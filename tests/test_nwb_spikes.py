@@ -315,3 +315,13 @@ def test_pynwb_table_path_equals_hdf5_path(layout, macaque, allen):
         summary = loaders.nwb_summary(through_pynwb)
     assert other.identical(direct)
     assert summary["units"]["count"] == len(truth.spike_times)
+
+
+def test_image_index_out_of_range_warns_and_keeps_raw_values(macaque):
+    df = pd.DataFrame({"start_time": macaque.onsets[:3], "stimulus_presented": [0, 1, 999]})
+    with pytest.warns(UserWarning, match="does not index the 64 images"):
+        resp = loaders.spike_responses(macaque.path, df, "stimulus_presented", window=(0, 0.1))
+    assert resp["stimulus_id"].values.tolist() == ["0", "1", "999"]
+    assert "stimulus_map" not in resp.attrs
+    ok = loaders.spike_responses(macaque.path, df.iloc[:2], "stimulus_presented", window=(0, 0.1))
+    assert ok["stimulus_id"].values.tolist() == macaque.extra["image_names"][[0, 1]].tolist()

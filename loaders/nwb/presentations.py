@@ -8,6 +8,8 @@ occurrences in time order.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -84,6 +86,11 @@ def presentation_table(rec: NWBSource, intervals, stimulus: str, exclude=None) -
             and np.all(np.mod(stim, 1) == 0) and stim.min() >= 0 and stim.max() < len(images[1])):
         ids = images[1][stim.astype(np.int64)]
         attrs["stimulus_map"] = images[0]
+    elif images is not None and len(stim):
+        warnings.warn(f"{rec.where(table_name)}: {stimulus!r} does not index the "
+                      f"{len(images[1])} images of {images[0]} (values from {stim.min()} to "
+                      f"{stim.max()}); stimulus_id keeps the raw values", stacklevel=3)
+        ids = stim.astype(np.int64).astype(str) if stim.dtype.kind in "iu" else stim.astype(str)
     elif stim.dtype.kind == "f" and np.all(np.isfinite(stim)) and np.all(np.mod(stim, 1) == 0):
         ids = stim.astype(np.int64).astype(str)  # Allen's float frame 5.0 -> "5"
     elif stim.dtype.kind == "f" and np.isnan(stim).any():
