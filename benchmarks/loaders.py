@@ -146,6 +146,11 @@ def main(argv=None):
 
     tmp = tempfile.TemporaryDirectory()
     path = Path(args.file) if args.file else Path(tmp.name) / "bench.nwb"
+    try:
+        import pynapple  # noqa: F401
+    except ImportError:
+        print("pynapple is not installed (pip install pynapple): its comparison is skipped")
+        args.methods = [m for m in args.methods if m != "pynapple"]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if not path.exists():
         # generate in a child too: Linux keeps ru_maxrss across exec, so a big parent would
