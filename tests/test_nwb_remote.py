@@ -76,3 +76,23 @@ def test_zarr_store_without_hdmf_zarr_is_a_clear_error(tmp_path):
     assert str(store) in str(err.value)
     with pytest.raises(LoaderError, match="no such zarr store"):
         loaders.nwb_summary(tmp_path / "missing.zarr")
+
+
+def test_cli_inspect_and_load_a_url(server, allen, tmp_path, capsys):
+    import json
+
+    from neurogeom import assembly as asm
+    from neurogeom.cli import main
+
+    url = f"{server.url}/allen.nwb"
+    assert main(["inspect", url, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["units"]["count"] == len(allen.spike_times)
+    out = tmp_path / "allen.nc"
+    assert main(["load", url, "--spikes", "--intervals", "natural_scenes_presentations",
+                 "--stimulus", "frame", "--window", "0.05", "0.25", "--counts", "--exclude",
+                 "frame=-1", "-o", str(out)]) == 0
+    back = asm.open(out)
+    keep = allen.extra["frames"] >= 0
+    np.testing.assert_array_equal(
+        back.values, brute_counts(allen.spike_times, allen.onsets[keep], [0.05, 0.25])[..., 0])
