@@ -325,3 +325,12 @@ def test_image_index_out_of_range_warns_and_keeps_raw_values(macaque):
     assert "stimulus_map" not in resp.attrs
     ok = loaders.spike_responses(macaque.path, df.iloc[:2], "stimulus_presented", window=(0, 0.1))
     assert ok["stimulus_id"].values.tolist() == macaque.extra["image_names"][[0, 1]].tolist()
+
+
+def test_window_and_bin_edges_must_agree(macaque):
+    with pytest.raises(LoaderError, match="disagrees with the bin edges"):
+        loaders.spike_responses(macaque.path, "trials", "stimulus_presented", window=(0, 0.2),
+                                bins=[0.0, 0.1, 0.3])
+    with pytest.raises(LoaderError, match="bin edges must increase"):
+        loaders.spike_responses(macaque.path, "trials", "stimulus_presented",
+                                bins=[0.0, 0.2, 0.1])

@@ -40,6 +40,10 @@ def window_edges(window, bins) -> np.ndarray:
         edges = np.asarray(bins, dtype=np.float64)
         if edges.ndim != 1 or edges.size < 2:
             raise LoaderError(f"bins must be an int or at least 2 edges, got {bins!r}")
+        if window is not None and not np.allclose(np.asarray(window, dtype=np.float64),
+                                                  edges[[0, -1]]):
+            raise LoaderError(f"window={tuple(window)} disagrees with the bin edges "
+                              f"({edges[0]}, …, {edges[-1]}); give the edges alone")
     if not np.all(np.isfinite(edges)):
         raise LoaderError(f"window/bin edges must be finite, got {edges.tolist()}")
     if not np.all(np.diff(edges) > 0):
