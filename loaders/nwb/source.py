@@ -1,9 +1,10 @@
 """Open an NWB recording (local HDF5 file, http(s) URL or zarr store) read-only and lazily.
 
-:func:`open_nwb` is a context manager yielding an :class:`NWBSource`: the pynwb ``NWBFile``
-plus the name used in error messages. Nothing is read until a dataset is sliced; remote files
-are streamed with ``remfile`` (HTTP range requests), never downloaded whole. Files are opened
-with mode ``"r"``, so loading can never modify them.
+:func:`open_nwb` is a context manager yielding an :class:`NWBSource`: table accessors (units,
+intervals, electrodes, stimulus images, subject) that read HDF5 datasets directly, the pynwb
+``NWBFile`` built on first use, and the name used in error messages. Nothing is read until a
+dataset is sliced; remote files are streamed with ``remfile`` (HTTP range requests), never
+downloaded whole. Files are opened with mode ``"r"``, so loading can never modify them.
 """
 
 from __future__ import annotations
