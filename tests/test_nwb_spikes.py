@@ -334,3 +334,28 @@ def test_window_and_bin_edges_must_agree(macaque):
     with pytest.raises(LoaderError, match="bin edges must increase"):
         loaders.spike_responses(macaque.path, "trials", "stimulus_presented",
                                 bins=[0.0, 0.2, 0.1])
+
+
+def test_region_falls_back_per_unit(nwb_dir):
+    """A units `location` column left empty for some units: those fall back to their
+    electrodes' location (the next rule), the others keep the column's value."""
+    import h5py
+
+    truth = syn.write_macaque_rsvp(nwb_dir / "partial_location.nwb", n_objects=2,
+                                   n_images_per_object=2, n_repetitions=2, n_units=6,
+                                   regions=("V4", "IT"), units_location=True, seed=10)
+    with h5py.File(truth.path, "r+") as f:  # another tool left three entries empty
+        loc = f["units/location"][()].astype(str).astype(object)
+        loc[[1, 4, 5]] = ""
+        loc[0] = "V4d"
+        attrs = dict(f["units/location"].attrs)
+        del f["units/location"]
+        f.create_dataset("units/location", data=loc.astype(object), dtype=h5py.string_dtype())
+        for k, v in attrs.items():
+            f["units/location"].attrs[k] = v
+    resp = loaders.spike_responses(truth.path, "trials", "stimulus_presented", window=(0, 0.1))
+    expected = truth.regions.copy().astype(object)
+    expected[0] = "V4d"
+    np.testing.assert_array_equal(resp["region"].values, expected.astype(str))
+    assert resp.attrs["region_source"] == \
+        "units.location + units.electrodes -> electrodes.location"
