@@ -5,5 +5,7 @@ assemblies (see :mod:`neurogeom.assembly`).
 """
 
 from . import synthetic
+from .nwb import binned_activity, calcium_responses, nwb_summary, open_nwb, spike_responses
 
-__all__ = ["synthetic"]
+__all__ = ["synthetic", "open_nwb", "spike_responses", "calcium_responses",
+           "binned_activity", "nwb_summary"]

@@ -16,8 +16,11 @@ NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
 def add_parser(sub) -> None:
     p = sub.add_parser("inspect", help="summarize an assembly/result (.nc) or recording file",
                        description="Print what a file holds: dims, coords and attrs of an "
-                                   "assembly or result, so you can choose analysis arguments.")
-    p.add_argument("path", help="file to inspect (.nc assembly or result)")
+                                   "assembly or result; or, for an NWB recording (local, "
+                                   "http(s) URL or .zarr store), its subject, units and "
+                                   "regions, intervals tables, imaging series and behaviour, "
+                                   "so you can choose loader and analysis arguments.")
+    p.add_argument("path", help="file to inspect (.nc assembly or result, .nwb file, URL, .zarr)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 

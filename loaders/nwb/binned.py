@@ -1,0 +1,174 @@
+"""Continuous activity in time bins — spike counts/rates or calcium samples — with behavioural
+covariates interpolated onto the bins, restricted to epochs."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from neurogeom import assembly as asm
+from neurogeom._version import __version__
+from neurogeom.errors import LoaderError, format_list
+
+from .behaviour import covariate_coords
+from .build import extra_columns, neuroid_coords, select
+from .calcium import (MAX_IN_MEMORY_BYTES, choose_series, chunk_samples_for, sample_times,
+                      series_layout, window_means)
+from .regions import roi_regions, unit_regions
+from .source import open_nwb
+from .spikes import (UNIT_SKIP, checked_train, count_spikes, read_spike_times, recording_extent,
+                     units_table)
+
+
+def time_bins(epochs: np.ndarray, bin_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Consecutive bins of ``bin_size`` filling each ``[start, stop)`` epoch (whole bins only).
+
+    Returns the bins' start times and the epoch row each belongs to.
+    """
+    starts, rows = [], []
+    for row, (a, b) in enumerate(epochs):
+        # the small tolerance keeps the last whole bin when (b - a) / bin_size is an integer
+        # up to float rounding
+        n = int(np.floor((b - a) / bin_size + 1e-9))
+        starts.append(a + np.arange(n) * bin_size)
+        rows.append(np.full(n, row))
+    return np.concatenate(starts), np.concatenate(rows)
+
+
+def _epochs(rec, epoch, extent) -> tuple[np.ndarray, str]:
+    lo, hi = extent
+    if epoch is None:
+        return np.array([[lo, hi]]), "whole recording"
+    if isinstance(epoch, str):
+        table = rec.intervals(epoch)
+        epochs = np.column_stack([np.asarray(table.values("start_time"), dtype=np.float64),
+                                  np.asarray(table.values("stop_time"), dtype=np.float64)])
+        label = f"intervals table {epoch!r}"
+    else:
+        epochs = np.atleast_2d(np.asarray(epoch, dtype=np.float64))
+        label = f"epoch {epochs.tolist()}"
+        if epochs.shape[1] != 2:
+            raise LoaderError(f"epoch must be (start, stop), a list of them, or an intervals "
+                              f"table name; got {epoch!r}")
+    if np.any(epochs[:, 1] <= epochs[:, 0]):
+        raise LoaderError(f"{rec.where(label)}: every epoch needs start < stop")
+    bad = np.flatnonzero((epochs[:, 0] < lo - 1e-9) | (epochs[:, 1] > hi + 1e-9))
+    if bad.size:
+        raise LoaderError(f"{rec.where(label)}: epoch row(s) {format_list(bad.tolist())} lie "
+                          f"outside the recording [{lo:.3f}, {hi:.3f}] s")
+    return epochs, label
+
+
+def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=None, *,
+                    region=None, rate: bool = True, series=None,
+                    max_in_memory_bytes: int = MAX_IN_MEMORY_BYTES):
+    """Spike counts/rates (or calcium samples) of every unit in consecutive time bins.
+
+    Parameters
+    ----------
+    source : str, Path or NWBSource
+        Local NWB file, http(s) URL, NWB zarr store or an open source.
+    bin_size : float
+        Bin width in seconds.
+    epoch : str, (start, stop) or list of them, optional
+        Restrict the bins: an intervals-table name (each row an epoch, e.g. ``"epochs"`` or a
+        ``*_presentations`` table), or explicit ``(start, stop)`` pairs. Default: the whole
+        recording (the span of the spikes, or of the imaging series).
+    covariates : str or sequence of str, optional
+        Behavioural series interpolated onto the bin centers and stored as ``time`` coords: a
+        series name (``"head_direction"``, ``"running_speed"``), a container name
+        (``"CompassDirection"``, ``"Position"``) or a path. Multi-column series give
+        ``name_x``, ``name_y``…; angles are interpolated on the circle.
+    units : sequence of int, optional
+        Unit (or ROI) ids to keep.
+    region : str or sequence of str, optional
+        Keep units in these areas.
+    rate : bool
+        Spikes/s (default) or counts. Ignored for calcium.
+    series : str, optional
+        Bin a RoiResponseSeries (mean of the samples in each bin) instead of spikes; chosen
+        automatically when the file has no units table.
+    max_in_memory_bytes : int
+        Imaging series larger than this are read through dask in time chunks.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(time, neuroid)`` with time coords ``time`` (bin centers), ``bin_start``,
+        ``bin_end``, ``epoch_index`` and the covariates.
+
+    Raises
+    ------
+    LoaderError
+        Unknown epoch table or covariate (listing what exists), epochs or bins outside the
+        recording or a covariate's range, empty selection, bins with no imaging sample.
+    """
+    if not (isinstance(bin_size, (int, float)) and np.isfinite(bin_size) and bin_size > 0):
+        raise LoaderError(f"bin_size must be a positive number of seconds, got {bin_size!r}")
+    with open_nwb(source) as rec:
+        info = rec.info()
+        use_calcium = series is not None or rec.units() is None
+        attrs = {"source": rec.name, "species": info["species"],
+                 "loader": "loaders.binned_activity", "bin_size": float(bin_size)}
+        if use_calcium:
+            path, obj = choose_series(rec, series)
+            time_axis, n_samples, _ = series_layout(obj, path, rec.where())
+            times = sample_times(obj, n_samples, path, rec.where())
+            dt = float(np.median(np.diff(times))) if n_samples > 1 else 0.0
+            epochs, label = _epochs(rec, epoch, (times[0], times[-1] + dt))
+            starts, rows = time_bins(epochs, bin_size)
+            if starts.size == 0:
+                raise LoaderError(f"{rec.where(label)}: empty selection: no whole {bin_size} s "
+                                  "bin fits in the epochs")
+            table = obj.rois.table
+            ids = np.asarray(table.id.data[:])[np.asarray(obj.rois.data[:], dtype=np.int64)]
+            regions, region_source = roi_regions(obj, rec.name)
+            cols = select(ids, regions, units, region, rec.where(path), "ROIs")
+            edges = np.column_stack([starts, starts + bin_size])
+            chunk = chunk_samples_for(obj, n_samples, len(ids), max_in_memory_bytes)
+            values, n_in = window_means(obj.data, time_axis, cols, times, edges, chunk)
+            if (n_in == 0).any():
+                raise LoaderError(f"{rec.where(path)}: {int((n_in == 0).sum())} bin(s) of "
+                                  f"{bin_size} s hold no sample (samples are {dt:.4f} s apart); "
+                                  "use a larger bin_size")
+            values = values[..., 0]
+            from pynwb.ophys import DfOverF
+            attrs["units"] = "dF/F" if isinstance(obj.parent, DfOverF) else str(obj.unit or "a.u.")
+            attrs["series"] = path
+            ncoords = neuroid_coords(info, ids[cols], regions[cols], {}, "roi_id")
+        else:
+            units_table(rec)
+            flat, ends, ids = read_spike_times(rec)
+            starts_idx = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+            regions, region_source = unit_regions(rec)
+            sel = select(ids, regions, units, region, rec.where("units table"), "units")
+            trains = [checked_train(flat, starts_idx, ends, r, ids[r], rec.where("units table"))
+                      for r in sel]
+            lo, hi, _ = recording_extent(rec, flat, starts_idx, ends)
+            epochs, label = _epochs(rec, epoch, (lo, hi))
+            starts, rows = time_bins(epochs, bin_size)
+            if starts.size == 0:
+                raise LoaderError(f"{rec.where(label)}: empty selection: no whole {bin_size} s "
+                                  "bin fits in the epochs")
+            out = np.empty((starts.size, sel.size, 1), dtype=np.float64 if rate else np.int64)
+            count_spikes(trains, np.column_stack([starts, starts + bin_size]), out)
+            values = out[..., 0]
+            if rate:
+                values /= bin_size
+            attrs["units"] = "spikes/s" if rate else "spikes"
+            extra = extra_columns(rec.units(), UNIT_SKIP,
+                                  reserved=("neuroid_id", "unit_id", "region", "subject", "session"))
+            ncoords = neuroid_coords(info, ids[sel], regions[sel],
+                                     {k: v[sel] for k, v in extra.items()}, "unit_id")
+        centers = starts + bin_size / 2
+        cov, cov_paths = covariate_coords(rec.nwbfile, covariates, centers, rec.where())
+        coords = {"time": ("time", centers), "bin_start": ("time", starts),
+                  "bin_end": ("time", starts + bin_size), "epoch_index": ("time", rows)}
+        coords.update({k: ("time", v) for k, v in cov.items()})
+        coords.update(ncoords)
+        attrs.update({"epoch": label, "region_source": region_source,
+                      "covariates": cov_paths if cov_paths else "",
+                      "neurogeom_version": __version__})
+        result = xr.DataArray(values, dims=("time", "neuroid"), coords=coords, attrs=attrs,
+                              name="activity")
+        return asm.validate(result)

@@ -1,0 +1,315 @@
+"""Open an NWB recording (local HDF5 file, http(s) URL or zarr store) read-only and lazily.
+
+:func:`open_nwb` is a context manager yielding an :class:`NWBSource`: table accessors (units,
+intervals, electrodes, stimulus images, subject) that read HDF5 datasets directly, the pynwb
+``NWBFile`` built on first use, and the name used in error messages. Nothing is read until a
+dataset is sliced; remote files are streamed with ``remfile`` (HTTP range requests), never
+downloaded whole. Files are opened with mode ``"r"``, so loading can never modify them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from neurogeom.errors import LoaderError, format_list
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+class NWBSource:
+    """An open NWB recording.
+
+    The tables the spike loader needs (units, intervals, electrodes, stimulus images, subject)
+    are read straight from HDF5 when the source is an HDF5 file; the full pynwb ``NWBFile`` is
+    built only when something asks for :attr:`nwbfile` (imaging series, behaviour, summaries).
+
+    Attributes
+    ----------
+    name : str
+        The path or URL, as given, for messages and the ``source`` attr.
+    kind : str
+        ``"local"``, ``"http"`` or ``"zarr"``.
+    """
+
+    def __init__(self, name: str, kind: str, *, h5=None, nwbfile=None, reader=None):
+        self.name = name
+        self.kind = kind
+        self._h5 = h5
+        self._nwbfile = nwbfile
+        self._reader = reader
+
+    @property
+    def nwbfile(self):
+        """The lazily read ``pynwb.NWBFile`` (built on first access)."""
+        if self._nwbfile is None:
+            self._nwbfile = self._reader()
+        return self._nwbfile
+
+    def where(self, part: str = "") -> str:
+        """``"<source>: <part>"`` — the prefix of every error about this file."""
+        return f"{self.name}: {part}" if part else self.name
+
+    # -- tables -------------------------------------------------------------------------------
+    def units(self):
+        """The units table (:class:`~.tables.H5Table`/``PynwbTable``), or None."""
+        from .tables import H5Table, PynwbTable
+
+        if self._h5 is not None:
+            g = self._h5.get("units")
+            return H5Table(g, "units table") if g is not None else None
+        units = self.nwbfile.units
+        return PynwbTable(units, "units table") if units is not None else None
+
+    def electrodes(self):
+        from .tables import H5Table, PynwbTable
+
+        if self._h5 is not None:
+            g = self._h5.get("general/extracellular_ephys/electrodes")
+            return H5Table(g, "electrodes table") if g is not None else None
+        table = self.nwbfile.electrodes
+        return PynwbTable(table, "electrodes table") if table is not None else None
+
+    def intervals_names(self) -> list[str]:
+        """Names of the intervals tables (``trials``, ``*_presentations``, …), sorted."""
+        if self._h5 is not None:
+            g = self._h5.get("intervals")
+            if g is None:
+                return []
+            return sorted(k for k in g.keys() if "colnames" in g[k].attrs)
+        f = self.nwbfile
+        return sorted(f.intervals.keys()) if f.intervals else []
+
+    def intervals(self, name: str):
+        """The intervals table ``name``; LoaderError listing the tables the file has."""
+        from .tables import H5Table, PynwbTable
+
+        available = self.intervals_names()
+        if name not in available:
+            raise LoaderError(f"{self.where()} has no intervals table {name!r}; intervals "
+                              f"tables in the file: {format_list(available)}")
+        label = f"intervals table {name!r}"
+        if self._h5 is not None:
+            return H5Table(self._h5["intervals"][name], label)
+        return PynwbTable(self.nwbfile.intervals[name], label)
+
+    def stimulus_images(self):
+        """``(path, image names in order_of_images order)`` of the first ``Images`` container
+        with ``order_of_images`` in ``/stimulus``, or None. (pynwb returns images sorted by
+        name; ``order_of_images`` is the order the stimulus indices refer to.)"""
+        if self._h5 is not None:
+            for where in ("stimulus/presentation", "stimulus/templates"):
+                g = self._h5.get(where)
+                for key in (g.keys() if g is not None else ()):
+                    item = g[key]
+                    if hasattr(item, "keys") and "order_of_images" in item:
+                        refs = item["order_of_images"][()]
+                        names = _reference_names(self._h5, item, refs)
+                        return f"/{where}/{key}/order_of_images", np.array(names, dtype=str)
+            return None
+        from pynwb.base import Images
+
+        f = self.nwbfile
+        for where, group in (("stimulus/presentation", f.stimulus),
+                             ("stimulus/templates", f.stimulus_template)):
+            for key, obj in (group or {}).items():
+                if isinstance(obj, Images) and obj.order_of_images is not None:
+                    names = [img.name for img in obj.order_of_images.data[:]]
+                    return f"/{where}/{key}/order_of_images", np.array(names, dtype=str)
+        return None
+
+    def info(self) -> dict:
+        """``session``, ``subject`` and ``species`` ("unknown" when not recorded)."""
+        if self._h5 is not None:
+            def text(path):
+                item = self._h5.get(path)
+                if item is None:
+                    return None
+                value = item[()]
+                return value.decode() if isinstance(value, bytes) else str(value)
+
+            session = text("general/session_id") or text("identifier")
+            subject = text("general/subject/subject_id")
+            species = text("general/subject/species")
+        else:
+            f = self.nwbfile
+            sub = getattr(f, "subject", None)
+            session = f.session_id or f.identifier
+            subject = getattr(sub, "subject_id", None)
+            species = getattr(sub, "species", None)
+        return {"session": str(session or "unknown"), "subject": str(subject or "unknown"),
+                "species": str(species or "unknown")}
+
+
+def _reference_names(h5file, group, refs) -> list[str]:
+    """Names of the objects that ``refs`` point to, usually members of ``group``.
+
+    h5py's ``file[ref].name`` asks HDF5 to search for a path (about a millisecond each: seconds
+    for a stimulus set of thousands of images); matching object header addresses against the
+    group's members is a dictionary lookup per reference.
+    """
+    import h5py
+
+    by_address = {h5py.h5o.get_info(group.id, n).addr: n.decode() for n in group.id}
+    names = []
+    for ref in refs:
+        address = h5py.h5o.get_info(h5py.h5r.dereference(ref, h5file.id)).addr
+        name = by_address.get(address)
+        names.append(name if name is not None else h5file[ref].name.rsplit("/", 1)[-1])
+    return names
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def _is_zarr(source: str) -> bool:
+    p = Path(source)
+    return source.rstrip("/").endswith(".zarr") or (p.is_dir() and (
+        (p / ".zgroup").exists() or (p / "zarr.json").exists()))
+
+
+@contextlib.contextmanager
+def open_nwb(source):
+    """Open an NWB recording read-only, as a context manager.
+
+    Parameters
+    ----------
+    source : str, Path or NWBSource
+        A local ``.nwb`` (HDF5) file, an ``http://``/``https://`` URL of one (streamed with HTTP
+        range requests, never downloaded whole), or an NWB zarr store (a ``.zarr`` directory,
+        read with ``hdmf-zarr``). An already open :class:`NWBSource` is passed through and left
+        open.
+
+    Yields
+    ------
+    NWBSource
+        With ``.nwbfile`` the lazily read ``pynwb.NWBFile``.
+
+    Raises
+    ------
+    LoaderError
+        Missing file, a file that is not HDF5, HDF5 that is not NWB, a truncated or corrupt file,
+        or a URL that cannot be read — naming the source.
+
+    Examples
+    --------
+    >>> from loaders import open_nwb                        # doctest: +SKIP
+    >>> with open_nwb("session.nwb") as rec:                # doctest: +SKIP
+    ...     print(rec.nwbfile.units.colnames)
+    """
+    if isinstance(source, NWBSource):
+        yield source
+        return
+    if not isinstance(source, (str, os.PathLike)):
+        raise LoaderError(f"an NWB source is a path, URL or zarr store, got {type(source).__name__}")
+    source = os.fspath(source)
+    with contextlib.ExitStack() as stack:
+        if _is_url(source):
+            rec = _open_http(source, stack)
+        elif _is_zarr(source):
+            rec = NWBSource(source, "zarr", nwbfile=_open_zarr(source, stack))
+        else:
+            rec = _open_local(source, stack)
+        try:
+            yield rec
+        except OSError as exc:  # h5py reading a damaged file mid-way
+            raise LoaderError(f"{source}: reading failed, the file is truncated or corrupt "
+                              f"({exc})") from exc
+
+
+def _check_nwb(h5file, name: str) -> None:
+    if "nwb_version" not in h5file.attrs:
+        groups = sorted(h5file.keys())
+        raise LoaderError(f"{name} is an HDF5 file but not an NWB file (no 'nwb_version' "
+                          f"attribute at its root; top-level groups: {format_list(groups)})")
+
+
+def _source(h5file, name: str, kind: str, stack) -> NWBSource:
+    """An NWBSource over an open h5py file; the pynwb NWBFile is read on first use."""
+    _check_nwb(h5file, name)
+    return NWBSource(name, kind, h5=h5file, reader=lambda: _read_nwb(h5file, name, stack))
+
+
+def _read_nwb(h5file, name: str, stack):
+    """Read the NWBFile from an open h5py file; errors name the file."""
+    from pynwb import NWBHDF5IO
+
+    try:
+        with warnings.catch_warnings():
+            # files written by older/other tools routinely trigger pynwb's "ignoring cached
+            # namespace" chatter; it says nothing about the data
+            warnings.filterwarnings("ignore", message=".*namespace.*")
+            # pynwb's orientation complaints: calcium.series_layout decides and warns itself
+            warnings.filterwarnings("ignore", message=".*oriented incorrectly.*")
+            warnings.filterwarnings("ignore", message=".*does not match length of timestamps.*")
+            io = stack.enter_context(NWBHDF5IO(file=h5file, mode="r", load_namespaces=True))
+            return io.read()
+    except Exception as exc:  # pynwb/hdmf raise many types when a file is damaged
+        raise LoaderError(f"{name} is not a readable NWB file: {type(exc).__name__}: {exc}") from exc
+
+
+def _open_local(path: str, stack):
+    import h5py
+
+    p = Path(path)
+    if not p.exists():
+        raise LoaderError(f"no such file: {path}")
+    if p.is_dir():
+        raise LoaderError(f"{path} is a directory, not an NWB file (zarr stores end in .zarr)")
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    size = p.stat().st_size
+    try:
+        h5 = stack.enter_context(h5py.File(p, "r"))
+    except OSError as exc:
+        if head == HDF5_SIGNATURE:
+            raise LoaderError(f"{path} is truncated or corrupt: it starts like HDF5 but cannot be "
+                              f"opened ({size} bytes; {exc})") from exc
+        raise LoaderError(f"{path} is not an HDF5/NWB file (it does not start with the HDF5 "
+                          f"signature; {size} bytes)") from exc
+    return _source(h5, path, "local", stack)
+
+
+def _open_http(url: str, stack):
+    import h5py
+
+    try:
+        import remfile
+    except ImportError as exc:  # pragma: no cover - remfile is a dependency
+        raise LoaderError(f"cannot stream {url}: the 'remfile' package is not installed") from exc
+    try:
+        remote = remfile.File(url)
+        stack.callback(remote.close)
+        head = remote.read(8)
+        remote.seek(0)
+    except Exception as exc:
+        raise LoaderError(f"cannot read {url}: {type(exc).__name__}: {exc}") from exc
+    try:
+        h5 = stack.enter_context(h5py.File(remote, "r"))
+    except OSError as exc:
+        if head == HDF5_SIGNATURE:
+            raise LoaderError(f"{url} is truncated or corrupt: {exc}") from exc
+        raise LoaderError(f"{url} is not an HDF5/NWB file (it does not start with the HDF5 "
+                          "signature)") from exc
+    return _source(h5, url, "http", stack)
+
+
+def _open_zarr(path: str, stack):
+    if not _is_url(path) and not Path(path).exists():
+        raise LoaderError(f"no such zarr store: {path}")
+    try:
+        from hdmf_zarr.nwb import NWBZarrIO
+    except ImportError as exc:
+        raise LoaderError(f"cannot read the zarr store {path}: the 'hdmf-zarr' package is not "
+                          f"installed ({exc})") from exc
+    try:
+        io = stack.enter_context(NWBZarrIO(path, mode="r"))
+        return io.read()
+    except Exception as exc:
+        raise LoaderError(f"{path} is not a readable NWB zarr store: "
+                          f"{type(exc).__name__}: {exc}") from exc

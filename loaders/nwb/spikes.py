@@ -1,0 +1,213 @@
+"""Stimulus-locked spike counts and rates from an NWB units table.
+
+Spike times are read once, as the units table's flat ``spike_times`` array plus its
+``spike_times_index`` (one read each, never unit by unit through pynwb objects). Counting is
+vectorized: for each unit, one ``searchsorted`` of its sorted train against every window edge
+of every presentation at once; counts are differences of the insertion points. Windows are
+half-open, ``[onset + start, onset + stop)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from neurogeom.errors import LoaderError, format_list
+
+from .build import extra_columns, neuroid_coords, select, stimulus_assembly, window_edges
+from .presentations import presentation_table
+from .regions import unit_regions
+from .source import NWBSource, open_nwb
+
+#: Units-table columns that are not per-unit scalars worth carrying as coords.
+UNIT_SKIP = ("spike_times", "electrodes", "electrode_group", "waveform_mean", "waveform_sd",
+             "waveforms", "obs_intervals", "location")
+
+
+def units_table(rec: NWBSource):
+    """The units table (:mod:`.tables` interface); LoaderError when missing or spikeless."""
+    units = rec.units()
+    if units is None:
+        raise LoaderError(f"{rec.where()} has no units table (/units): use calcium_responses "
+                          "for imaging data (`neurogeom inspect` lists what the file holds)")
+    if not units.has("spike_times"):
+        raise LoaderError(f"{rec.where('units table')} has no 'spike_times' column; "
+                          f"columns: {format_list(list(units.colnames))}")
+    return units
+
+
+def read_spike_times(rec: NWBSource) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The flat spike-time array, each unit's end offset into it, and the unit ids.
+
+    Two reads (the ragged ``spike_times`` data and its index) however many units there are.
+    """
+    units = units_table(rec)
+    flat, ends = units.ragged("spike_times")
+    return np.asarray(flat, dtype=np.float64), ends, units.ids()
+
+
+def checked_train(flat, starts, ends, row, unit_id, where) -> np.ndarray:
+    """One unit's train (a view into ``flat``): NaN is an error naming the unit; unsorted
+    trains are sorted in place (``flat`` is the loader's own copy) with a warning."""
+    train = flat[starts[row]:ends[row]]
+    if train.size and np.isnan(train).any():
+        n = int(np.isnan(train).sum())
+        raise LoaderError(f"{where}: unit {unit_id} (row {row}) has {n} NaN spike time(s)")
+    if train.size > 1 and np.any(train[1:] < train[:-1]):
+        warnings.warn(f"{where}: spike times of unit {unit_id} (row {row}) are not sorted; "
+                      "sorting them", stacklevel=4)
+        train.sort()
+    return train
+
+
+def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Spike counts of every train in every bin of every presentation.
+
+    Parameters
+    ----------
+    trains : sequence of sorted 1-d arrays
+        One spike train per unit.
+    edges_abs : (n_presentations, n_edges) array
+        Absolute bin edges, increasing along each row.
+    out : (n_presentations, n_units, n_edges - 1) array
+        Filled with counts in ``[edge_k, edge_k+1)``; any numeric dtype. Pass a transposed view
+        of a ``(n_units, n_presentations, n_bins)`` array (see :func:`new_counts`) so each
+        unit's counts are written contiguously.
+
+    Notes
+    -----
+    The insertion point of every edge is found with one ``searchsorted`` per unit over all
+    edges at once; a bin's count is the difference of its edges' insertion points (side
+    "left": a spike exactly on an edge belongs to the bin that starts there). When the edges
+    are globally increasing (non-overlapping windows, the usual case) they are searched as
+    they are; otherwise they are sorted once and the insertion points scattered back.
+    """
+    flat_edges = edges_abs.ravel()
+    monotone = bool(np.all(flat_edges[1:] >= flat_edges[:-1]))
+    order = None if monotone else np.argsort(flat_edges, kind="stable")
+    queries = flat_edges if monotone else flat_edges[order]
+    positions = np.empty(flat_edges.size, dtype=np.int64)
+    for u, train in enumerate(trains):
+        if monotone:
+            positions[:] = np.searchsorted(train, queries, side="left")
+        else:
+            positions[order] = np.searchsorted(train, queries, side="left")
+        pos = positions.reshape(edges_abs.shape)
+        np.subtract(pos[:, 1:], pos[:, :-1], out=out[:, u, :], casting="unsafe")
+    return out
+
+
+def new_counts(n_presentations: int, n_units: int, n_bins: int, dtype) -> np.ndarray:
+    """An uninitialized ``(presentation, unit, bin)`` output whose memory is unit-major, so
+    :func:`count_spikes` writes one contiguous block per unit instead of a strided column."""
+    return np.empty((n_units, n_presentations, n_bins), dtype=dtype).transpose(1, 0, 2)
+
+
+def recording_extent(rec: NWBSource, flat, starts, ends) -> tuple[float, float, str]:
+    """Time span of the recording: the units' ``obs_intervals`` when stored, else the span of
+    all spike times."""
+    units = rec.units()
+    if units.has("obs_intervals"):
+        obs = np.asarray(units.ragged("obs_intervals")[0], dtype=np.float64)
+        if obs.size:
+            return float(obs.min()), float(obs.max()), "units.obs_intervals"
+    nonempty = ends > starts
+    if not nonempty.any():
+        raise LoaderError(f"{rec.where('units table')} has no spikes at all")
+    first = np.nanmin(flat[starts[nonempty]])
+    last = np.nanmax(flat[ends[nonempty] - 1])
+    return float(first), float(last), "span of all spike times"
+
+
+def check_inside(where, onsets, edges, extent, df_ids):
+    """LoaderError naming the presentations whose windows leave the recording."""
+    lo, hi, how = extent
+    w_start = onsets + edges[0]
+    w_stop = onsets + edges[-1]
+    bad = np.flatnonzero((w_start < lo) | (w_stop > hi))
+    if bad.size:
+        raise LoaderError(
+            f"{where}: {bad.size} presentation(s) have windows outside the recording "
+            f"[{lo:.3f}, {hi:.3f}] s ({how}): presentation_id {format_list(df_ids[bad].tolist())} "
+            f"with windows starting at {format_list(np.round(w_start[bad], 3).tolist())} s; "
+            "drop them with exclude= or pass a DataFrame of onsets")
+
+
+def spike_responses(source, intervals, stimulus: str, window=None, *, bins=None, units=None,
+                    rate: bool = True, region=None, exclude=None):
+    """Spike counts or rates of every unit in a window around every stimulus presentation.
+
+    Parameters
+    ----------
+    source : str, Path or NWBSource
+        Local NWB file, http(s) URL, NWB zarr store, or a source opened with ``open_nwb``.
+    intervals : str or pandas.DataFrame
+        Intervals table name (``"trials"``, ``"natural_scenes_presentations"``, any custom
+        table) or a DataFrame with ``start_time`` (onsets, s) and the stimulus column.
+    stimulus : str
+        The column identifying the stimulus (``stimulus_presented``, ``frame``, …); it becomes
+        ``stimulus_id``. Integer image indices are mapped to image names through the file's
+        ``order_of_images``.
+    window : (float, float), optional
+        ``(start, stop)`` in seconds relative to onset; spikes in ``[onset+start, onset+stop)``.
+    bins : int or array, optional
+        Time bins instead of one window: an int divides ``window`` into equal bins, an array
+        gives edges relative to onset. Adds a ``time_bin`` dim.
+    units : sequence of int, optional
+        Units-table ids to keep (default all).
+    rate : bool
+        Spikes/s (default) instead of counts.
+    region : str or sequence of str, optional
+        Keep only units in these brain areas.
+    exclude : dict, optional
+        ``{column: value(s)}`` presentations to drop, e.g. ``{"frame": -1}``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(presentation, neuroid)`` or ``(presentation, neuroid, time_bin)``, presentations in
+        time order. Presentation coords: every intervals-table column, ``presentation_id``,
+        ``stimulus_id``, ``repetition``; neuroid coords: ``neuroid_id``, ``unit_id``,
+        ``region``, ``subject``, ``session`` and the units table's scalar columns.
+
+    Raises
+    ------
+    LoaderError
+        Unreadable source, no units table, unknown intervals table or column, bad window,
+        NaN spike times (naming the unit), empty selection, presentations outside the recording.
+
+    Examples
+    --------
+    >>> resp = spike_responses("session.nwb", "trials", "stimulus_presented",
+    ...                        window=(0.07, 0.17))                   # doctest: +SKIP
+    """
+    edges = window_edges(window, bins)
+    with open_nwb(source) as rec:
+        units_table(rec)
+        df, pattrs = presentation_table(rec, intervals, stimulus, exclude)
+        flat, ends, ids = read_spike_times(rec)
+        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+        regions, region_source = unit_regions(rec)
+        rows = select(ids, regions, units, region, rec.where("units table"), "units")
+        trains = [checked_train(flat, starts, ends, r, ids[r], rec.where("units table"))
+                  for r in rows]
+        onsets = np.asarray(df["start_time"], dtype=np.float64)
+        check_inside(rec.where(pattrs["intervals"]), onsets, edges,
+                     recording_extent(rec, flat, starts, ends),
+                     np.asarray(df["presentation_id"]))
+        widths = np.diff(edges)
+        out = new_counts(len(df), rows.size, widths.size, np.float64 if rate else np.int64)
+        count_spikes(trains, onsets[:, None] + edges[None, :], out)
+        if rate:
+            out /= widths  # spikes / s in each bin
+        info = rec.info()
+        extra = extra_columns(rec.units(), UNIT_SKIP,
+                              reserved=("neuroid_id", "unit_id", "region", "subject", "session"))
+        ncoords = neuroid_coords(info, ids[rows], regions[rows],
+                                 {k: v[rows] for k, v in extra.items()}, "unit_id")
+        attrs = {"units": "spikes/s" if rate else "spikes", "source": rec.name,
+                 "species": info["species"], "loader": "loaders.spike_responses",
+                 "stimulus": stimulus, "window_start": float(edges[0]),
+                 "window_stop": float(edges[-1]), "region_source": region_source, **pattrs}
+        return stimulus_assembly(out, df, ncoords, edges, attrs, binned=bins is not None)

@@ -1,0 +1,93 @@
+"""``neurogeom load FILE --spikes|--calcium|--binned -o out.nc``: an NWB recording to an assembly."""
+
+from __future__ import annotations
+
+from ..errors import LoaderError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "load", help="load an NWB recording into an assembly (.nc)",
+        description="Read spikes or calcium responses around stimulus presentations, or binned "
+                    "continuous activity with behavioural covariates, from an NWB file, URL or "
+                    "zarr store, and write the assembly to netCDF. Run `neurogeom inspect FILE` "
+                    "first to see the intervals tables, columns and covariates.")
+    p.add_argument("source", help="NWB file, http(s) URL or .zarr store")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--spikes", action="store_true", help="spike rates/counts per presentation")
+    kind.add_argument("--calcium", action="store_true", help="mean dF/F per presentation")
+    kind.add_argument("--binned", action="store_true", help="(time, neuroid) activity in bins")
+    p.add_argument("-o", "--output", required=True, help="output netCDF file (.nc)")
+    p.add_argument("--intervals", help="intervals table (e.g. trials, natural_scenes_presentations)")
+    p.add_argument("--stimulus", help="column identifying the stimulus (e.g. stimulus_presented)")
+    p.add_argument("--window", nargs=2, type=float, metavar=("START", "STOP"),
+                   help="window in s relative to onset")
+    p.add_argument("--bins", type=int, help="divide the window into this many time bins")
+    p.add_argument("--baseline", nargs=2, type=float, metavar=("START", "STOP"),
+                   help="(calcium) baseline window subtracted from the response")
+    p.add_argument("--series", help="(calcium/binned) RoiResponseSeries name or path")
+    p.add_argument("--counts", action="store_true", help="spike counts instead of spikes/s")
+    p.add_argument("--region", action="append", help="keep units in this area (repeatable)")
+    p.add_argument("--units", type=int, nargs="+", help="unit/ROI ids to keep")
+    p.add_argument("--exclude", action="append", metavar="COLUMN=VALUE",
+                   help="drop presentations whose COLUMN equals VALUE (repeatable), "
+                        "e.g. --exclude frame=-1")
+    p.add_argument("--bin-size", type=float, help="(binned) bin width in s")
+    p.add_argument("--epoch", help="(binned) intervals table whose rows restrict the bins")
+    p.add_argument("--covariates", nargs="+", help="(binned) behavioural series to add as coords")
+    p.set_defaults(func=run)
+
+
+def _parse_exclude(items):
+    if not items:
+        return None
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise LoaderError(f"--exclude takes COLUMN=VALUE, got {item!r}")
+        col, value = item.split("=", 1)
+        for convert in (int, float):
+            try:
+                value = convert(value)
+                break
+            except ValueError:
+                continue
+        else:
+            value = {"true": True, "false": False}.get(value.lower(), value)
+        out.setdefault(col, []).append(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[col].append(float(value))  # Allen stores frame as float: -1 must match -1.0
+    return out
+
+
+def _need(args, *names):
+    missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
+    if missing:
+        raise LoaderError(f"neurogeom load needs {' and '.join(missing)} for this kind of load")
+
+
+def run(args) -> int:
+    import loaders
+    from ..assembly import to_netcdf
+
+    region = args.region[0] if args.region and len(args.region) == 1 else args.region
+    if args.binned:
+        _need(args, "bin_size")
+        result = loaders.binned_activity(args.source, args.bin_size, epoch=args.epoch,
+                                         covariates=args.covariates, units=args.units,
+                                         region=region, rate=not args.counts, series=args.series)
+    else:
+        _need(args, "intervals", "stimulus", "window")
+        common = dict(window=tuple(args.window), bins=args.bins, region=region,
+                      exclude=_parse_exclude(args.exclude))
+        if args.spikes:
+            result = loaders.spike_responses(args.source, args.intervals, args.stimulus,
+                                             units=args.units, rate=not args.counts, **common)
+        else:
+            result = loaders.calcium_responses(
+                args.source, args.intervals, args.stimulus, rois=args.units, series=args.series,
+                baseline=tuple(args.baseline) if args.baseline else None, **common)
+    path = to_netcdf(result, args.output)
+    sizes = ", ".join(f"{k}: {v}" for k, v in result.sizes.items())
+    print(f"wrote {path} ({sizes}; {result.attrs.get('units', '')})")
+    return 0

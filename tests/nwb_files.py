@@ -1,0 +1,129 @@
+"""Synthetic NWB files shared by the NWB loader tests (written once per test module)."""
+
+import hashlib
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from loaders.synthetic import nwb as syn
+
+
+def sha256(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def brute_counts(trains, onsets, edges):
+    """Spike counts in [onset + e_k, onset + e_k+1) by a direct loop: the independent reference."""
+    out = np.zeros((len(onsets), len(trains), len(edges) - 1), dtype=np.int64)
+    for p, onset in enumerate(onsets):
+        for u, train in enumerate(trains):
+            for k in range(len(edges) - 1):
+                lo, hi = onset + edges[k], onset + edges[k + 1]
+                out[p, u, k] = int(np.count_nonzero((train >= lo) & (train < hi)))
+    return out
+
+
+def write_plain_units(path, trains, onsets, *, stimulus=None, with_trials=True):
+    """A minimal NWB file written by pynwb's row-by-row API (as many user scripts do): units
+    with spike times only (no region information anywhere) and a trials table."""
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.file import Subject
+
+    f = NWBFile(session_description="plain", identifier="plain",
+                session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc),
+                subject=Subject(subject_id="s1", species="Mus musculus", age="P90D"))
+    for train in trains:
+        f.add_unit(spike_times=np.asarray(train, dtype=np.float64))
+    if with_trials:
+        f.add_trial_column("stimulus", "stimulus shown")
+        stimulus = stimulus if stimulus is not None else [f"s{i % 3}" for i in range(len(onsets))]
+        for onset, s in zip(onsets, stimulus):
+            f.add_trial(start_time=float(onset), stop_time=float(onset) + 0.1, stimulus=s)
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(f)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def nwb_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("nwb")
+
+
+@pytest.fixture(scope="module")
+def macaque(nwb_dir):
+    return syn.write_macaque_rsvp(nwb_dir / "macaque.nwb", seed=1)
+
+
+@pytest.fixture(scope="module")
+def allen(nwb_dir):
+    return syn.write_allen_neuropixels(nwb_dir / "allen.nwb", seed=2)
+
+
+@pytest.fixture(scope="module")
+def twophoton(nwb_dir):
+    return syn.write_mouse_2p(nwb_dir / "twophoton.nwb", seed=3)
+
+
+# --------------------------------------------------------------------------------------------
+# a local HTTP server with Range support (remfile streams files with range requests)
+# --------------------------------------------------------------------------------------------
+
+class RangeServer:
+    """Serve a folder on 127.0.0.1 from a thread, answering ``Range: bytes=a-b`` with 206.
+
+    ``requests`` counts the GETs and ``bytes_sent`` the payload, so a test can check that a
+    file was streamed in parts rather than downloaded whole.
+    """
+
+    def __init__(self, folder):
+        import http.server
+        import threading
+        from pathlib import Path
+
+        root = Path(folder)
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                path = root / self.path.lstrip("/").split("?")[0]
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes()
+                rng = self.headers.get("Range")
+                try:
+                    if rng and rng.startswith("bytes="):
+                        a, b = rng[6:].split("-")
+                        a, b = int(a), min(int(b) if b else len(data) - 1, len(data) - 1)
+                        part = data[a:b + 1]
+                        self.send_response(206)
+                        self.send_header("Content-Range", f"bytes {a}-{b}/{len(data)}")
+                    else:
+                        part = data
+                        self.send_response(200)
+                    self.send_header("Content-Length", str(len(part)))
+                    self.send_header("Accept-Ranges", "bytes")
+                    self.end_headers()
+                    server.requests += 1
+                    self.wfile.write(part)
+                    server.bytes_sent += len(part) if rng else 0
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # a client that only wanted the headers hung up
+
+        self.requests = 0
+        self.bytes_sent = 0
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
