@@ -13,6 +13,8 @@ a QR retraction, Barzilai–Borwein steps and an Armijo backtracking safeguard (
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from ..errors import AnalysisError
@@ -45,7 +47,7 @@ def _retract(Y):
     return Q * s[..., None, :]
 
 
-def stiefel_minimize(V0, X, *, max_iter: int = 2000, gtol: float = 1e-7, ftol: float = 1e-10):
+def stiefel_minimize(V0, X, *, max_iter: int = 500, gtol: float = 1e-6, ftol: float = 1e-9):
     """Minimize the center-correlation cost over {V : VᵀV = I} from each start in ``V0``.
 
     Riemannian gradient descent: the Riemannian gradient is the Euclidean one projected onto
@@ -82,15 +84,18 @@ def stiefel_minimize(V0, X, *, max_iter: int = 2000, gtol: float = 1e-7, ftol: f
     step = 1.0 / (np.sqrt(np.einsum("rik,rik->r", rg, rg)) + 1e-300)
     running = np.ones(V.shape[0], dtype=bool)
     history = [f.copy()]   # nonmonotone Armijo reference (Grippo–Lampariello–Lucidi), memory 10
+    best_hist = [f.copy()]
     it = 0
     for it in range(1, max_iter + 1):
         gn2 = np.einsum("rik,rik->r", rg, rg)
         running &= np.sqrt(gn2) > gtol * (1.0 + f)
-        if len(history) == 10:
-            running &= (history[0] - f) > ftol * (1.0 + np.abs(f))
+        if len(best_hist) > 10:  # the best cost stalled over ten iterations
+            running &= (best_hist[-11] - best_hist[-1]) > ftol * (1.0 + np.abs(best_hist[-1]))
         if not running.any():
             break
-        t = np.where(running, step, 0.0)
+        # a retraction step longer than ~1 (radian) is meaningless on the Stiefel manifold, and
+        # BB lengths can explode when sᵀy ≈ 0: cap the displacement at 1
+        t = np.where(running, np.minimum(step, 1.0 / np.sqrt(gn2 + 1e-300)), 0.0)
         fref = np.max(history, axis=0)
         accepted = ~running
         Vn, fn, gnew = V.copy(), f.copy(), g.copy()
@@ -113,6 +118,7 @@ def stiefel_minimize(V0, X, *, max_iter: int = 2000, gtol: float = 1e-7, ftol: f
         step = np.where(sy > 0, ss / np.where(sy > 0, sy, 1.0), 2 * t)
         V, f, g, rg = Vn, fn, gnew, rgn
         history = (history + [f.copy()])[-10:]
+        best_hist = (best_hist + [np.minimum(best_hist[-1], f)])[-11:]
     if single:
         return V[0], float(f[0]), it
     return V, f, it
@@ -129,8 +135,8 @@ def mean_abs_cosine(X):
     return float(cos.sum() / (P * (P - 1)))
 
 
-def center_subspace(centers, *, seed: int = 0, n_reps: int = 10, max_iter: int = 2000,
-                    gtol: float = 1e-7):
+def center_subspace(centers, *, seed: int = 0, n_reps: int = 10, max_iter: int = 500,
+                    gtol: float = 1e-6, ftol: float = 1e-9, keys=None):
     """Find the center-correlation subspace to project out (SCIENCE.md §1 step 2).
 
     Parameters
@@ -142,8 +148,12 @@ def center_subspace(centers, *, seed: int = 0, n_reps: int = 10, max_iter: int =
     n_reps : int
         Random initializations per K; the one leaving the most of every center (the reference's
         "stability", min_μ ||X0_μ|| / ||X_μ||) is kept.
-    max_iter, gtol
+    max_iter, gtol, ftol
         Stiefel optimizer limits (see :func:`stiefel_minimize`).
+    keys : sequence, optional
+        One label per center. Each start is V0 ∝ Xᵀs with s drawn per center from a stream
+        keyed by its label, so reordering the centers reorders s with them and yields the same
+        subspace (default keys: the indices).
 
     Returns
     -------
@@ -164,10 +174,20 @@ def center_subspace(centers, *, seed: int = 0, n_reps: int = 10, max_iter: int =
 
     with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: threads only cost
         return _center_subspace(np.asarray(centers, dtype=np.float64), seed, n_reps, max_iter,
-                                gtol)
+                                gtol, ftol, keys)
 
 
-def _center_subspace(centers, seed, n_reps, max_iter, gtol):
+def _keyed_normal(seed, keys, size):
+    """(len(keys), size) standard normals, row i from a stream keyed by str(keys[i])."""
+    rows = []
+    for key in keys:
+        spawn = zlib.crc32(("centers/" + str(key)).encode("utf-8"))
+        rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(spawn,)))
+        rows.append(rng.standard_normal(size))
+    return np.array(rows)
+
+
+def _center_subspace(centers, seed, n_reps, max_iter, gtol, ftol, keys):
     P, N = centers.shape
     Xb = centers - centers.mean(axis=0, keepdims=True)
     U, s, Vt = np.linalg.svd(Xb, full_matrices=False)
@@ -185,16 +205,17 @@ def _center_subspace(centers, seed, n_reps, max_iter, gtol):
     out = {"rho_c": rho_c, "K": 0, "V": np.zeros((N, 0)), "residuals": [], "max_k": max_k}
     if max_k < 1:
         return out
-    rng = np.random.default_rng(seed)
+    keys = list(range(P)) if keys is None else list(keys)
+    draws = _keyed_normal(seed, keys, max_k * n_reps)          # (P, max_k · n_reps)
     V1 = None
     results = []
     for k in range(1, max_k + 1):
         starts = []
-        for _ in range(n_reps):
-            v = (rng.standard_normal(P) @ X)[:, None]
+        for rep in range(n_reps):
+            v = (draws[:, (k - 1) * n_reps + rep] @ X)[:, None]
             V0 = v if V1 is None else np.hstack([v, V1])
             starts.append(np.linalg.qr(V0)[0])
-        Vs, _, _ = stiefel_minimize(np.stack(starts), X, max_iter=max_iter, gtol=gtol)
+        Vs, _, _ = stiefel_minimize(np.stack(starts), X, max_iter=max_iter, gtol=gtol, ftol=ftol)
         X0 = X[None] - (X @ Vs) @ np.swapaxes(Vs, 1, 2)
         stab = np.min(np.linalg.norm(X0, axis=2) / np.linalg.norm(X, axis=1).clip(1e-300), axis=1)
         best = Vs[int(np.argmax(stab))]

@@ -106,7 +106,8 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
                  seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
                  t_vectors: Sequence[np.ndarray] | None = None, backend: str = "numpy",
                  device="cpu", n_reps: int = 10, keys: Sequence | None = None,
-                 rank_tol: float = 1e-12, qp_tol: float = 1e-10) -> MFTResult:
+                 rank_tol: float = 1e-12, qp_tol: float = 1e-10,
+                 max_chunk_bytes: int = 64 * 2**20) -> MFTResult:
     """MFT capacity of manifolds given in the reference's layout (list of N × M_i arrays).
 
     Parameters
@@ -141,6 +142,9 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
         (``dimension="rank"``).
     qp_tol : float
         KKT tolerance of the QP solver.
+    max_chunk_bytes : int
+        QPs are built and solved for as many manifolds at a time as fit in about this many
+        bytes of solver state, so memory holds the data plus one chunk.
 
     Returns
     -------
@@ -176,7 +180,7 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
 
     # 2. center-correlation removal
     if center_correlations:
-        cs = center_subspace(centers, seed=seed, n_reps=n_reps)
+        cs = center_subspace(centers, seed=seed, n_reps=n_reps, keys=keys)
         rho_c, K, V, residuals = cs["rho_c"], cs["K"], cs["V"], np.asarray(cs["residuals"])
     else:
         rho_c = mean_abs_cosine(centers - centers.mean(axis=0))
@@ -222,18 +226,24 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
     by_m: dict[tuple[int, int], list[int]] = {}
     for i, S in enumerate(coords):
         by_m.setdefault((S.shape[1], T[i].shape[1]), []).append(i)
-    for (M, nt), members in by_m.items():
-        # G = SᵀS with S = [coords; 1] needs only the points' Gram matrix: SᵀS = XᵀX + 11ᵀ.
-        G = np.stack([coords[i].T @ coords[i] + 1.0 for i in members])              # (p, M, M)
-        # reference sign convention: constraints s·v ≤ −κ, dual q = −(Sᵀt + κ) (PRX eq. 15)
-        q = np.stack([(coords[i].T @ T[i][:-1] + T[i][-1]).T for i in members]) + kappa
-        res = solve_nonneg_qp(xp.asarray(G), -xp.asarray(q), tol=qp_tol, backend=backend,
-                              device=device)
-        lam = np.asarray(xp.to_numpy(res.lam))                                     # (p, nt, M)
-        for j, i in enumerate(members):
-            capacity[i], radius[i], dimension_m[i], interior[i] = _manifold_measures(
-                coords[i], T[i], lam[j], kappa)
-            max_kkt[i] = res.kkt[j].max()
+    for (M, nt), group in by_m.items():
+        # bounded memory: G, q and λ of at most ~max_chunk_bytes worth of manifolds at a time
+        per_manifold = 8 * (M * M + 3 * nt * M)
+        step = max(1, int(max_chunk_bytes // per_manifold))
+        for start in range(0, len(group), step):
+            members = group[start:start + step]
+            # G = SᵀS with S = [coords; 1] needs only the points' Gram matrix: XᵀX + 11ᵀ.
+            G = np.stack([coords[i].T @ coords[i] + 1.0 for i in members])          # (p, M, M)
+            # reference sign convention: constraints s·v ≤ −κ, dual q = −(Sᵀt + κ)
+            # (PRX 2018 eq. 15 with t ↦ −t)
+            q = np.stack([(coords[i].T @ T[i][:-1] + T[i][-1]).T for i in members]) + kappa
+            res = solve_nonneg_qp(xp.asarray(G), -xp.asarray(q), tol=qp_tol, backend=backend,
+                                  device=device, max_chunk_bytes=max_chunk_bytes)
+            lam = np.asarray(xp.to_numpy(res.lam))                                # (p, nt, M)
+            for j, i in enumerate(members):
+                capacity[i], radius[i], dimension_m[i], interior[i] = _manifold_measures(
+                    coords[i], T[i], lam[j], kappa)
+                max_kkt[i] = res.kkt[j].max()
     return MFTResult(capacity, radius, dimension_m, float(rho_c), int(K), dims, interior,
                      max_kkt, residuals)
 

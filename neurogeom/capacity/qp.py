@@ -39,6 +39,9 @@ from ..errors import AnalysisError, ConvergenceError
 
 BACKENDS = ("numpy", "torch")
 
+#: ADMM hands a problem to the active-set polish once its KKT residual is below this.
+POLISH_AT = 1e-3
+
 __all__ = ["QPResult", "solve_nonneg_qp", "project_onto_polyhedral_cone", "kkt_residual",
            "BACKENDS"]
 
@@ -124,6 +127,18 @@ class _Numpy:
     @staticmethod
     def arange(n):
         return np.arange(n)
+
+    @staticmethod
+    def take_along(x, idx, axis):
+        return np.take_along_axis(x, idx, axis=axis)
+
+    @staticmethod
+    def argmin_last(x):
+        return np.argmin(x, axis=-1)
+
+    @staticmethod
+    def amin_last(x):
+        return np.min(x, axis=-1)
 
     @staticmethod
     def sum_int(x, axis):
@@ -231,6 +246,15 @@ class _Torch:
 
     def arange(self, n):
         return self.torch.arange(n, device=self.device)
+
+    def take_along(self, x, idx, axis):
+        return self.torch.take_along_dim(x, idx, dim=axis)
+
+    def argmin_last(self, x):
+        return self.torch.argmin(x, dim=-1)
+
+    def amin_last(self, x):
+        return self.torch.amin(x, dim=-1)
 
     def sum_int(self, x, axis):
         return x.sum(dim=axis)
@@ -510,7 +534,7 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
     wmax = float(xp.to_numpy(xp.amax(w.reshape(-1), 0))) + 1e-300
     alpha = 1.6          # over-relaxation, the usual OSQP value
     check_every = 10
-    polish_at = 1e-4     # polish a problem once ADMM has roughly identified its active set
+    polish_at = POLISH_AT  # polish a problem once ADMM has roughly identified its active set
     groups = xp.nonzero(xp.any(active, -1))       # groups still iterating
     Ga, Ua, wa, da, qa = G[groups], U[groups], w[groups], d[groups], q[groups]
     act = active[groups]
@@ -589,50 +613,84 @@ def _gkkt(xp, G, q, lam, d):
     return r / (1.0 + xp.amax(xp.abs(q), -1))
 
 
-def _polish(xp, G, gi, q, lam, mu, d, tol, steps: int = 4):
-    """Primal–dual active-set (semismooth Newton) steps from ``lam``; returns (λ, KKT residual).
+def _polish(xp, G, gi, q, lam, mu, d, tol, max_steps: int | None = None):
+    """Exact active-set refinement from an approximate solution; returns (λ, KKT residual).
 
-    Free set F = {i : d_i λ_i > μ_i} (the natural-map rule). On F solve G_FF λ_F = −q_F, set
-    λ = 0 elsewhere, and recompute μ = Gλ + q. The systems are compacted to the largest free set
-    of the batch (free indices first, padded with identity rows), which is typically half of
-    n, so a step costs ~1/8 of a full n × n solve. A relative ridge of 1e-13·d keeps singular
-    G_FF (repeated or coplanar points) solvable; when G is singular Gλ is still determined.
-    The best iterate by KKT residual is returned, clipped to λ ≥ 0.
+    A vectorized Lawson–Hanson-style primal active-set method started from ``lam`` (≥ 0) and
+    its support F:
+
+    - solve the equality system G_FF x_F = −q_F (x = 0 off F);
+    - if x_F > 0: accept λ = x; if some μ_i = (Gλ + q)_i < 0 off F, add the most negative i to
+      F, else λ is optimal;
+    - otherwise step from λ toward x until the first coordinate reaches 0 (ratio test) and drop
+      the coordinates that reached 0 from F.
+
+    Each step keeps λ ≥ 0 and lowers the objective, so the method is finite. Started from an
+    ADMM iterate whose support is (nearly) the optimal one it typically needs one or two solves;
+    it also handles the near-degenerate cases where ADMM is slow (adjacent vertices of densely
+    sampled curves, repeated points), where the optimal support is a linearly independent subset
+    of many almost-active points. Systems are compacted to the largest free set of the batch
+    (free indices first, padded with identity rows); a relative ridge of 1e-13·d keeps singular
+    G_FF solvable.
 
     G (P, n, n) grouped matrices and gi (m,) the group of each selected problem; q, lam, mu, d
     (m, n) for the selected problems.
     """
     m, n = q.shape
+    if max_steps is None:
+        max_steps = 2 * n + 10
     scale = 1.0 + xp.amax(xp.abs(q), -1)
-    best, cur = lam, lam
+    lam = xp.maximum(lam, 0.0)
+    free = lam > 0
+    best = lam
     best_k = xp.amax(xp.abs(xp.minimum(d * lam, mu)), -1) / scale
-    rows = xp.arange(m)
-    for _ in range(steps):
-        free = (d * cur - mu) > 0
-        nf = xp.sum_int(free, -1)
-        k = max(int(xp.to_numpy(xp.amax(nf, 0))), 1) if m else 1
-        perm = xp.argsort_stable(~free)[:, :k]                      # free indices first
-        valid = xp.arange(k)[None, :] < nf[:, None]
-        vf = xp.where(valid, 1.0, 0.0)
-        Gcols = G[gi[:, None, None], xp.arange(n)[None, :, None], perm[:, None, :]]  # (m, n, k)
-        Gsub = Gcols[rows[:, None, None], perm[:, :, None], xp.arange(k)[None, None, :]]
+    todo = best_k > tol
+    rows_all = xp.arange(m)
+    for _ in range(max_steps):
+        if not bool(xp.any(todo)):
+            break
+        sel = xp.nonzero(todo)
+        ms = sel.shape[0]
+        rows = xp.arange(ms)
+        f_s, q_s, d_s, g_s, l_s = free[sel], q[sel], d[sel], gi[sel], lam[sel]
+        nf = xp.sum_int(f_s, -1)
+        k = max(int(xp.to_numpy(xp.amax(nf, 0))), 1)
+        perm = xp.argsort_stable(~f_s)[:, :k]                        # free indices first
+        vf = xp.where(xp.arange(k)[None, :] < nf[:, None], 1.0, 0.0)
+        Gcols = xp.take_along(G[g_s], perm[:, None, :], -1)                       # (ms, n, k)
+        Gsub = xp.take_along(Gcols, perm[:, :, None], -2)                           # (ms, k, k)
         Gsub = Gsub * vf[:, :, None]
         Gsub *= vf[:, None, :]
-        dsub = d[rows[:, None], perm]
-        xp.add_to_diagonal(Gsub, (1.0 - vf) + 1e-13 * dsub * vf)
-        qsub = q[rows[:, None], perm]
-        sol = xp.solve(Gsub, -qsub * vf) * vf
-        sol = xp.maximum(sol, 0.0)
-        cand = xp.zeros((m, n))
-        xp.setitem(cand, (rows[:, None], perm), sol)
-        mu = (Gcols @ sol[..., None])[..., 0] + q
-        kk = xp.amax(xp.abs(xp.minimum(d * cand, mu)), -1) / scale
-        better = kk < best_k
-        best = xp.where(better[:, None], cand, best)
-        best_k = xp.where(better, kk, best_k)
-        cur = cand
-        if not bool(xp.any(best_k > tol)):
-            break
+        xp.add_to_diagonal(Gsub, (1.0 - vf) + 1e-13 * d_s[rows[:, None], perm] * vf)
+        sol = xp.solve(Gsub, -q_s[rows[:, None], perm] * vf) * vf
+        x = xp.zeros((ms, n))
+        xp.setitem(x, (rows[:, None], perm), sol)
+        positive = xp.all((x > 0) | ~f_s, -1)
+        # ratio test for the problems whose solution left the orthant
+        shrink = f_s & (x <= 0)
+        ratio = xp.where(shrink, l_s / xp.where(shrink, l_s - x, 1.0), np.inf)
+        step = xp.minimum(xp.amax(-ratio, -1) * -1.0, 1.0)          # min over the free set
+        step = xp.where(positive, 1.0, step)
+        new = xp.maximum(l_s + step[:, None] * (x - l_s), 0.0)
+        hit = shrink & (new <= 1e-15 * xp.amax(new, -1)[:, None] + 1e-300)
+        hit = hit | (shrink & (ratio <= step[:, None]))
+        new = xp.where(hit, 0.0, new)
+        f_new = f_s & ~hit
+        # new is supported on the old free set, i.e. on the columns gathered in Gcols
+        mu_new = (Gcols @ (new[rows[:, None], perm] * vf)[..., None])[..., 0] + q_s
+        # optimal on F: add the most violated constraint
+        viol = xp.where(f_new, np.inf, mu_new)
+        worst = xp.argmin_last(viol)
+        add = positive & (xp.amin_last(viol) < -tol * scale[sel])
+        addmask = (xp.arange(n)[None, :] == worst[:, None]) & add[:, None]
+        f_new = f_new | addmask
+        kk = xp.amax(xp.abs(xp.minimum(d_s * new, mu_new)), -1) / scale[sel]
+        xp.setitem(lam, sel, new)
+        xp.setitem(free, sel, f_new)
+        better = kk < best_k[sel]
+        xp.setitem(best, sel, xp.where(better[:, None], new, best[sel]))
+        xp.setitem(best_k, sel, xp.where(better, kk, best_k[sel]))
+        xp.setitem(todo, sel, (kk > tol) & (xp.sum_int(f_new, -1) > 0) | add)
     return best, best_k
 
 
