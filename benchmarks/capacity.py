@@ -44,10 +44,6 @@ def readme_data(P, M, N, seed=0):
     return [np.random.randn(N, M) for _ in range(P)]
 
 
-def anchors_from_lam(S, lam):
-    return S @ lam / lam.sum() if lam.sum() > 0 else None
-
-
 def baseline_nnls(coords, T, kappa):
     """One scipy NNLS call per sample. Returns per-manifold (capacity, radius, dimension)."""
     out = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import AnalysisError, LoaderError, NeurogeomError
+from ..errors import AnalysisError, LoaderError
 
 METHODS = ("mft", "glue", "simulated")
 
@@ -88,4 +88,4 @@ def _print_summary(ds, method: str) -> None:
     print("\n".join(lines))
 
 
-__all__ = ["add_parser", "run", "METHODS", "NeurogeomError"]
+__all__ = ["add_parser", "run", "METHODS"]
