@@ -140,6 +140,7 @@ def main(argv=None):
     # --- the QP stage alone, ours vs per-QP baselines on the same t vectors -----------------
     (coords, T, *_), t_prep = timed(_prepare, data, 0.0, n_t, 0, True, "reference", None,
                                     "numpy", 3, list(range(P)), 1e-12)
+    T = [T[i] for i in range(len(T))]  # materialize the (lazily drawn) samples for the baselines
     print(f"shared preparation (centering, center correlations, reduction): {t_prep:.3f} s "
           f"wall, {CPU_TIMES['_prepare']:.3f} s CPU")
     ours_qp, t_ours_qp = timed(_solve_and_measure, coords, T, 0.0, "numpy", "cpu", 1e-10,

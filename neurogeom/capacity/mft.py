@@ -51,6 +51,21 @@ def _manifold_seed(seed: int, key) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(spawn,)))
 
 
+class _LazySamples:
+    """The Gaussian samples of every manifold, drawn on access from its keyed stream (the same
+    array every time), so only the samples of the chunk being solved are held in memory."""
+
+    def __init__(self, seed, keys, dims, n_t):
+        self.seed, self.keys, self.dims, self.n_t = seed, list(keys), list(dims), n_t
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __getitem__(self, i):
+        return _manifold_seed(self.seed, self.keys[i]).standard_normal(
+            (self.dims[i] + 1, self.n_t))
+
+
 def _reduce(gram: np.ndarray, n_features: int, dimension: str, rank_tol: float) -> np.ndarray:
     """Coordinates (D × M) of a centered, normalized manifold in its own span, from its Gram
     matrix (M × M) of point inner products.
@@ -222,8 +237,7 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
     # 5. Gaussian samples and the batched QPs, grouped by number of points
     dims = np.array([S.shape[0] for S in coords])
     if t_vectors is None:
-        T = [_manifold_seed(seed, k).standard_normal((d + 1, int(n_t))) for k, d in
-             zip(keys, dims)]
+        T = _LazySamples(seed, keys, dims, int(n_t))
     else:
         T = []
         for i, (t, d) in enumerate(zip(t_vectors, dims)):
@@ -246,24 +260,26 @@ def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_byte
     xp = get_backend(backend, device)
     by_m: dict[tuple[int, int], list[int]] = {}
     for i, S in enumerate(coords):
-        by_m.setdefault((S.shape[1], T[i].shape[1]), []).append(i)
+        n_samples = T.n_t if isinstance(T, _LazySamples) else T[i].shape[1]
+        by_m.setdefault((S.shape[1], n_samples), []).append(i)
     for (M, nt), group in by_m.items():
         # bounded memory: G, q and λ of at most ~max_chunk_bytes worth of manifolds at a time
         per_manifold = 8 * (M * M + 3 * nt * M)
         step = max(1, int(max_chunk_bytes // per_manifold))
         for start in range(0, len(group), step):
             members = group[start:start + step]
+            Tc = {i: T[i] for i in members}   # lazily drawn samples: one chunk in memory
             # G = SᵀS with S = [coords; 1] needs only the points' Gram matrix: XᵀX + 11ᵀ.
             G = np.stack([coords[i].T @ coords[i] + 1.0 for i in members])          # (p, M, M)
             # reference sign convention: constraints s·v ≤ −κ, dual q = −(Sᵀt + κ)
             # (PRX 2018 eq. 15 with t ↦ −t)
-            q = np.stack([(coords[i].T @ T[i][:-1] + T[i][-1]).T for i in members]) + kappa
+            q = np.stack([(coords[i].T @ Tc[i][:-1] + Tc[i][-1]).T for i in members]) + kappa
             res = solve_nonneg_qp(xp.asarray(G), -xp.asarray(q), tol=qp_tol, backend=backend,
                                   device=device, max_chunk_bytes=max_chunk_bytes)
             lam = np.asarray(xp.to_numpy(res.lam))                                # (p, nt, M)
             for j, i in enumerate(members):
                 capacity[i], radius[i], dimension_m[i], interior[i] = _manifold_measures(
-                    coords[i], T[i], lam[j], kappa)
+                    coords[i], Tc[i], lam[j], kappa)
                 max_kkt[i] = res.kkt[j].max()
     return capacity, radius, dimension_m, interior, max_kkt
 
