@@ -138,8 +138,9 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
         Remove the low-rank structure of the centers first (reference default: on).
     dimension : {"rank", "reference"}
         Reduce each manifold to the rank of its centered points (default; unbiased D_M) or keep
-        the reference's M rows (one of them empty), which biases D_M (segment: 0.804 instead of
-        1) but reproduces its numbers.
+        the reference's min(N, M) rows (zero-padded), which biases D_M (a 2-point segment gives
+        2(2/π)² ≈ 0.81 instead of 1) but reproduces the reference's numbers in distribution
+        (its QR basis is not reproduced, so its own ``t_vecs`` give other per-sample values).
     t_vectors : sequence of ndarray (D_i + 1, n_t), optional
         The Gaussian samples, one array per manifold, columns are samples (the reference's
         ``t_vecs``). D_i is the reduced dimension (:attr:`MFTResult.embedding_dim`; with
