@@ -143,10 +143,11 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
     ``n*`` (where p = 1/2) is bracketed by ``[0, r]``: p(0) = 0 because a bias alone separates no
     dichotomy with both labels, and ``r`` (the rank of the centered data) is the most that a
     projection can use, so p(r) is the full-space separability. Bisection evaluates the middle
-    of the bracket and moves the end on the same side of 1/2, until the middle is within
-    ``precision`` of 1/2 or the bracket is one dimension wide. ``n*`` is then interpolated
-    linearly between the evaluated dimensions nearest to 1/2 on either side, after a weighted
-    isotonic (monotone) fit of all evaluated p(n).
+    of the bracket and moves the end on the same side of 1/2 until the bracket is one dimension
+    wide; more dichotomies are then drawn at its two ends until the standard error of each p
+    is at most ``precision``. ``n*`` is interpolated linearly between the evaluated dimensions
+    nearest to 1/2 on either side, after a weighted isotonic (monotone) fit of all evaluated
+    p(n).
 
     The confidence interval is a parametric bootstrap over the dichotomies: the separable
     counts at every evaluated ``n`` are redrawn from Binomial(K, (k + 1/2)/(K + 1)) (the
@@ -162,8 +163,9 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
     n_dichotomies : int
         Draws (projection + dichotomy) per evaluated dimension.
     precision : float
-        Stop when an evaluated ``p`` is within this of 1/2 (the Monte-Carlo standard error of
-        ``p`` near 1/2 is ``0.5 / sqrt(n_dichotomies)``).
+        Target binomial standard error of p at the two dimensions bracketing n* (draws are
+        added there until ``sqrt(p (1 - p) / K) <= precision``; near p = 1/2 that needs
+        ``K >= 0.25 / precision**2``, i.e. 100 for the default 0.05).
     dichotomy : {"random", "one_vs_rest", "iid"}
         ``"random"``: balanced random labels (P//2 positive manifolds; odd P: the odd one on a
         random side). ``"one_vs_rest"``: one manifold positive, cycling through the manifolds.
@@ -215,17 +217,20 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
     n_manifolds, rank = data.n_manifolds, data.rank
     rng = np.random.default_rng(seed)
 
-    evaluated: dict[int, int] = {}
+    counts: dict[int, list[int]] = {}         # n -> [separable, tested]
     order: list[int] = []
 
-    def evaluate(n: int) -> float:
-        evaluated[n] = separable_fraction(coords, owner, n, n_dichotomies, rng, dichotomy,
-                                          data.n_features)
-        order.append(n)
-        return evaluated[n] / n_dichotomies
+    def evaluate(n: int, draws: int) -> float:
+        k = separable_fraction(coords, owner, n, draws, rng, dichotomy, data.n_features)
+        if n not in counts:
+            counts[n] = [0, 0]
+            order.append(n)
+        counts[n][0] += k
+        counts[n][1] += draws
+        return counts[n][0] / counts[n][1]
 
     lo, hi = 0, rank
-    p_hi = evaluate(hi)
+    p_hi = evaluate(hi, n_dichotomies)
     if p_hi < 0.5:
         raise AnalysisError(
             f"the {n_manifolds} manifolds by {by!r} are separable for only {p_hi:.0%} of "
@@ -234,23 +239,32 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
             f"{n_manifolds / rank:.3g} and cannot be found by projection (overlapping or "
             "identical manifolds?)")
     steps = 0
+    # Bisection: the bracket [lo, hi] always has p(lo) < 1/2 <= p(hi) as measured, and one end
+    # moves every step, so it shrinks to one dimension in ceil(log2(rank)) steps.
     while hi - lo > 1:
         if steps >= max_steps:
             raise ConvergenceError(f"bisection did not converge in {max_steps} steps "
                                    f"(bracket [{lo}, {hi}])")
         mid = (lo + hi) // 2
-        p_mid = evaluate(mid)
-        steps += 1
-        if abs(p_mid - 0.5) <= precision:
-            break
-        if p_mid < 0.5:
+        if evaluate(mid, n_dichotomies) < 0.5:
             lo = mid
         else:
             hi = mid
+        steps += 1
+    # Precision: top up the draws at the two bracketing dimensions until the binomial standard
+    # error of each p is at most `precision` (the estimate of p there is what sets n*).
+    for n in (lo, hi):
+        if n == 0:
+            continue
+        k, tested = counts[n]
+        p = min(max(k / tested, 0.5 / tested), 1 - 0.5 / tested)
+        need = int(np.ceil(p * (1 - p) / precision ** 2))
+        if need > tested:
+            evaluate(n, need - tested)
 
-    n_eval = np.array(sorted(evaluated))
-    k_eval = np.array([evaluated[n] for n in n_eval])
-    tested = np.full(len(n_eval), n_dichotomies)
+    n_eval = np.array(sorted(counts))
+    k_eval = np.array([counts[n][0] for n in n_eval])
+    tested = np.array([counts[n][1] for n in n_eval])
     # n = 0 is known exactly (p = 0) and anchors the interpolation from below.
     n_fit = np.concatenate([[0], n_eval]) if n_eval[0] != 0 else n_eval
     k_fit = np.concatenate([[0], k_eval]) if n_eval[0] != 0 else k_eval
@@ -289,6 +303,7 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
             "n_separable": ("projection_dim", k_eval),
             "n_tested": ("projection_dim", tested),
             "evaluation_order": ("projection_dim", [order.index(n) for n in n_eval]),
+            "bracket_low": ((), lo), "bracket_high": ((), hi),
         },
         coords={"manifold": np.asarray(data.labels), "projection_dim": n_eval},
         attrs={
