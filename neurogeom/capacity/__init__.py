@@ -1,0 +1,10 @@
+"""Manifold capacity: replica mean-field theory, effective geometry, correlated and simulated capacity.
+
+Submodules: :mod:`.qp` (the batched non-negative QP solver every estimator shares),
+:mod:`.mft` (replica MFT capacity, radius and dimension; PRX 2018), :mod:`.centers`
+(center-correlation removal on the Stiefel manifold).
+"""
+
+from .qp import QPResult, kkt_residual, project_onto_polyhedral_cone, solve_nonneg_qp
+
+__all__ = ["QPResult", "kkt_residual", "project_onto_polyhedral_cone", "solve_nonneg_qp"]

@@ -1,0 +1,643 @@
+"""Batched solver for non-negative quadratic programs (the duals of the capacity QPs).
+
+Every capacity estimate in :mod:`neurogeom.capacity` needs many tiny quadratic programs: one per
+manifold per Gaussian sample ``t``. In dual form each is
+
+    minimize_{λ ≥ 0}  ½ λᵀ G λ + qᵀ λ,                                            (1)
+
+with ``G = SᵀS`` the Gram matrix of one manifold's points (shared by all its samples) and
+``q = −(Sᵀt + κ)``. This module solves a whole batch of them at once, vectorized over the batch,
+with one code path for numpy and torch (``backend="torch"``, ``device="cuda"`` on a GPU):
+
+1. ADMM on the splitting λ = z, z ≥ 0. The λ-step solves ``(G + ρI) λ = r``; with one
+   eigendecomposition ``G = U diag(w) Uᵀ`` per distinct G this costs two small matmuls for any ρ,
+   so every problem of the batch gets its own adaptively balanced ρ (OSQP-style).
+2. A polish step: primal–dual active-set (semismooth Newton) iterations started from the ADMM
+   iterate solve the equality system on the detected free set exactly and are accepted only when
+   they lower the KKT residual.
+3. A KKT check: the natural residual ``max_i |min(G_ii λ_i, μ_i)| / (1 + ||q||∞)`` with
+   ``μ = Gλ + q``, which is zero exactly at the solution of (1).
+
+Problems whose ``λ = 0`` already satisfies the KKT conditions (``q ≥ 0``; in MFT terms "t is
+interior") are recognized before any iteration and cost nothing. The batch is processed in chunks
+of ``chunk_size`` problems so that memory stays bounded by one chunk of solver state.
+
+The solution ``λ`` is unique when G is positive definite. When G is singular (more points than
+dimensions, repeated points) λ is not unique but ``Gλ`` — hence the primal solution
+``v = t − Sλ`` and everything computed from it — is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import AnalysisError, ConvergenceError
+
+BACKENDS = ("numpy", "torch")
+
+__all__ = ["QPResult", "solve_nonneg_qp", "project_onto_polyhedral_cone", "kkt_residual",
+           "BACKENDS"]
+
+
+# --------------------------------------------------------------------------------------------
+# a tiny array namespace, so one code path serves numpy and torch (himalaya-style)
+# --------------------------------------------------------------------------------------------
+
+class _Numpy:
+    name = "numpy"
+
+    def __init__(self, device="cpu"):
+        if str(device) != "cpu":
+            raise AnalysisError(f"backend='numpy' runs on the CPU only, got device={device!r}; "
+                                "use backend='torch' for a GPU")
+        self.device = "cpu"
+
+    def asarray(self, x):
+        if hasattr(x, "detach"):  # a torch tensor handed to the numpy backend
+            x = x.detach().cpu().numpy()
+        return np.asarray(x, dtype=np.float64)
+
+    def to_numpy(self, x):
+        return np.asarray(x)
+
+    zeros = staticmethod(lambda shape: np.zeros(shape))
+    ones = staticmethod(lambda shape: np.ones(shape))
+    eye = staticmethod(lambda n: np.eye(n))
+    where = staticmethod(np.where)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+    sqrt = staticmethod(np.sqrt)
+    abs = staticmethod(np.abs)
+
+    @staticmethod
+    def amax(x, axis):
+        return x.max(axis=axis)
+
+    @staticmethod
+    def eigh(x):
+        return np.linalg.eigh(x)
+
+    @staticmethod
+    def solve(a, b):
+        return np.linalg.solve(a, b[..., None])[..., 0]
+
+    @staticmethod
+    def diagonal(x):
+        return np.diagonal(x, axis1=-2, axis2=-1)
+
+    @staticmethod
+    def swap(x):
+        return np.swapaxes(x, -1, -2)
+
+    @staticmethod
+    def clip(x, lo, hi):
+        return np.clip(x, lo, hi)
+
+    @staticmethod
+    def take(x, idx):
+        return x[idx]
+
+    @staticmethod
+    def index(idx):
+        return np.asarray(idx)
+
+    @staticmethod
+    def nonzero(mask):
+        return np.flatnonzero(mask)
+
+    @staticmethod
+    def any(x, axis=None):
+        return x.any(axis=axis)
+
+    @staticmethod
+    def all(x, axis=None):
+        return x.all(axis=axis)
+
+    @staticmethod
+    def setitem(x, idx, values):
+        x[idx] = values
+
+    @staticmethod
+    def add_to_diagonal(x, values):
+        n = x.shape[-1]
+        x.reshape(x.shape[:-2] + (n * n,))[..., ::n + 1] += values
+
+
+class _Torch:
+    name = "torch"
+
+    def __init__(self, device="cpu"):
+        import torch
+        self.torch = torch
+        try:
+            self.device = torch.device(device)
+            torch.zeros(1, device=self.device)
+        except (RuntimeError, AssertionError) as exc:
+            raise AnalysisError(f"torch device {device!r} is not available: {exc}") from exc
+
+    def asarray(self, x):
+        t = self.torch
+        if isinstance(x, t.Tensor):
+            return x.to(device=self.device, dtype=t.float64)
+        return t.as_tensor(np.asarray(x, dtype=np.float64), device=self.device)
+
+    def to_numpy(self, x):
+        return x.detach().cpu().numpy()
+
+    def zeros(self, shape):
+        return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
+
+    def ones(self, shape):
+        return self.torch.ones(shape, dtype=self.torch.float64, device=self.device)
+
+    def eye(self, n):
+        return self.torch.eye(n, dtype=self.torch.float64, device=self.device)
+
+    def where(self, c, a, b):
+        t = self.torch
+        a = a if isinstance(a, t.Tensor) else t.as_tensor(a, dtype=t.float64, device=self.device)
+        b = b if isinstance(b, t.Tensor) else t.as_tensor(b, dtype=t.float64, device=self.device)
+        return t.where(c, a, b)
+
+    def maximum(self, a, b):
+        t = self.torch
+        if not isinstance(b, t.Tensor):
+            return t.clamp(a, min=b)
+        return t.maximum(a, b)
+
+    def minimum(self, a, b):
+        t = self.torch
+        if not isinstance(b, t.Tensor):
+            return t.clamp(a, max=b)
+        return t.minimum(a, b)
+
+    def sqrt(self, x):
+        return self.torch.sqrt(x) if isinstance(x, self.torch.Tensor) else float(np.sqrt(x))
+
+    def abs(self, x):
+        return self.torch.abs(x)
+
+    def amax(self, x, axis):
+        return self.torch.amax(x, dim=axis)
+
+    def eigh(self, x):
+        return self.torch.linalg.eigh(x)
+
+    def solve(self, a, b):
+        return self.torch.linalg.solve(a, b)
+
+    def diagonal(self, x):
+        return self.torch.diagonal(x, dim1=-2, dim2=-1)
+
+    def swap(self, x):
+        return x.transpose(-1, -2)
+
+    def clip(self, x, lo, hi):
+        return self.torch.clamp(x, lo, hi)
+
+    def take(self, x, idx):
+        return x[idx]
+
+    def index(self, idx):
+        return self.torch.as_tensor(np.asarray(idx), device=self.device, dtype=self.torch.long)
+
+    def nonzero(self, mask):
+        return self.torch.nonzero(mask, as_tuple=True)[0]
+
+    def any(self, x, axis=None):
+        return x.any() if axis is None else x.any(dim=axis)
+
+    def all(self, x, axis=None):
+        return x.all() if axis is None else x.all(dim=axis)
+
+    def setitem(self, x, idx, values):
+        x[idx] = values
+
+    def add_to_diagonal(self, x, values):
+        self.torch.diagonal(x, dim1=-2, dim2=-1).add_(values)
+
+
+def get_backend(backend: str = "numpy", device: Any = "cpu"):
+    """The array namespace for ``backend`` ("numpy" or "torch") on ``device``."""
+    if backend == "numpy":
+        return _Numpy(device)
+    if backend == "torch":
+        return _Torch(device)
+    raise AnalysisError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+
+
+# --------------------------------------------------------------------------------------------
+# results
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class QPResult:
+    """Solutions of a batch of problems (1) and how they were reached.
+
+    Attributes
+    ----------
+    lam : array (B, n)
+        Dual solutions λ ≥ 0 (numpy array, or torch tensor with ``backend="torch"``).
+    kkt : ndarray (B,)
+        KKT natural residual of each solution (see :func:`kkt_residual`).
+    iterations : ndarray (B,)
+        ADMM iterations spent on each problem (0 for problems solved by λ = 0).
+    polished : ndarray (B,) of bool
+        Whether the active-set polish produced the returned solution.
+    trivial : ndarray (B,) of bool
+        Problems with q ≥ 0, solved by λ = 0 without iterating (MFT: interior t).
+    converged : ndarray (B,) of bool
+        ``kkt <= tol``.
+    """
+
+    lam: Any
+    kkt: np.ndarray
+    iterations: np.ndarray
+    polished: np.ndarray
+    trivial: np.ndarray
+    converged: np.ndarray
+
+    @property
+    def max_kkt(self) -> float:
+        return float(self.kkt.max()) if self.kkt.size else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# the solver
+# --------------------------------------------------------------------------------------------
+
+def _matvec(xp, G, x):
+    """G @ x for each row of x (G shared (n, n), or per problem (B, n, n))."""
+    if G.ndim == 2:
+        return x @ G  # G symmetric
+    return (G @ x[..., None])[..., 0]
+
+
+def _kkt(xp, G, q, lam, d):
+    """Natural KKT residual per problem: max_i |min(d_i λ_i, μ_i)| / (1 + ||q||∞)."""
+    mu = _matvec(xp, G, lam) + q
+    r = xp.amax(xp.abs(xp.minimum(d * lam, mu)), -1)
+    return r / (1.0 + xp.amax(xp.abs(q), -1))
+
+
+def kkt_residual(G, q, lam, *, backend: str = "numpy", device="cpu") -> np.ndarray:
+    """KKT natural residual of candidate solutions ``lam`` of problems (1).
+
+    ``r = max_i |min(G_ii λ_i, μ_i)| / (1 + max_i |q_i|)`` with ``μ = Gλ + q``. It is zero iff
+    λ ≥ 0, μ ≥ 0 and λ_i μ_i = 0 for every i, i.e. iff λ solves (1); scaling λ by the diagonal of
+    G makes both arguments of the min carry the units of q.
+
+    Returns
+    -------
+    ndarray (B,)
+    """
+    xp = get_backend(backend, device)
+    G, q, lam = xp.asarray(G), xp.asarray(q), xp.asarray(lam)
+    Gg, qg, layout = _canonical(xp, G, q)
+    lg = lam.reshape(qg.shape)
+    r = np.asarray(xp.to_numpy(_gkkt(xp, Gg, qg, lg, _diag_scale(xp, Gg))))
+    return r.reshape(tuple(q.shape[:-1]))
+
+
+def _diag_scale(xp, G):
+    d = xp.diagonal(G)
+    floor = 1e-12 * (xp.amax(d, -1) + 1e-300)
+    return xp.maximum(d, floor[..., None])
+
+
+def _canonical(xp, G, q):
+    """Bring (G, q) to the grouped layout G (P, n, n), q (P, B, n); also return how to undo it."""
+    layout = "shared"
+    if q.ndim == 1:
+        layout = "single"
+        q = q[None, :]
+    if q.ndim == 2:
+        B, n = q.shape
+        if G.ndim == 2:
+            if tuple(G.shape) != (n, n):
+                raise AnalysisError(f"G has shape {tuple(G.shape)}, expected ({n}, {n}) for q "
+                                    f"of shape {tuple(q.shape)}")
+            return G[None], q[None], layout
+        if G.ndim == 3:
+            if tuple(G.shape) != (B, n, n):
+                raise AnalysisError(f"G has shape {tuple(G.shape)}, expected ({B}, {n}, {n}) "
+                                    f"(one matrix per row of q)")
+            return G, q[:, None, :], "per_problem"
+    elif q.ndim == 3:
+        P, B, n = q.shape
+        if G.ndim != 3 or tuple(G.shape) != (P, n, n):
+            raise AnalysisError(f"grouped q of shape {tuple(q.shape)} needs G of shape "
+                                f"({P}, {n}, {n}), got {tuple(G.shape)}")
+        return G, q, "grouped"
+    raise AnalysisError(f"unsupported shapes: G {tuple(G.shape)}, q {tuple(q.shape)}; expected "
+                        "G (n, n) or (B, n, n) with q (B, n), or G (P, n, n) with q (P, B, n)")
+
+
+def solve_nonneg_qp(G, q, *, tol: float = 1e-10, max_iter: int = 20000,
+                    polish: bool = True, backend: str = "numpy", device="cpu",
+                    max_chunk_bytes: int = 64 * 2**20,
+                    raise_on_failure: bool = False) -> QPResult:
+    """Solve a batch of QPs ``min_{λ≥0} ½ λᵀGλ + qᵀλ`` (see the module docstring).
+
+    Parameters
+    ----------
+    G : array (n, n), (B, n, n) or (P, n, n)
+        Symmetric positive semi-definite matrices: one shared by the whole batch (with q of shape
+        (B, n)), one per problem (with q of shape (B, n)), or one per *group* of problems (with q
+        of shape (P, B, n): all B samples of manifold p share ``G[p]``). numpy arrays or torch
+        tensors.
+    q : array (B, n) or (P, B, n)
+        Linear terms, one row per problem. A 1-d ``q`` is a single problem.
+    tol : float
+        Target KKT natural residual (relative to ``1 + ||q||∞``; see :func:`kkt_residual`).
+    max_iter : int
+        Most ADMM iterations per problem.
+    polish : bool
+        Run the active-set polish (recommended; it makes the answer exact to rounding once the
+        active set is identified, instead of waiting for ADMM's linear convergence).
+    backend : {"numpy", "torch"}
+        Array library. ``"torch"`` runs on ``device`` (``"cpu"``, ``"cuda"``, …). Everything is
+        computed in float64.
+    device : str or torch.device
+        Device for the torch backend.
+    max_chunk_bytes : int
+        Problems are solved in chunks whose solver state (ADMM vectors, and the polish's masked
+        (n, n) systems) stays near this size, so memory holds the inputs plus one chunk.
+    raise_on_failure : bool
+        Raise :class:`~neurogeom.errors.ConvergenceError` when a problem does not reach ``tol``
+        (default: report it through ``converged`` and ``kkt``).
+
+    Returns
+    -------
+    QPResult
+        ``lam`` shaped like ``q`` (backend array type) and per-problem diagnostics shaped like
+        ``q`` without its last axis (numpy arrays).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> G = np.array([[2.0, 0.0], [0.0, 1.0]]); q = np.array([[-2.0, 1.0]])
+    >>> solve_nonneg_qp(G, q).lam.round(12)
+    array([[1., 0.]])
+    """
+    xp = get_backend(backend, device)
+    with _small_matrix_threads(xp):
+        return _solve(xp, G, q, tol, max_iter, polish, max_chunk_bytes, raise_on_failure)
+
+
+@contextlib.contextmanager
+def _small_matrix_threads(xp):
+    """Run single-threaded BLAS/LAPACK on the CPU.
+
+    The matrices here are tiny (n ≲ a few hundred) and batched; multithreaded OpenBLAS spends
+    more time synchronizing than computing on them (measured 50× slower ``eigh`` of 50×50
+    stacks on a loaded 2-core machine), so the batch is the parallelism.
+    """
+    if xp.name == "torch" and xp.device.type != "cpu":
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+    old = None
+    if xp.name == "torch":
+        old = xp.torch.get_num_threads()
+        xp.torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        if old is not None:
+            xp.torch.set_num_threads(old)
+
+
+def _solve(xp, G, q, tol, max_iter, polish, max_chunk_bytes, raise_on_failure):
+    G = xp.asarray(G)
+    q = xp.asarray(q)
+    Gg, qg, layout = _canonical(xp, G, q)
+    finite = np.isfinite(xp.to_numpy(qg)).all() and np.isfinite(xp.to_numpy(Gg)).all()
+    if not finite:
+        raise AnalysisError("G or q contains NaN or infinite values")
+    if not tol > 0:
+        raise AnalysisError(f"tol must be positive, got {tol}")
+    P, B, n = qg.shape
+    lam = xp.zeros((P, B, n))
+    kkt = np.zeros((P, B))
+    iters = np.zeros((P, B), dtype=np.int64)
+    polished = np.zeros((P, B), dtype=bool)
+    # ~12 vectors of n per problem for ADMM; the polish adds one (n, n) system per problem
+    per_problem = 8 * n * (12 + 2 * n)
+    max_problems = max(1, int(max_chunk_bytes // per_problem))
+    b_step = min(B, max_problems)
+    p_step = max(1, max_problems // b_step)
+    for p0 in range(0, P, p_step):
+        p1 = min(P, p0 + p_step)
+        Gc = Gg[p0:p1]
+        w, U = xp.eigh(Gc)
+        for b0 in range(0, B, b_step):
+            b1 = min(B, b0 + b_step)
+            out = _solve_chunk(xp, Gc, qg[p0:p1, b0:b1], w, U, tol, max_iter, polish)
+            lam[p0:p1, b0:b1] = out[0]
+            kkt[p0:p1, b0:b1] = out[1]
+            iters[p0:p1, b0:b1] = out[2]
+            polished[p0:p1, b0:b1] = out[3]
+    trivial = np.asarray(xp.to_numpy(xp.all(qg >= 0, -1)), dtype=bool)
+    converged = kkt <= tol
+    if raise_on_failure and not converged.all():
+        bad = np.argwhere(~converged)
+        raise ConvergenceError(
+            f"{len(bad)} of {P * B} QPs did not reach KKT residual {tol:g} in {max_iter} "
+            f"iterations (worst {kkt.max():.3g})")
+    if layout == "single":
+        lam, kkt, iters, polished, trivial, converged = (x[0, 0] for x in (
+            lam, kkt, iters, polished, trivial, converged))
+    elif layout == "shared":
+        lam, kkt, iters, polished, trivial, converged = (x[0] for x in (
+            lam, kkt, iters, polished, trivial, converged))
+    elif layout == "per_problem":
+        lam, kkt, iters, polished, trivial, converged = (x[:, 0] for x in (
+            lam, kkt, iters, polished, trivial, converged))
+    return QPResult(lam=lam, kkt=np.asarray(kkt), iterations=np.asarray(iters),
+                    polished=np.asarray(polished), trivial=np.asarray(trivial),
+                    converged=np.asarray(converged))
+
+
+def _gmatvec(G, x):
+    """x @ G for grouped x (P, B, n) and symmetric G (P, n, n)."""
+    return x @ G
+
+
+def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
+    """ADMM with per-problem adaptive ρ, then active-set polish, on one grouped chunk.
+
+    G (P, n, n), q (P, B, n), w (P, n), U (P, n, n). Returns numpy-compatible pieces.
+    """
+    P, B, n = q.shape
+    w = xp.maximum(w, 0.0)  # G is PSD; eigh may return -1e-16
+    d = _diag_scale(xp, G)  # (P, n)
+    lam = xp.zeros((P, B, n))
+    iters = np.zeros((P, B), dtype=np.int64)
+    polished = np.zeros((P, B), dtype=bool)
+    kkt = _gkkt(xp, G, q, lam, d)
+    # λ = 0 solves every problem with q ≥ 0 (MFT: interior t) — no iterations needed.
+    active = kkt > tol
+    if not bool(xp.any(active)):
+        return lam, xp.to_numpy(kkt), iters, polished
+
+    wmax = float(xp.to_numpy(xp.amax(w.reshape(-1), 0))) + 1e-300
+    alpha = 1.6          # over-relaxation, the usual OSQP value
+    check_every = 10
+    polish_at = 1e-4     # polish a problem once ADMM has roughly identified its active set
+    groups = xp.nonzero(xp.any(active, -1))       # groups still iterating
+    Ga, Ua, wa, da, qa = G[groups], U[groups], w[groups], d[groups], q[groups]
+    act = active[groups]
+    m = groups.shape[0]
+    z, u = xp.zeros((m, B, n)), xp.zeros((m, B, n))
+    # Per-problem ρ starts at the mean eigenvalue of its G (balances the two ADMM terms).
+    rho = xp.ones((m, B)) * xp.maximum(wa.mean(-1), 1e-12 * wmax)[:, None]
+    last_try = xp.ones((m, B)) * np.inf  # KKT residual at the last polish attempt
+    Ut = xp.swap(Ua)
+    it = 0
+    while m and it < max_iter:
+        for _ in range(check_every):
+            # λ-step: (G + ρI) λ = ρ(z − u) − q through the eigendecomposition of G
+            r = rho[..., None] * (z - u) - qa
+            lam_a = ((r @ Ua) / (wa[:, None, :] + rho[..., None])) @ Ut
+            lam_hat = alpha * lam_a + (1 - alpha) * z
+            z_new = xp.maximum(lam_hat + u, 0.0)
+            u = u + lam_hat - z_new
+            dz = z_new - z
+            z = z_new
+        it += check_every
+        # residual balancing of ρ (OSQP, Stellato et al. 2020 sec. 5.2), per problem
+        prim = xp.amax(xp.abs(lam_a - z), -1) / (xp.maximum(xp.amax(xp.abs(lam_a), -1),
+                                                             xp.amax(xp.abs(z), -1)) + 1e-300)
+        dual = xp.amax(xp.abs(rho[..., None] * dz), -1) / (xp.amax(xp.abs(qa), -1) + 1e-300)
+        ratio = xp.sqrt(xp.clip((prim + 1e-300) / (dual + 1e-300), 1e-4, 1e4))
+        new_rho = xp.clip(rho * ratio, 1e-9 * wmax, 1e6 * wmax)
+        u = u * (rho / new_rho)[..., None]
+        rho = new_rho
+        k = _gkkt(xp, Ga, qa, z, da)
+        final = it >= max_iter
+        if polish:
+            # polish when close, and again each time ADMM has gained two more digits
+            try_now = act & (k > tol) & (((k < polish_at) & (k < 1e-2 * last_try)) | final)
+            if bool(xp.any(try_now)):
+                gi, bi = _nonzero2(xp, try_now)
+                zp, kp = _polish(xp, Ga[gi], qa[gi, bi], z[gi, bi], da[gi], tol)
+                kold = k[gi, bi]
+                better = kp < kold
+                xp.setitem(z, (gi, bi), xp.where(better[:, None], zp, z[gi, bi]))
+                xp.setitem(k, (gi, bi), xp.where(better, kp, kold))
+                xp.setitem(last_try, (gi, bi), xp.minimum(kp, kold))
+                gnp = np.asarray(xp.to_numpy(groups[gi]))
+                bnp = np.asarray(xp.to_numpy(bi))
+                bet = np.asarray(xp.to_numpy(better), dtype=bool)
+                polished[gnp[bet], bnp[bet]] = True
+        done = act & ((k <= tol) | final)
+        gall = np.asarray(xp.to_numpy(groups))
+        actn = np.asarray(xp.to_numpy(act), dtype=bool)
+        iters[gall[:, None].repeat(B, 1)[actn], np.nonzero(actn)[1]] = it
+        if bool(xp.any(done)):
+            gi, bi = _nonzero2(xp, done)
+            xp.setitem(lam, (groups[gi], bi), z[gi, bi])
+            xp.setitem(kkt, (groups[gi], bi), k[gi, bi])
+            act = act & ~done
+            keep = xp.nonzero(xp.any(act, -1))
+            if keep.shape[0] < m:
+                groups, Ga, Ua, Ut, wa, da, qa = (groups[keep], Ga[keep], Ua[keep], Ut[keep],
+                                                  wa[keep], da[keep], qa[keep])
+                act, z, u, rho, last_try = act[keep], z[keep], u[keep], rho[keep], last_try[keep]
+                m = groups.shape[0]
+    return lam, np.asarray(xp.to_numpy(kkt)), iters, polished
+
+
+def _nonzero2(xp, mask):
+    if xp.name == "numpy":
+        return np.nonzero(mask)
+    return xp.torch.nonzero(mask, as_tuple=True)
+
+
+def _gkkt(xp, G, q, lam, d):
+    """Grouped KKT natural residual (P, B): see :func:`kkt_residual`."""
+    mu = _gmatvec(G, lam) + q
+    r = xp.amax(xp.abs(xp.minimum(d[:, None, :] * lam, mu)), -1)
+    return r / (1.0 + xp.amax(xp.abs(q), -1))
+
+
+def _polish(xp, G, q, lam, d, tol, steps: int = 4):
+    """Primal–dual active-set (semismooth Newton) steps from ``lam``; returns (λ, KKT residual).
+
+    Free set F = {i : d_i λ_i > μ_i} (the natural-map rule). On F solve G_FF λ_F = −q_F, set
+    λ = 0 elsewhere. A relative ridge of 1e-13·d keeps singular G_FF (repeated or coplanar
+    points) solvable; when G is singular Gλ is still determined. The best iterate by KKT residual
+    is returned, clipped to λ ≥ 0.
+    """
+    B, n = q.shape
+    best = lam
+    best_k = _kkt(xp, G, q, lam, d)
+    cur = lam
+    for _ in range(steps):
+        mu = _matvec(xp, G, cur) + q
+        free = (d * cur - mu) > 0
+        f = xp.where(free, 1.0, 0.0)
+        Gf = G * f[:, :, None]
+        Gf *= f[:, None, :]
+        xp.add_to_diagonal(Gf, (1.0 - f) + 1e-13 * d * f)
+        cand = xp.solve(Gf, -q * f)
+        cand = xp.maximum(cand * f, 0.0)
+        k = _kkt(xp, G, q, cand, d)
+        better = k < best_k
+        best = xp.where(better[:, None], cand, best)
+        best_k = xp.where(better, k, best_k)
+        cur = cand
+        if not bool(xp.any(best_k > tol)):
+            break
+    return best, best_k
+
+
+# --------------------------------------------------------------------------------------------
+# the primal problem MFT and GLUE need
+# --------------------------------------------------------------------------------------------
+
+def project_onto_polyhedral_cone(S, T, kappa: float = 0.0, **kwargs):
+    """Solve ``min_v ||v − t||²  s.t.  sᵀv ≤ −κ`` for every column s of S, for a batch of t.
+
+    This is the MFT problem of PRX 2018 (eq. 15, the reference code's sign convention). Its dual
+    is (1) with ``G = SᵀS`` and ``q = −(Sᵀt + κ)``; then ``v = t − Sλ``. For GLUE-style joint
+    problems with labels y, pass the columns ``−y_μ x`` (constraints ``y_μ xᵀv ≥ κ``).
+
+    Parameters
+    ----------
+    S : array (d, m) or (B, d, m)
+        Constraint vectors as columns; shared by the batch or one matrix per problem.
+    T : array (B, d)
+        Points to project, one per row.
+    kappa : float
+        Margin κ ≥ 0.
+    **kwargs
+        Passed to :func:`solve_nonneg_qp` (``backend``, ``device``, ``tol``, ``chunk_size``…).
+
+    Returns
+    -------
+    v : array (B, d)
+        The projections (solutions).
+    result : QPResult
+        The dual solution ``lam`` (B, m) and diagnostics.
+    """
+    xp = get_backend(kwargs.get("backend", "numpy"), kwargs.get("device", "cpu"))
+    S = xp.asarray(S)
+    T = xp.asarray(T)
+    if S.ndim == 2:
+        G = xp.swap(S) @ S
+        q = -(T @ S) - kappa
+        res = solve_nonneg_qp(G, q, **kwargs)
+        v = T - res.lam @ xp.swap(S)
+    else:
+        G = xp.swap(S) @ S
+        q = -(xp.swap(S) @ T[..., None])[..., 0] - kappa
+        res = solve_nonneg_qp(G, q, **kwargs)
+        v = T - (S @ res.lam[..., None])[..., 0]
+    return v, res
