@@ -174,6 +174,6 @@ def test_bad_inputs_are_named():
         simulated_capacity(a, by="object_name", precision=0.7)
     # identical manifolds: no dichotomy is separable, a clear error instead of a number
     same = np.tile(rng.standard_normal((3, 20)), (4, 1))
-    with pytest.raises(AnalysisError, match="never reaches 1/2.*identical"):
+    with pytest.raises(AnalysisError, match="same points"):
         simulated_capacity(as_assembly(same, np.repeat(np.arange(4), 3)), by="object_name",
                            n_dichotomies=10)

@@ -70,7 +70,8 @@ def gather(a, by: str, *, center: bool = True, normalize: bool = False,
     Raises
     ------
     AnalysisError
-        Fewer than two manifolds, or all points identical after centering (no geometry).
+        Fewer than two manifolds, all manifolds made of the same points, or all points
+        identical after centering (no geometry).
     """
     groups = manifolds(a, by, min_points=min_points)
     labels = [label for label, _ in groups]
@@ -78,6 +79,12 @@ def gather(a, by: str, *, center: bool = True, normalize: bool = False,
         raise AnalysisError(
             f"capacity needs at least 2 manifolds; by={by!r} gives {len(groups)}: "
             f"{format_list(labels)}")
+    first = np.unique(groups[0][1], axis=0)
+    if all(len(p) == len(groups[0][1]) and np.array_equal(np.unique(p, axis=0), first)
+           for _, p in groups[1:]):
+        raise AnalysisError(
+            f"all {len(groups)} manifolds by {by!r} consist of the same points: no dichotomy "
+            "can be separated, the capacity is zero (check the labels in the assembly)")
     points = np.concatenate([p for _, p in groups])
     n_points = np.array([len(p) for _, p in groups])
     owner = np.repeat(np.arange(len(groups)), n_points)
