@@ -8,3 +8,10 @@ Submodules: :mod:`.qp` (the batched non-negative QP solver every estimator share
 from .qp import QPResult, kkt_residual, project_onto_polyhedral_cone, solve_nonneg_qp
 
 __all__ = ["QPResult", "kkt_residual", "project_onto_polyhedral_cone", "solve_nonneg_qp"]
+
+# effective geometry (GLUE), correlated and simulated capacity (branch capacity-geom)
+from .correlated import ball_capacity, correlated_capacity
+from .effective import effective_geometry
+from .simulated import simulated_capacity
+
+__all__ += ["ball_capacity", "correlated_capacity", "effective_geometry", "simulated_capacity"]
