@@ -46,6 +46,13 @@ def test_active_set_matches_nnls_and_the_shared_solver():
     b = solve_joint(coords, owner, labels, t, 0.3, solver="shared")
     np.testing.assert_allclose(a.share, b.share, atol=1e-6)
     np.testing.assert_allclose(a.anchors, b.anchors, atol=1e-6)
+    assert a.kkt.max() < 1e-9 and b.kkt.max() < 1e-6
+    c = solve_joint(coords, owner, labels, t, 0.3, solver="shared", backend="torch")
+    np.testing.assert_allclose(c.share, a.share, atol=1e-6)
+    d = solve_joint(coords, owner, labels, t, 0.0)                   # the NNLS path
+    e = solve_joint(coords, owner, labels, t, 0.0, solver="shared")
+    np.testing.assert_allclose(d.share, e.share, atol=1e-6)
+    np.testing.assert_allclose(d.anchors, e.anchors, atol=1e-6)
 
 
 # --- known answers --------------------------------------------------------------------------------

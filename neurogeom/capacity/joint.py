@@ -28,7 +28,7 @@ import numpy as np
 import scipy.optimize
 
 from ..errors import AnalysisError, ConvergenceError
-from .qp import kkt_residual, solve_nonneg_qp
+from .qp import solve_nonneg_qp
 
 DICHOTOMIES = ("random", "one_vs_rest")
 
@@ -214,9 +214,17 @@ def _solve_active_set(coords, owner, labels, t, kappa, tol):
                 lam[d, b] = scipy.optimize.nnls(z.T, -t[d, b])[0]
             else:
                 lam[d, b] = active_set_qp(z, t[d, b], kappa, tol=tol)
-        g = z @ z.T
-        kkt[d] = kkt_residual(g, (t[d] @ z.T) - kappa, lam[d])
+        kkt[d] = _factored_kkt(z, (t[d] @ z.T) - kappa, lam[d])
     return lam, kkt
+
+
+def _factored_kkt(z, q, lam):
+    """The natural KKT residual of :func:`neurogeom.capacity.qp.kkt_residual` for G = Z Zᵀ,
+    computed from the factor (never forms the m x m Gram matrix)."""
+    mu = (lam @ z) @ z.T + q                                        # G lam + q
+    diag = np.sum(z ** 2, axis=1)
+    r = np.abs(np.minimum(diag * lam, mu)).max(axis=-1)
+    return r / (1.0 + np.abs(q).max(axis=-1))
 
 
 def _solve_shared(coords, owner, labels, t, kappa, tol, backend, device, max_chunk_bytes):
