@@ -166,6 +166,10 @@ def test_bad_inputs_are_named():
         effective_geometry(as_assembly(same, owner), by="object_name")
     with pytest.raises(AnalysisError, match="dichotomy"):
         effective_geometry(a, by="object_name", dichotomy="balanced")
+    # duplicate points are legitimate: duals split between copies, anchors stay unique
+    dup = effective_geometry(as_assembly(np.vstack([pts, pts[:3]]), np.r_[owner, owner[:3]]),
+                             by="object_name", n_t=5, n_dichotomies=3)
+    assert np.isfinite(float(dup.capacity)) and np.isfinite(float(dup.radius))
     # a margin with more points than dimensions: some dichotomy is not separable at all
     crowded = as_assembly(rng.standard_normal((30, 4)), np.arange(30))
     with pytest.raises(AnalysisError, match="infeasible.*kappa=0"):

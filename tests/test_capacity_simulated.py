@@ -172,6 +172,10 @@ def test_bad_inputs_are_named():
         simulated_capacity(a, by="object_name", dichotomy="all")
     with pytest.raises(AnalysisError, match="precision"):
         simulated_capacity(a, by="object_name", precision=0.7)
+    # duplicate points within a manifold change nothing about separability
+    dup = simulated_capacity(as_assembly(np.vstack([pts, pts]), np.r_[owner, owner]),
+                             by="object_name", n_dichotomies=10, precision=0.2)
+    assert np.isfinite(float(dup.capacity))
     # identical manifolds: no dichotomy is separable, a clear error instead of a number
     same = np.tile(rng.standard_normal((3, 20)), (4, 1))
     with pytest.raises(AnalysisError, match="same points"):
