@@ -6,8 +6,10 @@ Submodules: :mod:`.qp` (the batched non-negative QP solver every estimator share
 """
 
 from .qp import QPResult, kkt_residual, project_onto_polyhedral_cone, solve_nonneg_qp
+from .mft import MFTResult, manifold_capacity, mft_analysis
 
-__all__ = ["QPResult", "kkt_residual", "project_onto_polyhedral_cone", "solve_nonneg_qp"]
+__all__ = ["QPResult", "kkt_residual", "project_onto_polyhedral_cone", "solve_nonneg_qp",
+           "MFTResult", "manifold_capacity", "mft_analysis"]
 
 # effective geometry (GLUE), correlated and simulated capacity (branch capacity-geom)
 from .correlated import ball_capacity, correlated_capacity

@@ -39,6 +39,9 @@ from ..errors import AnalysisError, ConvergenceError
 
 BACKENDS = ("numpy", "torch")
 
+#: ADMM hands a problem to the active-set polish once its KKT residual is below this.
+POLISH_AT = 1e-3
+
 __all__ = ["QPResult", "solve_nonneg_qp", "project_onto_polyhedral_cone", "kkt_residual",
            "BACKENDS"]
 
@@ -120,6 +123,30 @@ class _Numpy:
     @staticmethod
     def setitem(x, idx, values):
         x[idx] = values
+
+    @staticmethod
+    def arange(n):
+        return np.arange(n)
+
+    @staticmethod
+    def take_along(x, idx, axis):
+        return np.take_along_axis(x, idx, axis=axis)
+
+    @staticmethod
+    def argmin_last(x):
+        return np.argmin(x, axis=-1)
+
+    @staticmethod
+    def amin_last(x):
+        return np.min(x, axis=-1)
+
+    @staticmethod
+    def sum_int(x, axis):
+        return x.sum(axis=axis)
+
+    @staticmethod
+    def argsort_stable(x):
+        return np.argsort(x, axis=-1, kind="stable")
 
     @staticmethod
     def add_to_diagonal(x, values):
@@ -216,6 +243,24 @@ class _Torch:
 
     def setitem(self, x, idx, values):
         x[idx] = values
+
+    def arange(self, n):
+        return self.torch.arange(n, device=self.device)
+
+    def take_along(self, x, idx, axis):
+        return self.torch.take_along_dim(x, idx, dim=axis)
+
+    def argmin_last(self, x):
+        return self.torch.argmin(x, dim=-1)
+
+    def amin_last(self, x):
+        return self.torch.amin(x, dim=-1)
+
+    def sum_int(self, x, axis):
+        return x.sum(dim=axis)
+
+    def argsort_stable(self, x):
+        return self.torch.argsort(x.to(self.torch.int8), dim=-1, stable=True)
 
     def add_to_diagonal(self, x, values):
         self.torch.diagonal(x, dim1=-2, dim2=-1).add_(values)
@@ -489,7 +534,7 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
     wmax = float(xp.to_numpy(xp.amax(w.reshape(-1), 0))) + 1e-300
     alpha = 1.6          # over-relaxation, the usual OSQP value
     check_every = 10
-    polish_at = 1e-4     # polish a problem once ADMM has roughly identified its active set
+    polish_at = POLISH_AT  # polish a problem once ADMM has roughly identified its active set
     groups = xp.nonzero(xp.any(active, -1))       # groups still iterating
     Ga, Ua, wa, da, qa = G[groups], U[groups], w[groups], d[groups], q[groups]
     act = active[groups]
@@ -526,7 +571,8 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
             try_now = act & (k > tol) & (((k < polish_at) & (k < 1e-2 * last_try)) | final)
             if bool(xp.any(try_now)):
                 gi, bi = _nonzero2(xp, try_now)
-                zp, kp = _polish(xp, Ga[gi], qa[gi, bi], z[gi, bi], da[gi], tol)
+                mu_sel = (_gmatvec(Ga, z) + qa)[gi, bi]
+                zp, kp = _polish(xp, Ga, gi, qa[gi, bi], z[gi, bi], mu_sel, da[gi], tol)
                 kold = k[gi, bi]
                 better = kp < kold
                 xp.setitem(z, (gi, bi), xp.where(better[:, None], zp, z[gi, bi]))
@@ -567,34 +613,84 @@ def _gkkt(xp, G, q, lam, d):
     return r / (1.0 + xp.amax(xp.abs(q), -1))
 
 
-def _polish(xp, G, q, lam, d, tol, steps: int = 4):
-    """Primal–dual active-set (semismooth Newton) steps from ``lam``; returns (λ, KKT residual).
+def _polish(xp, G, gi, q, lam, mu, d, tol, max_steps: int | None = None):
+    """Exact active-set refinement from an approximate solution; returns (λ, KKT residual).
 
-    Free set F = {i : d_i λ_i > μ_i} (the natural-map rule). On F solve G_FF λ_F = −q_F, set
-    λ = 0 elsewhere. A relative ridge of 1e-13·d keeps singular G_FF (repeated or coplanar
-    points) solvable; when G is singular Gλ is still determined. The best iterate by KKT residual
-    is returned, clipped to λ ≥ 0.
+    A vectorized Lawson–Hanson-style primal active-set method started from ``lam`` (≥ 0) and
+    its support F:
+
+    - solve the equality system G_FF x_F = −q_F (x = 0 off F);
+    - if x_F > 0: accept λ = x; if some μ_i = (Gλ + q)_i < 0 off F, add the most negative i to
+      F, else λ is optimal;
+    - otherwise step from λ toward x until the first coordinate reaches 0 (ratio test) and drop
+      the coordinates that reached 0 from F.
+
+    Each step keeps λ ≥ 0 and lowers the objective, so the method is finite. Started from an
+    ADMM iterate whose support is (nearly) the optimal one it typically needs one or two solves;
+    it also handles the near-degenerate cases where ADMM is slow (adjacent vertices of densely
+    sampled curves, repeated points), where the optimal support is a linearly independent subset
+    of many almost-active points. Systems are compacted to the largest free set of the batch
+    (free indices first, padded with identity rows); a relative ridge of 1e-13·d keeps singular
+    G_FF solvable.
+
+    G (P, n, n) grouped matrices and gi (m,) the group of each selected problem; q, lam, mu, d
+    (m, n) for the selected problems.
     """
-    B, n = q.shape
+    m, n = q.shape
+    if max_steps is None:
+        max_steps = 2 * n + 10
+    scale = 1.0 + xp.amax(xp.abs(q), -1)
+    lam = xp.maximum(lam, 0.0)
+    free = lam > 0
     best = lam
-    best_k = _kkt(xp, G, q, lam, d)
-    cur = lam
-    for _ in range(steps):
-        mu = _matvec(xp, G, cur) + q
-        free = (d * cur - mu) > 0
-        f = xp.where(free, 1.0, 0.0)
-        Gf = G * f[:, :, None]
-        Gf *= f[:, None, :]
-        xp.add_to_diagonal(Gf, (1.0 - f) + 1e-13 * d * f)
-        cand = xp.solve(Gf, -q * f)
-        cand = xp.maximum(cand * f, 0.0)
-        k = _kkt(xp, G, q, cand, d)
-        better = k < best_k
-        best = xp.where(better[:, None], cand, best)
-        best_k = xp.where(better, k, best_k)
-        cur = cand
-        if not bool(xp.any(best_k > tol)):
+    best_k = xp.amax(xp.abs(xp.minimum(d * lam, mu)), -1) / scale
+    todo = best_k > tol
+    rows_all = xp.arange(m)
+    for _ in range(max_steps):
+        if not bool(xp.any(todo)):
             break
+        sel = xp.nonzero(todo)
+        ms = sel.shape[0]
+        rows = xp.arange(ms)
+        f_s, q_s, d_s, g_s, l_s = free[sel], q[sel], d[sel], gi[sel], lam[sel]
+        nf = xp.sum_int(f_s, -1)
+        k = max(int(xp.to_numpy(xp.amax(nf, 0))), 1)
+        perm = xp.argsort_stable(~f_s)[:, :k]                        # free indices first
+        vf = xp.where(xp.arange(k)[None, :] < nf[:, None], 1.0, 0.0)
+        Gcols = xp.take_along(G[g_s], perm[:, None, :], -1)                       # (ms, n, k)
+        Gsub = xp.take_along(Gcols, perm[:, :, None], -2)                           # (ms, k, k)
+        Gsub = Gsub * vf[:, :, None]
+        Gsub *= vf[:, None, :]
+        xp.add_to_diagonal(Gsub, (1.0 - vf) + 1e-13 * d_s[rows[:, None], perm] * vf)
+        sol = xp.solve(Gsub, -q_s[rows[:, None], perm] * vf) * vf
+        x = xp.zeros((ms, n))
+        xp.setitem(x, (rows[:, None], perm), sol)
+        positive = xp.all((x > 0) | ~f_s, -1)
+        # ratio test for the problems whose solution left the orthant
+        shrink = f_s & (x <= 0)
+        ratio = xp.where(shrink, l_s / xp.where(shrink, l_s - x, 1.0), np.inf)
+        step = xp.minimum(xp.amax(-ratio, -1) * -1.0, 1.0)          # min over the free set
+        step = xp.where(positive, 1.0, step)
+        new = xp.maximum(l_s + step[:, None] * (x - l_s), 0.0)
+        hit = shrink & (new <= 1e-15 * xp.amax(new, -1)[:, None] + 1e-300)
+        hit = hit | (shrink & (ratio <= step[:, None]))
+        new = xp.where(hit, 0.0, new)
+        f_new = f_s & ~hit
+        # new is supported on the old free set, i.e. on the columns gathered in Gcols
+        mu_new = (Gcols @ (new[rows[:, None], perm] * vf)[..., None])[..., 0] + q_s
+        # optimal on F: add the most violated constraint
+        viol = xp.where(f_new, np.inf, mu_new)
+        worst = xp.argmin_last(viol)
+        add = positive & (xp.amin_last(viol) < -tol * scale[sel])
+        addmask = (xp.arange(n)[None, :] == worst[:, None]) & add[:, None]
+        f_new = f_new | addmask
+        kk = xp.amax(xp.abs(xp.minimum(d_s * new, mu_new)), -1) / scale[sel]
+        xp.setitem(lam, sel, new)
+        xp.setitem(free, sel, f_new)
+        better = kk < best_k[sel]
+        xp.setitem(best, sel, xp.where(better[:, None], new, best[sel]))
+        xp.setitem(best_k, sel, xp.where(better, kk, best_k[sel]))
+        xp.setitem(todo, sel, (kk > tol) & (xp.sum_int(f_new, -1) > 0) | add)
     return best, best_k
 
 

@@ -1,0 +1,396 @@
+"""Replica mean-field theory (MFT) manifold capacity, radius and dimension (Chung et al. PRX 2018).
+
+The pipeline follows SCIENCE.md §1 and the public reference (``mftma``): global centering,
+optional center-correlation removal (:mod:`.centers`), per-manifold normalization by the center
+norm, reduction of each manifold to its own span plus a constant "center" coordinate, and for
+each Gaussian sample t the anchor point of the projection QP (solved batched by :mod:`.qp`).
+
+Two entry points: :func:`manifold_capacity` takes an assembly and ``by=`` and returns an
+``xarray.Dataset``; :func:`mft_analysis` takes the reference's input (a list of N × M_i arrays)
+for users porting code, and returns a tuple-unpackable :class:`MFTResult`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..assembly import manifolds as group_manifolds
+from ..assembly import validate
+from ..errors import AnalysisError, format_list
+from threadpoolctl import threadpool_limits
+
+from .centers import center_subspace, mean_abs_cosine
+from .qp import BACKENDS, get_backend, solve_nonneg_qp
+
+DIMENSIONS = ("rank", "reference")
+
+__all__ = ["manifold_capacity", "mft_analysis", "MFTResult", "DIMENSIONS"]
+
+
+class MFTResult(NamedTuple):
+    """Per-manifold MFT results; unpacks like the reference's 5-tuple
+    ``capacity, radius, dimension, rho_c, K = mft_analysis(...)``, plus diagnostics."""
+
+    capacity: np.ndarray          # α_M per manifold
+    radius: np.ndarray            # R_M
+    dimension: np.ndarray         # D_M
+    center_correlation: float     # ρ_c: mean |cos| between centers before removal
+    K: int                        # dimensions of the center subspace projected out
+    embedding_dim: np.ndarray     # D of each manifold's reduced coordinates (before the +1)
+    interior_fraction: np.ndarray  # fraction of samples t needing no QP
+    max_kkt: np.ndarray           # worst QP KKT residual per manifold
+    residual_correlations: np.ndarray  # mean |cos| after removing K = 1..tried
+
+
+def _manifold_seed(seed: int, key) -> np.random.Generator:
+    """One independent stream per manifold, keyed by its label, so that reordering manifolds
+    reorders results exactly instead of reshuffling the Gaussian samples."""
+    spawn = zlib.crc32(str(key).encode("utf-8"))
+    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(spawn,)))
+
+
+def _reduce(gram: np.ndarray, n_features: int, dimension: str, rank_tol: float) -> np.ndarray:
+    """Coordinates (D × M) of a centered, normalized manifold in its own span, from its Gram
+    matrix (M × M) of point inner products.
+
+    The coordinates are diag(σ) Wᵀ from the eigendecomposition of the Gram matrix, each row's
+    sign fixed so that its largest entry is positive: they depend only on inner products, so
+    rotating the ambient space or permuting the points leaves the computation unchanged.
+    ``"rank"`` keeps the r = rank directions (eigenvalues above ``rank_tol`` × the largest).
+    ``"reference"`` pads them with zero rows to min(N, M) rows, which is what ``mftma``'s thin
+    QR does (centered points have rank ≤ M − 1, so at least one of its M rows is empty when
+    N > M); the padded rows are what bias its D_M.
+    """
+    M = gram.shape[0]
+    w, W = np.linalg.eigh(gram)
+    w, W = w[::-1], W[:, ::-1]
+    scale = w[0] if w.size and w[0] > 0 else 0.0
+    keep = w > rank_tol * scale if scale > 0 else np.zeros(w.shape, dtype=bool)
+    coords = np.sqrt(w[keep])[:, None] * W[:, keep].T
+    if coords.size:
+        pivot = np.argmax(np.abs(coords), axis=1)
+        coords = coords * np.sign(coords[np.arange(coords.shape[0]), pivot])[:, None]
+    if dimension == "reference":
+        rows = min(n_features, M)
+        coords = np.vstack([coords, np.zeros((rows - coords.shape[0], M))])
+    return coords
+
+
+def _check_points(points: Sequence[np.ndarray], names: Sequence[str]) -> list[np.ndarray]:
+    if len(points) < 2:
+        raise AnalysisError(f"MFT capacity needs at least 2 manifolds, got {len(points)}"
+                            + (f" ({format_list(names)})" if names else ""))
+    out, N = [], None
+    for X, name in zip(points, names):
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2:
+            raise AnalysisError(f"manifold {name} must be a 2-d (features × points) array, got "
+                                f"shape {X.shape}")
+        if X.shape[1] == 0:
+            raise AnalysisError(f"manifold {name} has no points")
+        if N is None:
+            N = X.shape[0]
+        elif X.shape[0] != N:
+            raise AnalysisError(f"manifold {name} has {X.shape[0]} features, the first has {N}")
+        if not np.isfinite(X).all():
+            raise AnalysisError(f"manifold {name} contains NaN or infinite values")
+        out.append(X)
+    return out
+
+
+def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int = 200, *,
+                 seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
+                 t_vectors: Sequence[np.ndarray] | None = None, backend: str = "numpy",
+                 device="cpu", n_reps: int = 3, keys: Sequence | None = None,
+                 rank_tol: float = 1e-12, qp_tol: float = 1e-10,
+                 max_chunk_bytes: int = 64 * 2**20) -> MFTResult:
+    """MFT capacity of manifolds given in the reference's layout (list of N × M_i arrays).
+
+    Parameters
+    ----------
+    manifolds : sequence of ndarray (N, M_i)
+        Points of each manifold as columns (features × points), as ``mftma`` takes them.
+    kappa : float
+        Margin κ ≥ 0.
+    n_t : int
+        Number of Gaussian samples t per manifold.
+    seed : int
+        Seeds the samples t (one stream per manifold, keyed by ``keys``) and the
+        center-correlation optimizer's starts.
+    center_correlations : bool
+        Remove the low-rank structure of the centers first (reference default: on).
+    dimension : {"rank", "reference"}
+        Reduce each manifold to the rank of its centered points (default; unbiased D_M) or keep
+        the reference's M rows (one of them empty), which biases D_M (segment: 0.804 instead of
+        1) but reproduces its numbers.
+    t_vectors : sequence of ndarray (D_i + 1, n_t), optional
+        The Gaussian samples, one array per manifold, columns are samples (the reference's
+        ``t_vecs``). D_i is the reduced dimension (:attr:`MFTResult.embedding_dim`; with
+        ``dimension="reference"`` it is min(N, M_i)). Overrides ``n_t`` and ``seed`` for t.
+    backend, device
+        QP solver backend (``"numpy"`` or ``"torch"``) and torch device.
+    n_reps : int
+        Random starts per K of the center-correlation optimizer (the reference uses 10; 3 by
+        default here for speed).
+    keys : sequence, optional
+        One hashable per manifold naming its random stream (default: the index).
+    rank_tol : float
+        Eigenvalues of a manifold's Gram matrix below ``rank_tol`` × the largest count as zero
+        (``dimension="rank"``).
+    qp_tol : float
+        KKT tolerance of the QP solver.
+    max_chunk_bytes : int
+        QPs are built and solved for as many manifolds at a time as fit in about this many
+        bytes of solver state, so memory holds the data plus one chunk.
+
+    Returns
+    -------
+    MFTResult
+    """
+    coords, T, rho_c, K, residuals = _prepare(
+        manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, backend, n_reps,
+        keys, rank_tol)
+    P = len(coords)
+    dims = np.array([S.shape[0] for S in coords])
+    capacity, radius, dimension_m = np.zeros(P), np.zeros(P), np.zeros(P)
+    interior, max_kkt = np.zeros(P), np.zeros(P)
+    xp = get_backend(backend, device)
+    by_m: dict[tuple[int, int], list[int]] = {}
+    for i, S in enumerate(coords):
+        by_m.setdefault((S.shape[1], T[i].shape[1]), []).append(i)
+    for (M, nt), group in by_m.items():
+        # bounded memory: G, q and λ of at most ~max_chunk_bytes worth of manifolds at a time
+        per_manifold = 8 * (M * M + 3 * nt * M)
+        step = max(1, int(max_chunk_bytes // per_manifold))
+        for start in range(0, len(group), step):
+            members = group[start:start + step]
+            # G = SᵀS with S = [coords; 1] needs only the points' Gram matrix: XᵀX + 11ᵀ.
+            G = np.stack([coords[i].T @ coords[i] + 1.0 for i in members])          # (p, M, M)
+            # reference sign convention: constraints s·v ≤ −κ, dual q = −(Sᵀt + κ)
+            # (PRX 2018 eq. 15 with t ↦ −t)
+            q = np.stack([(coords[i].T @ T[i][:-1] + T[i][-1]).T for i in members]) + kappa
+            res = solve_nonneg_qp(xp.asarray(G), -xp.asarray(q), tol=qp_tol, backend=backend,
+                                  device=device, max_chunk_bytes=max_chunk_bytes)
+            lam = np.asarray(xp.to_numpy(res.lam))                                # (p, nt, M)
+            for j, i in enumerate(members):
+                capacity[i], radius[i], dimension_m[i], interior[i] = _manifold_measures(
+                    coords[i], T[i], lam[j], kappa)
+                max_kkt[i] = res.kkt[j].max()
+    return MFTResult(capacity, radius, dimension_m, float(rho_c), int(K), dims, interior,
+                     max_kkt, residuals)
+
+
+def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, backend,
+             n_reps, keys, rank_tol):
+    """Steps 1–5 of the pipeline up to the QPs: validated inputs → (reduced coordinates per
+    manifold, Gaussian samples per manifold, ρ_c, K, residual correlations)."""
+    names = [repr(k) for k in keys] if keys is not None else [str(i) for i in
+                                                              range(len(manifolds))]
+    points = _check_points(manifolds, names)
+    if not np.isfinite(kappa) or kappa < 0:
+        raise AnalysisError(f"kappa must be a finite number >= 0, got {kappa}")
+    if dimension not in DIMENSIONS:
+        raise AnalysisError(f"dimension must be one of {DIMENSIONS}, got {dimension!r}")
+    if backend not in BACKENDS:
+        raise AnalysisError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if t_vectors is None and (int(n_t) != n_t or n_t < 1):
+        raise AnalysisError(f"n_t (number of Gaussian samples) must be a positive integer, "
+                            f"got {n_t}")
+    if t_vectors is not None and len(t_vectors) != len(points):
+        raise AnalysisError(f"t_vectors has {len(t_vectors)} arrays for {len(points)} manifolds")
+    P = len(points)
+    keys = list(keys) if keys is not None else list(range(P))
+
+    # 1. global centering and centers (SCIENCE.md §1 step 1); one pass over the data
+    n_total = sum(X.shape[1] for X in points)
+    origin = sum(X.sum(axis=1) for X in points) / n_total
+    centers = np.stack([X.mean(axis=1) for X in points]) - origin        # (P, N)
+    spread = np.abs(centers - centers.mean(axis=0)).max()
+    if spread <= 1e-12 * (np.abs(centers).max() + np.abs(origin).max() + 1e-300):
+        raise AnalysisError(
+            "all manifolds have the same center: MFT normalizes every manifold by its center's "
+            "distance from the global mean, which is zero here (degenerate input, e.g. identical "
+            "manifolds)")
+
+    # 2. center-correlation removal
+    if center_correlations:
+        cs = center_subspace(centers, seed=seed, n_reps=n_reps, keys=keys)
+        rho_c, K, V, residuals = cs["rho_c"], cs["K"], cs["V"], np.asarray(cs["residuals"])
+    else:
+        rho_c = mean_abs_cosine(centers - centers.mean(axis=0))
+        K, V, residuals = 0, np.zeros((centers.shape[1], 0)), np.zeros(0)
+
+    # 3–4. project out V, normalize by the center norm, reduce to the manifold's span. Only
+    # the Gram matrix of each normalized manifold is needed, so no projected copy of the data
+    # is made: with Y the manifold's centered points, ||(I − VVᵀ)Y||-Gram = YᵀY − (VᵀY)ᵀ(VᵀY).
+    N = centers.shape[1]
+    grams = []
+    for X, c, name in zip(points, centers, names):
+        Y = X - X.mean(axis=1, keepdims=True)
+        B = V.T @ Y
+        c_ns = c - V @ (V.T @ c)          # center in the null space of V, explicitly (no
+        norm2 = float(c_ns @ c_ns)        # cancellation when the center lies mostly in V)
+        if norm2 <= 1e-24 * (float(c @ c) + float(np.sum(Y * Y)) / Y.shape[1] + 1e-300):
+            raise AnalysisError(
+                f"manifold {name}'s center coincides with the global mean"
+                + (" after removing the center-correlation subspace" if K else "")
+                + ": its capacity is undefined (MFT normalizes by the center norm)")
+        grams.append(((Y.T @ Y) - B.T @ B) / norm2)
+    with threadpool_limits(limits=1, user_api="blas"):   # small matrices: threads only cost
+        coords = [_reduce(g, N, dimension, rank_tol) for g in grams]
+
+    # 5. Gaussian samples and the batched QPs, grouped by number of points
+    dims = np.array([S.shape[0] for S in coords])
+    if t_vectors is None:
+        T = [_manifold_seed(seed, k).standard_normal((d + 1, int(n_t))) for k, d in
+             zip(keys, dims)]
+    else:
+        T = []
+        for i, (t, d) in enumerate(zip(t_vectors, dims)):
+            t = np.asarray(t, dtype=np.float64)
+            if t.ndim != 2 or t.shape[0] != d + 1 or not np.isfinite(t).all():
+                raise AnalysisError(
+                    f"t_vectors[{i}] (manifold {names[i]}) must be a finite ({d + 1}, n_t) array "
+                    f"(reduced dimension D = {d} plus the center coordinate), got shape "
+                    f"{t.shape}")
+            T.append(t)
+    return coords, T, rho_c, K, residuals
+
+
+def _manifold_measures(X, T, lam, kappa):
+    """Capacity, radius and dimension of one manifold from its QP duals (SCIENCE.md §1 step 6).
+
+    X (D, M) reduced coordinates, T (D+1, n_t) samples, lam (n_t, M) duals.
+    """
+    D, M = X.shape
+    Sfull = np.vstack([X, np.ones((1, M))])
+    sl = Sfull @ lam.T                                   # t − v* = Sλ, (D+1, n_t)
+    total = sl[-1]                                       # Σλ (last coordinate of S is 1)
+    # samples whose projection moved t by (numerically) nothing are interior: the anchor is
+    # the manifold point of largest projection (the reference's ``maxproj``)
+    moved = np.sqrt(np.sum(sl ** 2, axis=0)) >= 1e-8
+    best = np.argmax(X.T @ T[:-1], axis=0) if D else np.zeros(T.shape[1], dtype=int)
+    anchors = np.where(moved[None, :], sl / np.where(moved, total, 1.0)[None, :], Sfull[:, best])
+    # 1/α_M = mean_t max(t·s̃ + κ, 0)² / ||s̃||²   (PRX 2018 eqs. 16–17)
+    proj = np.maximum(np.sum(T * anchors, axis=0) + kappa, 0.0)
+    inv_alpha = np.mean(proj ** 2 / np.sum(anchors ** 2, axis=0))
+    capacity = 1.0 / inv_alpha if inv_alpha > 0 else np.inf
+    if D == 0:  # points: no extent
+        return capacity, 0.0, 0.0, float(np.mean(~moved))
+    # R_M: spread of the anchors' manifold coordinates (PRX 2018 eq. 28)
+    ds = (anchors[:-1] - anchors[:-1].mean(axis=1, keepdims=True)) / anchors[-1]
+    radius = float(np.sqrt(np.mean(np.sum(ds ** 2, axis=0))))
+    # D_M = D (E t̂·ŝ)² over the first D coordinates (PRX 2018 eq. 29); a zero anchor
+    # contributes 0 instead of 0/0
+    tn = np.linalg.norm(T[:-1], axis=0)
+    sn = np.linalg.norm(anchors[:-1], axis=0)
+    cos = np.sum(T[:-1] * anchors[:-1], axis=0) / np.where(tn * sn > 0, tn * sn, np.inf)
+    dim = float(D * np.mean(cos) ** 2)
+    return capacity, radius, dim, float(np.mean(~moved))
+
+
+def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 200,
+                      seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
+                      t_vectors: Sequence[np.ndarray] | None = None, backend: str = "numpy",
+                      device="cpu", *, n_reps: int = 3) -> xr.Dataset:
+    """Replica MFT manifold capacity, radius and dimension of the manifolds ``by`` labels.
+
+    Parameters
+    ----------
+    a : xarray.DataArray
+        A ``(presentation, neuroid)`` or ``(time, neuroid)`` assembly (see
+        :func:`neurogeom.assembly.validate`). Average repetitions first if each stimulus should
+        be one point.
+    by : str
+        Coord on the sample dim whose labels define the manifolds (e.g. ``"object_name"``).
+    kappa : float
+        Margin κ ≥ 0.
+    n_t : int
+        Number of Gaussian samples t per manifold (Monte-Carlo error of one manifold's capacity
+        is ≈ 2/√n_t relative, SCIENCE.md §1).
+    seed : int
+        Seeds the samples (one stream per manifold label) and the center-correlation starts.
+    center_correlations : bool
+        Remove the center-correlation subspace first (the reference's default).
+    dimension : {"rank", "reference"}
+        ``"rank"`` reduces each manifold to the rank of its centered points; ``"reference"``
+        reproduces the reference's zero-padded reduction (biased D_M).
+    t_vectors : sequence of ndarray (D_i + 1, n_t), optional
+        The Gaussian samples per manifold (sorted label order), for exact comparisons.
+    backend : {"numpy", "torch"}
+        QP solver backend.
+    device : str
+        Torch device (``"cuda"`` on a GPU).
+    n_reps : int
+        Random starts per K of the center-correlation optimizer (reference: 10).
+
+    Returns
+    -------
+    xarray.Dataset
+        On dim ``manifold`` (the labels): ``capacity`` (α_M), ``radius`` (R_M), ``dimension``
+        (D_M), ``n_points``, ``embedding_dim``, ``interior_fraction``, ``qp_max_kkt``.
+        Scalars: ``capacity_overall`` (harmonic mean), ``radius_overall``, ``dimension_overall``
+        (means), ``center_correlation`` (ρ_c), ``K``. Every parameter is in attrs.
+
+    Raises
+    ------
+    AssemblyError
+        Unknown ``by`` (lists the available coords), NaN/inf values, empty labels.
+    AnalysisError
+        Fewer than 2 manifolds, kappa < 0, identical manifolds (all centers equal), bad
+        ``t_vectors`` shapes, unknown ``dimension``/``backend``.
+
+    Examples
+    --------
+    >>> import loaders, neurogeom as ng
+    >>> a = loaders.synthetic.object_manifolds(n_objects=4, n_images=10, n_neuroids=30)
+    >>> res = ng.manifold_capacity(ng.average_repetitions(a), by="object_name", n_t=50)
+    >>> sorted(res.data_vars)[:3]
+    ['K', 'capacity', 'capacity_overall']
+    """
+    validate(a)
+    groups = group_manifolds(a, by, min_points=1)
+    labels = [label for label, _ in groups]
+    result = mft_analysis([pts.T for _, pts in groups], kappa, n_t, seed=seed,
+                          center_correlations=center_correlations, dimension=dimension,
+                          t_vectors=t_vectors, backend=backend, device=device, n_reps=n_reps,
+                          keys=labels)
+    cap = result.capacity
+    ds = xr.Dataset(
+        {
+            "capacity": ("manifold", cap),
+            "radius": ("manifold", result.radius),
+            "dimension": ("manifold", result.dimension),
+            "n_points": ("manifold", np.array([len(p) for _, p in groups])),
+            "embedding_dim": ("manifold", result.embedding_dim),
+            "interior_fraction": ("manifold", result.interior_fraction),
+            "qp_max_kkt": ("manifold", result.max_kkt),
+            "capacity_overall": ((), 1.0 / np.mean(1.0 / cap)),
+            "radius_overall": ((), float(np.mean(result.radius))),
+            "dimension_overall": ((), float(np.mean(result.dimension))),
+            "center_correlation": ((), result.center_correlation),
+            "K": ((), result.K),
+            "residual_center_correlation": ("k", result.residual_correlations),
+        },
+        coords={"manifold": np.asarray(labels),
+                "k": np.arange(1, len(result.residual_correlations) + 1)},
+        attrs={
+            "analysis": "manifold_capacity (replica MFT, Chung, Lee & Sompolinsky PRX 2018)",
+            "by": str(by), "kappa": float(kappa),
+            "n_t": int(n_t if t_vectors is None else np.asarray(t_vectors[0]).shape[1]),
+            "seed": int(seed), "center_correlations": int(bool(center_correlations)),
+            "dimension_method": dimension, "t_vectors": "given" if t_vectors is not None
+            else "sampled", "backend": backend, "device": str(device), "n_reps": int(n_reps),
+            "capacity_overall_is": "harmonic mean of per-manifold capacity",
+            "sign_convention": "constraints s.v <= -kappa (reference mftma)",
+        },
+    )
+    ds["capacity"].attrs["long_name"] = "MFT capacity alpha_M"
+    ds["radius"].attrs["long_name"] = "manifold radius R_M relative to center norm"
+    ds["dimension"].attrs["long_name"] = "manifold dimension D_M"
+    ds["center_correlation"].attrs["long_name"] = "mean |cos| between centers before removal"
+    return ds

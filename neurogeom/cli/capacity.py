@@ -1,0 +1,91 @@
+"""``neurogeom capacity ASSEMBLY.nc --by COORD``: manifold capacity of an assembly file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import AnalysisError, LoaderError, NeurogeomError
+
+METHODS = ("mft", "glue", "simulated")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "capacity", help="manifold capacity (replica MFT, GLUE geometry or simulated)",
+        description="Group the points of an assembly into manifolds by a coord and measure their "
+                    "capacity. mft: replica mean-field theory (capacity, radius, dimension, "
+                    "center correlation); glue: effective geometry; simulated: empirical "
+                    "capacity by random projection.")
+    p.add_argument("path", help="assembly file (.nc) written by neurogeom")
+    p.add_argument("--by", required=True, help="coord whose labels define the manifolds")
+    p.add_argument("--method", choices=METHODS, default="mft", help="estimator (default mft)")
+    p.add_argument("-o", "--output", help="write the result Dataset to this .nc file")
+    p.add_argument("--kappa", type=float, default=0.0, help="margin kappa >= 0 (mft)")
+    p.add_argument("--n-t", type=int, default=200,
+                   help="Gaussian samples per manifold (mft, glue; default 200)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--dimension", choices=("rank", "reference"), default="rank",
+                   help="manifold dimension reduction (mft; default rank)")
+    p.add_argument("--no-center-correlations", action="store_true",
+                   help="skip the center-correlation removal step (mft)")
+    p.add_argument("--average-repetitions", action="store_true",
+                   help="average repeated presentations of each stimulus first")
+    p.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
+                   help="QP solver backend (mft)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (mft)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .. import assembly as asm
+    import xarray as xr
+
+    path = Path(args.path)
+    if not path.exists():
+        raise LoaderError(f"no such file: {path}")
+    a = asm.open(path)
+    if not isinstance(a, xr.DataArray):
+        raise LoaderError(f"{path} holds a result Dataset, not an assembly; "
+                          f"variables: {sorted(map(str, a.data_vars))}")
+    if args.average_repetitions:
+        a = asm.average_repetitions(a)
+    if args.method == "mft":
+        from ..capacity import manifold_capacity
+        result = manifold_capacity(
+            a, by=args.by, kappa=args.kappa, n_t=args.n_t, seed=args.seed,
+            center_correlations=not args.no_center_correlations, dimension=args.dimension,
+            backend=args.backend, device=args.device)
+    else:
+        name = {"glue": "effective_geometry", "simulated": "simulated_capacity"}[args.method]
+        from .. import capacity
+        func = getattr(capacity, name, None)
+        if func is None:
+            raise AnalysisError(f"--method {args.method} needs neurogeom.capacity.{name}, which "
+                                "this installation does not provide; available: --method mft")
+        kwargs = {"n_t": args.n_t} if args.method == "glue" else {}
+        result = func(a, args.by, seed=args.seed, **kwargs)
+    result.attrs["input_file"] = str(path)
+    _print_summary(result, args.method)
+    if args.output:
+        out = asm.to_netcdf(result, args.output)
+        print(f"wrote {out}")
+    return 0
+
+
+def _print_summary(ds, method: str) -> None:
+    lines = [f"{method} capacity by {ds.attrs.get('by', '?')}: {ds.sizes.get('manifold', 0)} "
+             "manifolds"]
+    for name in ("capacity_overall", "radius_overall", "dimension_overall",
+                 "center_correlation", "K"):
+        if name in ds:
+            lines.append(f"  {name}: {float(ds[name]):.6g}")
+    if "capacity" in ds and "manifold" in ds["capacity"].dims and ds.sizes["manifold"] <= 20:
+        for label in ds["manifold"].values:
+            row = ds.sel(manifold=label)
+            parts = [f"{v}={float(row[v]):.4g}" for v in ("capacity", "radius", "dimension")
+                     if v in ds]
+            lines.append(f"  {label}: " + " ".join(parts))
+    print("\n".join(lines))
+
+
+__all__ = ["add_parser", "run", "METHODS", "NeurogeomError"]
