@@ -28,13 +28,13 @@ def main(out_dir: Path) -> None:
         corr = ng.correlated_capacity(responses, by="object_name", n_t=20, n_dichotomies=5)
         sim = ng.simulated_capacity(responses, by="object_name", n_dichotomies=20,
                                     precision=0.12)
-        print(f"{area:8s} GLUE capacity {float(glue.capacity):.3f} ± {float(glue.capacity_se):.3f}"
-              f"  R_eff {float(glue.radius):.2f}  D_eff {float(glue.dimension):.2f}"
-              f"  center alignment {float(glue.center_alignment):.2f}")
-        print(f"{'':8s} correlated capacity {float(corr.capacity):.3f}"
+        print(f"{area:8s} GLUE capacity {float(glue.capacity_overall):.3f} ± {float(glue.capacity_overall_se):.3f}"
+              f"  R_eff {float(glue.radius_overall):.2f}  D_eff {float(glue.dimension_overall):.2f}"
+              f"  center alignment {float(glue.center_alignment_overall):.2f}")
+        print(f"{'':8s} correlated capacity {float(corr.capacity_overall):.3f}"
               f"  (center correlation {float(corr.center_correlation):+.2f})")
-        print(f"{'':8s} simulated capacity {float(sim.capacity):.3f}"
-              f"  [{float(sim.capacity_ci_low):.3f}, {float(sim.capacity_ci_high):.3f}]"
+        print(f"{'':8s} simulated capacity {float(sim.capacity_overall):.3f}"
+              f"  [{float(sim.capacity_overall_ci_low):.3f}, {float(sim.capacity_overall_ci_high):.3f}]"
               f"  n* = {float(sim.n_star):.1f} of {sim.attrs['rank']} dims")
         for name, ds in (("glue", glue), ("correlated", corr), ("simulated", sim)):
             ng.assembly.to_netcdf(ds, out_dir / f"{area}_{name}.nc")

@@ -46,16 +46,16 @@ def _duality_case(n_manifolds, rho_c, rho_a, n_t, n_dichotomies, seed=0):
 def test_center_and_axis_correlations_move_capacity_as_predicted():
     # Small default-run version of the §3 check (P = 20 segments, R = 0.5; the table's values
     # for P = 50 are the thermodynamic-limit predictions and do not depend on P). 400 samples
-    # per case: SE ~1.5% (reported as capacity_se); tolerance 4 SE. The same seed gives common
+    # per case: SE ~1.5% (reported as capacity_overall_se); tolerance 4 SE. The same seed gives common
     # random numbers, so the ordering is much sharper than each value.
     values = {}
     for rho_c, rho_a, table in ((0.5, 0.0, 1.121), (0.0, 0.5, 1.396), (0.0, 0.0, 1.258)):
         ds, predicted = _duality_case(20, rho_c, rho_a, 20, 20)
         assert predicted == pytest.approx(table, abs=1e-3)
-        assert float(ds.capacity) == pytest.approx(predicted, abs=4 * float(ds.capacity_se))
+        assert float(ds.capacity_overall) == pytest.approx(predicted, abs=4 * float(ds.capacity_overall_se))
         assert float(ds.center_correlation) == pytest.approx(rho_c, abs=1e-9)
         assert float(ds.axis_correlation) == pytest.approx(rho_a, abs=1e-9)
-        values[(rho_c, rho_a)] = float(ds.capacity)
+        values[(rho_c, rho_a)] = float(ds.capacity_overall)
     assert values[(0.5, 0.0)] < values[(0.0, 0.0)] < values[(0.0, 0.5)]
 
 
@@ -67,7 +67,7 @@ def test_sphere_duality_table(rho_c, rho_a, table):
     # case: SE ~0.7%; tolerance 4 SE (~3%), well below the 11% gaps between table rows.
     ds, predicted = _duality_case(50, rho_c, rho_a, 50, 40, seed=1)
     assert predicted == pytest.approx(table, abs=1e-3)
-    assert float(ds.capacity) == pytest.approx(predicted, abs=4 * float(ds.capacity_se))
+    assert float(ds.capacity_overall) == pytest.approx(predicted, abs=4 * float(ds.capacity_overall_se))
 
 
 def test_ridge_when_vectors_outnumber_dimensions(tmp_path):
@@ -81,11 +81,11 @@ def test_ridge_when_vectors_outnumber_dimensions(tmp_path):
     a = as_assembly(pts, owner)
     ds = correlated_capacity(a, by="object_name", n_t=5, n_dichotomies=4)
     assert ds.attrs["ridge_used"] > 0 and ds.attrs["tensor_rank"] < ds.attrs["tensor_size"]
-    assert np.isfinite(float(ds.capacity)) and float(ds.capacity) > 0
+    assert np.isfinite(float(ds.capacity_overall)) and float(ds.capacity_overall) > 0
     with pytest.raises(AnalysisError, match="singular and needs ridge > 0"):
         correlated_capacity(a, by="object_name", n_t=5, n_dichotomies=4, ridge=0)
     back = asm.open(asm.to_netcdf(ds, tmp_path / "corr.nc"))
-    assert float(back.capacity) == float(ds.capacity)
+    assert float(back.capacity_overall) == float(ds.capacity_overall)
 
 
 def test_bad_inputs_are_named():

@@ -73,17 +73,17 @@ def test_uncorrelated_circles_reduce_to_sphere_values():
     pts, owner = circles(rng, 8, 30, radius, 32)
     ds = effective_geometry(as_assembly(pts, owner), by="object_name", n_t=50,
                             n_dichotomies=10, center=False, seed=0)
-    assert 0.97 * radius < float(ds.radius) <= 1.0001 * radius
-    assert float(ds.dimension) == pytest.approx(2.0, rel=0.05)
-    assert float(ds.capacity) == pytest.approx(1.2055, rel=0.07)
-    assert float(ds.capacity_se) < 0.03 * float(ds.capacity)
-    np.testing.assert_allclose(ds.manifold_radius, radius, rtol=0.03)
+    assert 0.97 * radius < float(ds.radius_overall) <= 1.0001 * radius
+    assert float(ds.dimension_overall) == pytest.approx(2.0, rel=0.05)
+    assert float(ds.capacity_overall) == pytest.approx(1.2055, rel=0.07)
+    assert float(ds.capacity_overall_se) < 0.03 * float(ds.capacity_overall)
+    np.testing.assert_allclose(ds.radius, radius, rtol=0.03)
     # anchor means: the center plus Monte-Carlo noise of order R/sqrt(n) along the axes
     np.testing.assert_allclose(ds.center_norm, 1.0, atol=0.01)
     for name in ("center_alignment", "axis_alignment", "center_axis_alignment"):
-        assert abs(float(ds[name])) < 1e-9
+        assert abs(float(ds[name + "_overall"])) < 1e-9
     # the per-manifold shares add up to the total: the harmonic mean is the capacity
-    assert 1 / np.mean(1 / ds.manifold_capacity.values) == pytest.approx(float(ds.capacity))
+    assert 1 / np.mean(1 / ds.capacity.values) == pytest.approx(float(ds.capacity_overall))
 
 
 def test_random_points_have_capacity_two():
@@ -95,9 +95,9 @@ def test_random_points_have_capacity_two():
     pts = rng.standard_normal((20, 50))
     ds = effective_geometry(as_assembly(pts, np.arange(20)), by="object_name", n_t=10,
                             n_dichotomies=100, center=False, seed=1)
-    assert float(ds.capacity) == pytest.approx(2.0, abs=0.14)
-    assert float(ds.radius) == 0.0 and float(ds.dimension) == 0.0     # points: no axes
-    assert np.isinf(float(ds.capacity_approx))
+    assert float(ds.capacity_overall) == pytest.approx(2.0, abs=0.14)
+    assert float(ds.radius_overall) == 0.0 and float(ds.dimension_overall) == 0.0     # points: no axes
+    assert np.isinf(float(ds.capacity_approx_overall))
 
 
 @pytest.mark.parametrize("kappa,alpha", [(0.5, 0.9612), (1.0, 0.5196)])
@@ -111,7 +111,7 @@ def test_orthogonal_points_with_margin_match_the_mft_formula(kappa, alpha):
     assert exact == pytest.approx(alpha, abs=1e-4)
     ds = effective_geometry(as_assembly(pts, np.arange(20)), by="object_name", n_t=20,
                             n_dichotomies=10, center=False, kappa=kappa, seed=2)
-    assert float(ds.capacity) == pytest.approx(exact, rel=0.06)
+    assert float(ds.capacity_overall) == pytest.approx(exact, rel=0.06)
 
 
 # --- invariances ----------------------------------------------------------------------------------
@@ -127,8 +127,9 @@ def test_invariant_to_rotation_scaling_and_point_order():
     perm = rng.permutation(len(pts))
     for variant, own in ((3.7 * pts @ rot.T, owner), (pts[perm], owner[perm])):
         out = effective_geometry(as_assembly(variant, own), **kw)
-        for name in ("capacity", "radius", "dimension", "center_alignment", "axis_alignment",
-                     "center_axis_alignment", "manifold_capacity", "manifold_radius"):
+        for name in ("capacity_overall", "radius_overall", "dimension_overall",
+                     "center_alignment_overall", "axis_alignment_overall",
+                     "center_axis_alignment_overall", "capacity", "radius", "dimension"):
             np.testing.assert_allclose(out[name], ref[name], rtol=1e-7, err_msg=name)
 
 
@@ -141,7 +142,7 @@ def test_one_vs_rest_and_serialization(tmp_path):
     assert ds.attrs["alignment_uses_absolute_cosine"] == "yes"
     assert ds.sizes["manifold"] == 4
     back = asm.open(asm.to_netcdf(ds, tmp_path / "glue.nc"))
-    assert float(back.radius) == float(ds.radius)
+    assert float(back.radius_overall) == float(ds.radius_overall)
     signed = effective_geometry(as_assembly(pts, owner), by="object_name", n_t=5,
                                 n_dichotomies=3, absolute_alignment=False)
     assert signed.attrs["alignment_uses_absolute_cosine"] == "no"
@@ -169,7 +170,7 @@ def test_bad_inputs_are_named():
     # duplicate points are legitimate: duals split between copies, anchors stay unique
     dup = effective_geometry(as_assembly(np.vstack([pts, pts[:3]]), np.r_[owner, owner[:3]]),
                              by="object_name", n_t=5, n_dichotomies=3)
-    assert np.isfinite(float(dup.capacity)) and np.isfinite(float(dup.radius))
+    assert np.isfinite(float(dup.capacity_overall)) and np.isfinite(float(dup.radius_overall))
     # a margin with more points than dimensions: some dichotomy is not separable at all
     crowded = as_assembly(rng.standard_normal((30, 4)), np.arange(30))
     with pytest.raises(AnalysisError, match="infeasible.*kappa=0"):

@@ -53,8 +53,8 @@ def test_random_points_in_manifolds_give_n_star_half_the_points():
     ds = simulated_capacity(as_assembly(pts, np.repeat(np.arange(n_manifolds), n_points)),
                             by="object_name", n_dichotomies=100, seed=0)
     assert abs(float(ds.n_star) - n_manifolds * n_points / 2) < 1.5
-    assert float(ds.capacity) == pytest.approx(n_manifolds / float(ds.n_star))
-    assert float(ds.capacity_ci_low) <= float(ds.capacity) <= float(ds.capacity_ci_high)
+    assert float(ds.capacity_overall) == pytest.approx(n_manifolds / float(ds.n_star))
+    assert float(ds.capacity_overall_ci_low) <= float(ds.capacity_overall) <= float(ds.capacity_overall_ci_high)
 
 
 def test_points_match_mft_capacity_two():
@@ -68,8 +68,8 @@ def test_points_match_mft_capacity_two():
     a = as_assembly(rng.standard_normal((n_manifolds, 200)), np.arange(n_manifolds))
     ds = simulated_capacity(a, by="object_name", n_dichotomies=100, seed=1, dichotomy="iid")
     finite_size = 2 * n_manifolds / (n_manifolds - 2)
-    assert float(ds.capacity) == pytest.approx(finite_size, rel=0.04)
-    assert float(ds.capacity) == pytest.approx(2.0, rel=0.034 + 0.04)
+    assert float(ds.capacity_overall) == pytest.approx(finite_size, rel=0.04)
+    assert float(ds.capacity_overall) == pytest.approx(2.0, rel=0.034 + 0.04)
     assert ds.bracket_high - ds.bracket_low == 1
 
 
@@ -81,7 +81,7 @@ def test_segments_match_mft_capacity():
     rng = np.random.default_rng(3)
     pts, owner = segments(rng, 50, 400, radius=0.5, n_points=2)
     ds = simulated_capacity(as_assembly(pts, owner), by="object_name", n_dichotomies=100, seed=2)
-    assert float(ds.capacity) == pytest.approx(1.2576, rel=0.05)
+    assert float(ds.capacity_overall) == pytest.approx(1.2576, rel=0.05)
 
 
 def test_bisection_moves_its_bracket_where_three_fixed_points_fail():
@@ -150,10 +150,10 @@ def test_result_is_self_describing_and_serializable(tmp_path):
                 "separability_test"):
         assert key in ds.attrs
     back = asm.open(asm.to_netcdf(ds, tmp_path / "sim.nc"))
-    assert float(back.capacity) == float(ds.capacity)
+    assert float(back.capacity_overall) == float(ds.capacity_overall)
     again = simulated_capacity(as_assembly(pts, owner), by="object_name", n_dichotomies=20,
                                precision=0.15, dichotomy="one_vs_rest", seed=7)
-    assert float(again.capacity) == float(ds.capacity)            # seeded
+    assert float(again.capacity_overall) == float(ds.capacity_overall)            # seeded
 
 
 def test_bad_inputs_are_named():
@@ -175,7 +175,7 @@ def test_bad_inputs_are_named():
     # duplicate points within a manifold change nothing about separability
     dup = simulated_capacity(as_assembly(np.vstack([pts, pts]), np.r_[owner, owner]),
                              by="object_name", n_dichotomies=10, precision=0.2)
-    assert np.isfinite(float(dup.capacity))
+    assert np.isfinite(float(dup.capacity_overall))
     # identical manifolds: no dichotomy is separable, a clear error instead of a number
     same = np.tile(rng.standard_normal((3, 20)), (4, 1))
     with pytest.raises(AnalysisError, match="same points"):

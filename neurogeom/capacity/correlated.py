@@ -151,12 +151,12 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
     Returns
     -------
     xarray.Dataset
-        ``capacity`` and ``capacity_se``; ``center_correlation`` (mean pairwise cosine of the
-        centers, signed) and ``axis_correlation`` (mean over manifold pairs of
+        ``capacity_overall`` and ``capacity_overall_se``; ``center_correlation`` (mean pairwise
+        cosine of the centers, signed) and ``axis_correlation`` (mean over manifold pairs of
         ``||A_mu A_nuᵀ||_F / sqrt(D_mu D_nu)`` for unit axis directions A: |cos| for D = 1);
-        on dim ``manifold``: ``manifold_capacity`` (1 / E of its share of ``||v* - t||²``),
-        ``manifold_radius`` (RMS distance to the center / center norm), ``manifold_dimension``
-        (rank of the centered points), ``n_points``. Parameters in attrs.
+        on dim ``manifold``: ``capacity`` (1 / E of its share of ``||v* - t||²``), ``radius``
+        (RMS distance to the center / center norm), ``dimension`` (rank of the centered
+        points), ``n_points``. Parameters in attrs.
 
     Raises
     ------
@@ -169,7 +169,7 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
     >>> import loaders
     >>> a = loaders.synthetic.object_manifolds(n_objects=5, n_images=4, n_repetitions=1)
     >>> ds = correlated_capacity(a, by="object_name", n_t=10, n_dichotomies=4)
-    >>> float(ds.capacity) > 0
+    >>> float(ds.capacity_overall) > 0
     True
     """
     kappa = check_kappa(kappa)
@@ -205,16 +205,15 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
                                  / np.sqrt(di * dj))
     ds = xr.Dataset(
         {
-            "capacity": ((), float(capacity)),
-            "capacity_se": ((), float(se)),
+            "capacity": ("manifold", np.divide(1.0, per_share, out=np.full(p, np.inf),
+                                               where=per_share > 0)),
+            "radius": ("manifold", info["radius"]),
+            "dimension": ("manifold", info["dims"]),
+            "n_points": ("manifold", data.n_points),
+            "capacity_overall": ((), float(capacity)),
+            "capacity_overall_se": ((), float(se)),
             "center_correlation": ((), _mean_offdiag(unit_c @ unit_c.T)),
             "axis_correlation": ((), _mean_offdiag(overlap)),
-            "manifold_capacity": ("manifold", np.divide(1.0, per_share,
-                                                        out=np.full(p, np.inf),
-                                                        where=per_share > 0)),
-            "manifold_radius": ("manifold", info["radius"]),
-            "manifold_dimension": ("manifold", info["dims"]),
-            "n_points": ("manifold", data.n_points),
         },
         coords={"manifold": np.asarray(data.labels)},
         attrs={
@@ -234,5 +233,5 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
             "correlations": "center_correlation: signed mean cosine; axis_correlation: mean "
                             "normalized Frobenius overlap of unit axis directions (absolute)",
         })
-    ds["capacity"].attrs["long_name"] = "1 / ((1/P) E ||v* - t||^2) in whitened coordinates"
+    ds["capacity_overall"].attrs["long_name"] = "1 / ((1/P) E ||v* - t||^2), whitened coordinates"
     return ds

@@ -182,14 +182,16 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 100,
     Returns
     -------
     xarray.Dataset
-        Overall ``capacity`` (with ``capacity_se``, the Monte-Carlo standard error),
-        ``radius`` (R_eff), ``dimension`` (D_eff), ``capacity_approx`` = (1 + R_eff⁻²)/D_eff,
-        ``center_alignment``, ``axis_alignment``, ``center_axis_alignment``; on dim
-        ``manifold``: ``manifold_capacity`` (1 / E of the manifold's share of ``||v* - t||²``),
-        ``manifold_radius`` (sqrt(E|s1|²)/|s0|), ``manifold_dimension`` (E (t . s1/|s1|)²),
-        ``center_norm``, ``fraction_active`` and the per-manifold alignments (mean over the
-        other manifolds). Point manifolds (one point each) have zero axis parts: radius and
-        dimension 0, ``capacity_approx`` inf.
+        Overall values (suffix ``_overall``, as in :func:`neurogeom.capacity.manifold_capacity`):
+        ``capacity_overall`` (with ``capacity_overall_se``, the Monte-Carlo standard error),
+        ``radius_overall`` (R_eff), ``dimension_overall`` (D_eff), ``capacity_approx_overall``
+        = (1 + R_eff⁻²)/D_eff, ``center_alignment_overall``, ``axis_alignment_overall``,
+        ``center_axis_alignment_overall``. On dim ``manifold``: ``capacity`` (1 / E of the
+        manifold's share of ``||v* - t||²``; their harmonic mean is ``capacity_overall``),
+        ``radius`` (sqrt(E|s1|²)/|s0|), ``dimension`` (E (t . s1/|s1|)²), ``center_norm``,
+        ``fraction_active``, the alignments with the other manifolds, ``n_points``. Point
+        manifolds (one point each) have zero axis parts: radius and dimension 0,
+        ``capacity_approx_overall`` inf.
 
     Raises
     ------
@@ -202,8 +204,8 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 100,
     >>> import loaders
     >>> a = loaders.synthetic.object_manifolds(n_objects=5, n_images=8, n_repetitions=1)
     >>> ds = effective_geometry(a, by="object_name", n_t=20, n_dichotomies=5)
-    >>> sorted(ds.sizes.items())
-    [('manifold', 5)]
+    >>> ds.capacity.dims, ds.capacity_overall.dims
+    (('manifold',), ())
     """
     kappa = check_kappa(kappa)
     n_t = check_positive_int("n_t", n_t, 2)
@@ -232,23 +234,23 @@ def _dataset(geo: dict, sol, data: ManifoldPoints, by: str, attrs: dict) -> xr.D
     per = geo["per_manifold"]
     ds = xr.Dataset(
         {
-            "capacity": ((), float(geo["capacity"])),
-            "capacity_se": ((), float(geo["capacity_se"])),
-            "radius": ((), float(geo["radius"])),
-            "dimension": ((), float(geo["dimension"])),
-            "capacity_approx": ((), float(geo["capacity_approx"])),
-            "center_alignment": ((), float(geo["center_alignment"])),
-            "axis_alignment": ((), float(geo["axis_alignment"])),
-            "center_axis_alignment": ((), float(geo["center_axis_alignment"])),
-            "manifold_capacity": ("manifold", per["capacity"]),
-            "manifold_radius": ("manifold", per["radius"]),
-            "manifold_dimension": ("manifold", per["dimension"]),
+            "capacity": ("manifold", per["capacity"]),
+            "radius": ("manifold", per["radius"]),
+            "dimension": ("manifold", per["dimension"]),
             "center_norm": ("manifold", per["center_norm"]),
             "fraction_active": ("manifold", sol.active.mean(axis=0)),
-            "manifold_center_alignment": ("manifold", per["center_alignment"]),
-            "manifold_axis_alignment": ("manifold", per["axis_alignment"]),
-            "manifold_center_axis_alignment": ("manifold", per["center_axis_alignment"]),
+            "center_alignment": ("manifold", per["center_alignment"]),
+            "axis_alignment": ("manifold", per["axis_alignment"]),
+            "center_axis_alignment": ("manifold", per["center_axis_alignment"]),
             "n_points": ("manifold", data.n_points),
+            "capacity_overall": ((), float(geo["capacity"])),
+            "capacity_overall_se": ((), float(geo["capacity_se"])),
+            "radius_overall": ((), float(geo["radius"])),
+            "dimension_overall": ((), float(geo["dimension"])),
+            "capacity_approx_overall": ((), float(geo["capacity_approx"])),
+            "center_alignment_overall": ((), float(geo["center_alignment"])),
+            "axis_alignment_overall": ((), float(geo["axis_alignment"])),
+            "center_axis_alignment_overall": ((), float(geo["center_axis_alignment"])),
         },
         coords={"manifold": np.asarray(data.labels)},
         attrs={
@@ -262,7 +264,8 @@ def _dataset(geo: dict, sol, data: ManifoldPoints, by: str, attrs: dict) -> xr.D
                        "point nearest the margin",
             "formulas": "SCIENCE.md section 2 (GLUE reconstruction, unconfirmed in detail)",
         })
-    ds["capacity"].attrs["long_name"] = "1 / ((1/P) E ||v* - t||^2)"
-    ds["radius"].attrs["long_name"] = "effective radius R_eff"
-    ds["dimension"].attrs["long_name"] = "effective dimension D_eff"
+    ds["capacity_overall"].attrs["long_name"] = "1 / ((1/P) E ||v* - t||^2)"
+    ds["radius_overall"].attrs["long_name"] = "effective radius R_eff"
+    ds["dimension_overall"].attrs["long_name"] = "effective dimension D_eff"
+    ds["capacity"].attrs["long_name"] = "1 / E (the manifold's share of ||v* - t||^2)"
     return ds

@@ -183,7 +183,7 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
     Returns
     -------
     xarray.Dataset
-        ``capacity`` (alpha_sim), ``capacity_ci_low``/``capacity_ci_high``, ``n_star`` and its
+        ``capacity_overall`` (alpha_sim), ``capacity_overall_ci_low``/``_ci_high``, ``n_star`` and its
         interval; on dim ``manifold``: ``n_points``; on dim ``projection_dim`` (the evaluated
         dimensions, sorted): ``p_separable``, ``n_separable``, ``n_tested``,
         ``evaluation_order``. Parameters and method choices are in attrs.
@@ -201,7 +201,7 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
     >>> import loaders
     >>> a = loaders.synthetic.object_manifolds(n_objects=6, n_images=5, n_repetitions=1)
     >>> ds = simulated_capacity(a, by="object_name", n_dichotomies=20)
-    >>> float(ds.capacity) > 0
+    >>> float(ds.capacity_overall) > 0
     True
     """
     if dichotomy not in DICHOTOMIES:
@@ -292,9 +292,9 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
 
     ds = xr.Dataset(
         {
-            "capacity": ((), n_manifolds / n_star),
-            "capacity_ci_low": ((), n_manifolds / n_hi),
-            "capacity_ci_high": ((), n_manifolds / n_lo),
+            "capacity_overall": ((), n_manifolds / n_star),
+            "capacity_overall_ci_low": ((), n_manifolds / n_hi),
+            "capacity_overall_ci_high": ((), n_manifolds / n_lo),
             "n_star": ((), n_star),
             "n_star_ci_low": ((), float(n_lo)),
             "n_star_ci_high": ((), float(n_hi)),
@@ -321,6 +321,6 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
             "ci_method": "parametric bootstrap of the separable counts at every evaluated dim, "
                          "Binomial(K, (k+1/2)/(K+1)), percentile interval of P/n*",
         })
-    ds["capacity"].attrs["long_name"] = "simulated capacity alpha_sim = P / n*"
+    ds["capacity_overall"].attrs["long_name"] = "simulated capacity alpha_sim = P / n*"
     ds["n_star"].attrs["long_name"] = "projection dimension where p(separable) = 1/2"
     return ds
