@@ -213,7 +213,9 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
     if not 0 < ci_level < 1:
         raise AnalysisError(f"ci_level must lie in (0, 1), got {ci_level}")
     data = gather(a, by, center=True)
-    coords, owner = data.coords, data.owner
+    # separability is scale invariant; unit RMS keeps HiGHS's absolute tolerances meaningful
+    coords = data.coords / np.sqrt(np.mean(np.sum(data.coords ** 2, axis=1)))
+    owner = data.owner
     n_manifolds, rank = data.n_manifolds, data.rank
     rng = np.random.default_rng(seed)
 
