@@ -345,9 +345,10 @@ def test_stiefel_minimizer_reaches_a_stationary_point():
     _, g = _cost_and_grad(V[None], X, C, np.diag(C).copy())
     rg = g[0] - V @ (0.5 * (V.T @ g[0] + g[0].T @ V))
     assert f < f0[0] and np.linalg.norm(rg) < 1e-8 * (1 + f)
-    # and the default stopping rule (stalled cost) ends close to it
+    # and the default (loose, for speed) stopping rules end close to it: the cost within
+    # 1e-3 relative, far below the differences between K that the step compares
     V, f2, _ = stiefel_minimize(V0, X)
-    assert abs(f2 - f) < 1e-6 * (1 + f)
+    assert f2 >= f - 1e-9 and abs(f2 - f) < 1e-3 * (1 + f)
 
 
 def test_shared_center_direction_is_found_and_removed():
@@ -416,3 +417,20 @@ def test_identical_manifolds_are_a_clear_error(clouds):
         mft_analysis(same, n_t=20)
     with pytest.raises(AnalysisError, match="same center"):
         manifold_capacity(as_assembly(same), by="object", center_correlations=False)
+
+
+def test_memory_is_bounded_by_one_chunk():
+    """'More manifolds than fit in memory: chunked, not an OOM': the same workload with a small
+    chunk budget gives the same answer with a much smaller peak allocation than in one chunk."""
+    import tracemalloc
+    rng = np.random.default_rng(14)
+    mans = [rng.standard_normal((30, 12)) + rng.standard_normal((30, 1)) for _ in range(100)]
+    peaks, results = [], []
+    for budget in (64 * 2**20, 2**19):
+        tracemalloc.start()
+        results.append(mft_analysis(mans, n_t=50, center_correlations=False,
+                                    max_chunk_bytes=budget))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert np.allclose(results[0].capacity, results[1].capacity, rtol=1e-10)
+    assert peaks[1] < 0.5 * peaks[0], peaks

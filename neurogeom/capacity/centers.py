@@ -40,11 +40,14 @@ def _cost_and_grad(V, X, C, diagC):
 
 
 def _retract(Y):
-    """QR retraction onto the Stiefel manifold (signs fixed so it is continuous)."""
-    Q, R = np.linalg.qr(Y)
-    s = np.sign(np.diagonal(R, axis1=-2, axis2=-1)).copy()
-    s[s == 0] = 1.0
-    return Q * s[..., None, :]
+    """QR retraction onto the Stiefel manifold: the Q factor of Y with a positive-diagonal R.
+
+    Computed as Cholesky-QR (YᵀY = LLᵀ, Q = Y L⁻ᵀ), which gives exactly that factor and is much
+    cheaper than batched Householder QR for thin Y; it is accurate here because Y = V − t·ξ with
+    V orthonormal and ξ tangent has YᵀY = I + t²ξᵀξ, well conditioned for the capped steps.
+    """
+    L = np.linalg.cholesky(np.swapaxes(Y, -1, -2) @ Y)
+    return np.swapaxes(np.linalg.solve(L, np.swapaxes(Y, -1, -2)), -1, -2)
 
 
 def stiefel_minimize(V0, X, *, max_iter: int = 300, gtol: float = 1e-5, ftol: float = 1e-7):
@@ -171,9 +174,9 @@ def center_subspace(centers, *, seed: int = 0, n_reps: int = 3, max_iter: int = 
     normalization is undefined. The reference caps at nothing and crashes for small P; here
     P = 2 gives K = 0 (nothing can be removed) and P = 3 gives K ≤ 1.
     """
-    from threadpoolctl import threadpool_limits
+    from .qp import single_threaded_blas
 
-    with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: threads only cost
+    with single_threaded_blas():  # tiny matrices: threads only cost
         return _center_subspace(np.asarray(centers, dtype=np.float64), seed, n_reps, max_iter,
                                 gtol, ftol, keys)
 

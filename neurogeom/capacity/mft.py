@@ -21,10 +21,8 @@ import xarray as xr
 from ..assembly import manifolds as group_manifolds
 from ..assembly import validate
 from ..errors import AnalysisError, format_list
-from threadpoolctl import threadpool_limits
-
 from .centers import center_subspace, mean_abs_cosine
-from .qp import BACKENDS, get_backend, solve_nonneg_qp
+from .qp import BACKENDS, get_backend, single_threaded_blas, solve_nonneg_qp
 
 DIMENSIONS = ("rank", "reference")
 
@@ -156,30 +154,8 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
         keys, rank_tol)
     P = len(coords)
     dims = np.array([S.shape[0] for S in coords])
-    capacity, radius, dimension_m = np.zeros(P), np.zeros(P), np.zeros(P)
-    interior, max_kkt = np.zeros(P), np.zeros(P)
-    xp = get_backend(backend, device)
-    by_m: dict[tuple[int, int], list[int]] = {}
-    for i, S in enumerate(coords):
-        by_m.setdefault((S.shape[1], T[i].shape[1]), []).append(i)
-    for (M, nt), group in by_m.items():
-        # bounded memory: G, q and λ of at most ~max_chunk_bytes worth of manifolds at a time
-        per_manifold = 8 * (M * M + 3 * nt * M)
-        step = max(1, int(max_chunk_bytes // per_manifold))
-        for start in range(0, len(group), step):
-            members = group[start:start + step]
-            # G = SᵀS with S = [coords; 1] needs only the points' Gram matrix: XᵀX + 11ᵀ.
-            G = np.stack([coords[i].T @ coords[i] + 1.0 for i in members])          # (p, M, M)
-            # reference sign convention: constraints s·v ≤ −κ, dual q = −(Sᵀt + κ)
-            # (PRX 2018 eq. 15 with t ↦ −t)
-            q = np.stack([(coords[i].T @ T[i][:-1] + T[i][-1]).T for i in members]) + kappa
-            res = solve_nonneg_qp(xp.asarray(G), -xp.asarray(q), tol=qp_tol, backend=backend,
-                                  device=device, max_chunk_bytes=max_chunk_bytes)
-            lam = np.asarray(xp.to_numpy(res.lam))                                # (p, nt, M)
-            for j, i in enumerate(members):
-                capacity[i], radius[i], dimension_m[i], interior[i] = _manifold_measures(
-                    coords[i], T[i], lam[j], kappa)
-                max_kkt[i] = res.kkt[j].max()
+    capacity, radius, dimension_m, interior, max_kkt = _solve_and_measure(
+        coords, T, kappa, backend, device, qp_tol, max_chunk_bytes)
     return MFTResult(capacity, radius, dimension_m, float(rho_c), int(K), dims, interior,
                      max_kkt, residuals)
 
@@ -240,7 +216,7 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
                 + (" after removing the center-correlation subspace" if K else "")
                 + ": its capacity is undefined (MFT normalizes by the center norm)")
         grams.append(((Y.T @ Y) - B.T @ B) / norm2)
-    with threadpool_limits(limits=1, user_api="blas"):   # small matrices: threads only cost
+    with single_threaded_blas():   # small matrices: threads only cost
         coords = [_reduce(g, N, dimension, rank_tol) for g in grams]
 
     # 5. Gaussian samples and the batched QPs, grouped by number of points
@@ -259,6 +235,37 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
                     f"{t.shape}")
             T.append(t)
     return coords, T, rho_c, K, residuals
+
+
+def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_bytes):
+    """Step 5–6: the batched QPs of every manifold (grouped by number of points and samples,
+    chunked) and the per-manifold capacity, radius, dimension, interior fraction, max KKT."""
+    P = len(coords)
+    capacity, radius, dimension_m = np.zeros(P), np.zeros(P), np.zeros(P)
+    interior, max_kkt = np.zeros(P), np.zeros(P)
+    xp = get_backend(backend, device)
+    by_m: dict[tuple[int, int], list[int]] = {}
+    for i, S in enumerate(coords):
+        by_m.setdefault((S.shape[1], T[i].shape[1]), []).append(i)
+    for (M, nt), group in by_m.items():
+        # bounded memory: G, q and λ of at most ~max_chunk_bytes worth of manifolds at a time
+        per_manifold = 8 * (M * M + 3 * nt * M)
+        step = max(1, int(max_chunk_bytes // per_manifold))
+        for start in range(0, len(group), step):
+            members = group[start:start + step]
+            # G = SᵀS with S = [coords; 1] needs only the points' Gram matrix: XᵀX + 11ᵀ.
+            G = np.stack([coords[i].T @ coords[i] + 1.0 for i in members])          # (p, M, M)
+            # reference sign convention: constraints s·v ≤ −κ, dual q = −(Sᵀt + κ)
+            # (PRX 2018 eq. 15 with t ↦ −t)
+            q = np.stack([(coords[i].T @ T[i][:-1] + T[i][-1]).T for i in members]) + kappa
+            res = solve_nonneg_qp(xp.asarray(G), -xp.asarray(q), tol=qp_tol, backend=backend,
+                                  device=device, max_chunk_bytes=max_chunk_bytes)
+            lam = np.asarray(xp.to_numpy(res.lam))                                # (p, nt, M)
+            for j, i in enumerate(members):
+                capacity[i], radius[i], dimension_m[i], interior[i] = _manifold_measures(
+                    coords[i], T[i], lam[j], kappa)
+                max_kkt[i] = res.kkt[j].max()
+    return capacity, radius, dimension_m, interior, max_kkt
 
 
 def _manifold_measures(X, T, lam, kappa):

@@ -266,6 +266,19 @@ class _Torch:
         self.torch.diagonal(x, dim1=-2, dim2=-1).add_(values)
 
 
+_CONTROLLER = None
+
+
+def single_threaded_blas():
+    """Context manager limiting BLAS/LAPACK to one thread (cheap to enter: the threadpoolctl
+    controller, which scans the loaded libraries, is built once and reused)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def get_backend(backend: str = "numpy", device: Any = "cpu"):
     """The array namespace for ``backend`` ("numpy" or "torch") on ``device``."""
     if backend == "numpy":
@@ -445,13 +458,12 @@ def _small_matrix_threads(xp):
     if xp.name == "torch" and xp.device.type != "cpu":
         yield
         return
-    from threadpoolctl import threadpool_limits
     old = None
     if xp.name == "torch":
         old = xp.torch.get_num_threads()
         xp.torch.set_num_threads(1)
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with single_threaded_blas():
             yield
     finally:
         if old is not None:
