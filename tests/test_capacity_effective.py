@@ -86,6 +86,23 @@ def test_uncorrelated_circles_reduce_to_sphere_values():
     assert 1 / np.mean(1 / ds.capacity.values) == pytest.approx(float(ds.capacity_overall))
 
 
+def test_globally_centered_circles_keep_the_sphere_radius():
+    # Centering P orthogonal unit centers leaves norm sqrt(1 - 1/P) and correlation
+    # rho_c = -1/(P-1): relative radius R / sqrt(1 - 1/P), and the correlated-sphere duality
+    # (SCIENCE.md §3) gives R_eff = R_rel sqrt(1/(1 - rho_c)) = R exactly. The centered centers
+    # sum to zero, so G0 is singular; without leaving that direction out, R_eff came out 0.53
+    # for R = 0.2 here. Tolerance as for uncorrelated circles (embedded anchors, polygon): 4%.
+    rng = np.random.default_rng(7)
+    radius = 0.2
+    pts, owner = circles(rng, 10, 40, radius, 32)
+    ds = effective_geometry(as_assembly(pts, owner), by="object_name", n_t=50,
+                            n_dichotomies=10, seed=4)
+    assert ds.attrs["global_centering"] == "yes"
+    assert float(ds.radius_overall) == pytest.approx(radius, rel=0.04)
+    np.testing.assert_allclose(ds.radius, radius / np.sqrt(0.9), rtol=0.03)
+    assert float(ds.dimension_overall) == pytest.approx(2.0, rel=0.05)
+
+
 def test_random_points_have_capacity_two():
     # P < N points in general position, i.i.d. random dichotomies: E ||v* - t||^2 = P/2 exactly
     # (the sum over dichotomies of the chambers' statistical dimensions is P 2^(P-1)), so alpha
