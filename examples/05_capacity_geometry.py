@@ -1,6 +1,6 @@
 """User story: how separable are object manifolds, and why? Effective geometry, correlations, simulation.
 
-Two synthetic "areas" respond to the same 24 objects; in the second the object manifolds are
+Two synthetic "areas" respond to the same 20 objects; in the second the object manifolds are
 wider. The GLUE effective geometry explains the capacity drop by a larger effective radius, the
 correlated capacity accounts for correlations between manifolds, and the simulated capacity
 checks the number by brute force (random projections and exact separability tests, with a
@@ -20,7 +20,7 @@ import neurogeom as ng
 
 def main(out_dir: Path) -> None:
     for area, radius in (("compact", 0.3), ("wide", 1.0)):
-        raw = loaders.synthetic.object_manifolds(n_objects=24, n_images=6, n_neuroids=150,
+        raw = loaders.synthetic.object_manifolds(n_objects=20, n_images=5, n_neuroids=100,
                                                  n_repetitions=2, radius=radius, dimension=4,
                                                  seed=3)
         responses = ng.average_repetitions(raw)
