@@ -9,7 +9,8 @@ in the separate ``loaders`` package.
 from ._version import __version__
 from . import assembly
 from .assembly import align, average_repetitions, manifolds, validate
-from .capacity import manifold_capacity
+from .capacity import (correlated_capacity, effective_geometry, manifold_capacity,
+                       simulated_capacity)
 from .errors import (AlignmentError, AnalysisError, AssemblyError, LoaderError,
                      NeurogeomError)
 
@@ -17,4 +18,5 @@ __all__ = [
     "__version__", "assembly", "align", "average_repetitions", "manifolds", "validate",
     "manifold_capacity",
     "NeurogeomError", "AssemblyError", "AlignmentError", "LoaderError", "AnalysisError",
+    "correlated_capacity", "effective_geometry", "simulated_capacity",
 ]

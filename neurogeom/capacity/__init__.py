@@ -10,3 +10,10 @@ from .mft import MFTResult, manifold_capacity, mft_analysis
 
 __all__ = ["QPResult", "kkt_residual", "project_onto_polyhedral_cone", "solve_nonneg_qp",
            "MFTResult", "manifold_capacity", "mft_analysis"]
+
+# effective geometry (GLUE), correlated and simulated capacity (branch capacity-geom)
+from .correlated import ball_capacity, correlated_capacity
+from .effective import effective_geometry
+from .simulated import simulated_capacity
+
+__all__ += ["ball_capacity", "correlated_capacity", "effective_geometry", "simulated_capacity"]

@@ -1,0 +1,237 @@
+"""Capacity of correlated manifolds (Wakhloo, Sussman & Chung, PRL 2023).
+
+SCIENCE.md §3. Each manifold mu is written as its center ``u^mu_0`` plus axes ``u^mu_i`` (the
+principal directions of its centered points, scaled by their singular values), so every point is
+``x = u^mu_0 + sum_i s_i u^mu_i``. The covariance tensor ``C^{mu i}_{nu j} = <u^mu_i, u^nu_j>``
+holds every correlation between centers and axes of different manifolds. With ``C = L Lᵀ``
+(Cholesky; a ridge ``eps I`` is added when the vectors are linearly dependent, e.g. when
+N <= P(D+1)), the whitened points ``x~ = Lᵀ (e_mu0 + sum_i s_i e_mui)`` have the data's Gram
+matrix and live in ``R^{P(D+1)}``; the capacity is the joint QP (:mod:`.joint`) there, with
+``t ~ N(0, I_{P(D+1)})``: ``1/alpha = (1/P) E ||v* - t||²``.
+
+For spheres of radius R and dimension D whose centers correlate with rho_c and axes with rho_a,
+``alpha = alpha_Ball(kappa/sqrt(1-rho_c), R sqrt((1-rho_a)/(1-rho_c)), D)``;
+:func:`ball_capacity` gives ``alpha_Ball`` (SCIENCE.md §1) for that prediction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.integrate
+import scipy.linalg
+import xarray as xr
+from scipy.stats import chi, norm
+
+from ..errors import AnalysisError
+from ._inputs import check_kappa, check_positive_int, gather
+from .joint import DICHOTOMIES, draw_labels, solve_joint
+
+
+def ball_capacity(kappa: float, radius: float, dimension: int) -> float:
+    """Exact MFT capacity of D-balls of radius R (relative to a unit center) at margin kappa.
+
+    1/alpha_B = E_{r ~ chi_D} [ int_{kappa - r/R}^{kappa + R r} Dt (R r - t + kappa)² / (1 + R²)
+    + int_{-inf}^{kappa - r/R} Dt ((t - kappa)² + r²) ]   (SCIENCE.md §1; PRX 2018). The
+    Gaussian integrals are closed-form; the chi_D expectation is by quadrature.
+    """
+    kappa, radius = float(kappa), float(radius)
+    if radius <= 0:
+        return 1.0 / ((1 + kappa ** 2) * norm.cdf(kappa) + kappa * norm.pdf(kappa))
+
+    def moments(a, b):
+        # int_a^b phi(t) [1, t, t^2] dt (a, b may be -inf)
+        pa, pb = (norm.pdf(a) if np.isfinite(a) else 0.0), norm.pdf(b)
+        apa = a * pa if np.isfinite(a) else 0.0
+        m0 = norm.cdf(b) - norm.cdf(a)
+        return m0, pa - pb, m0 + apa - b * pb
+
+    def inner(r):
+        c = radius * r + kappa
+        lo, hi = kappa - r / radius, kappa + radius * r
+        m0, m1, m2 = moments(lo, hi)
+        touching = (c * c * m0 - 2 * c * m1 + m2) / (1 + radius ** 2)
+        e0, e1, e2 = moments(-np.inf, lo)
+        embedded = e2 - 2 * kappa * e1 + (kappa ** 2 + r * r) * e0
+        return (touching + embedded) * chi.pdf(r, dimension)
+
+    inv, _ = scipy.integrate.quad(inner, 0, np.inf, limit=200)
+    return 1.0 / inv
+
+
+def whitened_points(coords: np.ndarray, owner: np.ndarray, ridge: float | None = None,
+                    rank_tol: float = 1e-10):
+    """Whitened coordinates of all points from the center/axis covariance tensor.
+
+    Returns
+    -------
+    points : ndarray (m, K)
+        ``x~`` for every point, K = sum_mu (1 + D_mu).
+    info : dict
+        ``dims`` (D_mu), ``centers`` (P, r), ``axes`` (list of (D_mu, r) unit directions),
+        ``radius`` (RMS distance to the center / center norm, per manifold), ``ridge`` (the
+        absolute ridge added, 0 when none), ``tensor_rank``.
+    """
+    n_manifolds = int(owner.max()) + 1
+    vectors, blocks, dims, centers, axes, radius = [], [], [], [], [], []
+    scale = np.abs(coords).max()
+    for mu in range(n_manifolds):
+        x = coords[owner == mu]
+        c = x.mean(axis=0)
+        u, s, vt = np.linalg.svd(x - c, full_matrices=False)
+        d = int(np.sum(s > rank_tol * max(scale, 1e-300) * np.sqrt(len(x))))
+        vectors.append(np.vstack([c[None], s[:d, None] * vt[:d]]))      # (1 + d, r)
+        blocks.append(np.hstack([np.ones((len(x), 1)), u[:, :d]]))      # coefficients
+        dims.append(d)
+        centers.append(c)
+        axes.append(vt[:d])
+        radius.append(np.sqrt(np.sum(s ** 2) / len(x)) / max(np.linalg.norm(c), 1e-300))
+    w = np.vstack(vectors)                                               # (K, r)
+    k = w.shape[0]
+    tensor = w @ w.T                                                     # C^{mu i}_{nu j}
+    tensor_rank = int(np.linalg.matrix_rank(w))
+    eps = 0.0
+    if tensor_rank < k:
+        rel = 1e-6 if ridge is None else float(ridge)
+        if rel <= 0:
+            raise AnalysisError(
+                f"the {k} center/axis vectors span only {tensor_rank} dimensions (N <= P(D+1) "
+                "or dependent manifolds): the covariance tensor is singular and needs ridge > 0")
+        eps = rel * float(np.mean(np.diag(tensor)))
+    elif ridge:
+        eps = float(ridge) * float(np.mean(np.diag(tensor)))
+    chol = scipy.linalg.cholesky(tensor + eps * np.eye(k), lower=True)  # C + eps I = L L^T
+    coeff = scipy.linalg.block_diag(*blocks)                             # (m, K), manifold order
+    order = np.argsort(owner, kind="stable")
+    points = np.empty((len(owner), k))
+    points[order] = coeff @ chol                                         # rows: e^T L = (L^T e)^T
+    return points, {"dims": np.array(dims), "centers": np.array(centers), "axes": axes,
+                    "radius": np.array(radius), "ridge": eps, "tensor_rank": tensor_rank,
+                    "tensor_size": k}
+
+
+def _mean_offdiag(mat: np.ndarray) -> float:
+    p = mat.shape[0]
+    return float((mat.sum() - np.trace(mat)) / (p * (p - 1)))
+
+
+def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
+                        n_dichotomies: int | None = None, dichotomy: str = "random",
+                        seed: int = 0, ridge: float | None = None, center: bool = True,
+                        solver: str = "active_set", backend: str = "numpy",
+                        device="cpu") -> xr.Dataset:
+    """Capacity of correlated manifolds by whitening with the center/axis covariance tensor.
+
+    Parameters
+    ----------
+    a : xarray.DataArray
+        ``(presentation, neuroid)`` or ``(time, neuroid)`` assembly.
+    by : str
+        Coord naming the manifolds.
+    kappa : float
+        Margin (>= 0), in units of the RMS center norm (the data are scaled to make it 1).
+    n_t : int
+        Gaussian samples per dichotomy.
+    n_dichotomies : int, optional
+        Dichotomies (default 20 for ``"random"``, P for ``"one_vs_rest"``).
+    dichotomy : {"random", "one_vs_rest"}
+        I.i.d. fair signs per manifold (the MFT ensemble) or one manifold positive in turn.
+    seed : int
+        Seed of the dichotomies and samples.
+    ridge : float, optional
+        Relative ridge (times the mean diagonal of the tensor) added before the Cholesky
+        factorization. Default: none when the center/axis vectors are linearly independent,
+        1e-6 when they are not (N <= P(D+1)). The absolute value used is in attrs.
+    center : bool
+        Subtract the global mean first (default; at kappa = 0 this removes the shared center
+        component that a center correlation rho_c > 0 adds, which the theory shows is what
+        rho_c does there). Set False to follow the uncentered theory exactly.
+    solver, backend, device
+        Joint-QP solver options (:func:`neurogeom.capacity.joint.solve_joint`).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``capacity_overall`` and ``capacity_overall_se``; ``center_correlation`` (mean pairwise
+        cosine of the centers, signed) and ``axis_correlation`` (mean over manifold pairs of
+        ``||A_mu A_nuᵀ||_F / sqrt(D_mu D_nu)`` for unit axis directions A: |cos| for D = 1);
+        on dim ``manifold``: ``capacity`` (1 / E of its share of ``||v* - t||²``), ``radius``
+        (RMS distance to the center / center norm), ``dimension`` (rank of the centered
+        points), ``n_points``. Parameters in attrs.
+
+    Raises
+    ------
+    AnalysisError
+        Unknown ``by``, fewer than 2 manifolds, NaN/inf, kappa < 0, identical manifolds, bad
+        parameters, a singular tensor with ``ridge=0``, or a margin no hyperplane reaches.
+
+    Examples
+    --------
+    >>> import loaders
+    >>> a = loaders.synthetic.object_manifolds(n_objects=5, n_images=4, n_repetitions=1)
+    >>> ds = correlated_capacity(a, by="object_name", n_t=10, n_dichotomies=4)
+    >>> float(ds.capacity_overall) > 0
+    True
+    """
+    kappa = check_kappa(kappa)
+    n_t = check_positive_int("n_t", n_t, 2)
+    if dichotomy not in DICHOTOMIES:
+        raise AnalysisError(f"dichotomy must be one of {DICHOTOMIES}, got {dichotomy!r}")
+    if ridge is not None and (not np.isfinite(ridge) or ridge < 0):
+        raise AnalysisError(f"ridge must be a finite number >= 0, got {ridge}")
+    data = gather(a, by, center=center, normalize=True)
+    if n_dichotomies is None:
+        n_dichotomies = data.n_manifolds if dichotomy == "one_vs_rest" else 20
+    n_dichotomies = check_positive_int("n_dichotomies", n_dichotomies)
+    points, info = whitened_points(data.coords, data.owner, ridge)
+
+    rng = np.random.default_rng(seed)
+    labels = draw_labels(rng, data.n_manifolds, n_dichotomies, dichotomy)
+    t = rng.standard_normal((n_dichotomies, n_t, points.shape[1]))
+    sol = solve_joint(points, data.owner, labels, t, kappa, solver=solver, backend=backend,
+                      device=device)
+    total = sol.share.sum(axis=1)
+    capacity = data.n_manifolds / total.mean()
+    se = capacity * total.std(ddof=1) / np.sqrt(len(total)) / total.mean()
+    per_share = sol.share.mean(axis=0)
+
+    unit_c = info["centers"] / np.linalg.norm(info["centers"], axis=1, keepdims=True)
+    p = data.n_manifolds
+    overlap = np.zeros((p, p))
+    for i in range(p):
+        for j in range(p):
+            di, dj = len(info["axes"][i]), len(info["axes"][j])
+            if di and dj:
+                overlap[i, j] = (np.linalg.norm(info["axes"][i] @ info["axes"][j].T)
+                                 / np.sqrt(di * dj))
+    ds = xr.Dataset(
+        {
+            "capacity": ("manifold", np.divide(1.0, per_share, out=np.full(p, np.inf),
+                                               where=per_share > 0)),
+            "radius": ("manifold", info["radius"]),
+            "dimension": ("manifold", info["dims"]),
+            "n_points": ("manifold", data.n_points),
+            "capacity_overall": ((), float(capacity)),
+            "capacity_overall_se": ((), float(se)),
+            "center_correlation": ((), _mean_offdiag(unit_c @ unit_c.T)),
+            "axis_correlation": ((), _mean_offdiag(overlap)),
+        },
+        coords={"manifold": np.asarray(data.labels)},
+        attrs={
+            "method": "correlated manifold capacity (Wakhloo et al. 2023): joint QP in "
+                      "coordinates whitened by the center/axis covariance tensor",
+            "by": by, "kappa": kappa, "n_t": n_t, "n_dichotomies": n_dichotomies,
+            "dichotomy": dichotomy, "seed": seed,
+            "ridge_requested": "default" if ridge is None else float(ridge),
+            "ridge_used": info["ridge"], "tensor_size": info["tensor_size"],
+            "tensor_rank": info["tensor_rank"],
+            "global_centering": "yes" if center else "no",
+            "solver": solver, "backend": backend, "device": str(device),
+            "n_manifolds": p, "n_features": data.n_features, "rank": data.rank,
+            "n_samples": int(len(total)), "max_kkt_residual": float(sol.kkt.max()),
+            "scale": "points divided by the RMS norm of the manifold centers "
+                     f"({data.scale:.6g} in the input's units)",
+            "correlations": "center_correlation: signed mean cosine; axis_correlation: mean "
+                            "normalized Frobenius overlap of unit axis directions (absolute)",
+        })
+    ds["capacity_overall"].attrs["long_name"] = "1 / ((1/P) E ||v* - t||^2), whitened coordinates"
+    return ds
