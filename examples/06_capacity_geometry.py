@@ -7,7 +7,7 @@ checks the number by brute force (random projections and exact separability test
 bias; the joint-QP estimators use hyperplanes through the global mean, which makes them a little
 lower at small P — compare them at P of a few dozen or more).
 
-Run: python examples/05_capacity_geometry.py [OUTPUT_DIR]
+Run: python examples/06_capacity_geometry.py [OUTPUT_DIR]
 """
 
 import sys
