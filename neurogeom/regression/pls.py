@@ -1,0 +1,145 @@
+"""Partial least squares regression (PLS2, NIPALS regression mode) without deflated copies of X.
+
+sklearn's ``PLSRegression`` finds each component's weight vector by power iterations on the
+deflated data ``X_k`` and ``Y_k`` and then deflates both, so it touches the full n × p matrix
+dozens of times per component. The weight it converges to is the leading left singular vector of
+the cross-covariance ``S_k = X_k^T Y_k``. Here:
+
+* ``S_k`` is kept explicitly (p × t) and updated by a rank-one step: with score ``t_k = X_k w_k``
+  and loadings ``p_k = X_k^T t_k / t_k·t_k``, ``q_k = Y_k^T t_k / t_k·t_k``, deflation gives
+  ``S_{k+1} = S_k - (t_k·t_k) p_k q_k^T`` (the cross terms coincide because
+  ``X_k^T t_k = (t_k·t_k) p_k`` and ``t_k^T Y_k = (t_k·t_k) q_k^T``).
+* ``w_k`` is the exact leading singular vector of ``S_k`` from the eigendecomposition of the
+  smaller Gram (``S_k^T S_k``, t × t, when targets are fewer than features).
+* ``X_k`` is never formed: ``t_k = X w_k - sum_j t_j (p_j·w_k)`` and
+  ``X_k^T t_k = X^T t_k - sum_j p_j (t_j·t_k)``.
+
+Predictions then follow sklearn exactly: rotations ``R = W (P^T W)^-1`` and
+``coef = R Q^T`` on data centered by the training means (``scale=False``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import AnalysisError
+from ._backend import namespace
+from ._validation import check_fitted, check_xy
+
+
+def pls_kernel(X, Y, n_components: int, xp):
+    """Weights, scores and loadings of PLS regression on centered ``X`` (n×p), ``Y`` (n×t).
+
+    Returns
+    -------
+    (W, T, P, Q, n_used) : backend arrays (p×k, n×k, p×k, t×k) and the number of components
+    extracted (smaller than requested only when ``X`` runs out of rank).
+    """
+    n, p = X.shape
+    t = Y.shape[1]
+    S = X.T @ Y                                        # p × t cross-covariance
+    W, T, P, Q = (xp.zeros((p, n_components)), xp.zeros((n, n_components)),
+                  xp.zeros((p, n_components)), xp.zeros((t, n_components)))
+    scale = float((X * X).sum()) ** 0.5 or 1.0
+    k_used = 0
+    for k in range(n_components):
+        if t <= p:
+            _, vecs = xp.eigh(S.T @ S)
+            w = S @ vecs[:, -1]
+        else:
+            _, vecs = xp.eigh(S @ S.T)
+            w = vecs[:, -1]
+        norm = float((w * w).sum()) ** 0.5
+        if norm <= xp.finfo_eps() * scale * scale:
+            break                                      # X_k^T Y_k vanished: nothing left to fit
+        w = w / norm
+        # sklearn's sign convention (_svd_flip_1d): largest |weight| positive.
+        if float(w[int(abs(w).argmax())]) < 0:
+            w = -w
+        score = X @ w
+        if k:
+            score = score - T[:, :k] @ (P[:, :k].T @ w)
+        tt = float((score * score).sum())
+        if tt <= (xp.finfo_eps() * scale) ** 2:
+            break
+        load_x = X.T @ score
+        if k:
+            load_x = load_x - P[:, :k] @ (T[:, :k].T @ score)
+        load_x = load_x / tt
+        load_y = (Y.T @ score) / tt                    # Y_k^T t = Y^T t: earlier scores ⟂ t
+        S = S - tt * xp.outer(load_x, load_y)
+        W[:, k], T[:, k], P[:, k], Q[:, k] = w, score, load_x, load_y
+        k_used = k + 1
+    return W[:, :k_used], T[:, :k_used], P[:, :k_used], Q[:, :k_used], k_used
+
+
+class PLSRegression:
+    """PLS regression (sklearn ``PLSRegression(scale=False)`` semantics, exact singular vectors).
+
+    Parameters
+    ----------
+    n_components : int
+        Number of latent components (Brain-Score uses 25).
+    device : None or str
+        None: numpy; otherwise torch on that device.
+    dtype : {"float64", "float32"}
+
+    Attributes
+    ----------
+    coef_ : ndarray (n_targets, n_features)
+    intercept_ : ndarray (n_targets,)
+    x_weights_, x_loadings_, y_loadings_, x_rotations_ : ndarray
+        As in sklearn (features × components / targets × components).
+    n_components_ : int
+        Components actually extracted (fewer than requested when X has lower rank).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 100)); Y = X[:, :2] @ np.ones((2, 3))
+    >>> PLSRegression(n_components=5).fit(X, Y).predict(X).shape
+    (40, 3)
+    """
+
+    def __init__(self, n_components: int = 25, device=None, dtype: str = "float64"):
+        self.n_components = n_components
+        self.device = device
+        self.dtype = dtype
+
+    def fit(self, X, Y):
+        X, Y, self._y_1d = check_xy(X, Y, who="PLSRegression")
+        n, p = X.shape
+        k = self.n_components
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise AnalysisError(f"PLSRegression: n_components must be a positive integer, "
+                                f"got {k!r}")
+        if k > p:
+            raise AnalysisError(f"PLSRegression: n_components={k} exceeds the {p} features")
+        xp = namespace(self.device, self.dtype)
+        Xb, Yb = xp.asarray(X), xp.asarray(Y)
+        x_mean, y_mean = Xb.mean(0), Yb.mean(0)
+        Xc, Yc = Xb - x_mean[None, :], Yb - y_mean[None, :]
+        W, T, P, Q, used = pls_kernel(Xc, Yc, int(k), xp)
+        if used == 0:
+            raise AnalysisError("PLSRegression: X^T Y is zero (constant X or Y); nothing to fit")
+        # R = W (P^T W)^-1; P^T W is upper triangular with unit diagonal, hence invertible.
+        R = W @ xp.asarray(np.linalg.inv(xp.to_numpy(P.T @ W)))
+        coef = R @ Q.T
+        self.x_weights_, self.x_loadings_ = xp.to_numpy(W), xp.to_numpy(P)
+        self.y_loadings_, self.x_rotations_ = xp.to_numpy(Q), xp.to_numpy(R)
+        self.x_scores_ = xp.to_numpy(T)
+        self.coef_ = xp.to_numpy(coef.T)
+        self.intercept_ = xp.to_numpy(y_mean - x_mean @ coef)
+        self.n_components_ = used
+        self.n_features_in_ = p
+        return self
+
+    def predict(self, X):
+        check_fitted(self)
+        X, _, _ = check_xy(X, who="PLSRegression.predict")
+        if X.shape[1] != self.n_features_in_:
+            raise AnalysisError(f"PLSRegression was fitted with {self.n_features_in_} features, "
+                                f"X has {X.shape[1]}")
+        out = X @ self.coef_.T + self.intercept_[None, :]
+        return out[:, 0] if self._y_1d else out
