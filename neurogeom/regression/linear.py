@@ -12,8 +12,10 @@ from ._validation import check_fitted, check_xy
 class LinearRegression:
     """Ordinary least squares with an intercept, solved through the SVD of the centered data.
 
-    Singular values below ``rcond * s_max`` are treated as zero, so the minimum-norm solution
-    is returned when ``X`` is rank deficient (as ``numpy.linalg.lstsq`` does).
+    Directions whose Gram eigenvalue (squared singular value) is below ``rcond * e_max`` are
+    treated as zero, so the minimum-norm solution is returned when ``X`` is rank deficient. The
+    cut-off is on eigenvalues, not singular values, because eigenvalues of the Gram are only
+    accurate to about ``eps * e_max``.
 
     Parameters
     ----------
@@ -45,12 +47,12 @@ class LinearRegression:
         # Eigendecomposition of the smaller Gram gives the thin SVD without an n×p SVD.
         if n <= p:
             e, U = xp.eigh(xp.matmul_self_t(Xc))
-            keep = e > (rcond ** 2) * e.max() if float(e.max()) > 0 else e > 1
+            keep = e > rcond * e.max() if float(e.max()) > 0 else e > 1
             U, e = U[:, keep], e[keep]
             coef = Xc.T @ (U @ ((U.T @ Yc) / e[:, None]))
         else:
             e, V = xp.eigh(Xc.T @ Xc)
-            keep = e > (rcond ** 2) * e.max() if float(e.max()) > 0 else e > 1
+            keep = e > rcond * e.max() if float(e.max()) > 0 else e > 1
             V, e = V[:, keep], e[keep]
             coef = V @ ((V.T @ (Xc.T @ Yc)) / e[:, None])
         self.rank_ = int(keep.sum())

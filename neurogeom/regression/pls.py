@@ -43,16 +43,19 @@ def pls_kernel(X, Y, n_components: int, xp):
     scale = float((X * X).sum()) ** 0.5 or 1.0
     k_used = 0
     for k in range(n_components):
+        # Rescale before the Gram: late components have tiny S_k whose squares would drift
+        # into subnormal numbers (slow and inaccurate); singular vectors do not change.
+        s_max = float(abs(S).max())
+        if s_max == 0:
+            break
+        Sn = S / s_max
         if t <= p:
-            _, vecs = xp.eigh(S.T @ S)
-            w = S @ vecs[:, -1]
+            _, vecs = xp.eigh(Sn.T @ Sn)
+            w = Sn @ vecs[:, -1]
         else:
-            _, vecs = xp.eigh(S @ S.T)
+            _, vecs = xp.eigh(Sn @ Sn.T)
             w = vecs[:, -1]
-        norm = float((w * w).sum()) ** 0.5
-        if norm <= xp.finfo_eps() * scale * scale:
-            break                                      # X_k^T Y_k vanished: nothing left to fit
-        w = w / norm
+        w = w / float((w * w).sum()) ** 0.5
         # sklearn's sign convention (_svd_flip_1d): largest |weight| positive.
         if float(w[int(abs(w).argmax())]) < 0:
             w = -w
