@@ -11,8 +11,14 @@ from . import assembly
 from .assembly import align, average_repetitions, manifolds, validate
 from .errors import (AlignmentError, AnalysisError, AssemblyError, LoaderError,
                      NeurogeomError)
+from . import regression
+from .regression import (LinearRegression, PLSRegression, RidgeRegression, neural_predictivity,
+                         noise_ceiling)
+from .spectral import spectral_decomposition
 
 __all__ = [
     "__version__", "assembly", "align", "average_repetitions", "manifolds", "validate",
     "NeurogeomError", "AssemblyError", "AlignmentError", "LoaderError", "AnalysisError",
+    "regression", "RidgeRegression", "PLSRegression", "LinearRegression", "neural_predictivity",
+    "noise_ceiling", "spectral_decomposition",
 ]

@@ -28,7 +28,7 @@ import xarray as xr
 from ._version import __version__
 from .errors import AnalysisError, ConvergenceError
 from .regression._backend import namespace
-from .regression.ceiling import check_responses
+from .regression.ceiling import check_responses, drop_constant_neuroids
 from .regression.predictivity import _check_source, _has_repeats, _match_stimuli
 from .assembly import average_repetitions
 
@@ -168,6 +168,7 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, p=None,
     """
     source = _check_source(source)
     target = check_responses(target)
+    target, excluded = drop_constant_neuroids(target, "spectral_decomposition")
     if n_trials < 1:
         raise AnalysisError(f"n_trials must be >= 1, got {n_trials}")
     if not ridge > 0:
@@ -266,4 +267,6 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, p=None,
                "empirical_error_definition": "sum over neuroids and all P stimuli of squared "
                "error / total sum of squares, kernel ridge on random subsets of p stimuli",
                "device": str(device) if device is not None else "numpy",
+               "n_excluded_constant_neuroids": len(excluded),
+               "excluded_constant_neuroids": [str(i) for i in excluded] or "",
                "neurogeom_version": __version__})
