@@ -50,7 +50,8 @@ def _match_stimuli(source: xr.DataArray, target: xr.DataArray):
     """Source rows in the target's stimulus order; every target stimulus must be in the source."""
     src = pd.Index(np.asarray(source["stimulus_id"].values))
     tgt = np.asarray(target["stimulus_id"].values)
-    missing = [s for s in tgt if s not in src]
+    tgt_list = tgt.tolist()
+    missing = [s for s in tgt_list if s not in src]
     if missing:
         raise AlignmentError(
             f"the model (source) has no features for {len(missing)} of the {len(tgt)} target "
