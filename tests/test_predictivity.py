@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from sklearn.cross_decomposition import PLSRegression as SkPLS
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
@@ -72,7 +73,8 @@ def test_self_regression_is_one(responses):
 
 
 def test_matches_sklearn_ridgecv_per_split(responses, features):
-    ds = neural_predictivity(features, shuffled(responses), alphas=ALPHAS, ceiling=False)
+    ds = neural_predictivity(features, shuffled(responses), alphas=ALPHAS, ceiling=False,
+                             keep_predictions=True)
     mean = ng.average_repetitions(shuffled(responses))
     feat = features.isel(presentation=[list(features["stimulus_id"].values).index(s)
                                        for s in mean["stimulus_id"].values])
@@ -84,6 +86,25 @@ def test_matches_sklearn_ridgecv_per_split(responses, features):
         r = [np.corrcoef(pred[:, j], Y[test, j])[0, 1] for j in range(Y.shape[1])]
         assert np.array_equal(ds["alpha"].values[s], ref.alpha_)
         assert np.allclose(ds["r"].values[s], r, atol=1e-8)
+        # predictions of the shared-Gram path equal sklearn's to round-off (scale ~10 spikes/s)
+        assert np.allclose(ds["prediction"].values[s][test], pred, rtol=0, atol=1e-8)
+        assert np.isnan(ds["prediction"].values[s][~test]).all()
+
+
+def test_pls_protocol_matches_sklearn_per_split(responses, features):
+    ds = neural_predictivity(features, responses, regression="pls", n_components=5,
+                             ceiling=False, keep_predictions=True)
+    mean = ng.average_repetitions(responses)
+    X, Y = features.values, mean.values      # same stimulus order (both first-appearance)
+    assert np.array_equal(features["stimulus_id"].values, mean["stimulus_id"].values)
+    for s in (0, 4):
+        test = ds["is_test"].values[s].astype(bool)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = SkPLS(n_components=5, scale=False, tol=1e-28, max_iter=50000).fit(
+                X[~test], Y[~test])
+        assert max(ref.n_iter_) < 50000
+        assert np.allclose(ds["prediction"].values[s][test], ref.predict(X[test]), atol=1e-6)
 
 
 def test_score_and_error_definitions(responses, features):

@@ -10,6 +10,7 @@ from sklearn.linear_model import Ridge, RidgeCV
 from neurogeom.errors import AnalysisError
 from neurogeom.regression import LinearRegression, PLSRegression, RidgeRegression
 from neurogeom.regression._backend import namespace
+from neurogeom.regression.pls import kernel_pls_predict
 from neurogeom.regression.ridge import gram_ridge_predict
 
 ALPHAS = np.logspace(-2, 4, 9)
@@ -167,6 +168,12 @@ def test_pls_equals_sklearn(k):
     assert max(ref.n_iter_) < 20000, "sklearn did not converge; comparison meaningless"
     assert np.allclose(ours.predict(X_new), ref.predict(X_new), rtol=0, atol=1e-6)
     assert np.allclose(np.abs(ours.x_weights_), np.abs(ref.x_weights_), atol=1e-6)
+    # the sample-space (kernel) form used by neural_predictivity gives the same predictions
+    mu = X.mean(0)
+    K, K_new = (X - mu) @ (X - mu).T, (X_new - mu) @ (X - mu).T
+    pred, used = kernel_pls_predict(K, K_new, Y - Y.mean(0), k, namespace())
+    assert used == k
+    assert np.allclose(pred + Y.mean(0), ref.predict(X_new), rtol=0, atol=1e-6)
 
 
 def test_pls_single_target_and_rank_limit():

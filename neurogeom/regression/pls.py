@@ -76,6 +76,76 @@ def pls_kernel(X, Y, n_components: int, xp):
     return W[:, :k_used], T[:, :k_used], P[:, :k_used], Q[:, :k_used], k_used
 
 
+def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
+    """PLS regression predictions from centered Gram matrices only (kernel PLS).
+
+    The same NIPALS regression-mode model as :func:`pls_kernel`, written in sample space
+    (Rännar et al. 1994; Rosipal & Trejo 2001), which is cheaper when stimuli are fewer than
+    features and lets :func:`neural_predictivity` reuse one Gram matrix across splits:
+
+    * with ``M_k = K_k Y_k`` (``K_k = X_k X_k^T``), ``S_k^T S_k = Y_k^T M_k``; its leading
+      eigenvector ``v`` gives the Y-score ``u = Y_k v`` and the X-score
+      ``t = X_k w = K_k u / sqrt(u^T K_k u)`` (``w = X_k^T u / ||X_k^T u||``);
+    * ``K_k t = D_k K t`` with ``D_k`` the projector removing earlier scores, so the deflated
+      Gram is never formed; ``M_{k+1} = D (M_k - K_k t (t^T Y_k) / t·t)``;
+    * ``W = X^T U~ C`` with ``U~`` the (deflated) Y-scores, hence ``R Q^T = X^T U~ (T^T K U~)^-1
+      T^T Y`` and test predictions ``K_test U~ (T^T K U~)^-1 T^T Y``.
+
+    Parameters
+    ----------
+    K : backend array (n × n)
+        Gram matrix of the centered training features.
+    K_test : backend array (m × n)
+        Test × training cross kernel, centered with the training mean.
+    Y : backend array (n × t)
+        Centered training targets.
+
+    Returns
+    -------
+    (predictions of the centered targets (m × t), number of components extracted)
+    """
+    n, t = Y.shape
+    M = K @ Y
+    Yk = xp.copy(Y)
+    T, U = xp.zeros((n, n_components)), xp.zeros((n, n_components))
+    tiny = xp.finfo_eps() * max(float(abs(K).max()), 1e-300)
+    used = 0
+    for k in range(n_components):
+        A = Yk.T @ M                                    # S_k^T S_k, t × t
+        a_max = float(abs(A).max())
+        if a_max == 0:
+            break
+        _, vecs = xp.eigh(A / a_max)                    # rescaled: see pls_kernel
+        v = vecs[:, -1]
+        u = Yk @ v
+        Ku = M @ v                                      # K_k u
+        norm2 = float((u * Ku).sum())                   # ||X_k^T u||^2
+        if norm2 <= tiny * float((u * u).sum()):
+            break                                       # X_k exhausted: rank reached
+        score = Ku / norm2 ** 0.5
+        Kt = K @ score
+        if k:
+            Kt = _project_out(Kt, T[:, :k], xp)         # K_k t = D_k K t (t = D_k t)
+        tt = float((score * score).sum())
+        coupling = score @ Yk / tt                      # t^T Y_k / t·t
+        M = M - xp.outer(Kt, coupling)
+        M = M - xp.outer(score, score @ M / tt)
+        Yk = Yk - xp.outer(score, coupling)
+        T[:, k], U[:, k] = score, u
+        used = k + 1
+    T, U = T[:, :used], U[:, :used]
+    if used == 0:
+        raise AnalysisError("PLS: X^T Y is zero (constant features or targets); nothing to fit")
+    G = T.T @ (K @ U)
+    inner = xp.asarray(np.linalg.solve(xp.to_numpy(G), xp.to_numpy(T.T @ Y)))
+    return K_test @ (U @ inner), used
+
+
+def _project_out(x, T, xp):
+    """``x`` minus its components along the (mutually orthogonal) columns of ``T``."""
+    return x - T @ ((T.T @ x) / (T * T).sum(0))
+
+
 class PLSRegression:
     """PLS regression (sklearn ``PLSRegression(scale=False)`` semantics, exact singular vectors).
 

@@ -24,8 +24,9 @@ from ._backend import namespace
 from ._stats import pearson_columns
 from .ceiling import check_responses, drop_constant_neuroids, noise_ceiling
 from .linear import LinearRegression
-from .pls import PLSRegression
-from .ridge import DEFAULT_ALPHAS, RidgeRegression, check_alphas, check_cv, gram_ridge_predict
+from .pls import PLSRegression, kernel_pls_predict
+from .ridge import (DEFAULT_ALPHAS, RidgeRegression, check_alphas, check_cv, double_center,
+                    gram_ridge_predict)
 from .splits import stimulus_splits
 
 REGRESSIONS = ("ridge", "pls", "ols")
@@ -116,6 +117,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
                         protocol: str = "brainscore", stratify_fallback: bool = False,
                         alphas=DEFAULT_ALPHAS, alpha_per_target: bool = True, cv="loo",
                         n_components: int = 25, ceiling: bool = True,
+                        keep_predictions: bool = False,
                         device=None, dtype: str = "float64") -> xr.Dataset:
     """How well a linear readout of model features predicts each neuroid, cross-validated.
 
@@ -152,6 +154,9 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
         PLS components (Brain-Score: 25).
     ceiling : bool
         Compute the noise ceiling (when the target has repetitions) and the ceiled scores.
+    keep_predictions : bool
+        Also return ``prediction`` (split, presentation, neuroid): the test-set predictions of
+        each split, NaN for the split's training stimuli (they were not predicted).
     device, dtype
         Backend for the regression kernels (None = numpy; "cpu"/"cuda" = torch).
 
@@ -222,27 +227,52 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
     is_ridge = isinstance(estimator, RidgeRegression)
     n_neuroids = Y.shape[1]
     r = np.empty((len(row_splits), n_neuroids))
+    predictions = (np.full((len(row_splits), Y.shape[0], n_neuroids), np.nan)
+                   if keep_predictions else None)
     chosen = np.full((len(row_splits), n_neuroids), np.nan)
-    if is_ridge and X.shape[1] >= n_train_max and alphas.size >= 1:
-        # One Gram matrix of all stimuli serves every split (centering per fold is done on the
-        # Gram, SCIENCE.md §6); centering globally first keeps that subtraction well conditioned.
+    is_pls = isinstance(estimator, PLSRegression)
+    if is_pls:
+        if not isinstance(n_components, (int, np.integer)) or n_components < 1:
+            raise AnalysisError(f"n_components must be a positive integer, got {n_components!r}")
+        if n_components > X.shape[1]:
+            raise AnalysisError(f"n_components={n_components} exceeds the {X.shape[1]} features")
+    if (is_ridge or is_pls) and X.shape[1] >= n_train_max:
+        # One Gram matrix of all stimuli serves every split, for ridge and kernel PLS alike
+        # (centering per fold is done on the Gram, SCIENCE.md §6); centering globally first
+        # keeps that subtraction well conditioned.
         xp = namespace(device, dtype)
         Xg = xp.asarray(X)
         Xg = Xg - Xg.mean(0)[None, :]
         K = xp.matmul_self_t(Xg)
         del Xg
         Yb = xp.asarray(Y)
-        cv_checked = check_cv(cv, min(len(tr) for tr, _ in row_splits)) if alphas.size > 1 else cv
+        if is_ridge:
+            cv_checked = (check_cv(cv, min(len(tr) for tr, _ in row_splits))
+                          if alphas.size > 1 else cv)
         for s, (tr, te) in enumerate(row_splits):
-            pred, best, _ = gram_ridge_predict(K, Yb, tr, te, alphas, xp,
-                                               alpha_per_target=alpha_per_target, cv=cv_checked)
-            r[s] = pearson_columns(xp.to_numpy(pred).astype(np.float64), Y[te].astype(np.float64))
-            chosen[s] = alphas[xp.to_numpy(best)]
+            if is_ridge:
+                pred, best, _ = gram_ridge_predict(K, Yb, tr, te, alphas, xp,
+                                                   alpha_per_target=alpha_per_target,
+                                                   cv=cv_checked)
+                chosen[s] = alphas[xp.to_numpy(best)]
+            else:
+                ti, si = xp.asarray(tr, dtype="int"), xp.asarray(te, dtype="int")
+                K_tt, K_st = double_center(K, si, ti, xp)
+                y_mean = Yb[ti].mean(0)
+                pred, _ = kernel_pls_predict(K_tt, K_st, Yb[ti] - y_mean[None, :],
+                                             int(n_components), xp)
+                pred = pred + y_mean[None, :]
+            pred = xp.to_numpy(pred).astype(np.float64)
+            r[s] = pearson_columns(pred, Y[te].astype(np.float64))
+            if keep_predictions:
+                predictions[s, te] = pred
     else:
         for s, (tr, te) in enumerate(row_splits):
             estimator.fit(X[tr], Y[tr])
             pred = np.asarray(estimator.predict(X[te])).reshape(len(te), n_neuroids)
             r[s] = pearson_columns(pred.astype(np.float64), Y[te].astype(np.float64))
+            if keep_predictions:
+                predictions[s, te] = pred
             if is_ridge:
                 chosen[s] = estimator.alpha_
     undefined = np.isnan(r)
@@ -269,6 +299,8 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
             "is_test": (("split", "presentation"), is_test)}
     if is_ridge:
         data["alpha"] = (("split", "neuroid"), chosen)
+    if keep_predictions:
+        data["prediction"] = (("split", "presentation", "neuroid"), predictions)
     attrs = {"analysis": "neural_predictivity",
              "regression": regression if isinstance(regression, str) else type(regression).__name__,
              "n_splits": int(n_splits), "train_size": float(train_size), "split_by": split_by,
