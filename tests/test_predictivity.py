@@ -258,3 +258,18 @@ def test_bad_parameters(responses, features):
     with pytest.raises(AnalysisError, match="dims"):
         neural_predictivity(features, responses.expand_dims(time_bin=1, axis=2).assign_coords(
             time_bin_start=("time_bin", [0.0]), time_bin_end=("time_bin", [0.1])))
+
+
+def test_torch_device_gives_the_same_result(responses, features):
+    pytest.importorskip("torch")
+    for regression in ("ridge", "pls"):
+        a = neural_predictivity(features, responses, regression=regression, alphas=ALPHAS,
+                                n_components=5, ceiling=False)
+        b = neural_predictivity(features, responses, regression=regression, alphas=ALPHAS,
+                                n_components=5, ceiling=False, device="cpu")
+        assert np.allclose(a["r"], b["r"], atol=1e-9)
+        assert b.attrs["device"] == "cpu"
+    spec_np = ng.spectral_decomposition(features, responses, p=[5, 20], n_trials=2)
+    spec_t = ng.spectral_decomposition(features, responses, p=[5, 20], n_trials=2, device="cpu")
+    for name in ("eigenvalue", "alignment", "theory_error", "empirical_error"):
+        assert np.allclose(spec_np[name], spec_t[name], rtol=1e-8, atol=1e-12)
