@@ -70,6 +70,8 @@ def test_self_regression_is_one(responses):
     pls = neural_predictivity(mean, mean, regression="pls", n_components=16, ceiling=False)
     # 16 components span all 16 neuroids: exact reproduction, r = 1 up to round-off
     assert float(pls["score"]) == pytest.approx(1.0, abs=1e-10)
+    ols = neural_predictivity(mean, mean, regression="ols", ceiling=False)
+    assert float(ols["score"]) == pytest.approx(1.0, abs=1e-10)
 
 
 def test_matches_sklearn_ridgecv_per_split(responses, features):

@@ -58,8 +58,12 @@ def _match_stimuli(source: xr.DataArray, target: xr.DataArray):
             f"the model (source) has no features for {len(missing)} of the {len(tgt)} target "
             f"stimuli: {format_list(missing)}; source stimulus_id values: "
             f"{format_list(src.tolist())}")
-    source = source.isel(presentation=src.get_indexer(tgt))
-    return align(target, source, require_identical=True)
+    index = src.get_indexer(tgt)
+    if np.array_equal(index, np.arange(len(src))):
+        # Already aligned: skip the copy (assembly.align always copies, and for a large model
+        # layer each copy of the features costs as much as the feature matrix itself).
+        return target, source
+    return align(target, source.isel(presentation=index), require_identical=True)
 
 
 def _split_units(target: xr.DataArray, split_by: str, stratify_by, stratify_fallback: bool):
