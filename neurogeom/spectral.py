@@ -228,9 +228,7 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, p=None,
         for t in range(n_trials):
             idx = np.sort(rng.choice(n_stim, size=size, replace=False))
             ib = xp.asarray(idx, dtype="int")
-            e, V = xp.eigh(Kn[ib][:, ib])
-            e = xp.clip_min(e, 0.0)
-            coef = V @ ((V.T @ Yb[ib]) / (e + size * ridge)[:, None])
+            coef = xp.solve_shifted_psd(Kn[ib][:, ib], Yb[ib], size * ridge)
             resid = xp.to_numpy(Kn[:, ib] @ coef - Yb)
             sq = (resid ** 2).sum(0)
             trials[a, t] = sq.sum() / total.sum()

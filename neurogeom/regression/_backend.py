@@ -81,6 +81,29 @@ class Namespace:
         w, v = self.eigh(a)
         return self.flip(w, 0), self.flip(v, 1)
 
+    def solve_shifted_psd(self, A, B, shift: float):
+        """``(A + shift I)^-1 B`` for symmetric positive semi-definite ``A``.
+
+        Cholesky first (about 10x cheaper than an eigendecomposition); when round-off makes the
+        shifted matrix numerically indefinite, the eigendecomposition with eigenvalues clipped
+        at 0 gives the same solution stably.
+        """
+        shifted = A + shift * self.eye(A.shape[0])
+        if self.is_torch:
+            L, info = self._torch.linalg.cholesky_ex(shifted)
+            if int(info) == 0:
+                return self._torch.cholesky_solve(B, L)
+        else:
+            import scipy.linalg
+
+            try:
+                factor = scipy.linalg.cho_factor(shifted, lower=True, check_finite=False)
+                return scipy.linalg.cho_solve(factor, B, check_finite=False)
+            except np.linalg.LinAlgError:
+                pass
+        e, V = self.eigh(A)
+        return V @ ((V.T @ B) / (self.clip_min(e, 0.0) + shift)[:, None])
+
     def flip(self, x, axis: int):
         if self.is_torch:
             return self._torch.flip(x, dims=(axis,))

@@ -106,12 +106,13 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
     """
     n, t = Y.shape
     M = K @ Y
+    A = Y.T @ M                                         # S_0^T S_0, t × t
+    a_ref = float(abs(A).max())
     Yk = xp.copy(Y)
     T, U = xp.zeros((n, n_components)), xp.zeros((n, n_components))
     tiny = xp.finfo_eps() * max(float(abs(K).max()), 1e-300)
     used = 0
     for k in range(n_components):
-        A = Yk.T @ M                                    # S_k^T S_k, t × t
         a_max = float(abs(A).max())
         if a_max == 0:
             break
@@ -127,10 +128,20 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
         if k:
             Kt = _project_out(Kt, T[:, :k], xp)         # K_k t = D_k K t (t = D_k t)
         tt = float((score * score).sum())
-        coupling = score @ Yk / tt                      # t^T Y_k / t·t
+        coupling = score @ Yk / tt                      # q = Y_k^T t / t·t
+        g = score @ M                                   # M_k^T t = Y_k^T K_k t
+        s_tKt = float((score * Kt).sum())
+        # A_{k+1} = Y_{k+1}^T M_{k+1} = A - g q^T - q g^T + (t^T K_k t) q q^T: a rank-2
+        # update in place of a t × n × t product per component.
+        A = A - xp.outer(g, coupling) - xp.outer(coupling, g) + s_tKt * xp.outer(coupling, coupling)
         M = M - xp.outer(Kt, coupling)
         M = M - xp.outer(score, score @ M / tt)
         Yk = Yk - xp.outer(score, coupling)
+        if float(abs(A).max()) < 1e-3 * a_ref:
+            # The updates cancel: their round-off is relative to the old, larger A. Recompute
+            # exactly whenever A has shrunk 1000-fold so the error stays ~1e3 * eps of A.
+            A = Yk.T @ M
+            a_ref = float(abs(A).max())
         T[:, k], U[:, k] = score, u
         used = k + 1
     T, U = T[:, :used], U[:, :used]
