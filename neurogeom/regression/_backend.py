@@ -104,6 +104,16 @@ class Namespace:
         e, V = self.eigh(A)
         return V @ ((V.T @ B) / (self.clip_min(e, 0.0) + shift)[:, None])
 
+    def take2d(self, x, rows, cols):
+        """``x[rows][:, cols]`` with a single copy."""
+        if self.is_torch:
+            return x.index_select(0, rows).index_select(1, cols)
+        return x[np.ix_(rows, cols)]
+
+    def top_eigenvector(self, a):
+        """Eigenvector of the largest eigenvalue of a symmetric matrix."""
+        return self.eigh(a)[1][:, -1]
+
     def flip(self, x, axis: int):
         if self.is_torch:
             return self._torch.flip(x, dims=(axis,))

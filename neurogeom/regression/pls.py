@@ -83,11 +83,12 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
     (Rännar et al. 1994; Rosipal & Trejo 2001), which is cheaper when stimuli are fewer than
     features and lets :func:`neural_predictivity` reuse one Gram matrix across splits:
 
-    * with ``M_k = K_k Y_k`` (``K_k = X_k X_k^T``), ``S_k^T S_k = Y_k^T M_k``; its leading
-      eigenvector ``v`` gives the Y-score ``u = Y_k v`` and the X-score
-      ``t = X_k w = K_k u / sqrt(u^T K_k u)`` (``w = X_k^T u / ||X_k^T u||``);
-    * ``K_k t = D_k K t`` with ``D_k`` the projector removing earlier scores, so the deflated
-      Gram is never formed; ``M_{k+1} = D (M_k - K_k t (t^T Y_k) / t·t)``;
+    * ``S_k^T S_k = Y_k^T K_k Y_k`` (``K_k = X_k X_k^T``), kept as a t × t matrix updated by
+      rank-2 steps; its leading eigenvector ``v`` gives the Y-score ``u = Y_k v`` and the
+      X-score ``t = X_k w = K_k u / sqrt(u^T K_k u)`` (``w = X_k^T u / ||X_k^T u||``);
+    * with ``D_k`` the projector removing earlier scores, ``Y_k = D_k Y`` and
+      ``K_k x = D_k K x`` for x in the range of ``D_k``, so deflated matrices are never formed
+      (two n × n matrix-vector products per component);
     * ``W = X^T U~ C`` with ``U~`` the (deflated) Y-scores, hence ``R Q^T = X^T U~ (T^T K U~)^-1
       T^T Y`` and test predictions ``K_test U~ (T^T K U~)^-1 T^T Y``.
 
@@ -105,10 +106,8 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
     (predictions of the centered targets (m × t), number of components extracted)
     """
     n, t = Y.shape
-    M = K @ Y
-    A = Y.T @ M                                         # S_0^T S_0, t × t
+    A = Y.T @ (K @ Y)                                   # S_0^T S_0, t × t
     a_ref = float(abs(A).max())
-    Yk = xp.copy(Y)
     T, U = xp.zeros((n, n_components)), xp.zeros((n, n_components))
     tiny = xp.finfo_eps() * max(float(abs(K).max()), 1e-300)
     used = 0
@@ -116,34 +115,32 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
         a_max = float(abs(A).max())
         if a_max == 0:
             break
-        _, vecs = xp.eigh(A / a_max)                    # rescaled: see pls_kernel
-        v = vecs[:, -1]
-        u = Yk @ v
-        Ku = M @ v                                      # K_k u
+        v = xp.top_eigenvector(A / a_max)               # rescaled: see pls_kernel
+        Tk = T[:, :k]
+        # Y_k = D_k Y (Y deflated by the x-scores), so u = Y_k v = D_k (Y v) and, as u lies in
+        # the range of D_k, K_k u = D_k K D_k u = D_k (K u): neither Y_k nor K_k is formed.
+        u = _project_out(Y @ v, Tk, xp)
+        Ku = _project_out(K @ u, Tk, xp)
         norm2 = float((u * Ku).sum())                   # ||X_k^T u||^2
         if norm2 <= tiny * float((u * u).sum()):
             break                                       # X_k exhausted: rank reached
         score = Ku / norm2 ** 0.5
-        Kt = K @ score
-        if k:
-            Kt = _project_out(Kt, T[:, :k], xp)         # K_k t = D_k K t (t = D_k t)
+        Kt = _project_out(K @ score, Tk, xp)            # K_k t
         tt = float((score * score).sum())
-        coupling = score @ Yk / tt                      # q = Y_k^T t / t·t
-        g = score @ M                                   # M_k^T t = Y_k^T K_k t
+        coupling = (score @ Y) / tt                     # q = Y_k^T t / t·t = Y^T t / t·t
+        g = Kt @ Y                                      # Y_k^T K_k t = Y^T (K_k t)
         s_tKt = float((score * Kt).sum())
-        # A_{k+1} = Y_{k+1}^T M_{k+1} = A - g q^T - q g^T + (t^T K_k t) q q^T: a rank-2
-        # update in place of a t × n × t product per component.
+        # A_{k+1} = Y_{k+1}^T K_{k+1} Y_{k+1} = A - g q^T - q g^T + (t^T K_k t) q q^T: a rank-2
+        # update in place of an n × n × t product per component.
         A = A - xp.outer(g, coupling) - xp.outer(coupling, g) + s_tKt * xp.outer(coupling, coupling)
-        M = M - xp.outer(Kt, coupling)
-        M = M - xp.outer(score, score @ M / tt)
-        Yk = Yk - xp.outer(score, coupling)
+        T[:, k], U[:, k] = score, u
+        used = k + 1
         if float(abs(A).max()) < 1e-3 * a_ref:
             # The updates cancel: their round-off is relative to the old, larger A. Recompute
             # exactly whenever A has shrunk 1000-fold so the error stays ~1e3 * eps of A.
-            A = Yk.T @ M
+            Yk = _project_out(Y, T[:, :used], xp)
+            A = Yk.T @ _project_out(K @ Yk, T[:, :used], xp)
             a_ref = float(abs(A).max())
-        T[:, k], U[:, k] = score, u
-        used = k + 1
     T, U = T[:, :used], U[:, :used]
     if used == 0:
         raise AnalysisError("PLS: X^T Y is zero (constant features or targets); nothing to fit")
@@ -153,8 +150,11 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
 
 
 def _project_out(x, T, xp):
-    """``x`` minus its components along the (mutually orthogonal) columns of ``T``."""
-    return x - T @ ((T.T @ x) / (T * T).sum(0))
+    """``x`` (vector or matrix) minus its components along the orthogonal columns of ``T``."""
+    if T.shape[1] == 0:
+        return x
+    coeff = (T.T @ x) / (T * T).sum(0)[(slice(None),) + (None,) * (x.ndim - 1)]
+    return x - T @ coeff
 
 
 class PLSRegression:

@@ -65,14 +65,16 @@ def double_center(K, rows, cols, xp):
     ``(x_s - m)·(x_i - m) = K_si - mean_j K_sj - mean_j K_ji + mean_jk K_jk`` (j, k in train).
     ``rows`` may be None (no test block).
     """
-    K_tt = K[cols][:, cols]
+    K_tt = xp.take2d(K, cols, cols)
     r = K_tt.mean(0)                       # m · x_i for training i
     m = r.mean()                           # m · m
-    K_tt = K_tt - r[:, None] - r[None, :] + m
+    K_tt -= r[:, None]                     # in place: K_tt is a fresh copy
+    K_tt -= r[None, :] - m
     if rows is None:
         return K_tt, None
-    K_st = K[rows][:, cols]
-    K_st = K_st - K_st.mean(1)[:, None] - r[None, :] + m
+    K_st = xp.take2d(K, rows, cols)
+    K_st -= K_st.mean(1)[:, None]
+    K_st -= r[None, :] - m
     return K_tt, K_st
 
 
