@@ -118,11 +118,13 @@ def loo_errors(U, e, Y, alphas, xp, *, complete: bool, fit_intercept: bool = Tru
         C = C.reshape(n, len(chunk), t)                          # (G + alpha I)^-1 Y
         H = U2 @ W                                               # diag (G + alpha I)^-1
         if not complete:
-            C = C + outside[:, None, :] / a[None, :, None]
+            C += outside[:, None, :] / a[None, :, None]
             H = H + outside_diag[:, None] / a[None, :]
         if fit_intercept:
             H = H - 1.0 / (n * a[None, :])   # unpenalized intercept: drop the 1/sqrt(n) mode
-        errors[start:start + len(chunk)] = ((C / H[:, :, None]) ** 2).mean(0)
+        C /= H[:, :, None]                   # LOO residuals c_i / [H^-1]_ii, in place
+        C *= C
+        errors[start:start + len(chunk)] = C.mean(0)
     return errors
 
 
