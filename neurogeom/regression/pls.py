@@ -40,7 +40,8 @@ def pls_kernel(X, Y, n_components: int, xp):
     S = X.T @ Y                                        # p × t cross-covariance
     W, T, P, Q = (xp.zeros((p, n_components)), xp.zeros((n, n_components)),
                   xp.zeros((p, n_components)), xp.zeros((t, n_components)))
-    scale = float((X * X).sum()) ** 0.5 or 1.0
+    flat = X.reshape(-1)
+    scale = float(flat @ flat) ** 0.5 or 1.0             # Frobenius norm without a temporary
     k_used = 0
     for k in range(n_components):
         # Rescale before the Gram: late components have tiny S_k whose squares would drift
