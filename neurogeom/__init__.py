@@ -13,10 +13,16 @@ from .capacity import (correlated_capacity, effective_geometry, manifold_capacit
                        simulated_capacity)
 from .errors import (AlignmentError, AnalysisError, AssemblyError, LoaderError,
                      NeurogeomError)
+from . import regression
+from .regression import (LinearRegression, PLSRegression, RidgeRegression, neural_predictivity,
+                         noise_ceiling)
+from .spectral import spectral_decomposition
 
 __all__ = [
     "__version__", "assembly", "align", "average_repetitions", "manifolds", "validate",
     "manifold_capacity",
     "NeurogeomError", "AssemblyError", "AlignmentError", "LoaderError", "AnalysisError",
     "correlated_capacity", "effective_geometry", "simulated_capacity",
+    "regression", "RidgeRegression", "PLSRegression", "LinearRegression", "neural_predictivity",
+    "noise_ceiling", "spectral_decomposition",
 ]

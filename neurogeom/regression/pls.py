@@ -1,0 +1,230 @@
+"""Partial least squares regression (PLS2, NIPALS regression mode) without deflated copies of X.
+
+sklearn's ``PLSRegression`` finds each component's weight vector by power iterations on the
+deflated data ``X_k`` and ``Y_k`` and then deflates both, so it touches the full n × p matrix
+dozens of times per component. The weight it converges to is the leading left singular vector of
+the cross-covariance ``S_k = X_k^T Y_k``. Here:
+
+* ``S_k`` is kept explicitly (p × t) and updated by a rank-one step: with score ``t_k = X_k w_k``
+  and loadings ``p_k = X_k^T t_k / t_k·t_k``, ``q_k = Y_k^T t_k / t_k·t_k``, deflation gives
+  ``S_{k+1} = S_k - (t_k·t_k) p_k q_k^T`` (the cross terms coincide because
+  ``X_k^T t_k = (t_k·t_k) p_k`` and ``t_k^T Y_k = (t_k·t_k) q_k^T``).
+* ``w_k`` is the exact leading singular vector of ``S_k`` from the eigendecomposition of the
+  smaller Gram (``S_k^T S_k``, t × t, when targets are fewer than features).
+* ``X_k`` is never formed: ``t_k = X w_k - sum_j t_j (p_j·w_k)`` and
+  ``X_k^T t_k = X^T t_k - sum_j p_j (t_j·t_k)``.
+
+Predictions then follow sklearn exactly: rotations ``R = W (P^T W)^-1`` and
+``coef = R Q^T`` on data centered by the training means (``scale=False``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import AnalysisError
+from ._backend import namespace
+from ._validation import check_fitted, check_xy
+
+
+def pls_kernel(X, Y, n_components: int, xp):
+    """Weights, scores and loadings of PLS regression on centered ``X`` (n×p), ``Y`` (n×t).
+
+    Returns
+    -------
+    (W, T, P, Q, n_used) : backend arrays (p×k, n×k, p×k, t×k) and the number of components
+    extracted (smaller than requested only when ``X`` runs out of rank).
+    """
+    n, p = X.shape
+    t = Y.shape[1]
+    S = X.T @ Y                                        # p × t cross-covariance
+    W, T, P, Q = (xp.zeros((p, n_components)), xp.zeros((n, n_components)),
+                  xp.zeros((p, n_components)), xp.zeros((t, n_components)))
+    flat = X.reshape(-1)
+    scale = float(flat @ flat) ** 0.5 or 1.0             # Frobenius norm without a temporary
+    k_used = 0
+    for k in range(n_components):
+        # Rescale before the Gram: late components have tiny S_k whose squares would drift
+        # into subnormal numbers (slow and inaccurate); singular vectors do not change.
+        s_max = float(abs(S).max())
+        if s_max == 0:
+            break
+        Sn = S / s_max
+        if t <= p:
+            _, vecs = xp.eigh(Sn.T @ Sn)
+            w = Sn @ vecs[:, -1]
+        else:
+            _, vecs = xp.eigh(Sn @ Sn.T)
+            w = vecs[:, -1]
+        w = w / float((w * w).sum()) ** 0.5
+        # sklearn's sign convention (_svd_flip_1d): largest |weight| positive.
+        if float(w[int(abs(w).argmax())]) < 0:
+            w = -w
+        score = X @ w
+        if k:
+            score = score - T[:, :k] @ (P[:, :k].T @ w)
+        tt = float((score * score).sum())
+        if tt <= (xp.finfo_eps() * scale) ** 2:
+            break
+        load_x = X.T @ score
+        if k:
+            load_x = load_x - P[:, :k] @ (T[:, :k].T @ score)
+        load_x = load_x / tt
+        load_y = (Y.T @ score) / tt                    # Y_k^T t = Y^T t: earlier scores ⟂ t
+        S = S - tt * xp.outer(load_x, load_y)
+        W[:, k], T[:, k], P[:, k], Q[:, k] = w, score, load_x, load_y
+        k_used = k + 1
+    return W[:, :k_used], T[:, :k_used], P[:, :k_used], Q[:, :k_used], k_used
+
+
+def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
+    """PLS regression predictions from centered Gram matrices only (kernel PLS).
+
+    The same NIPALS regression-mode model as :func:`pls_kernel`, written in sample space
+    (Rännar et al. 1994; Rosipal & Trejo 2001), which is cheaper when stimuli are fewer than
+    features and lets :func:`neural_predictivity` reuse one Gram matrix across splits:
+
+    * ``S_k^T S_k = Y_k^T K_k Y_k`` (``K_k = X_k X_k^T``), kept as a t × t matrix updated by
+      rank-2 steps; its leading eigenvector ``v`` gives the Y-score ``u = Y_k v`` and the
+      X-score ``t = X_k w = K_k u / sqrt(u^T K_k u)`` (``w = X_k^T u / ||X_k^T u||``);
+    * with ``D_k`` the projector removing earlier scores, ``Y_k = D_k Y`` and
+      ``K_k x = D_k K x`` for x in the range of ``D_k``, so deflated matrices are never formed
+      (two n × n matrix-vector products per component);
+    * ``W = X^T U~ C`` with ``U~`` the (deflated) Y-scores, hence ``R Q^T = X^T U~ (T^T K U~)^-1
+      T^T Y`` and test predictions ``K_test U~ (T^T K U~)^-1 T^T Y``.
+
+    Parameters
+    ----------
+    K : backend array (n × n)
+        Gram matrix of the centered training features.
+    K_test : backend array (m × n)
+        Test × training cross kernel, centered with the training mean.
+    Y : backend array (n × t)
+        Centered training targets.
+
+    Returns
+    -------
+    (predictions of the centered targets (m × t), number of components extracted)
+    """
+    n, t = Y.shape
+    A = Y.T @ (K @ Y)                                   # S_0^T S_0, t × t
+    a_ref = float(abs(A).max())
+    T, U = xp.zeros((n, n_components)), xp.zeros((n, n_components))
+    tiny = xp.finfo_eps() * max(float(abs(K).max()), 1e-300)
+    used = 0
+    for k in range(n_components):
+        a_max = float(abs(A).max())
+        if a_max == 0:
+            break
+        v = xp.top_eigenvector(A / a_max)               # rescaled: see pls_kernel
+        Tk = T[:, :k]
+        # Y_k = D_k Y (Y deflated by the x-scores), so u = Y_k v = D_k (Y v) and, as u lies in
+        # the range of D_k, K_k u = D_k K D_k u = D_k (K u): neither Y_k nor K_k is formed.
+        u = _project_out(Y @ v, Tk, xp)
+        Ku = _project_out(K @ u, Tk, xp)
+        norm2 = float((u * Ku).sum())                   # ||X_k^T u||^2
+        if norm2 <= tiny * float((u * u).sum()):
+            break                                       # X_k exhausted: rank reached
+        score = Ku / norm2 ** 0.5
+        Kt = _project_out(K @ score, Tk, xp)            # K_k t
+        tt = float((score * score).sum())
+        coupling = (score @ Y) / tt                     # q = Y_k^T t / t·t = Y^T t / t·t
+        g = Kt @ Y                                      # Y_k^T K_k t = Y^T (K_k t)
+        s_tKt = float((score * Kt).sum())
+        # A_{k+1} = Y_{k+1}^T K_{k+1} Y_{k+1} = A - g q^T - q g^T + (t^T K_k t) q q^T: a rank-2
+        # update in place of an n × n × t product per component.
+        A = A - xp.outer(g, coupling) - xp.outer(coupling, g) + s_tKt * xp.outer(coupling, coupling)
+        T[:, k], U[:, k] = score, u
+        used = k + 1
+        if float(abs(A).max()) < 1e-3 * a_ref:
+            # The updates cancel: their round-off is relative to the old, larger A. Recompute
+            # exactly whenever A has shrunk 1000-fold so the error stays ~1e3 * eps of A.
+            Yk = _project_out(Y, T[:, :used], xp)
+            A = Yk.T @ _project_out(K @ Yk, T[:, :used], xp)
+            a_ref = float(abs(A).max())
+    T, U = T[:, :used], U[:, :used]
+    if used == 0:
+        raise AnalysisError("PLS: X^T Y is zero (constant features or targets); nothing to fit")
+    G = T.T @ (K @ U)
+    inner = xp.asarray(np.linalg.solve(xp.to_numpy(G), xp.to_numpy(T.T @ Y)))
+    return K_test @ (U @ inner), used
+
+
+def _project_out(x, T, xp):
+    """``x`` (vector or matrix) minus its components along the orthogonal columns of ``T``."""
+    if T.shape[1] == 0:
+        return x
+    coeff = (T.T @ x) / (T * T).sum(0)[(slice(None),) + (None,) * (x.ndim - 1)]
+    return x - T @ coeff
+
+
+class PLSRegression:
+    """PLS regression (sklearn ``PLSRegression(scale=False)`` semantics, exact singular vectors).
+
+    Parameters
+    ----------
+    n_components : int
+        Number of latent components (Brain-Score uses 25).
+    device : None or str
+        None: numpy; otherwise torch on that device.
+    dtype : {"float64", "float32"}
+
+    Attributes
+    ----------
+    coef_ : ndarray (n_targets, n_features)
+    intercept_ : ndarray (n_targets,)
+    x_weights_, x_loadings_, y_loadings_, x_rotations_ : ndarray
+        As in sklearn (features × components / targets × components).
+    n_components_ : int
+        Components actually extracted (fewer than requested when X has lower rank).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 100)); Y = X[:, :2] @ np.ones((2, 3))
+    >>> PLSRegression(n_components=5).fit(X, Y).predict(X).shape
+    (40, 3)
+    """
+
+    def __init__(self, n_components: int = 25, device=None, dtype: str = "float64"):
+        self.n_components = n_components
+        self.device = device
+        self.dtype = dtype
+
+    def fit(self, X, Y):
+        X, Y, self._y_1d = check_xy(X, Y, who="PLSRegression")
+        n, p = X.shape
+        k = self.n_components
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise AnalysisError(f"PLSRegression: n_components must be a positive integer, "
+                                f"got {k!r}")
+        if k > p:
+            raise AnalysisError(f"PLSRegression: n_components={k} exceeds the {p} features")
+        xp = namespace(self.device, self.dtype)
+        Xb, Yb = xp.asarray(X), xp.asarray(Y)
+        x_mean, y_mean = Xb.mean(0), Yb.mean(0)
+        Xc, Yc = Xb - x_mean[None, :], Yb - y_mean[None, :]
+        W, T, P, Q, used = pls_kernel(Xc, Yc, int(k), xp)
+        if used == 0:
+            raise AnalysisError("PLSRegression: X^T Y is zero (constant X or Y); nothing to fit")
+        # R = W (P^T W)^-1; P^T W is upper triangular with unit diagonal, hence invertible.
+        R = W @ xp.asarray(np.linalg.inv(xp.to_numpy(P.T @ W)))
+        coef = R @ Q.T
+        self.x_weights_, self.x_loadings_ = xp.to_numpy(W), xp.to_numpy(P)
+        self.y_loadings_, self.x_rotations_ = xp.to_numpy(Q), xp.to_numpy(R)
+        self.x_scores_ = xp.to_numpy(T)
+        self.coef_ = xp.to_numpy(coef.T)
+        self.intercept_ = xp.to_numpy(y_mean - x_mean @ coef)
+        self.n_components_ = used
+        self.n_features_in_ = p
+        return self
+
+    def predict(self, X):
+        check_fitted(self)
+        X, _, _ = check_xy(X, who="PLSRegression.predict")
+        if X.shape[1] != self.n_features_in_:
+            raise AnalysisError(f"PLSRegression was fitted with {self.n_features_in_} features, "
+                                f"X has {X.shape[1]}")
+        out = X @ self.coef_.T + self.intercept_[None, :]
+        return out[:, 0] if self._y_1d else out

@@ -1,0 +1,343 @@
+"""Neural predictivity: cross-validated regression from model features to neurons, ceiled.
+
+Brain-Score's ``CrossRegressedCorrelation`` protocol (SCIENCE.md §6): repetition-average the
+neural data, split stimuli 10 times (90% train, stratified by ``object_name``, random_state 1),
+fit the regression on the training stimuli, predict the test stimuli, correlate predictions and
+responses per neuroid (Pearson r), take the median over neuroids per split, the mean over splits
+as the score and the std over splits / sqrt(n_splits) as its error. The ceiling comes from
+:func:`noise_ceiling` on the unaveraged responses.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .._version import __version__
+from ..assembly import align, presentation_coords, validate
+from ..assembly import average_repetitions as _average_repetitions
+from ..errors import AlignmentError, AnalysisError, format_list
+from ._backend import namespace
+from ._stats import pearson_columns
+from .ceiling import check_responses, drop_constant_neuroids, noise_ceiling
+from .linear import LinearRegression
+from .pls import PLSRegression, kernel_pls_predict
+from .ridge import (DEFAULT_ALPHAS, RidgeRegression, check_alphas, check_cv, double_center,
+                    gram_ridge_predict)
+from .splits import stimulus_splits
+
+REGRESSIONS = ("ridge", "pls", "ols")
+
+
+def _has_repeats(a: xr.DataArray) -> bool:
+    return not pd.Index(np.asarray(a["stimulus_id"].values)).is_unique
+
+
+def _check_source(source) -> xr.DataArray:
+    if not isinstance(source, xr.DataArray):
+        raise AnalysisError(f"source must be an xarray.DataArray assembly, "
+                            f"got {type(source).__name__}")
+    validate(source)
+    if tuple(source.dims) != ("presentation", "neuroid"):
+        raise AnalysisError(f"source must have dims ('presentation', 'neuroid'), got "
+                            f"{source.dims}; flatten or select model feature dims first")
+    return source
+
+
+def _match_stimuli(source: xr.DataArray, target: xr.DataArray):
+    """Source rows in the target's stimulus order; every target stimulus must be in the source."""
+    src = pd.Index(np.asarray(source["stimulus_id"].values))
+    tgt = np.asarray(target["stimulus_id"].values)
+    tgt_list = tgt.tolist()
+    missing = [s for s in tgt_list if s not in src]
+    if missing:
+        raise AlignmentError(
+            f"the model (source) has no features for {len(missing)} of the {len(tgt)} target "
+            f"stimuli: {format_list(missing)}; source stimulus_id values: "
+            f"{format_list(src.tolist())}")
+    index = src.get_indexer(tgt)
+    if np.array_equal(index, np.arange(len(src))):
+        # Already aligned: skip the copy (assembly.align always copies, and for a large model
+        # layer each copy of the features costs as much as the feature matrix itself).
+        return target, source
+    return align(target, source.isel(presentation=index), require_identical=True)
+
+
+def _split_units(target: xr.DataArray, split_by: str, stratify_by, stratify_fallback: bool):
+    """Unique split values (with the rows they own) and their stratification labels."""
+    coords = presentation_coords(target)
+    if split_by not in coords:
+        raise AnalysisError(f"split_by={split_by!r} is not a presentation coord of the target; "
+                            f"available: {format_list(coords)}")
+    values = np.asarray(target[split_by].values)
+    units, inverse = np.unique(values, return_inverse=True)
+    if len(units) == len(values):               # one row per value: Brain-Score's order
+        units, inverse = values, np.arange(len(values))
+    labels = None
+    if stratify_by is not None:
+        if stratify_by not in coords:
+            if not stratify_fallback:
+                raise AnalysisError(
+                    f"stratify_by={stratify_by!r} is not a presentation coord of the target; "
+                    f"available: {format_list(coords)}. Pass stratify_by=None for unstratified "
+                    "splits, or stratify_fallback=True")
+            warnings.warn(f"stratify_by={stratify_by!r} missing; using unstratified splits",
+                          stacklevel=3)
+        else:
+            row_labels = np.asarray(target[stratify_by].values)
+            table = pd.DataFrame({"unit": inverse, "label": row_labels})
+            n_labels = table.groupby("unit")["label"].nunique()
+            if (n_labels > 1).any():
+                bad = [units[i] for i in n_labels.index[n_labels > 1]]
+                raise AnalysisError(f"{stratify_by!r} varies within {split_by!r} values "
+                                    f"{format_list(bad)}; cannot stratify by it")
+            labels = table.groupby("unit")["label"].first().reindex(range(len(units))).to_numpy()
+    return units, inverse, labels
+
+
+def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, device, dtype):
+    if not isinstance(regression, str):
+        if not (hasattr(regression, "fit") and hasattr(regression, "predict")):
+            raise AnalysisError(f"regression must be one of {REGRESSIONS} or an estimator with "
+                                f"fit/predict, got {regression!r}")
+        return regression
+    if regression == "ridge":
+        return RidgeRegression(alphas=alphas, alpha_per_target=alpha_per_target, cv=cv,
+                               device=device, dtype=dtype)
+    if regression == "pls":
+        return PLSRegression(n_components=n_components, device=device, dtype=dtype)
+    if regression == "ols":
+        return LinearRegression(device=device, dtype=dtype)
+    raise AnalysisError(f"unknown regression {regression!r}; choose one of {REGRESSIONS}")
+
+
+def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="ridge", *,
+                        n_splits: int = 10, train_size: float = 0.9,
+                        split_by: str = "stimulus_id", stratify_by: str | None = "object_name",
+                        seed: int = 1, average_repetitions: bool = True,
+                        protocol: str = "brainscore", stratify_fallback: bool = False,
+                        alphas=DEFAULT_ALPHAS, alpha_per_target: bool = True, cv="loo",
+                        n_components: int = 25, ceiling: bool = True,
+                        keep_predictions: bool = False,
+                        device=None, dtype: str = "float64") -> xr.Dataset:
+    """How well a linear readout of model features predicts each neuroid, cross-validated.
+
+    Parameters
+    ----------
+    source : xarray.DataArray
+        Model features, ``(presentation, neuroid)`` with ``stimulus_id`` (features are
+        "neuroids" of the model). It must cover every target stimulus; extra stimuli are
+        ignored.
+    target : xarray.DataArray
+        Neural responses, ``(presentation, neuroid)``; repetitions allowed.
+    regression : {"ridge", "pls", "ols"} or estimator
+        Ridge (:class:`RidgeRegression`, alpha chosen per neuroid by LOO on the training fold),
+        PLS (:class:`PLSRegression`, ``n_components``), ordinary least squares, or any object
+        with ``fit(X, Y)``/``predict(X)``.
+    n_splits, train_size, seed
+        Brain-Score defaults: 10 splits, 90% train, random_state 1.
+    split_by : str
+        Presentation coord whose values are split (``stimulus_id``).
+    stratify_by : str or None
+        Class label balanced across train and test (``object_name``); None: unstratified.
+    average_repetitions : bool
+        Average repeated presentations first (Brain-Score does). Without it, repeated
+        stimulus_ids are an error.
+    protocol : {"brainscore", "kfold"}
+        ``"brainscore"`` reproduces Brain-Score's (Stratified)ShuffleSplit indices exactly on
+        the repetition-averaged target (presentations in order of first appearance);
+        ``"kfold"``: its shuffled (Stratified)KFold mode.
+    stratify_fallback : bool
+        Fall back to unstratified splits (with a warning) when stratification is impossible.
+    alphas, alpha_per_target, cv
+        Ridge grid and selection (see :class:`RidgeRegression`).
+    n_components : int
+        PLS components (Brain-Score: 25).
+    ceiling : bool
+        Compute the noise ceiling (when the target has repetitions) and the ceiled scores.
+    keep_predictions : bool
+        Also return ``prediction`` (split, presentation, neuroid): the test-set predictions of
+        each split, NaN for the split's training stimuli (they were not predicted).
+    device, dtype
+        Backend for the regression kernels (None = numpy; "cpu"/"cuda" = torch).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``r`` (split, neuroid); ``score_per_split`` (split, median over neuroids); ``score``
+        (mean over splits); ``error`` (std over splits, ddof 0, / sqrt(n_splits));
+        ``r_per_neuroid``; ``is_test`` (split, presentation); for ridge ``alpha`` (split,
+        neuroid). With repetitions and ``ceiling=True`` also ``ceiling``,
+        ``ceiling_per_neuroid`` and two ceiled scores, named by their formula:
+        ``ceiled_score_r2_over_ceiling`` = score² / ceiling (Brain-Score since early 2026) and
+        ``ceiled_score_r_over_ceiling_squared`` = (score / ceiling)² (Brain-Score before),
+        each with an ``_error``.
+
+    Raises
+    ------
+    AlignmentError
+        Target stimuli missing from the source (listed).
+    AnalysisError
+        Fewer stimuli than splits, a missing split/stratification coord, classes too small to
+        stratify (unless ``stratify_fallback``), all neuroids constant, bad parameters.
+    AssemblyError
+        Invalid assemblies, including NaN responses.
+
+    Examples
+    --------
+    >>> import loaders, neurogeom as ng
+    >>> resp = loaders.synthetic.object_manifolds(n_objects=4, n_images=10, n_neuroids=20)
+    >>> model = ng.average_repetitions(resp)          # a "model" that sees the clean means
+    >>> ds = neural_predictivity(model, resp, regression="pls", n_components=5)
+    >>> float(ds["score"]) > 0.5
+    True
+    """
+    source = _check_source(source)
+    target = check_responses(target)
+    alphas = check_alphas(alphas)
+    target, excluded = drop_constant_neuroids(target, "neural_predictivity")
+
+    ceiling_ds = None
+    if _has_repeats(target):
+        if ceiling:
+            ceiling_ds = noise_ceiling(target, seed=seed)
+        if not average_repetitions:
+            raise AnalysisError("the target repeats stimulus_id values; pass "
+                                "average_repetitions=True (Brain-Score averages repetitions)")
+        target = _average_repetitions(target)
+    if _has_repeats(source):
+        if not average_repetitions:
+            raise AnalysisError("the source repeats stimulus_id values; average them first")
+        source = _average_repetitions(source)
+    target, source = _match_stimuli(source, target)
+
+    units, unit_of_row, labels = _split_units(target, split_by, stratify_by, stratify_fallback)
+    splits, stratified = stimulus_splits(len(units), labels, n_splits=n_splits,
+                                         train_size=train_size, seed=seed, protocol=protocol,
+                                         stratify_fallback=stratify_fallback,
+                                         stratify_name=str(stratify_by))
+    rows_of_unit = pd.Series(np.arange(len(unit_of_row))).groupby(unit_of_row).apply(np.asarray)
+    row_splits = [(np.concatenate([rows_of_unit[u] for u in tr]),
+                   np.concatenate([rows_of_unit[u] for u in te])) for tr, te in splits]
+
+    X = np.asarray(source.values, dtype=np.float64 if dtype == "float64" else np.float32)
+    Y = np.asarray(target.values, dtype=X.dtype)
+    n_train_max = max(len(tr) for tr, _ in row_splits)
+    estimator = _make_estimator(regression, alphas, alpha_per_target, cv, n_components,
+                                device, dtype)
+    is_ridge = isinstance(estimator, RidgeRegression)
+    n_neuroids = Y.shape[1]
+    r = np.empty((len(row_splits), n_neuroids))
+    predictions = (np.full((len(row_splits), Y.shape[0], n_neuroids), np.nan)
+                   if keep_predictions else None)
+    chosen = np.full((len(row_splits), n_neuroids), np.nan)
+    is_pls = isinstance(estimator, PLSRegression)
+    if is_pls:
+        if not isinstance(n_components, (int, np.integer)) or n_components < 1:
+            raise AnalysisError(f"n_components must be a positive integer, got {n_components!r}")
+        if n_components > X.shape[1]:
+            raise AnalysisError(f"n_components={n_components} exceeds the {X.shape[1]} features")
+    if (is_ridge or is_pls) and X.shape[1] >= n_train_max:
+        # One Gram matrix of all stimuli serves every split, for ridge and kernel PLS alike
+        # (centering per fold is done on the Gram, SCIENCE.md §6); centering globally first
+        # keeps that subtraction well conditioned.
+        xp = namespace(device, dtype)
+        Xg = xp.asarray(X)
+        Xg = Xg - Xg.mean(0)[None, :]
+        K = xp.matmul_self_t(Xg)
+        del Xg
+        Yb = xp.asarray(Y)
+        if is_ridge:
+            cv_checked = (check_cv(cv, min(len(tr) for tr, _ in row_splits))
+                          if alphas.size > 1 else cv)
+        for s, (tr, te) in enumerate(row_splits):
+            if is_ridge:
+                pred, best, _ = gram_ridge_predict(K, Yb, tr, te, alphas, xp,
+                                                   alpha_per_target=alpha_per_target,
+                                                   cv=cv_checked)
+                chosen[s] = alphas[xp.to_numpy(best)]
+            else:
+                ti, si = xp.asarray(tr, dtype="int"), xp.asarray(te, dtype="int")
+                K_tt, K_st = double_center(K, si, ti, xp)
+                y_mean = Yb[ti].mean(0)
+                pred, _ = kernel_pls_predict(K_tt, K_st, Yb[ti] - y_mean[None, :],
+                                             int(n_components), xp)
+                pred = pred + y_mean[None, :]
+            pred = xp.to_numpy(pred).astype(np.float64)
+            r[s] = pearson_columns(pred, Y[te].astype(np.float64))
+            if keep_predictions:
+                predictions[s, te] = pred
+    else:
+        for s, (tr, te) in enumerate(row_splits):
+            estimator.fit(X[tr], Y[tr])
+            pred = np.asarray(estimator.predict(X[te])).reshape(len(te), n_neuroids)
+            r[s] = pearson_columns(pred.astype(np.float64), Y[te].astype(np.float64))
+            if keep_predictions:
+                predictions[s, te] = pred
+            if is_ridge:
+                chosen[s] = estimator.alpha_
+    undefined = np.isnan(r)
+    if undefined.all(axis=1).any():
+        raise AnalysisError("neural_predictivity: in some split every neuroid's correlation is "
+                            "undefined (constant predictions or responses on the test stimuli)")
+    if undefined.any():
+        warnings.warn(f"neural_predictivity: {int(undefined.sum())} (split, neuroid) "
+                      "correlation(s) are undefined (constant on the test stimuli) and are left "
+                      "out of the medians", stacklevel=2)
+    per_split = np.nanmedian(r, axis=1)
+    score = float(per_split.mean())
+    error = float(per_split.std() / np.sqrt(len(per_split)))
+
+    is_test = np.zeros((len(row_splits), target.sizes["presentation"]), dtype=np.int8)
+    for s, (_, te) in enumerate(row_splits):
+        is_test[s, te] = 1
+    neuroid_coords = {name: ("neuroid", np.asarray(c.values)) for name, c in target.coords.items()
+                      if c.dims == ("neuroid",)}
+    data = {"r": (("split", "neuroid"), r),
+            "score_per_split": ("split", per_split),
+            "score": ((), score), "error": ((), error),
+            "r_per_neuroid": ("neuroid", np.nanmean(r, axis=0)),
+            "is_test": (("split", "presentation"), is_test)}
+    if is_ridge:
+        data["alpha"] = (("split", "neuroid"), chosen)
+    if keep_predictions:
+        data["prediction"] = (("split", "presentation", "neuroid"), predictions)
+    attrs = {"analysis": "neural_predictivity",
+             "regression": regression if isinstance(regression, str) else type(regression).__name__,
+             "n_splits": int(n_splits), "train_size": float(train_size), "split_by": split_by,
+             "stratify_by": stratify_by or "", "stratified": int(stratified), "seed": int(seed),
+             "protocol": protocol, "average_repetitions": int(average_repetitions),
+             "n_stimuli": int(target.sizes["presentation"]), "n_features": int(X.shape[1]),
+             "n_excluded_constant_neuroids": len(excluded),
+             "excluded_constant_neuroids": [str(i) for i in excluded] or "",
+             "n_undefined_correlations": int(undefined.sum()),
+             "dtype": dtype, "device": str(device) if device is not None else "numpy",
+             "score_definition": "mean over splits of the median over neuroids of Pearson r",
+             "error_definition": "std over splits (ddof 0) / sqrt(n_splits)",
+             "neurogeom_version": __version__}
+    if is_ridge:
+        attrs.update(alphas=alphas.tolist(), alpha_per_target=int(alpha_per_target), cv=str(cv))
+    if isinstance(regression, str) and regression == "pls":
+        attrs["n_components"] = int(n_components)
+    if ceiling_ds is not None:
+        c = float(ceiling_ds["ceiling"])
+        data.update({
+            "ceiling": ((), c), "ceiling_error": ((), float(ceiling_ds["ceiling_error"])),
+            "ceiled_score_r2_over_ceiling": ((), score ** 2 / c),
+            "ceiled_score_r2_over_ceiling_error": ((), 2 * abs(score) / c * error),
+            "ceiled_score_r_over_ceiling_squared": ((), (score / c) ** 2),
+            "ceiled_score_r_over_ceiling_squared_error": ((), 2 * abs(score) / c ** 2 * error)})
+        # Same neuroids in the same order: constant ones were dropped before both analyses.
+        data["ceiling_per_neuroid"] = ("neuroid", np.asarray(ceiling_ds["ceiling_per_neuroid"]))
+        attrs.update(
+            ceiling_method=ceiling_ds.attrs["method"],
+            ceiled_score_r2_over_ceiling="score**2 / ceiling (Brain-Score convention since 2026)",
+            ceiled_score_r_over_ceiling_squared="(score / ceiling)**2 (earlier Brain-Score "
+                                                "convention)")
+    coords = {"split": np.arange(len(row_splits)),
+              "stimulus_id": ("presentation", np.asarray(target["stimulus_id"].values)),
+              **neuroid_coords}
+    return xr.Dataset(data, coords=coords, attrs=attrs)

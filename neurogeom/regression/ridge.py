@@ -1,0 +1,312 @@
+"""Ridge regression that solves every alpha from one eigendecomposition per training fold.
+
+The math (SCIENCE.md §6; himalaya and sklearn's ``_RidgeGCV`` are the anchors):
+
+* With centered training data ``Xc`` (n × p) and ``G = Xc Xc^T = U diag(e) U^T``, the dual
+  coefficients for ridge ``alpha`` are ``c = (G + alpha I)^-1 Y = U diag(1/(e+alpha)) U^T Y``
+  and the primal ones ``beta = Xc^T c`` (push-through identity
+  ``(X^T X + aI)^-1 X^T = X^T (X X^T + aI)^-1``). One eigendecomposition serves every alpha.
+  When features are fewer than stimuli the primal form ``Xc^T Xc = V diag(e) V^T`` is cheaper;
+  then ``U = Xc V diag(e^-1/2)`` spans only part of the sample space and the rest of
+  ``(G + alpha I)^-1`` is ``(I - U U^T)/alpha``.
+* Efficient leave-one-out on the training fold only: the LOO residual of sample i is
+  ``c_i / [H^-1]_ii`` (Allen's PRESS identity). The intercept is not penalized, which removes
+  the constant direction ``1/sqrt(n)`` (an exact null vector of ``G`` because ``Xc`` is
+  centered) from ``H^-1``: ``H^-1 = (G + alpha I)^-1 - 11^T/(n alpha)``. This equals a brute-force
+  LOO that refits the intercept on every n-1 samples.
+* ``cv=k`` (integer) chooses alpha by k-fold CV inside the training data (folds in order).
+
+Alpha is therefore chosen from training stimuli only; test stimuli never enter the choice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import AnalysisError
+from ._backend import namespace
+from ._validation import check_fitted, check_xy
+
+#: Brain-Score's RidgeCV grid, 0.01 … 1e7 (SCIENCE.md §6), thinned to 20 log-spaced values.
+DEFAULT_ALPHAS = tuple(np.logspace(-2, 7, 20).tolist())
+
+
+def check_alphas(alphas) -> np.ndarray:
+    a = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if a.ndim != 1 or a.size == 0:
+        raise AnalysisError(f"alphas must be a non-empty 1-d sequence, got {alphas!r}")
+    if not np.isfinite(a).all() or (a <= 0).any():
+        raise AnalysisError(f"alphas must be finite and > 0, got {a.tolist()}")
+    return a
+
+
+def check_cv(cv, n_samples: int):
+    if cv == "loo":
+        if n_samples < 3:
+            raise AnalysisError(f"leave-one-out alpha selection needs >= 3 training samples, "
+                                f"got {n_samples}")
+        return "loo"
+    if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
+        if cv < 2 or cv > n_samples:
+            raise AnalysisError(f"cv={cv} folds impossible with {n_samples} training samples "
+                                f"(need 2 <= cv <= n_samples)")
+        return int(cv)
+    raise AnalysisError(f"cv must be 'loo' or an integer number of folds, got {cv!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# kernels (array namespace: numpy or torch)
+# --------------------------------------------------------------------------------------------
+
+def double_center(K, rows, cols, xp):
+    """Centered train Gram and test×train cross kernel from a Gram ``K = X X^T`` of all samples.
+
+    Centering uses the mean of the training rows ``cols`` only:
+    ``(x_s - m)·(x_i - m) = K_si - mean_j K_sj - mean_j K_ji + mean_jk K_jk`` (j, k in train).
+    ``rows`` may be None (no test block).
+    """
+    K_tt = xp.take2d(K, cols, cols)
+    r = K_tt.mean(0)                       # m · x_i for training i
+    m = r.mean()                           # m · m
+    K_tt -= r[:, None]                     # in place: K_tt is a fresh copy
+    K_tt -= r[None, :] - m
+    if rows is None:
+        return K_tt, None
+    K_st = xp.take2d(K, rows, cols)
+    K_st -= K_st.mean(1)[:, None]
+    K_st -= r[None, :] - m
+    return K_tt, K_st
+
+
+def decompose_gram(G, xp):
+    """``G = U diag(e) U^T`` with tiny negative round-off eigenvalues clipped to 0."""
+    e, U = xp.eigh(G)
+    return xp.clip_min(e, 0.0), U
+
+
+def loo_errors(U, e, Y, alphas, xp, *, complete: bool, fit_intercept: bool = True):
+    """Mean squared leave-one-out error for every alpha and target.
+
+    Parameters
+    ----------
+    U, e : backend arrays
+        Eigenvectors (n × r) and eigenvalues (r) of the centered training Gram. ``complete``
+        says whether ``U`` spans all n sample dimensions (kernel form) or only the span of the
+        data (primal form).
+    Y : backend array (n × t)
+        Centered training targets.
+
+    Returns
+    -------
+    backend array (n_alphas × t)
+    """
+    n, t = Y.shape
+    Z = U.T @ Y                              # targets in the eigenbasis, computed once
+    U2 = U * U
+    outside = None if complete else Y - U @ Z
+    outside_diag = None if complete else 1.0 - U2.sum(1)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    errors = xp.zeros((len(alphas), t))
+    # Several alphas per matrix product: one wide GEMM runs closer to peak than many narrow
+    # ones; chunks keep the temporary at about 1024 columns.
+    per_chunk = max(1, 1024 // max(t, 1))
+    for start in range(0, len(alphas), per_chunk):
+        chunk = alphas[start:start + per_chunk]
+        a = xp.asarray(chunk)
+        W = 1.0 / (e[:, None] + a[None, :])                      # r × chunk
+        C = U @ (W[:, :, None] * Z[:, None, :]).reshape(Z.shape[0], len(chunk) * t)
+        C = C.reshape(n, len(chunk), t)                          # (G + alpha I)^-1 Y
+        H = U2 @ W                                               # diag (G + alpha I)^-1
+        if not complete:
+            C += outside[:, None, :] / a[None, :, None]
+            H = H + outside_diag[:, None] / a[None, :]
+        if fit_intercept:
+            H = H - 1.0 / (n * a[None, :])   # unpenalized intercept: drop the 1/sqrt(n) mode
+        C /= H[:, :, None]                   # LOO residuals c_i / [H^-1]_ii, in place
+        C *= C
+        errors[start:start + len(chunk)] = C.mean(0)
+    return errors
+
+
+def select_alphas(errors, alpha_per_target: bool, xp):
+    """Index of the best alpha per target (first one on ties, like sklearn)."""
+    if alpha_per_target:
+        return errors.argmin(0)
+    best = errors.mean(1).argmin()
+    return xp.asarray(np.full(errors.shape[1], int(best)), dtype="int")
+
+
+def dual_coefficients(U, e, Y, alpha_per_col, xp, *, complete: bool):
+    """``(G + alpha_j I)^-1 y_j`` for every target j with its own alpha."""
+    Z = U.T @ Y
+    W = 1.0 / (e[:, None] + alpha_per_col[None, :])
+    C = U @ (W * Z)
+    if not complete:
+        C = C + (Y - U @ Z) / alpha_per_col[None, :]
+    return C
+
+
+def kfold_errors(K, Y, alphas, n_folds: int, xp, *, fit_intercept: bool = True):
+    """Mean squared k-fold CV error per alpha and target, from the Gram ``K`` of training data.
+
+    Folds are contiguous blocks in sample order (sklearn ``KFold`` without shuffling).
+    """
+    n = Y.shape[0]
+    sizes = np.full(n_folds, n // n_folds)
+    sizes[: n % n_folds] += 1
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    errors = xp.zeros((len(alphas), Y.shape[1]))
+    everything = np.arange(n)
+    for f in range(n_folds):
+        test = everything[bounds[f]:bounds[f + 1]]
+        train = np.setdiff1d(everything, test)
+        ti, si = xp.asarray(train, dtype="int"), xp.asarray(test, dtype="int")
+        if fit_intercept:
+            K_tt, K_st = double_center(K, si, ti, xp)
+            y_mean = Y[ti].mean(0)
+        else:
+            K_tt, K_st = K[ti][:, ti], K[si][:, ti]
+            y_mean = xp.zeros((Y.shape[1],))
+        e, U = decompose_gram(K_tt, xp)
+        Z = U.T @ (Y[ti] - y_mean[None, :])
+        KU = K_st @ U
+        for k, alpha in enumerate(alphas):
+            pred = KU @ ((1.0 / (e + alpha))[:, None] * Z) + y_mean[None, :]
+            errors[k] = errors[k] + ((Y[si] - pred) ** 2).sum(0)
+    return errors / n
+
+
+def gram_ridge_predict(K, Y, train, test, alphas, xp, *, alpha_per_target=True, cv="loo"):
+    """Fit on ``train`` rows and predict ``test`` rows of a precomputed Gram ``K = X X^T``.
+
+    This is how :func:`neural_predictivity` reuses one Gram matrix across all splits.
+
+    Returns
+    -------
+    (predictions, alpha_index, cv_errors) as backend arrays.
+    """
+    ti, si = xp.asarray(train, dtype="int"), xp.asarray(test, dtype="int")
+    K_tt, K_st = double_center(K, si, ti, xp)
+    y_mean = Y[ti].mean(0)
+    Yc = Y[ti] - y_mean[None, :]
+    e, U = decompose_gram(K_tt, xp)
+    if len(alphas) == 1:
+        errors = xp.zeros((1, Y.shape[1]))
+    elif cv == "loo":
+        errors = loo_errors(U, e, Yc, alphas, xp, complete=True)
+    else:
+        errors = kfold_errors(K[ti][:, ti], Y[ti], alphas, cv, xp)
+    best = select_alphas(errors, alpha_per_target, xp)
+    alpha_col = xp.asarray(np.asarray(alphas))[best]
+    C = dual_coefficients(U, e, Yc, alpha_col, xp, complete=True)
+    return K_st @ C + y_mean[None, :], best, errors
+
+
+# --------------------------------------------------------------------------------------------
+# estimator
+# --------------------------------------------------------------------------------------------
+
+class RidgeRegression:
+    """Ridge regression with alpha chosen per target from a grid, on the training data only.
+
+    Parameters
+    ----------
+    alphas : float or sequence of float
+        Candidate penalties (all > 0). With one value no selection happens.
+    alpha_per_target : bool
+        Choose one alpha per target (neuroid) instead of one shared by all.
+    cv : "loo" or int
+        Efficient leave-one-out (default) or k-fold CV over contiguous folds of the training
+        samples.
+    fit_intercept : bool
+        Center X and Y on the training data and leave the intercept unpenalized.
+    device : None or str
+        None: numpy. ``"cpu"``, ``"cuda"``…: torch on that device.
+    dtype : {"float64", "float32"}
+        Working precision (float64 by default).
+
+    Attributes
+    ----------
+    coef_ : ndarray (n_targets, n_features)
+    intercept_ : ndarray (n_targets,)
+    alpha_ : ndarray (n_targets,)
+        Chosen alpha per target.
+    cv_errors_ : ndarray (n_alphas, n_targets)
+        Mean squared CV error of every alpha (zeros when only one alpha was given).
+    solver_ : str
+        ``"kernel"`` (samples <= features) or ``"primal"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((50, 200)); Y = X[:, :3] + 0.1 * rng.standard_normal((50, 3))
+    >>> model = RidgeRegression(alphas=np.logspace(-2, 3, 6)).fit(X, Y)
+    >>> model.predict(X).shape
+    (50, 3)
+    """
+
+    def __init__(self, alphas=DEFAULT_ALPHAS, alpha_per_target: bool = True, cv="loo",
+                 fit_intercept: bool = True, device=None, dtype: str = "float64"):
+        self.alphas = alphas
+        self.alpha_per_target = alpha_per_target
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.device = device
+        self.dtype = dtype
+
+    def fit(self, X, Y):
+        X, Y, self._y_1d = check_xy(X, Y, who="RidgeRegression")
+        alphas = check_alphas(self.alphas)
+        n, p = X.shape
+        cv = check_cv(self.cv, n) if alphas.size > 1 else self.cv
+        xp = namespace(self.device, self.dtype)
+        Xb, Yb = xp.asarray(X), xp.asarray(Y)
+        if self.fit_intercept:
+            x_mean, y_mean = Xb.mean(0), Yb.mean(0)
+            Xb, Yb = Xb - x_mean[None, :], Yb - y_mean[None, :]
+        else:
+            x_mean, y_mean = xp.zeros((p,)), xp.zeros((Y.shape[1],))
+        kernel = n <= p
+        if kernel:
+            G = xp.matmul_self_t(Xb)
+            e, U = decompose_gram(G, xp)
+        else:
+            e, V = decompose_gram(Xb.T @ Xb, xp)
+            keep = e > e.max() * max(n, p) * xp.finfo_eps()
+            e, V = e[keep], V[:, keep]
+            U = (Xb @ V) / xp.sqrt(e)[None, :]
+        complete = kernel
+        if alphas.size == 1:
+            errors = xp.zeros((1, Y.shape[1]))
+        elif cv == "loo":
+            errors = loo_errors(U, e, Yb, alphas, xp, complete=complete,
+                                fit_intercept=self.fit_intercept)
+        else:
+            G = G if kernel else xp.matmul_self_t(Xb)
+            errors = kfold_errors(G, Yb, alphas, cv, xp, fit_intercept=self.fit_intercept)
+        best = select_alphas(errors, self.alpha_per_target, xp)
+        alpha_col = xp.asarray(alphas)[best]
+        if kernel:
+            C = dual_coefficients(U, e, Yb, alpha_col, xp, complete=True)
+            coef = Xb.T @ C                                  # push-through identity
+        else:
+            Z = V.T @ (Xb.T @ Yb)
+            coef = V @ (Z / (e[:, None] + alpha_col[None, :]))
+        self.coef_ = xp.to_numpy(coef.T)
+        self.intercept_ = xp.to_numpy(y_mean - x_mean @ coef)
+        self.alpha_ = xp.to_numpy(alpha_col)
+        self.alpha_index_ = xp.to_numpy(best)
+        self.cv_errors_ = xp.to_numpy(errors)
+        self.solver_ = "kernel" if kernel else "primal"
+        self.n_features_in_ = p
+        return self
+
+    def predict(self, X):
+        check_fitted(self)
+        X, _, _ = check_xy(X, who="RidgeRegression.predict")
+        if X.shape[1] != self.n_features_in_:
+            raise AnalysisError(f"RidgeRegression was fitted with {self.n_features_in_} features, "
+                                f"X has {X.shape[1]}")
+        out = X @ self.coef_.T + self.intercept_[None, :]
+        return out[:, 0] if self._y_1d else out
