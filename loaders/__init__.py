@@ -5,5 +5,6 @@ assemblies (see :mod:`neurogeom.assembly`).
 """
 
 from . import synthetic
+from .activations import RandomProjection, fit_pca, layer_names, model_activations
 
-__all__ = ["synthetic"]
+__all__ = ["synthetic", "model_activations", "RandomProjection", "fit_pca", "layer_names"]
