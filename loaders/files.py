@@ -469,6 +469,7 @@ _MS_PER_S = 1000.0
 #: to 9 digits (0.07 s -> 70.0 ms -> 0.07 s) survive the round trip exactly.
 _MS_DECIMALS = 6
 _ADDED = "neurogeom_added_coords"
+_NAME_ATTR = "neurogeom_name"
 
 
 def _plain(obj) -> xr.DataArray:
@@ -571,8 +572,10 @@ def from_brainscore(obj_or_path, *, nan_policy: str = "raise", path=None) -> xr.
     if fixes:
         a = a.assign_coords(fixes)
     attrs, dropped = {}, []
+    if _NAME_ATTR in a.attrs:
+        a.name = str(a.attrs[_NAME_ATTR])
     for k, v in a.attrs.items():
-        if k == _ADDED:
+        if k in (_ADDED, _NAME_ATTR):
             continue
         if isinstance(v, (bool, np.bool_)):
             v = int(v)
@@ -628,6 +631,8 @@ def to_brainscore(assembly: xr.DataArray, path, *, stimulus_set_identifier: str 
     attrs = dict(a.attrs)
     if added:
         attrs[_ADDED] = added
+    if a.name is not None:  # BrainIO names the variable "data"; keep ours for the way back
+        attrs[_NAME_ATTR] = str(a.name)
     if stimulus_set_identifier is not None:
         attrs["stimulus_set_identifier"] = str(stimulus_set_identifier)
     if identifier is not None:
