@@ -76,6 +76,7 @@ class _Reducer:
     def __init__(self, layer: str, reduce, device: torch.device):
         self.layer, self.reduce, self.device = layer, reduce, device
         self.weight = self.offset = self.scale = None
+        self.passthrough = False
         self.kind = self._kind(reduce)
 
     def _kind(self, reduce) -> str:
@@ -121,10 +122,9 @@ class _Reducer:
 
     def __call__(self, out: torch.Tensor) -> torch.Tensor:
         if self.kind == "gap":
-            if out.ndim < 3:
-                raise LoaderError(
-                    f"reduce='gap' averages over spatial dims, but layer {self.layer!r} outputs "
-                    f"shape {tuple(out.shape[1:])} per stimulus (no spatial dims)")
+            if out.ndim < 3:  # (batch, features): nothing to pool, the layer passes unchanged
+                self.passthrough = True
+                return out
             return out.flatten(2).mean(dim=2)
         flat = out.reshape(out.shape[0], -1)
         if self.kind in ("random_projection", "pca"):
@@ -137,6 +137,8 @@ class _Reducer:
         return flat
 
     def describe(self) -> str:
+        if self.kind == "gap" and self.passthrough:
+            return "gap (no spatial dims: unchanged)"
         return "none" if self.kind == "none" else (
             "gap" if self.kind == "gap" else repr(self.reduce) if self.kind == "random_projection"
             else f"pca(n_components={self.weight.shape[1] if self.weight is not None else '?'})")
@@ -263,9 +265,11 @@ class _LayerBuffer:
 
         self.spill_root.mkdir(parents=True, exist_ok=True)
         self.tmp_path = self.spill_root / f".{self.store_name}.{uuid.uuid4().hex[:8]}.tmp"
-        # chunks of about 16 MB: whole batches along presentations, split along neuroids
+        # chunks of at most 16 MB and a quarter of the budget (zarr holds a chunk and its
+        # encoded copy while writing): whole batches along presentations, split along neuroids
+        target = min(16 * 1024 ** 2, max(self.budget // 4, 1)) if self.budget else 16 * 1024 ** 2
         col_chunk = max(1, min(self.n_features,
-                               (16 * 1024 ** 2) // (self.dtype.itemsize * max(rows_per_chunk, 1))))
+                               target // (self.dtype.itemsize * max(rows_per_chunk, 1))))
         self.zarr = zarr.create_array(store=str(self.tmp_path), shape=(0, self.n_features),
                                       chunks=(rows_per_chunk, col_chunk), dtype=self.dtype,
                                       fill_value=0)
@@ -370,7 +374,8 @@ def _metadata_table(metadata, n: int | None) -> pd.DataFrame | None:
 def _neuroid_coords(model_name, layer, shape, kind) -> dict:
     n = int(np.prod(shape)) if shape else 1
     index = np.arange(n)
-    coords = {"neuroid_id": ("neuroid", np.array([f"{model_name}.{layer}.{i}" for i in index])),
+    # vectorised string building: layers can have 10^5-10^6 units
+    coords = {"neuroid_id": ("neuroid", np.char.add(f"{model_name}.{layer}.", index.astype(str))),
               "layer": ("neuroid", np.full(n, layer)),
               "region": ("neuroid", np.full(n, layer))}
     if kind in ("random_projection", "pca"):
@@ -427,7 +432,7 @@ def model_activations(model: torch.nn.Module, stimuli, layers: str | Sequence[st
         Applied to each stimulus before batching: a PIL image for paths, a tensor otherwise.
     reduce : None, "gap", RandomProjection or dict, optional
         ``None``: every unit of the flattened output. ``"gap"``: global average pooling over the
-        spatial dims of conv maps. ``RandomProjection(k, seed)``: a seeded Gaussian projection
+        spatial dims of conv maps (layers without spatial dims pass unchanged). ``RandomProjection(k, seed)``: a seeded Gaussian projection
         to ``k`` dims. A dict layer -> fitted ``sklearn.decomposition.PCA`` (fit on a separate
         stimulus set, e.g. with :func:`fit_pca`) projects onto its components.
     progress : bool
@@ -579,7 +584,11 @@ def model_activations(model: torch.nn.Module, stimuli, layers: str | Sequence[st
                     if name not in captured:
                         raise LoaderError(f"layer {name!r} did not run in the forward pass")
                     rows = captured[name]
-                    if check_finite and rows.is_floating_point() and not torch.isfinite(rows).all():
+                    # NaN and inf propagate through a sum, so a finite sum proves every value
+                    # finite at the cost of one reduction; only a non-finite sum (or an
+                    # overflowing one) needs the elementwise check
+                    if (check_finite and rows.is_floating_point()
+                            and not torch.isfinite(rows.sum()) and not torch.isfinite(rows).all()):
                         bad = ~torch.isfinite(rows).all(dim=1).cpu().numpy()
                         raise LoaderError(
                             f"layer {name!r} produced non-finite activations (NaN or inf) for "

@@ -164,8 +164,9 @@ def test_global_average_pooling(net, images):
     ref = by_hand(net, images)["block1.conv"].mean(dim=(2, 3)).numpy()
     np.testing.assert_allclose(a.values, ref, rtol=RTOL, atol=ATOL)
     np.testing.assert_array_equal(a["channel"].values, np.arange(8))
-    with pytest.raises(LoaderError, match="no spatial dims"):
-        model_activations(net, images, "fc", reduce="gap", progress=False)
+    fc = model_activations(net, images, "fc", reduce="gap", progress=False)["fc"]
+    np.testing.assert_allclose(fc.values, by_hand(net, images)["fc"].numpy(), rtol=RTOL, atol=ATOL)
+    assert fc.attrs["reduce"] == "gap (no spatial dims: unchanged)" 
 
 
 def test_random_projection_is_seeded_and_linear(net, images):
