@@ -461,8 +461,10 @@ def model_activations(model: torch.nn.Module, stimuli, layers: str | Sequence[st
         presentation coords ``stimulus_id`` and the ``metadata`` columns, neuroid coords
         ``neuroid_id``, ``layer``, ``region`` (= layer) and ``channel`` (+ ``channel_y``,
         ``channel_x`` for unreduced conv maps; ``component`` for projections), and attrs
-        ``source``, ``model``, ``layer``, ``reduce``, ``units``, ``neurogeom_version`` and
-        ``spilled`` (1 when dask-backed).
+        ``source``, ``model``, ``layer``, ``reduce``, ``units``, ``neurogeom_version``,
+        ``layer_output_shape`` (per stimulus, e.g. ``"8x16x16"``; a string because netCDF turns
+        one-element list attrs into scalars), ``device`` and ``spilled`` (1 when dask-backed,
+        with ``store`` the zarr path).
 
     Raises
     ------
@@ -640,12 +642,16 @@ def model_activations(model: torch.nn.Module, stimuli, layers: str | Sequence[st
         coords.update(_neuroid_coords(model_name, name, feat_shape, red.kind))
         attrs = {"source": "model_activations", "model": model_name, "layer": name,
                  "reduce": red.describe(), "units": "a.u.", "neurogeom_version": __version__,
-                 "layer_output_shape": list(shapes[name]), "spilled": int(buffers[name].zarr is not None),
+                 "layer_output_shape": "x".join(map(str, shapes[name])) or "1",
+                 "spilled": int(buffers[name].zarr is not None),
                  "device": str(device)}
         if buffers[name].final_path is not None:
             attrs["store"] = str(buffers[name].final_path)
-        da_ = xr.DataArray(data, dims=("presentation", "neuroid"), coords=coords, attrs=attrs,
-                           name=name)
+        # through a Dataset: the DataArray constructor deep-copies every coord, which for a
+        # conv layer's 10^5 string neuroid ids costs more time and memory than the values
+        ds = xr.Dataset({"__values__": (("presentation", "neuroid"), data)}, coords=coords)
+        da_ = ds["__values__"]
+        da_.name, da_.attrs = name, attrs
         out[name] = validate(da_, check_values=False)
     return out
 

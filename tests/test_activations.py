@@ -59,7 +59,7 @@ def test_equals_direct_forward_pass(net, images):
                                    rtol=RTOL, atol=ATOL)
     assert acts["fc"].sizes["neuroid"] == 10
     assert acts["fc"]["neuroid_id"].values[3] == "SmallConvNet.fc.3"
-    assert acts["block1.conv"].attrs["layer_output_shape"] == [8, 12, 12]
+    assert acts["block1.conv"].attrs["layer_output_shape"] == "8x12x12"
     assert no_hooks(net)
 
 

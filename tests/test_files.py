@@ -300,3 +300,19 @@ def test_brainscore_core_loads_our_file(tmp_path):
     np.testing.assert_array_equal(loaded["stimulus_id"].values, ["im0", "im1", "im2", "im3"])
     np.testing.assert_array_equal(loaded["time_bin_start"].values, [70.0, 170.0])
     xr.testing.assert_identical(from_brainscore(loaded), ours)
+
+
+@pytest.mark.parametrize("fmt", ["nc", "h5", "brainscore"])
+def test_model_activations_survive_every_writer(fmt, tmp_path):
+    """Assemblies from model_activations keep every coord and attr through files."""
+    import loaders
+    imgs, meta = loaders.synthetic.translated_digits(digits=[2, 5], n_exemplars=1,
+                                                     positions=[(0, 0), (8, 8)])
+    a = loaders.model_activations(loaders.synthetic.untrained_convnet(), imgs,
+                                  ["block2.pool", "fc"], metadata=meta, progress=False)
+    for layer in a.values():
+        if fmt == "brainscore":
+            back = from_brainscore(to_brainscore(layer, tmp_path / "bs.nc"))
+        else:
+            back = read_features(write_features(layer, tmp_path / f"f.{fmt}"))
+        xr.testing.assert_identical(back, layer)
