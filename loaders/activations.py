@@ -266,13 +266,15 @@ class _LayerBuffer:
         self.spill_root.mkdir(parents=True, exist_ok=True)
         self.tmp_path = self.spill_root / f".{self.store_name}.{uuid.uuid4().hex[:8]}.tmp"
         # chunks of at most 16 MB and a quarter of the budget (zarr holds a chunk and its
-        # encoded copy while writing): whole batches along presentations, split along neuroids
+        # encoded copy while writing): whole batches along presentations, split along neuroids.
+        # Uncompressed: activations are dense floats that compress poorly, and compressing
+        # cost more time than the write in benchmarks/activations.py
         target = min(16 * 1024 ** 2, max(self.budget // 4, 1)) if self.budget else 16 * 1024 ** 2
         col_chunk = max(1, min(self.n_features,
                                target // (self.dtype.itemsize * max(rows_per_chunk, 1))))
         self.zarr = zarr.create_array(store=str(self.tmp_path), shape=(0, self.n_features),
                                       chunks=(rows_per_chunk, col_chunk), dtype=self.dtype,
-                                      fill_value=0)
+                                      fill_value=0, compressors=None)
         if self.array is not None:
             held = [self.array[:self.n_rows]]
         else:
@@ -596,6 +598,8 @@ def model_activations(model: torch.nn.Module, stimuli, layers: str | Sequence[st
                             f"layer {name!r} produced non-finite activations (NaN or inf) for "
                             f"stimuli {format_list(np.asarray(batch_ids)[bad].tolist())}; pass "
                             "check_finite=False to keep them")
+                    if rows.dtype == torch.bfloat16:  # numpy has no bfloat16
+                        rows = rows.float()
                     rows = rows.cpu().numpy()
                     if rows.dtype.kind != "f":
                         rows = rows.astype(np.float32)

@@ -362,3 +362,24 @@ def test_translated_digits_places_digits_where_the_metadata_says():
     assert (meta["source_index"] >= 1000).all()  # never the digits the trained net saw
     with pytest.raises(LoaderError, match="outside"):
         synth.translated_digits(positions=[(9, 0)], canvas=16)
+
+
+def test_bfloat16_model(net, images):
+    ref = model_activations(net, images, "fc", progress=False)["fc"]
+    half = model_activations(synth.untrained_convnet(seed=1).to(torch.bfloat16),
+                             images.to(torch.bfloat16), "fc", progress=False)["fc"]
+    assert half.dtype == np.float32
+    # bfloat16 keeps 8 mantissa bits: relative error ~2^-8 per op, a few % after two convs
+    np.testing.assert_allclose(half.values, ref.values, rtol=0.1, atol=0.05)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_equals_cpu(net, images):
+    cpu = model_activations(net, images, ["block1.conv", "fc"], progress=False,
+                            reduce=RandomProjection(6))
+    gpu = model_activations(net, images, ["block1.conv", "fc"], progress=False, device="cuda",
+                            reduce=RandomProjection(6))
+    for name in cpu:
+        # different kernels (TF32 may be on for convs): 1e-3 relative of O(1) activations
+        np.testing.assert_allclose(gpu[name].values, cpu[name].values, rtol=1e-3, atol=1e-3)
+        assert gpu[name].attrs["device"].startswith("cuda")
