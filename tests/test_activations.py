@@ -303,6 +303,8 @@ def test_other_bad_inputs(net, images):
         model_activations(net, ["/nonexistent/a.png"], "fc", progress=False)
     with pytest.raises(LoaderError, match="torch.nn.Module"):
         model_activations(lambda x: x, images, "fc", progress=False)
+    with pytest.raises(LoaderError, match="coord 'bad' has object dtype"):
+        model_activations(net, images[:2], "fc", metadata={"bad": np.array([1, "x"], dtype=object)}, progress=False)
     with pytest.raises(LoaderError, match="metadata has 2 rows"):
         model_activations(net, images, "fc", metadata={"object_name": ["a", "b"]}, progress=False)
 
