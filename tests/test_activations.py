@@ -332,7 +332,7 @@ def test_digits_convnet_is_cached_atomically(monkeypatch, tmp_path):
     monkeypatch.setenv(synth.CACHE_ENV, str(tmp_path))
     net, acc = synth.digits_convnet(epochs=1, return_accuracy=True)
     files = os.listdir(tmp_path)
-    assert files == ["digits_convnet-v1-seed0-canvas16-epochs1.pt"]  # no temp file left
+    assert files == ["digits_convnet-v2-seed0-canvas16-epochs1.pt"]  # no temp file left
     again, acc2 = synth.digits_convnet(epochs=1, return_accuracy=True)
     assert acc2 == acc
     for p, q in zip(net.parameters(), again.parameters()):
