@@ -172,7 +172,9 @@ class _Stimuli:
             self.loader = stimuli
             self.kind = "DataLoader"
         elif isinstance(stimuli, torch.Tensor):
-            self.tensor, self.kind = stimuli, "tensor"
+            # integer images (uint8) become float32, as for numpy arrays
+            self.tensor = stimuli if stimuli.is_floating_point() else stimuli.float()
+            self.kind = "tensor"
         elif isinstance(stimuli, np.ndarray):
             if stimuli.dtype.kind not in "biuf":
                 raise LoaderError(f"stimuli array has dtype {stimuli.dtype}; expected numbers")
@@ -427,8 +429,8 @@ def model_activations(model: torch.nn.Module, stimuli, layers: str | Sequence[st
     model : torch.nn.Module
         The model. It is moved to ``device`` (in place, as ``Module.to`` does).
     stimuli : torch.Tensor, numpy.ndarray, torch.utils.data.Dataset, DataLoader or list of paths
-        Tensors/arrays are ``(n_stimuli, ...)`` and are batched as given (integer arrays are
-        cast to float32). Dataset items and DataLoader batches may be ``(input, label)`` pairs;
+        Tensors/arrays are ``(n_stimuli, ...)`` and are batched as given (integer tensors and
+        arrays are cast to float32, values unchanged). Dataset items and DataLoader batches may be ``(input, label)`` pairs;
         the first element is used. Image paths are read with Pillow as RGB, scaled to [0, 1],
         ``(3, H, W)``.
     layers : str or sequence of str
@@ -562,6 +564,10 @@ def model_activations(model: torch.nn.Module, stimuli, layers: str | Sequence[st
             if not isinstance(out, torch.Tensor):
                 raise LoaderError(f"layer {name!r} returned a {type(output).__name__}, "
                                   "not a tensor; hook a module that outputs a tensor")
+            if name in captured:  # e.g. one nn.ReLU object reused at several depths
+                raise LoaderError(
+                    f"layer {name!r} runs more than once per forward pass, so its output is "
+                    "ambiguous; hook a module that is used once (give each use its own module)")
             shapes.setdefault(name, tuple(out.shape[1:]))
             captured[name] = reducers[name](out.detach())
         return hook

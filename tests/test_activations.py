@@ -1,7 +1,6 @@
 """model_activations: equality with a hand-captured forward pass, hooks, reductions, spill, bad input."""
 
 import os
-import warnings
 
 import numpy as np
 import pytest
@@ -9,7 +8,6 @@ import torch
 import xarray as xr
 from torch import nn
 
-import loaders
 from loaders.activations import RandomProjection, fit_pca, layer_names, model_activations
 from loaders.synthetic import models as synth
 from neurogeom import assembly as asm
@@ -267,6 +265,23 @@ def test_unknown_layer_suggests_close_names(net, images):
     assert "available:" in msg and "'block2.pool'" in msg
     assert no_hooks(net)
     assert "block2.relu" in layer_names(net)
+
+
+def test_module_used_twice_is_ambiguous(images):
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin1, self.lin2, self.act = nn.Linear(144, 8), nn.Linear(8, 4), nn.Tanh()
+
+        def forward(self, x):
+            return self.act(self.lin2(self.act(self.lin1(x.flatten(1)))))
+    model = Shared()
+    with pytest.raises(LoaderError, match="'act' runs more than once per forward pass"):
+        model_activations(model, images, ["lin2", "act"], progress=False)
+    assert no_hooks(model)
+    a = model_activations(model, images, ["lin2"], progress=False)["lin2"]  # used once: fine
+    np.testing.assert_allclose(a.values, model.lin2(torch.tanh(model.lin1(images.flatten(1))))
+                               .detach().numpy(), rtol=RTOL, atol=ATOL)
 
 
 def test_ids_count_must_match(net, images):
