@@ -572,7 +572,9 @@ def model_activations(model: torch.nn.Module, stimuli, layers: str | Sequence[st
             captured[name] = reducers[name](out.detach())
         return hook
 
-    was_training = model.training
+    # per-module flags: model.train(True) afterwards would also flip submodules the user had
+    # deliberately put in eval mode (e.g. frozen batch norm)
+    training_modes = [(m, m.training) for m in model.modules()]
     handles = []
     succeeded = False
     try:
@@ -637,7 +639,8 @@ def model_activations(model: torch.nn.Module, stimuli, layers: str | Sequence[st
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, mode in training_modes:
+            m.training = mode
         if not succeeded:
             for buf in buffers.values():
                 buf.discard()

@@ -84,6 +84,9 @@ def test_eval_no_grad_and_training_mode_restored(images):
     # dropout in eval mode is the identity: layer "2" is exactly twice layer "1"
     np.testing.assert_array_equal(a["2"].values, 2 * a["1"].values)
     assert model.training  # restored
+    model[1].eval()  # a submodule deliberately in eval mode stays so
+    model_activations(model, images, ["1"], progress=False)
+    assert model.training and not model[1].training
 
 
 def test_duplicate_ids_are_computed_once(net, images):
