@@ -408,7 +408,8 @@ def read_features(path, stimulus_ids: Sequence | None = None, *, key: str | None
     ``key=``) with one row per stimulus plus stimulus ids (``stimulus_id``, ``stimulus_ids``,
     ``image_id`` or ``ids``) and optional ``neuroid_id``; rows of more than one dim are
     flattened. A netCDF file not written by neurogeom is read as a Brain-Score assembly
-    (:func:`from_brainscore`).
+    (:func:`from_brainscore`: one variable, ``time_bin_start``/``time_bin_end`` taken as
+    milliseconds).
 
     Parameters
     ----------
@@ -478,7 +479,8 @@ def _plain(obj) -> xr.DataArray:
         raise LoaderError(f"expected a BrainIO assembly (xarray.DataArray), got {type(obj).__name__}")
     name = obj.name if obj.name is not None else "data"
     a = obj.to_dataset(name=name)[name]  # a plain DataArray even for DataAssembly subclasses
-    a.name = None if name == "data" else name  # "data" is BrainIO's storage name, not a label
+    # storage names (BrainIO's "data", xarray's placeholder) are not labels
+    a.name = None if name in ("data", "__xarray_dataarray_variable__") else name
     multi = [d for d, idx in a.indexes.items() if isinstance(idx, pd.MultiIndex)]
     if multi:
         a = a.reset_index(multi)
