@@ -316,3 +316,15 @@ def test_model_activations_survive_every_writer(fmt, tmp_path):
         else:
             back = read_features(write_features(layer, tmp_path / f"f.{fmt}"))
         xr.testing.assert_identical(back, layer)
+
+
+def test_from_brainscore_squeezed_time_bin_and_nan():
+    """A common Brain-Score form: time_bin squeezed away, its ms bounds left as scalar coords."""
+    bs = brainio_style().isel(time_bin=0)
+    a = from_brainscore(bs)
+    assert a.dims == ("presentation", "neuroid")
+    assert float(a["time_bin_start"]) == 0.07 and float(a["time_bin_end"]) == 0.17
+    holed = bs.copy(data=np.where(np.arange(bs.size).reshape(bs.shape) == 3, np.nan, bs.values))
+    with pytest.raises(LoaderError, match="NaN"):
+        from_brainscore(holed)
+    assert np.isnan(from_brainscore(holed, nan_policy="allow").values).sum() == 1
