@@ -5,7 +5,15 @@ assemblies (see :mod:`neurogeom.assembly`).
 """
 
 from . import synthetic
+from ._lazy import lazy_attributes
+from .files import from_brainscore, read_features, to_brainscore, write_features
 from .nwb import binned_activity, calcium_responses, nwb_summary, open_nwb, spike_responses
 
-__all__ = ["synthetic", "open_nwb", "spike_responses", "calcium_responses",
-           "binned_activity", "nwb_summary"]
+# torch-backed names load on first use, so `import loaders` (and the CLI) stays torch-free
+_LAZY = {"model_activations": "activations", "RandomProjection": "activations",
+         "fit_pca": "activations", "layer_names": "activations"}
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
+
+__all__ = ["synthetic", "open_nwb", "spike_responses", "calcium_responses", "binned_activity",
+           "nwb_summary", "model_activations", "RandomProjection", "fit_pca", "layer_names",
+           "read_features", "write_features", "from_brainscore", "to_brainscore"]

@@ -3,12 +3,20 @@
 Submodules: :mod:`.assemblies` (in-memory assemblies with object manifolds of controlled radius
 and dimension), :mod:`.nwb` (realistic NWB recordings in the macaque RSVP, Allen Neuropixels and
 mouse two-photon layouts), :mod:`.features` (random model-layer activations for an assembly's
-stimuli).
+stimuli), :mod:`.models` (small torch models and digit image sets with controlled identity and
+translation).
 """
 
+from .._lazy import lazy_attributes
 from .assemblies import object_manifolds
 from .features import random_features
 from .nwb import Truth, write_allen_neuropixels, write_macaque_rsvp, write_mouse_2p
 
+# torch models load on first use, so importing loaders does not import torch
+_LAZY = {"untrained_convnet": "models", "digits_convnet": "models",
+         "translated_digits": "models"}
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
+
 __all__ = ["object_manifolds", "random_features", "Truth", "write_macaque_rsvp",
-           "write_allen_neuropixels", "write_mouse_2p"]
+           "write_allen_neuropixels", "write_mouse_2p", "untrained_convnet", "digits_convnet",
+           "translated_digits"]
