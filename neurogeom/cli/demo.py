@@ -2,7 +2,11 @@
 
 Steps: write a realistic macaque RSVP session as NWB, inspect it, load stimulus-locked spike
 responses, average repetitions, and measure the MFT capacity, radius and dimension of the object
-manifolds in each brain area. Each step prints one block; result files go to ``--output``.
+manifolds in each brain area; extract activations of a small CNN (trained on scikit-learn's
+digits, and untrained) for translated digits and follow capacity through its layers (Cohen et
+al. 2020); predict the recorded neurons from a model layer with the Brain-Score protocol and
+its noise ceiling, and explain the error spectrally (Canatar et al. 2023). Each step prints one
+block; result files go to ``--output``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
+import xarray as xr
 
 
 def add_parser(sub) -> None:
@@ -41,6 +48,8 @@ def run(args) -> int:
 
     from .. import assembly
     from ..capacity import manifold_capacity
+    from ..regression import neural_predictivity
+    from ..spectral import spectral_decomposition
 
     out = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="neurogeom-demo-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -49,7 +58,7 @@ def run(args) -> int:
 
     step("write a DiCarlo-style RSVP session (NWB, pynwb)")
     nwb_path = out / "macaque_rsvp.nwb"
-    loaders.synthetic.write_macaque_rsvp(nwb_path, n_objects=8, n_images_per_object=10,
+    truth = loaders.synthetic.write_macaque_rsvp(nwb_path, n_objects=8, n_images_per_object=10,
                                          n_repetitions=4, n_units=96, radius=0.6,
                                          dimension=4, seed=args.seed)
     summary = loaders.nwb_summary(nwb_path)
@@ -80,6 +89,56 @@ def run(args) -> int:
               f"radius {float(result.radius_overall):.2f}, "
               f"dimension {float(result.dimension_overall):.2f}, "
               f"center correlation {float(result.center_correlation):.3f}")
+
+    step("object manifolds through a CNN: pixels -> conv blocks -> last hidden layer")
+    images, meta = loaders.synthetic.translated_digits(n_exemplars=4, seed=args.seed)
+    layers = ["block1.pool", "block2.pool", "fc"]
+    print(f"  {len(images)} images: 10 digits x 4 exemplars x 9 positions ({images.shape[-1]}px)")
+    pixels = xr.DataArray(
+        np.asarray(images, dtype=np.float64).reshape(len(images), -1),
+        dims=("presentation", "neuroid"),
+        coords={**{c: ("presentation", meta[c].to_numpy()) for c in ("stimulus_id", "object_name")},
+                "neuroid_id": ("neuroid", [f"pixel/{i}" for i in range(images[0].size)])})
+    result = manifold_capacity(pixels, by="object_name", n_t=args.n_t, seed=args.seed)
+    print(f"  pixels capacity by digit: {float(result.capacity_overall):.3f}")
+    for label, net in (("trained", loaders.synthetic.digits_convnet(seed=args.seed)),
+                       ("untrained", loaders.synthetic.untrained_convnet(seed=args.seed))):
+        acts = loaders.model_activations(net, images, layers, metadata=meta, progress=False)
+        caps = []
+        for layer, a in acts.items():
+            result = manifold_capacity(a, by="object_name", n_t=args.n_t, seed=args.seed)
+            caps.append(f"{layer} {float(result.capacity_overall):.3f}")
+        print(f"  {label:>9} net capacity by digit: " + ", ".join(caps))
+
+    step("model-to-brain: ridge predictivity of IT from a model layer, ceiling, spectrum")
+    it = responses.isel(neuroid=responses["region"].values == "IT")
+    # a stand-in "model": random ReLU features of the true (noise-free) IT tuning the file was
+    # generated from, corrupted by noise, so it predicts the recording well but not perfectly
+    names = truth.extra["image_names"]
+    objects = dict(zip(truth.stimulus_ids, truth.object_names))
+    tuning = xr.DataArray(
+        truth.rates[:, truth.regions == "IT"], dims=("presentation", "neuroid"),
+        coords={"stimulus_id": ("presentation", names),
+                "object_name": ("presentation", [objects[n] for n in names]),
+                "neuroid_id": ("neuroid", [f"tuning/{i}" for i in range(int((truth.regions == "IT").sum()))])})
+    model = loaders.synthetic.random_features(tuning, 300, noise=1.0, layer="model_layer",
+                                              seed=args.seed)
+    pred = neural_predictivity(model, it, regression="ridge", seed=1)
+    assembly.to_netcdf(pred, out / "predictivity_IT.nc")
+    print(f"  stand-in model layer: {model.sizes['neuroid']} random ReLU features of noisy IT "
+          f"tuning, {model.sizes['presentation']} images")
+    print(f"  median Pearson r {float(pred.score):.3f} +/- {float(pred.error):.3f} "
+          f"over {pred.sizes['split']} splits; split-half ceiling {float(pred.ceiling):.3f}")
+    print(f"  ceiled: r^2/ceiling {float(pred.ceiled_score_r2_over_ceiling):.3f} (current "
+          f"Brain-Score), (r/ceiling)^2 {float(pred.ceiled_score_r_over_ceiling_squared):.3f} "
+          f"(earlier; the ceiling is a reliability, on the r^2 scale)")
+    spec = spectral_decomposition(model, it, seed=args.seed)
+    assembly.to_netcdf(spec, out / "spectral_IT.nc")
+    print(f"  spectral theory: generalization error E_g at p = {int(spec.p.values[-1])} training "
+          f"images {float(spec.theory_error.values[-1]):.3f} "
+          f"(empirical {float(spec.empirical_error.values[-1]):.3f}); "
+          f"{100 * float(spec.power_outside_span):.1f}% of the response power "
+          f"lies outside the model's span")
 
     print(f"\ndone in {time.perf_counter() - step.t0:.1f} s; files in {out}")
     return 0
