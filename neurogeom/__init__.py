@@ -11,8 +11,13 @@ from . import assembly
 from .assembly import align, average_repetitions, manifolds, validate
 from .errors import (AlignmentError, AnalysisError, AssemblyError, LoaderError,
                      NeurogeomError)
+from . import latent, spectrum
+from .latent import NeuralCrossEncoder, ReducedRankRegression, latent_dimensionality
+from .spectrum import cvpca, participation_ratio, power_law_exponent, svca
 
 __all__ = [
     "__version__", "assembly", "align", "average_repetitions", "manifolds", "validate",
     "NeurogeomError", "AssemblyError", "AlignmentError", "LoaderError", "AnalysisError",
+    "latent", "spectrum", "NeuralCrossEncoder", "ReducedRankRegression", "latent_dimensionality",
+    "cvpca", "participation_ratio", "power_law_exponent", "svca",
 ]
