@@ -321,3 +321,36 @@ def test_solvable_rnn_limit_cycle():
     x = a.values[late]
     sv = np.linalg.svd(x, compute_uv=False)
     assert sv[2] < 1e-3 * sv[0]
+
+
+# ------------------------------------------------------------ full known answers (slow)
+
+SLOW_NCE = dict(hidden=(256, 128), lr=3e-3, batch_size=32, max_epochs=200, patience=15,
+                n_threads=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d, readout, rrr_about", [(2, "step", 16), (2, "relu", 4),
+                                                   (3, "relu", 8), (4, "relu", 12)])
+def test_nce_known_dimensions_on_random_features(d, readout, rrr_about):
+    """SCIENCE.md §8: NCE reaches 95% of the maximum R² at the true d; RRR needs ≈ 16, 4, 8, 12.
+
+    Noiseless responses of 600 neurons (200 sources, 400 targets) to 3,000 stimuli, one split.
+    NCE is fitted at d − 1 and d only (larger d cannot lower the estimate below d), RRR at
+    every rank up to 24 from one decomposition; both share the neuron and stimulus split.
+    """
+    a = loaders.synthetic.random_feature_latents(d, 600, 3000, readout=readout, seed=d)
+    rrr = latent_dimensionality(a, dims=range(1, 25), n_splits=1, methods=("rrr",))
+    nce = latent_dimensionality(a, dims=[d - 1, d], n_splits=1, methods=("nce",),
+                                nce_params=SLOW_NCE)
+    assert (rrr["is_source"] == nce["is_source"]).all()
+    r2_rrr = rrr["r2"].sel({"method": "rrr"}).values[:, 0]
+    r2_nce = nce["r2"].sel({"method": "nce"}).values[:, 0]
+    best = max(r2_rrr.max(), r2_nce.max())
+    assert r2_nce[1] >= 0.95 * best and r2_nce[0] < 0.95 * best      # NCE: exactly d
+    rrr_dim = int(np.argmax(r2_rrr >= 0.95 * best)) + 1
+    print(f"{readout} d={d}: NCE R2 at d-1, d {np.round(r2_nce, 4)}; RRR {np.round(r2_rrr, 4)};"
+          f" RRR 95% dimension {rrr_dim}")
+    assert r2_rrr.max() >= 0.95 * best
+    # "about" the paper's number: within a factor 1.5, and clearly above d
+    assert rrr_dim > d + 1 and rrr_about / 1.5 <= rrr_dim <= rrr_about * 1.5
