@@ -12,7 +12,7 @@ from .assembly import align, average_repetitions, manifolds, validate
 from .errors import (AlignmentError, AnalysisError, AssemblyError, LoaderError,
                      NeurogeomError)
 from . import latent, spectrum
-from .latent import NeuralCrossEncoder, ReducedRankRegression, latent_dimensionality
+from .latent import ReducedRankRegression, latent_dimensionality
 from .spectrum import cvpca, participation_ratio, power_law_exponent, svca
 
 __all__ = [
@@ -21,3 +21,11 @@ __all__ = [
     "latent", "spectrum", "NeuralCrossEncoder", "ReducedRankRegression", "latent_dimensionality",
     "cvpca", "participation_ratio", "power_law_exponent", "svca",
 ]
+
+
+def __getattr__(name):
+    # the torch-backed NCE is imported on first use: `import neurogeom` must not pay for torch
+    if name == "NeuralCrossEncoder":
+        from .latent.nce import NeuralCrossEncoder
+        return NeuralCrossEncoder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..assembly import average_repetitions, sample_dim, validate
 from ..errors import AnalysisError, format_list
 from ..spectrum import repetition_index
-from .nce import NeuralCrossEncoder, crossed_pairs, time_window
+from .windows import crossed_pairs, time_window
 from .rrr import DEFAULT_ALPHAS, ReducedRankRegression
 
 __all__ = ["latent_dimensionality", "sample_sets"]
@@ -254,6 +254,7 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
                                                                          is_crossed)
             bar.update()
         if "nce" in methods:
+            from .nce import NeuralCrossEncoder  # torch is imported only when the NCE runs
             (xt, yt), (xv, yv), (xs, ys) = parts
             for i, d in enumerate(dims):
                 model = NeuralCrossEncoder(d, seed=seed * 1000 + split, progress=False,
