@@ -113,7 +113,7 @@ def direct_cvpca(r1, r2, n_shuffles, seed):
 
 def cvpca_bench(args) -> None:
     a = loaders.synthetic.power_law_responses(args.stimuli, args.neurons, alpha=1.0, noise=1.0,
-                                              seed=0)
+                                              n_modes=args.stimuli, seed=0)
     rep = a["repetition"].values
     r1, r2 = a.values[rep == 0], a.values[rep == 1]
     del a
