@@ -10,7 +10,8 @@ Prints times, ratios and peak memory (tracemalloc for numpy/python allocations, 
 the process, which includes torch).
 
 Run: python benchmarks/latent.py [--samples 4000 --sources 500 --targets 1000 --max-dim 16]
-     [--stimuli 2000 --neurons 10000] [--skip-nce] [--device cuda]
+     [--stimuli 2000 --neurons 10000] [--skip-nce] [--device cuda] [--threads 1]
+     [--blas-threads 1]
 """
 
 from __future__ import annotations
@@ -158,11 +159,18 @@ def main() -> None:
     p.add_argument("--baseline-shuffles", type=int, default=1)
     p.add_argument("--skip-cvpca", action="store_true")
     p.add_argument("--skip-sweep", action="store_true")
+    p.add_argument("--blas-threads", type=int, default=None,
+                   help="limit BLAS threads (threaded OpenBLAS spins badly on an oversubscribed "
+                        "machine); default: the library's own setting")
     args = p.parse_args()
-    if not args.skip_cvpca:
-        cvpca_bench(args)
-    if not args.skip_sweep:
-        sweep(args)
+    from contextlib import nullcontext
+    from threadpoolctl import threadpool_limits
+    limit = nullcontext() if args.blas_threads is None else threadpool_limits(args.blas_threads)
+    with limit:
+        if not args.skip_cvpca:
+            cvpca_bench(args)
+        if not args.skip_sweep:
+            sweep(args)
 
 
 if __name__ == "__main__":
