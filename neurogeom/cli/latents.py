@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
         "latents", help="latent dimensionality: NCE vs reduced-rank regression, R2 versus d",
         description="Split neuroids into sources and targets, predict targets through d latents "
                     "with the Neural Cross-Encoder and ridge reduced-rank regression, and report "
-                    "the smallest d reaching 95%% of the best test R2.")
+                    "the smallest d reaching 95% of the best test R2.")
     p.add_argument("path", help="assembly (.nc): (presentation, neuroid) or (time, neuroid)")
     p.add_argument("-o", "--output", required=True, help="result file (.nc), written atomically")
     p.add_argument("--dims", default="1:20", help="latent dimensions, e.g. 1:20 or 1,2,4 "
