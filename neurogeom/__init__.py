@@ -13,16 +13,27 @@ from .capacity import (correlated_capacity, effective_geometry, manifold_capacit
                        simulated_capacity)
 from .errors import (AlignmentError, AnalysisError, AssemblyError, LoaderError,
                      NeurogeomError)
-from . import regression
+from . import latent, regression, spectrum
+from .latent import ReducedRankRegression, latent_dimensionality
 from .regression import (LinearRegression, PLSRegression, RidgeRegression, neural_predictivity,
                          noise_ceiling)
 from .spectral import spectral_decomposition
+from .spectrum import cvpca, participation_ratio, power_law_exponent, svca
 
 __all__ = [
     "__version__", "assembly", "align", "average_repetitions", "manifolds", "validate",
-    "manifold_capacity",
     "NeurogeomError", "AssemblyError", "AlignmentError", "LoaderError", "AnalysisError",
-    "correlated_capacity", "effective_geometry", "simulated_capacity",
+    "manifold_capacity", "correlated_capacity", "effective_geometry", "simulated_capacity",
     "regression", "RidgeRegression", "PLSRegression", "LinearRegression", "neural_predictivity",
     "noise_ceiling", "spectral_decomposition",
+    "latent", "spectrum", "NeuralCrossEncoder", "ReducedRankRegression", "latent_dimensionality",
+    "cvpca", "participation_ratio", "power_law_exponent", "svca",
 ]
+
+
+def __getattr__(name):
+    # the torch-backed NCE is imported on first use: `import neurogeom` must not pay for torch
+    if name == "NeuralCrossEncoder":
+        from .latent.nce import NeuralCrossEncoder
+        return NeuralCrossEncoder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

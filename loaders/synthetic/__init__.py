@@ -4,12 +4,14 @@ Submodules: :mod:`.assemblies` (in-memory assemblies with object manifolds of co
 and dimension), :mod:`.nwb` (realistic NWB recordings in the macaque RSVP, Allen Neuropixels and
 mouse two-photon layouts), :mod:`.features` (random model-layer activations for an assembly's
 stimuli), :mod:`.models` (small torch models and digit image sets with controlled identity and
-translation).
+translation), :mod:`.latents` (activity driven by known low-dimensional latents).
 """
 
 from .._lazy import lazy_attributes
 from .assemblies import object_manifolds
 from .features import random_features
+from .latents import (power_law_responses, random_feature_latents, ring_model, solvable_rnn,
+                      with_repetitions)
 from .nwb import Truth, write_allen_neuropixels, write_macaque_rsvp, write_mouse_2p
 
 # torch models load on first use, so importing loaders does not import torch
@@ -19,4 +21,5 @@ __getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 __all__ = ["object_manifolds", "random_features", "Truth", "write_macaque_rsvp",
            "write_allen_neuropixels", "write_mouse_2p", "untrained_convnet", "digits_convnet",
-           "translated_digits"]
+           "translated_digits", "ring_model", "random_feature_latents", "solvable_rnn",
+           "power_law_responses", "with_repetitions"]

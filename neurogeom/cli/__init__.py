@@ -16,7 +16,7 @@ from .._version import __version__
 from ..errors import NeurogeomError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("inspect", "load", "capacity", "compare", "demo")
+SUBCOMMANDS: tuple[str, ...] = ("inspect", "load", "capacity", "compare", "latents", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,179 @@
+"""Ridge reduced-rank regression: the linear baseline of latent dimensionality, all ranks at once.
+
+Ridge regression B_α = (XᵀX + αI)⁻¹ XᵀY is solved for every α from one SVD of X; the rank-r fit
+projects the ridge predictions on their top r principal axes V_r: B_r = B_α V_r V_rᵀ (reduced-rank
+ridge regression; Izenman 1975, Mukherjee & Zhu 2011). One SVD of the fitted values gives every
+rank, so a whole R²-versus-rank curve costs one fit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import AnalysisError
+
+__all__ = ["ReducedRankRegression", "r2_score", "DEFAULT_ALPHAS"]
+
+#: Ridge penalties tried by default (absolute; inputs are expected roughly unit-variance per
+#: feature, as :func:`~neurogeom.latent.latent_dimensionality` makes them).
+DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 6, 17))
+
+
+def r2_score(target, prediction) -> float:
+    """Fraction of the target's total variance explained: 1 − Σ(y − ŷ)² / Σ(y − ȳ)².
+
+    Pooled over neurons (each centered on its own mean), so neurons weigh by their variance.
+    Works on (samples, neurons) arrays or stacks of them.
+    """
+    target = np.asarray(target, dtype=np.float64)
+    prediction = np.asarray(prediction, dtype=np.float64)
+    flat_t = target.reshape(-1, target.shape[-1])
+    flat_p = prediction.reshape(-1, prediction.shape[-1])
+    total = np.sum((flat_t - flat_t.mean(axis=0)) ** 2)
+    if total == 0:
+        raise AnalysisError("R² is undefined: the targets do not vary across samples")
+    return float(1.0 - np.sum((flat_t - flat_p) ** 2) / total)
+
+
+def _as_matrix(x, name: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise AnalysisError(f"{name} must be a (samples, neurons) array, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise AnalysisError(f"{name} contains NaN or infinite values")
+    return x
+
+
+class ReducedRankRegression:
+    """Closed-form ridge reduced-rank regression of targets on sources.
+
+    Parameters
+    ----------
+    rank : int, optional
+        Rank used by :meth:`predict` and :meth:`score` when none is given; default full rank.
+    alphas : sequence of float
+        Ridge penalties. One is chosen at full rank: by validation R² when ``fit`` gets
+        ``validation``, otherwise by efficient leave-one-out error on the training data.
+
+    Attributes
+    ----------
+    alpha_ : float
+        The chosen penalty.
+    coef_ridge_ : ndarray (n_sources, n_targets)
+        Full-rank ridge coefficients.
+    components_ : ndarray (n_targets, max_rank_)
+        Principal axes of the ridge fitted values, by decreasing variance.
+    max_rank_ : int
+        ``min(n_sources, n_targets, n_samples - 1)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((200, 20)); y = x[:, :2] @ rng.standard_normal((2, 30))
+    >>> model = ReducedRankRegression(rank=2, alphas=[1e-3]).fit(x, y)
+    >>> round(model.score(x, y), 6)
+    1.0
+    """
+
+    def __init__(self, rank: int | None = None, alphas=DEFAULT_ALPHAS):
+        self.rank = rank
+        self.alphas = alphas
+
+    def fit(self, source, target, validation=None) -> "ReducedRankRegression":
+        """Fit on ``source`` (samples, n_sources) → ``target`` (samples, n_targets).
+
+        ``validation`` is an optional ``(source, target)`` pair used to choose ``alpha_``.
+        """
+        x = _as_matrix(source, "source")
+        y = _as_matrix(target, "target")
+        if x.shape[0] != y.shape[0]:
+            raise AnalysisError(f"source has {x.shape[0]} samples but target has {y.shape[0]}")
+        if x.shape[0] < 3:
+            raise AnalysisError(f"need at least 3 training samples, got {x.shape[0]}")
+        alphas = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
+        if alphas.size == 0 or (alphas < 0).any():
+            raise AnalysisError(f"alphas must be non-negative numbers, got {self.alphas!r}")
+        self.max_rank_ = int(min(x.shape[1], y.shape[1], x.shape[0] - 1))
+        if self.rank is not None:
+            self._check_rank(self.rank)
+        self.x_mean_ = x.mean(axis=0)
+        self.y_mean_ = y.mean(axis=0)
+        xc, yc = x - self.x_mean_, y - self.y_mean_
+        u, s, wt = np.linalg.svd(xc, full_matrices=False)
+        keep = s > s[0] * 1e-12 if s.size and s[0] > 0 else np.zeros_like(s, bool)
+        u, s, wt = u[:, keep], s[keep], wt[keep]
+        uty = u.T @ yc
+        if validation is not None:
+            xv = _as_matrix(validation[0], "validation source") - self.x_mean_
+            yv = _as_matrix(validation[1], "validation target")
+            xvw = xv @ wt.T
+            errors = [np.sum((yv - self.y_mean_ - (xvw * (s / (s ** 2 + a))) @ uty) ** 2)
+                      for a in alphas]
+        else:
+            # leave-one-out residual e_i / (1 - h_ii) of ridge with an unpenalized intercept
+            errors = []
+            for a in alphas:
+                shrink = s ** 2 / (s ** 2 + a)
+                fitted = (u * shrink) @ uty
+                leverage = np.einsum("ik,k,ik->i", u, shrink, u) + 1.0 / x.shape[0]
+                loo = (yc - fitted) / np.maximum(1.0 - leverage, 1e-12)[:, None]
+                errors.append(np.sum(loo ** 2))
+        self.alpha_ = float(alphas[int(np.argmin(errors))])
+        self.coef_ridge_ = wt.T @ ((s / (s ** 2 + self.alpha_))[:, None] * uty)
+        fitted = xc @ self.coef_ridge_
+        _, _, vt = np.linalg.svd(fitted, full_matrices=False)
+        self.components_ = vt[: self.max_rank_].T
+        return self
+
+    def _check_rank(self, rank) -> int:
+        if not isinstance(rank, (int, np.integer)) or not 1 <= rank <= self.max_rank_:
+            raise AnalysisError(
+                f"rank must be an integer in 1..{self.max_rank_} (the smallest of the numbers "
+                f"of sources, targets and training samples - 1), got {rank!r}")
+        return int(rank)
+
+    def coef(self, rank: int | None = None) -> np.ndarray:
+        """Coefficients (n_sources, n_targets) of the rank-``rank`` fit: B_α V_r V_rᵀ."""
+        rank = self.rank if rank is None else rank
+        if rank is None:
+            return self.coef_ridge_
+        v = self.components_[:, : self._check_rank(rank)]
+        return (self.coef_ridge_ @ v) @ v.T
+
+    def transform(self, source, rank: int | None = None) -> np.ndarray:
+        """Latents (samples, rank): the ridge predictions projected on the top axes."""
+        rank = self._check_rank(self.rank if rank is None else rank) if (
+            rank is not None or self.rank is not None) else self.max_rank_
+        x = _as_matrix(source, "source") - self.x_mean_
+        return (x @ self.coef_ridge_) @ self.components_[:, :rank]
+
+    def predict(self, source, rank: int | None = None) -> np.ndarray:
+        """Predicted targets (samples, n_targets) at ``rank`` (default ``self.rank``)."""
+        x = _as_matrix(source, "source") - self.x_mean_
+        return x @ self.coef(rank) + self.y_mean_
+
+    def score(self, source, target, rank: int | None = None) -> float:
+        """R² (:func:`r2_score`) of the rank-``rank`` prediction."""
+        return r2_score(_as_matrix(target, "target"), self.predict(source, rank))
+
+    def score_ranks(self, source, target, ranks=None) -> np.ndarray:
+        """R² at every rank in ``ranks`` (default 1..max_rank_) from one projection.
+
+        With P = Ŷ V (full-rank predictions on the orthonormal axes), the rank-r residual is
+        ‖Y − P_r V_rᵀ‖² = ‖Y‖² − 2 Σ_{k≤r} (YV)_k·P_k + Σ_{k≤r} ‖P_k‖², a cumulative sum.
+        """
+        ranks = np.arange(1, self.max_rank_ + 1) if ranks is None else np.asarray(ranks)
+        for r in ranks:
+            self._check_rank(int(r))
+        x = _as_matrix(source, "source") - self.x_mean_
+        y = _as_matrix(target, "target")
+        yc = y - self.y_mean_
+        p = (x @ self.coef_ridge_) @ self.components_
+        q = yc @ self.components_
+        gain = np.cumsum(2 * np.einsum("ik,ik->k", q, p) - np.einsum("ik,ik->k", p, p))
+        total = np.sum((y - y.mean(axis=0)) ** 2)
+        if total == 0:
+            raise AnalysisError("R² is undefined: the targets do not vary across samples")
+        residual = np.sum(yc ** 2) - gain[ranks - 1]
+        return 1.0 - residual / total
