@@ -468,7 +468,28 @@ def to_netcdf(obj, path, *, engine: str = "h5netcdf") -> Path:
         ds.attrs = {**obj.attrs, _KIND: "Dataset"}
     else:
         raise AssemblyError(f"to_netcdf writes xarray DataArrays or Datasets, got {type(obj).__name__}")
+    _mark_list_attrs(ds)
     return _atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine=engine))
+
+
+_LIST_ATTRS = "_neurogeom_list_attrs"
+
+
+def _mark_list_attrs(ds: xr.Dataset) -> None:
+    """Record which attrs are lists: netCDF stores them as arrays, and a one-element list would
+    come back as a scalar, so :func:`open` uses the record to restore the exact value."""
+    for holder in (ds, *ds.variables.values()):
+        names = [k for k, v in holder.attrs.items() if isinstance(v, (list, tuple))]
+        if names:
+            holder.attrs = {**holder.attrs, _LIST_ATTRS: ",".join(names)}
+
+
+def _restore_list_attrs(ds: xr.Dataset) -> xr.Dataset:
+    for holder in (ds, *ds.variables.values()):
+        names = holder.attrs.pop(_LIST_ATTRS, None)
+        for name in (names.split(",") if names else []):
+            holder.attrs[name] = np.atleast_1d(holder.attrs[name]).tolist()
+    return ds
 
 
 def open(path, *, lazy: bool = False):  # noqa: A001 - mirrors xarray.open_dataset
@@ -487,7 +508,7 @@ def open(path, *, lazy: bool = False):  # noqa: A001 - mirrors xarray.open_datas
             ds = xr.load_dataset(path, engine="h5netcdf")
     except Exception as exc:  # h5py/h5netcdf raise OSError/ValueError with their own wording
         raise LoaderError(f"{path} is not a readable netCDF file: {exc}") from exc
-    ds = _restore_strings(ds)
+    ds = _restore_list_attrs(_restore_strings(ds))
     kind = ds.attrs.get(_KIND)
     if kind == "DataArray":
         name = ds.attrs[_NAME]

@@ -239,6 +239,18 @@ def test_netcdf_round_trip_assembly(tmp_path, assembly):
         assert back["stimulus_id"].dtype.kind == "U"
 
 
+def test_netcdf_round_trip_list_attrs(tmp_path, assembly):
+    a = assembly.copy()
+    a.attrs.update(shape=[10], names=["x", "y"], window=(0.07, 0.17))
+    a["neuroid_id"].attrs["tags"] = ["only"]
+    back = asm.open(asm.to_netcdf(a, tmp_path / "a.nc"))
+    assert back.attrs["shape"] == [10] and back.attrs["names"] == ["x", "y"]
+    assert back.attrs["window"] == [0.07, 0.17] and back["neuroid_id"].attrs["tags"] == ["only"]
+    assert "_neurogeom_list_attrs" not in back.attrs
+    assert a.attrs["shape"] == [10] and set(a.attrs) == set(back.attrs)   # input unmodified
+    assert a["neuroid_id"].attrs == {"tags": ["only"]}
+
+
 def test_netcdf_round_trip_dataset(tmp_path):
     ds = xr.Dataset({"capacity": ("manifold", [0.1, 0.2]), "overall": 0.15},
                     coords={"manifold": ["a", "b"]}, attrs={"kappa": 0.0, "method": "mft"})
