@@ -307,9 +307,33 @@ def _open_zarr(path: str, stack):
     except ImportError as exc:
         raise LoaderError(f"cannot read the zarr store {path}: the 'hdmf-zarr' package is not "
                           f"installed ({exc})") from exc
+    if not _is_url(path) and Path(path).is_dir() and not (Path(path) / ".zgroup").exists():
+        found = sorted(p.name for p in Path(path).iterdir())[:10]
+        raise LoaderError(f"{path} is not an NWB zarr store (no '.zgroup' at its root; it holds "
+                          f"{format_list(found) if found else 'nothing'})")
     try:
-        io = stack.enter_context(NWBZarrIO(path, mode="r"))
-        return io.read()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*namespace.*")  # as for HDF5 files
+            io = stack.enter_context(NWBZarrIO(path, mode="r"))
+            return io.read()
     except Exception as exc:
+        if "UnsafeDecodeError" in _exception_chain(exc):
+            # hdmf-zarr's default codec for object references is Pickle; decoding pickles from
+            # a file runs arbitrary code, so numcodecs refuses unless the user opts in
+            raise LoaderError(
+                f"{path} stores object references with the Pickle codec (hdmf-zarr's default), "
+                "which is not decoded because unpickling can run arbitrary code; if you trust "
+                "the store, set NUMCODECS_ALLOW_UNSAFE_PICKLE_DECODE=1 before starting Python, "
+                "or re-export it with object_codec_class=numcodecs.JSON") from exc
         raise LoaderError(f"{path} is not a readable NWB zarr store: "
                           f"{type(exc).__name__}: {exc}") from exc
+
+
+def _exception_chain(exc) -> str:
+    """Names of ``exc`` and the exceptions it was raised from (hdmf wraps codec errors)."""
+    names, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        names.append(type(exc).__name__)
+        exc = exc.__cause__ or exc.__context__
+    return " ".join(names)
