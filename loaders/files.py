@@ -342,6 +342,16 @@ def _zarr_group(path, mode: str):
     return zarr.open_group(str(path), mode=mode)
 
 
+def _new_zarr_array(group, name, shape, dtype, chunks):
+    """An empty array in ``group`` (zarr 3's ``create_array`` or zarr 2's ``create_dataset``);
+    ``chunks=None`` lets zarr choose."""
+    if hasattr(group, "create_array"):  # zarr >= 3
+        return group.create_array(name, shape=shape, dtype=dtype,
+                                  chunks="auto" if chunks is None else chunks, fill_value=None)
+    return group.create_dataset(name, shape=shape, dtype=dtype,
+                                chunks=True if chunks is None else chunks, fill_value=None)
+
+
 def _write_zarr(a: xr.DataArray, path: Path):
     """One zarr array per variable, in a temporary folder renamed into place on success."""
     import dask.array as da
@@ -357,10 +367,9 @@ def _write_zarr(a: xr.DataArray, path: Path):
             data = _zarr_values(var)
             lazy = isinstance(data, da.Array)
             # a dask array keeps its chunking (first chunk of each dim; zarr chunks are regular)
-            chunks = tuple(c[0] if c else 1 for c in data.chunks) if lazy else True
+            chunks = tuple(c[0] if c else 1 for c in data.chunks) if lazy else None
             shape = tuple(data.shape)
-            arr = group.create_dataset(str(key), shape=shape, dtype=data.dtype, chunks=chunks,
-                                       fill_value=None)
+            arr = _new_zarr_array(group, str(key), shape, data.dtype, chunks)
             if lazy:
                 # lock=True (default): dask chunks that share a zarr chunk never write at once
                 da.store(data, arr, lock=True)

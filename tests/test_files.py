@@ -169,7 +169,7 @@ def test_zarr_store_layout_and_bad_stores(feats, tmp_path):
         read_features(tmp_path / "empty.zarr")
     assert "empty.zarr" in str(err.value)
     raw = zarr.open_group(str(tmp_path / "raw.zarr"), mode="w")
-    raw.create_dataset("features", data=np.zeros((2, 2)))
+    raw.create_dataset("features", data=np.zeros((2, 2)), shape=(2, 2))
     with pytest.raises(LoaderError, match=r"arrays 'features' do not name their dims"):
         read_features(tmp_path / "raw.zarr")
 
