@@ -190,3 +190,29 @@ def test_pickle_coded_references_are_refused_not_unpickled(tmp_path):
         with pytest.raises(LoaderError, match="Pickle codec") as err:
             loaders.nwb_summary(store)
     assert str(store) in str(err.value)
+
+
+def test_other_tool_variants_from_zarr(tmp_path):
+    """Region only on the electrode group (object references in zarr) and ROI traces stored
+    rois × time (detected, transposed, one warning naming the store) load as from HDF5."""
+    small = dict(n_objects=2, n_images_per_object=2, seed=9)
+    truth = syn.write_macaque_rsvp(tmp_path / "group.nwb", n_units=4,
+                                   region_source="electrode_group", **small)
+    store = syn.to_zarr(truth.path, tmp_path / "group.nwb.zarr")
+    args = ("trials", "stimulus_presented")
+    with unchanged(store):
+        z = loaders.spike_responses(store, *args, window=(0.07, 0.17), rate=False)
+    np.testing.assert_array_equal(z["region"].values, truth.regions)
+    np.testing.assert_array_equal(
+        z.values, brute_counts(truth.spike_times, truth.onsets, [0.07, 0.17])[..., 0])
+    same(z, loaders.spike_responses(truth.path, *args, window=(0.07, 0.17), rate=False))
+
+    truth = syn.write_mouse_2p(tmp_path / "odd.nwb", n_rois=4, orientation="rois_by_time",
+                               **small)
+    store = syn.to_zarr(truth.path, tmp_path / "odd.nwb.zarr")
+    args = ("natural_scenes_presentations", "frame")
+    with unchanged(store), pytest.warns(UserWarning, match="rois × time") as record:
+        z = loaders.calcium_responses(store, *args, window=(0.0, 0.5))
+    assert [str(store) in str(w.message) for w in record] == [True]
+    with pytest.warns(UserWarning, match="rois × time"):
+        same(z, loaders.calcium_responses(truth.path, *args, window=(0.0, 0.5)))

@@ -235,18 +235,25 @@ def _source(h5file, name: str, kind: str, stack) -> NWBSource:
     return NWBSource(name, kind, h5=h5file, reader=lambda: _read_nwb(h5file, name, stack))
 
 
+@contextlib.contextmanager
+def _quiet_pynwb():
+    """Silence pynwb's read-time chatter that says nothing a loader's user can act on."""
+    with warnings.catch_warnings():
+        # files written by older/other tools routinely trigger pynwb's "ignoring cached
+        # namespace" chatter; it says nothing about the data
+        warnings.filterwarnings("ignore", message=".*namespace.*")
+        # pynwb's orientation complaints: calcium.series_layout decides and warns itself
+        warnings.filterwarnings("ignore", message=".*oriented incorrectly.*")
+        warnings.filterwarnings("ignore", message=".*does not match length of timestamps.*")
+        yield
+
+
 def _read_nwb(h5file, name: str, stack):
     """Read the NWBFile from an open h5py file; errors name the file."""
     from pynwb import NWBHDF5IO
 
     try:
-        with warnings.catch_warnings():
-            # files written by older/other tools routinely trigger pynwb's "ignoring cached
-            # namespace" chatter; it says nothing about the data
-            warnings.filterwarnings("ignore", message=".*namespace.*")
-            # pynwb's orientation complaints: calcium.series_layout decides and warns itself
-            warnings.filterwarnings("ignore", message=".*oriented incorrectly.*")
-            warnings.filterwarnings("ignore", message=".*does not match length of timestamps.*")
+        with _quiet_pynwb():
             io = stack.enter_context(NWBHDF5IO(file=h5file, mode="r", load_namespaces=True))
             return io.read()
     except Exception as exc:  # pynwb/hdmf raise many types when a file is damaged
@@ -312,8 +319,7 @@ def _open_zarr(path: str, stack):
         raise LoaderError(f"{path} is not an NWB zarr store (no '.zgroup' at its root; it holds "
                           f"{format_list(found) if found else 'nothing'})")
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*namespace.*")  # as for HDF5 files
+        with _quiet_pynwb():  # as for HDF5 files
             io = stack.enter_context(NWBZarrIO(path, mode="r"))
             return io.read()
     except Exception as exc:
