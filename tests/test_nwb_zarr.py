@@ -165,6 +165,13 @@ def test_zarr_bad_inputs_name_the_store(tmp_path, stores):
         loaders.spike_responses(plain, "trials", "x", window=(0, 1))
     assert str(plain) in str(err.value)
 
+    v3 = tmp_path / "v3.zarr"  # zarr format 3 metadata: hdmf-zarr reads format 2 only
+    v3.mkdir()
+    (v3 / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
+    with pytest.raises(LoaderError, match="zarr format 3 store") as err:
+        loaders.nwb_summary(v3)
+    assert str(v3) in str(err.value)
+
     other = tmp_path / "features.zarr"  # a zarr group, but not NWB
     zarr.open_group(str(other), mode="w").create_dataset("x", data=np.arange(3))
     with pytest.raises(LoaderError, match="not a readable NWB zarr store") as err:

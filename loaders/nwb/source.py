@@ -314,6 +314,9 @@ def _open_zarr(path: str, stack):
     except ImportError as exc:
         raise LoaderError(f"cannot read the zarr store {path}: the 'hdmf-zarr' package is not "
                           f"installed ({exc})") from exc
+    if not _is_url(path) and (Path(path) / "zarr.json").exists():
+        raise LoaderError(f"{path} is a zarr format 3 store; NWB zarr stores (hdmf-zarr) are "
+                          "zarr format 2, with '.zgroup' at their root")
     if not _is_url(path) and Path(path).is_dir() and not (Path(path) / ".zgroup").exists():
         found = sorted(p.name for p in Path(path).iterdir())[:10]
         raise LoaderError(f"{path} is not an NWB zarr store (no '.zgroup' at its root; it holds "
