@@ -246,6 +246,21 @@ def _digest(x: torch.Tensor) -> str:
 # per-layer output buffers: in memory, or streamed to zarr
 # --------------------------------------------------------------------------------------------
 
+def _create_zarr_array(path: str, shape, chunks, dtype):
+    """A new uncompressed zarr array at ``path`` on zarr 2 or zarr 3.
+
+    The project pins zarr 2 (hdmf-zarr, the NWB zarr backend, needs it on Python 3.11), whose
+    ``open_array`` takes ``compressor=``; zarr 3 renamed it ``compressors=`` in ``create_array``.
+    """
+    import zarr
+
+    if hasattr(zarr, "create_array"):  # zarr >= 3
+        return zarr.create_array(store=path, shape=shape, chunks=chunks, dtype=dtype,
+                                 fill_value=0, compressors=None)
+    return zarr.open_array(path, mode="w", shape=shape, chunks=chunks, dtype=dtype,
+                           fill_value=0, compressor=None)
+
+
 class _LayerBuffer:
     """Collects one layer's reduced rows; switches to a zarr store once the budget is exceeded."""
 
@@ -274,9 +289,8 @@ class _LayerBuffer:
         target = min(16 * 1024 ** 2, max(self.budget // 4, 1)) if self.budget else 16 * 1024 ** 2
         col_chunk = max(1, min(self.n_features,
                                target // (self.dtype.itemsize * max(rows_per_chunk, 1))))
-        self.zarr = zarr.create_array(store=str(self.tmp_path), shape=(0, self.n_features),
-                                      chunks=(rows_per_chunk, col_chunk), dtype=self.dtype,
-                                      fill_value=0, compressors=None)
+        self.zarr = _create_zarr_array(str(self.tmp_path), shape=(0, self.n_features),
+                                       chunks=(rows_per_chunk, col_chunk), dtype=self.dtype)
         if self.array is not None:
             held = [self.array[:self.n_rows]]
         else:

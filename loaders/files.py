@@ -307,19 +307,83 @@ def _read_pt(path, stimulus_ids, key):
                     stimulus_ids, keys)
 
 
+# zarr stores are written and read with the zarr API itself, not xarray's zarr backend: the
+# project pins zarr 2 (hdmf-zarr, the NWB zarr backend, needs it on Python 3.11) and recent
+# xarray's backend requires zarr 3. The layout is xarray's (zarr format 2, one array per
+# variable, ``_ARRAY_DIMENSIONS`` naming its dims, ``coordinates`` on the data variable), so
+# ``xarray.open_zarr`` reads these stores too.
+_DIMS = "_ARRAY_DIMENSIONS"
+
+
+def _json_attr(value):
+    """An attribute value as JSON zarr can store (numpy scalars/arrays to Python)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_json_attr(v) for v in value]
+    return value
+
+
+def _zarr_values(var: xr.Variable):
+    """Data zarr 2 stores natively: object-dtype strings become fixed-width unicode."""
+    data = var.data
+    if data.dtype.kind == "O":
+        return np.asarray(data).astype(str)
+    return data
+
+
+def _zarr_group(path, mode: str):
+    import zarr
+
+    if mode == "w" and int(zarr.__version__.split(".")[0]) >= 3:
+        return zarr.open_group(str(path), mode=mode, zarr_format=2)
+    return zarr.open_group(str(path), mode=mode)
+
+
+def _new_zarr_array(group, name, shape, dtype, chunks):
+    """An empty array in ``group`` (zarr 3's ``create_array`` or zarr 2's ``create_dataset``);
+    ``chunks=None`` lets zarr choose."""
+    if hasattr(group, "create_array"):  # zarr >= 3
+        return group.create_array(name, shape=shape, dtype=dtype,
+                                  chunks="auto" if chunks is None else chunks, fill_value=None)
+    return group.create_dataset(name, shape=shape, dtype=dtype,
+                                chunks=True if chunks is None else chunks, fill_value=None)
+
+
 def _write_zarr(a: xr.DataArray, path: Path):
-    """xarray's zarr writer into a temporary folder renamed into place on success."""
+    """One zarr array per variable, in a temporary folder renamed into place on success."""
+    import dask.array as da
+
     name = a.name if a.name is not None else asm._UNNAMED
     ds = a.to_dataset(name=name)
-    ds.attrs = {asm._KIND: "DataArray", asm._NAME: str(name)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with warnings.catch_warnings():
-            # zarr 3 warns that fixed-width unicode is not yet in the v3 spec; xarray reads it back
-            warnings.filterwarnings("ignore", message=".*(UnstableSpecification|not part of the Zarr).*")
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            ds.to_zarr(tmp, mode="w", consolidated=False)
+        group = _zarr_group(tmp, "w")
+        group.attrs.update({asm._KIND: "DataArray", asm._NAME: str(name)})
+        for key, var in ds.variables.items():
+            data = _zarr_values(var)
+            lazy = isinstance(data, da.Array)
+            # a dask array keeps its chunking (first chunk of each dim; zarr chunks are regular)
+            chunks = tuple(c[0] if c else 1 for c in data.chunks) if lazy else None
+            shape = tuple(data.shape)
+            arr = _new_zarr_array(group, str(key), shape, data.dtype, chunks)
+            if lazy:
+                # lock=True (default): dask chunks that share a zarr chunk never write at once
+                da.store(data, arr, lock=True)
+            elif shape:
+                arr[...] = np.asarray(data)
+            else:
+                arr[()] = np.asarray(data)
+            attrs = {k: _json_attr(v) for k, v in var.attrs.items()}
+            attrs[_DIMS] = list(var.dims)
+            if key == name:
+                others = [str(c) for c in ds.coords if c not in ds.dims]
+                if others:
+                    attrs["coordinates"] = " ".join(others)
+            arr.attrs.update(attrs)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -329,20 +393,45 @@ def _write_zarr(a: xr.DataArray, path: Path):
 
 
 def _read_zarr(path, stimulus_ids):
+    """The assembly in a zarr store: the data variable dask-backed, the coords in memory."""
+    import dask.array as da
+
     try:
-        ds = xr.open_zarr(path, consolidated=False)
-    except Exception as exc:  # zarr raises its own errors (FileNotFoundError, KeyError…)
-        raise LoaderError(f"{path} is not a readable zarr store: {exc}") from exc
-    ds = asm._restore_strings(ds)
-    if ds.attrs.get(asm._KIND) == "DataArray":
-        name = ds.attrs[asm._NAME]
-        a = ds[name]
-        a.name = None if name == asm._UNNAMED else name
-    elif len(ds.data_vars) == 1:
-        a = ds[next(iter(ds.data_vars))]
+        group = _zarr_group(path, "r")
+        arrays = {str(k): v for k, v in group.arrays()}
+        gattrs = dict(group.attrs)
+    except Exception as exc:  # zarr raises its own errors (PathNotFoundError, KeyError…)
+        raise LoaderError(f"{path} is not a readable zarr store: {type(exc).__name__}: {exc}") from exc
+    missing = sorted(k for k, v in arrays.items() if _DIMS not in v.attrs)
+    if missing:
+        raise LoaderError(f"{path}: arrays {format_list(missing)} do not name their dims "
+                          f"({_DIMS!r} attribute); not an xarray/neurogeom zarr store")
+    coord_names = set()
+    for k, v in arrays.items():
+        coord_names.update(str(v.attrs.get("coordinates", "")).split())
+        if list(v.attrs[_DIMS]) == [k]:
+            coord_names.add(k)
+    if gattrs.get(asm._KIND) == "DataArray":
+        data_names = [gattrs[asm._NAME]]
     else:
-        raise LoaderError(f"{path} holds {len(ds.data_vars)} variables "
-                          f"({format_list(list(ds.data_vars))}); expected one assembly")
+        data_names = sorted(k for k in arrays if k not in coord_names)
+    if len(data_names) != 1 or data_names[0] not in arrays:
+        raise LoaderError(f"{path} holds {len(data_names)} variables "
+                          f"({format_list(data_names)}); expected one assembly")
+    name = data_names[0]
+
+    def attrs_of(v):
+        return {k: val for k, val in v.attrs.items() if k not in (_DIMS, "coordinates")}
+
+    coords = {k: (list(v.attrs[_DIMS]), v[...], attrs_of(v))
+              for k, v in arrays.items() if k != name and k in coord_names}
+    main = arrays[name]
+    a = xr.DataArray(da.from_zarr(main), dims=list(main.attrs[_DIMS]),
+                     coords={k: xr.Variable(*c) for k, c in coords.items()},
+                     attrs=attrs_of(main))
+    a.name = None if name == asm._UNNAMED else name  # not the dask array's generated name
+    if gattrs.get(asm._KIND) != "DataArray":  # written by xarray: undo its CF encoding
+        a = xr.decode_cf(a.to_dataset(name="__v__"), decode_timedelta=False)["__v__"].rename(name)
     return _select(a, stimulus_ids, path)
 
 

@@ -146,6 +146,34 @@ def test_bad_files(feats, tmp_path):
         read_features(tmp_path / "short.npz")
 
 
+def test_zarr_store_layout_and_bad_stores(feats, tmp_path):
+    """Feature stores are written with the zarr API (zarr 2 here) in xarray's layout: format 2,
+    one array per variable naming its dims, so xarray.open_zarr reads them elsewhere too."""
+    import dask.array as da
+    import json
+    import zarr
+
+    lazy = feats.chunk({"presentation": 4})
+    path = write_features(lazy, tmp_path / "f.zarr")
+    meta = json.loads((path / "fc" / ".zarray").read_text())
+    assert meta["zarr_format"] == 2 and meta["chunks"] == [4, 4]  # dask chunks kept
+    attrs = json.loads((path / "fc" / ".zattrs").read_text())
+    assert attrs["_ARRAY_DIMENSIONS"] == ["presentation", "neuroid"]
+    assert set(attrs["coordinates"].split()) == set(feats.coords) - set(feats.dims)
+    back = read_features(path)
+    assert isinstance(back.data, da.Array) and back.data.chunks[0] == (4, 4, 2)
+    xr.testing.assert_identical(back.compute(), feats)
+
+    (tmp_path / "empty.zarr").mkdir()
+    with pytest.raises(LoaderError, match="not a readable zarr store") as err:
+        read_features(tmp_path / "empty.zarr")
+    assert "empty.zarr" in str(err.value)
+    raw = zarr.open_group(str(tmp_path / "raw.zarr"), mode="w")
+    raw.create_dataset("features", data=np.zeros((2, 2)), shape=(2, 2))
+    with pytest.raises(LoaderError, match=r"arrays 'features' do not name their dims"):
+        read_features(tmp_path / "raw.zarr")
+
+
 def test_failed_write_leaves_old_file(feats, tmp_path):
     path = write_features(feats, tmp_path / "f.pt")
     before = path.read_bytes()

@@ -1,5 +1,5 @@
 """Loading NWB files through a local HTTP server on 127.0.0.1 (streamed, never downloaded
-whole) and from NWB zarr stores."""
+whole); NWB zarr stores are tested in test_nwb_zarr.py."""
 
 import numpy as np
 import pytest
@@ -56,43 +56,3 @@ def test_http_errors(server, nwb_dir):
     (nwb_dir / "text.nwb").write_text("not an NWB file at all\n" * 100)
     with pytest.raises(LoaderError, match="not an HDF5/NWB file"):
         loaders.spike_responses(f"{server.url}/text.nwb", "trials", "x", window=(0, 1))
-
-
-def test_zarr_store_without_hdmf_zarr_is_a_clear_error(tmp_path):
-    """hdmf-zarr (the NWB zarr backend) needs zarr 2 on Python 3.11, while neurogeom uses
-    zarr 3, so it is not installed; a zarr store must then fail with a clear message."""
-    pytest.importorskip("zarr")
-    try:
-        import hdmf_zarr  # noqa: F401
-        pytest.skip("hdmf-zarr is installed")
-    except ImportError:
-        pass
-    import zarr
-
-    store = tmp_path / "session.nwb.zarr"
-    zarr.open_group(str(store), mode="w")
-    with pytest.raises(LoaderError, match="'hdmf-zarr' package is not installed") as err:
-        loaders.nwb_summary(store)
-    assert str(store) in str(err.value)
-    with pytest.raises(LoaderError, match="no such zarr store"):
-        loaders.nwb_summary(tmp_path / "missing.zarr")
-
-
-def test_cli_inspect_and_load_a_url(server, allen, tmp_path, capsys):
-    import json
-
-    from neurogeom import assembly as asm
-    from neurogeom.cli import main
-
-    url = f"{server.url}/allen.nwb"
-    assert main(["inspect", url, "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["units"]["count"] == len(allen.spike_times)
-    out = tmp_path / "allen.nc"
-    assert main(["load", url, "--spikes", "--intervals", "natural_scenes_presentations",
-                 "--stimulus", "frame", "--window", "0.05", "0.25", "--counts", "--exclude",
-                 "frame=-1", "-o", str(out)]) == 0
-    back = asm.open(out)
-    keep = allen.extra["frames"] >= 0
-    np.testing.assert_array_equal(
-        back.values, brute_counts(allen.spike_times, allen.onsets[keep], [0.05, 0.25])[..., 0])

@@ -235,18 +235,25 @@ def _source(h5file, name: str, kind: str, stack) -> NWBSource:
     return NWBSource(name, kind, h5=h5file, reader=lambda: _read_nwb(h5file, name, stack))
 
 
+@contextlib.contextmanager
+def _quiet_pynwb():
+    """Silence pynwb's read-time chatter that says nothing a loader's user can act on."""
+    with warnings.catch_warnings():
+        # files written by older/other tools routinely trigger pynwb's "ignoring cached
+        # namespace" chatter; it says nothing about the data
+        warnings.filterwarnings("ignore", message=".*namespace.*")
+        # pynwb's orientation complaints: calcium.series_layout decides and warns itself
+        warnings.filterwarnings("ignore", message=".*oriented incorrectly.*")
+        warnings.filterwarnings("ignore", message=".*does not match length of timestamps.*")
+        yield
+
+
 def _read_nwb(h5file, name: str, stack):
     """Read the NWBFile from an open h5py file; errors name the file."""
     from pynwb import NWBHDF5IO
 
     try:
-        with warnings.catch_warnings():
-            # files written by older/other tools routinely trigger pynwb's "ignoring cached
-            # namespace" chatter; it says nothing about the data
-            warnings.filterwarnings("ignore", message=".*namespace.*")
-            # pynwb's orientation complaints: calcium.series_layout decides and warns itself
-            warnings.filterwarnings("ignore", message=".*oriented incorrectly.*")
-            warnings.filterwarnings("ignore", message=".*does not match length of timestamps.*")
+        with _quiet_pynwb():
             io = stack.enter_context(NWBHDF5IO(file=h5file, mode="r", load_namespaces=True))
             return io.read()
     except Exception as exc:  # pynwb/hdmf raise many types when a file is damaged
@@ -307,9 +314,35 @@ def _open_zarr(path: str, stack):
     except ImportError as exc:
         raise LoaderError(f"cannot read the zarr store {path}: the 'hdmf-zarr' package is not "
                           f"installed ({exc})") from exc
+    if not _is_url(path) and (Path(path) / "zarr.json").exists():
+        raise LoaderError(f"{path} is a zarr format 3 store; NWB zarr stores (hdmf-zarr) are "
+                          "zarr format 2, with '.zgroup' at their root")
+    if not _is_url(path) and Path(path).is_dir() and not (Path(path) / ".zgroup").exists():
+        found = sorted(p.name for p in Path(path).iterdir())[:10]
+        raise LoaderError(f"{path} is not an NWB zarr store (no '.zgroup' at its root; it holds "
+                          f"{format_list(found) if found else 'nothing'})")
     try:
-        io = stack.enter_context(NWBZarrIO(path, mode="r"))
-        return io.read()
+        with _quiet_pynwb():  # as for HDF5 files
+            io = stack.enter_context(NWBZarrIO(path, mode="r"))
+            return io.read()
     except Exception as exc:
+        if "UnsafeDecodeError" in _exception_chain(exc):
+            # hdmf-zarr's default codec for object references is Pickle; decoding pickles from
+            # a file runs arbitrary code, so numcodecs refuses unless the user opts in
+            raise LoaderError(
+                f"{path} stores object references with the Pickle codec (hdmf-zarr's default), "
+                "which is not decoded because unpickling can run arbitrary code; if you trust "
+                "the store, set NUMCODECS_ALLOW_UNSAFE_PICKLE_DECODE=1 before starting Python, "
+                "or re-export it with object_codec_class=numcodecs.JSON") from exc
         raise LoaderError(f"{path} is not a readable NWB zarr store: "
                           f"{type(exc).__name__}: {exc}") from exc
+
+
+def _exception_chain(exc) -> str:
+    """Names of ``exc`` and the exceptions it was raised from (hdmf wraps codec errors)."""
+    names, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        names.append(type(exc).__name__)
+        exc = exc.__cause__ or exc.__context__
+    return " ".join(names)

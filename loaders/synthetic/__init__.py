@@ -12,14 +12,14 @@ from .assemblies import object_manifolds
 from .features import random_features
 from .latents import (power_law_responses, random_feature_latents, ring_model, solvable_rnn,
                       with_repetitions)
-from .nwb import Truth, write_allen_neuropixels, write_macaque_rsvp, write_mouse_2p
+from .nwb import Truth, to_zarr, write_allen_neuropixels, write_macaque_rsvp, write_mouse_2p
 
 # torch models load on first use, so importing loaders does not import torch
 _LAZY = {"untrained_convnet": "models", "digits_convnet": "models",
          "translated_digits": "models"}
 __getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
-__all__ = ["object_manifolds", "random_features", "Truth", "write_macaque_rsvp",
+__all__ = ["object_manifolds", "random_features", "Truth", "to_zarr", "write_macaque_rsvp",
            "write_allen_neuropixels", "write_mouse_2p", "untrained_convnet", "digits_convnet",
            "translated_digits", "ring_model", "random_feature_latents", "solvable_rnn",
            "power_law_responses", "with_repetitions"]

@@ -210,6 +210,56 @@ def _write(nwbfile, path, after=None):
     return str(path)
 
 
+def to_zarr(h5_path, zarr_path) -> str:
+    """Export an NWB HDF5 file (one of this module's layouts) to an NWB zarr store.
+
+    The HDF5 file is read with pynwb and exported with hdmf-zarr's ``ZarrIO.export``, object
+    references encoded as JSON rather than hdmf-zarr's default Pickle codec (which readers must
+    not decode from untrusted stores). The store is written into a temporary folder next to
+    ``zarr_path`` and renamed into place on success, so a failed export never leaves a partial
+    store; an existing store at ``zarr_path`` is replaced.
+
+    Parameters
+    ----------
+    h5_path : str or path-like
+        The NWB HDF5 file (opened read-only).
+    zarr_path : str or path-like
+        The store to write (conventionally ending in ``.nwb.zarr``).
+
+    Returns
+    -------
+    str
+        ``zarr_path``.
+    """
+    import shutil
+    import uuid
+    import warnings
+
+    import numcodecs
+    from hdmf_zarr.backend import ZarrIO
+    from pynwb import NWBHDF5IO, get_manager
+
+    zarr_path = Path(zarr_path)
+    zarr_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = zarr_path.parent / f".{zarr_path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with warnings.catch_warnings():
+            # the rois × time variant is mis-oriented on purpose; pynwb says so when reading it
+            warnings.filterwarnings("ignore", message=".*oriented incorrectly.*")
+            # NWBZarrIO does not pass object_codec_class on to ZarrIO; ZarrIO takes it
+            with NWBHDF5IO(str(h5_path), "r") as read_io, ZarrIO(
+                    str(tmp), mode="w", manager=get_manager(),
+                    object_codec_class=numcodecs.JSON) as out:
+                out.export(src_io=read_io, write_args={"link_data": False})
+        if zarr_path.exists():
+            shutil.rmtree(zarr_path)
+        os.replace(tmp, zarr_path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return str(zarr_path)
+
+
 def _transpose_dataset(f, name):
     """Replace dataset ``name`` by its transpose, keeping its attributes (rois × time writers)."""
     data = f[name][()]
