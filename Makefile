@@ -26,6 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/neurogeom demo
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
 	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:

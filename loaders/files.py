@@ -27,7 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from neurogeom import assembly as asm
-from neurogeom.assembly import _atomic_write, validate
+from neurogeom.assembly import atomic_write, validate
 from neurogeom.errors import LoaderError, NeurogeomError, format_list
 
 __all__ = ["read_features", "write_features", "from_brainscore", "to_brainscore", "FORMATS"]
@@ -483,9 +483,9 @@ def write_features(assembly: xr.DataArray, path) -> Path:
         def write(tmp):
             with open(tmp, "wb") as f:
                 np.save(f, values, allow_pickle=False)
-        return _atomic_write(path, write)
+        return atomic_write(path, write)
     writer = {"npz": _write_npz, "h5": _write_h5, "pt": _write_pt}[fmt]
-    return _atomic_write(path, lambda tmp: writer(assembly, tmp))
+    return atomic_write(path, lambda tmp: writer(assembly, tmp))
 
 
 def read_features(path, stimulus_ids: Sequence | None = None, *, key: str | None = None
@@ -731,4 +731,4 @@ def to_brainscore(assembly: xr.DataArray, path, *, stimulus_set_identifier: str 
     a.attrs = attrs
     # BrainIO keeps the attrs on both the file and the variable (promote_attrs)
     ds = a.to_dataset(name="data", promote_attrs=True)
-    return _atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))

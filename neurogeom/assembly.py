@@ -434,11 +434,16 @@ _NAME = "neurogeom_dataarray_name"
 _UNNAMED = "__neurogeom_unnamed__"
 
 
-def _atomic_write(path, write) -> Path:
-    """Call ``write(tmp_path)`` then rename into ``path``, so a crash never leaves a half file."""
+def atomic_write(path, write, *, suffix: str = ".tmp") -> Path:
+    """Call ``write(tmp_path)`` then rename into ``path``, so a crash never leaves a half file.
+
+    The temporary file sits beside ``path`` (same filesystem, so the rename is atomic) and ends
+    in ``suffix`` (writers that check extensions, like pynwb's, want their own). On any error
+    the temporary file is removed and an existing ``path`` is left untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
@@ -469,7 +474,7 @@ def to_netcdf(obj, path, *, engine: str = "h5netcdf") -> Path:
     else:
         raise AssemblyError(f"to_netcdf writes xarray DataArrays or Datasets, got {type(obj).__name__}")
     _mark_list_attrs(ds)
-    return _atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine=engine))
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine=engine))
 
 
 _LIST_ATTRS = "_neurogeom_list_attrs"

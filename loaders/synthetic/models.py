@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from neurogeom.assembly import _atomic_write
+from neurogeom.assembly import atomic_write
 from neurogeom.errors import LoaderError
 
 __all__ = ["SmallConvNet", "untrained_convnet", "digits_convnet", "translated_digits",
@@ -159,7 +159,7 @@ def digits_convnet(*, seed: int = 0, canvas: int = 16, epochs: int = 50, cache: 
     if cache:
         state = {"state_dict": net.state_dict(), "test_accuracy": accuracy}
         try:
-            _atomic_write(path, lambda tmp: torch.save(state, tmp))
+            atomic_write(path, lambda tmp: torch.save(state, tmp))
         except OSError:  # read-only cache dir: the model is still usable
             pass
     return (net, accuracy) if return_accuracy else net

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from neurogeom._version import __version__
+from neurogeom.assembly import atomic_write
 
 from .assemblies import object_manifolds
 
@@ -187,27 +188,17 @@ def _write(nwbfile, path, after=None):
     """Write ``nwbfile`` atomically (temporary file renamed into place) so a crash never leaves a
     half-written recording at ``path``; ``after(h5py.File)`` may then edit the raw HDF5, which is
     how the quirks of other writers that pynwb refuses to produce are reproduced."""
-    import tempfile
-
     import h5py
     from pynwb import NWBHDF5IO
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".nwb", dir=path.parent)
-    os.close(fd)
-    try:
+    def write(tmp):
         with NWBHDF5IO(tmp, "w") as io:
             io.write(nwbfile)
         if after is not None:
             with h5py.File(tmp, "r+") as f:
                 after(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return str(path)
+
+    return str(atomic_write(path, write, suffix=".nwb"))
 
 
 def to_zarr(h5_path, zarr_path) -> str:
