@@ -44,19 +44,3 @@ def test_capacity_bad_coord_is_one_line(tmp_path):
 def test_capacity_missing_file(tmp_path, capsys):
     assert main(["capacity", str(tmp_path / "nope.nc"), "--by", "x"]) == 2
     assert "no such file" in capsys.readouterr().err
-
-
-def test_glue_and_simulated_dispatch(tmp_path, capsys):
-    """--method glue/simulated call neurogeom.capacity.effective_geometry/simulated_capacity
-    (built on another branch); without them the CLI says so in one line instead of crashing."""
-    import pytest
-    from neurogeom import capacity
-    _, path = make_file(tmp_path)
-    for method, name in (("glue", "effective_geometry"), ("simulated", "simulated_capacity")):
-        if hasattr(capacity, name):
-            continue  # exercised by that feature's own CLI tests
-        assert main(["capacity", str(path), "--by", "object_name", "--method", method]) == 2
-        err = capsys.readouterr().err
-        assert name in err and "--method mft" in err
-    if hasattr(capacity, "effective_geometry") and hasattr(capacity, "simulated_capacity"):
-        pytest.skip("both estimators are installed")

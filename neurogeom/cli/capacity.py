@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import AnalysisError, LoaderError
+from ..errors import LoaderError
 
 METHODS = ("mft", "glue", "simulated")
 
@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("--by", required=True, help="coord whose labels define the manifolds")
     p.add_argument("--method", choices=METHODS, default="mft", help="estimator (default mft)")
     p.add_argument("-o", "--output", help="write the result Dataset to this .nc file")
-    p.add_argument("--kappa", type=float, default=0.0, help="margin kappa >= 0 (mft)")
+    p.add_argument("--kappa", type=float, default=0.0, help="margin kappa >= 0 (mft, glue)")
     p.add_argument("--n-t", type=int, default=200,
                    help="Gaussian samples per manifold (mft, glue; default 200)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -49,21 +49,17 @@ def run(args) -> int:
                           f"variables: {sorted(map(str, a.data_vars))}")
     if args.average_repetitions:
         a = asm.average_repetitions(a)
+    from ..capacity import effective_geometry, manifold_capacity, simulated_capacity
+
     if args.method == "mft":
-        from ..capacity import manifold_capacity
         result = manifold_capacity(
             a, by=args.by, kappa=args.kappa, n_t=args.n_t, seed=args.seed,
             center_correlations=not args.no_center_correlations, dimension=args.dimension,
             backend=args.backend, device=args.device)
+    elif args.method == "glue":
+        result = effective_geometry(a, args.by, n_t=args.n_t, kappa=args.kappa, seed=args.seed)
     else:
-        name = {"glue": "effective_geometry", "simulated": "simulated_capacity"}[args.method]
-        from .. import capacity
-        func = getattr(capacity, name, None)
-        if func is None:
-            raise AnalysisError(f"--method {args.method} needs neurogeom.capacity.{name}, which "
-                                "this installation does not provide; available: --method mft")
-        kwargs = {"n_t": args.n_t} if args.method == "glue" else {}
-        result = func(a, args.by, seed=args.seed, **kwargs)
+        result = simulated_capacity(a, args.by, seed=args.seed)
     result.attrs["input_file"] = str(path)
     _print_summary(result, args.method)
     if args.output:
