@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
-import uuid
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -27,7 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from neurogeom import assembly as asm
-from neurogeom.assembly import atomic_write, validate
+from neurogeom.assembly import atomic_write, atomic_write_dir, validate
 from neurogeom.errors import LoaderError, NeurogeomError, format_list
 
 __all__ = ["read_features", "write_features", "from_brainscore", "to_brainscore", "FORMATS"]
@@ -358,9 +356,8 @@ def _write_zarr(a: xr.DataArray, path: Path):
 
     name = a.name if a.name is not None else asm._UNNAMED
     ds = a.to_dataset(name=name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
+
+    def write(tmp):
         group = _zarr_group(tmp, "w")
         group.attrs.update({asm._KIND: "DataArray", asm._NAME: str(name)})
         for key, var in ds.variables.items():
@@ -384,12 +381,8 @@ def _write_zarr(a: xr.DataArray, path: Path):
                 if others:
                     attrs["coordinates"] = " ".join(others)
             arr.attrs.update(attrs)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_write_dir(path, write)
 
 
 def _read_zarr(path, stimulus_ids):

@@ -9,7 +9,9 @@ so the checks live here once rather than scattered through the kernels.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import uuid
 import warnings
 from numbers import Number
 from pathlib import Path
@@ -451,6 +453,27 @@ def atomic_write(path, write, *, suffix: str = ".tmp") -> Path:
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_dir(path, write) -> Path:
+    """Folder-store (zarr) counterpart of :func:`atomic_write`.
+
+    ``write(tmp)`` creates the store at a fresh temporary path beside ``path``; only when it
+    has finished is an existing store at ``path`` removed and the new one renamed into place.
+    On any error the temporary store is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        write(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 

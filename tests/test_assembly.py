@@ -281,3 +281,24 @@ def test_open_bad_files(tmp_path):
     junk.write_text("not netcdf")
     with pytest.raises(LoaderError, match="junk.nc is not a readable netCDF"):
         asm.open(junk)
+
+
+def test_atomic_write_dir_replaces_only_on_success(tmp_path):
+    store = tmp_path / "features.zarr"
+
+    def write(content):
+        def _write(tmp):
+            tmp.mkdir()
+            (tmp / "data").write_text(content)
+            if content == "bad":
+                raise RuntimeError("disk full")
+        return _write
+
+    asm.atomic_write_dir(store, write("v1"))
+    assert (store / "data").read_text() == "v1"
+    with pytest.raises(RuntimeError):
+        asm.atomic_write_dir(store, write("bad"))
+    assert (store / "data").read_text() == "v1"                  # old store intact
+    assert os.listdir(tmp_path) == ["features.zarr"]             # no temporary store left
+    asm.atomic_write_dir(store, write("v2"))
+    assert (store / "data").read_text() == "v2"

@@ -24,7 +24,6 @@ group). Every writer returns the ground truth the tests compare against.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from neurogeom._version import __version__
-from neurogeom.assembly import atomic_write
+from neurogeom.assembly import atomic_write, atomic_write_dir
 
 from .assemblies import object_manifolds
 
@@ -222,18 +221,13 @@ def to_zarr(h5_path, zarr_path) -> str:
     str
         ``zarr_path``.
     """
-    import shutil
-    import uuid
     import warnings
 
     import numcodecs
     from hdmf_zarr.backend import ZarrIO
     from pynwb import NWBHDF5IO, get_manager
 
-    zarr_path = Path(zarr_path)
-    zarr_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = zarr_path.parent / f".{zarr_path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
+    def export(tmp):
         with warnings.catch_warnings():
             # the rois × time variant is mis-oriented on purpose; pynwb says so when reading it
             warnings.filterwarnings("ignore", message=".*oriented incorrectly.*")
@@ -242,13 +236,8 @@ def to_zarr(h5_path, zarr_path) -> str:
                     str(tmp), mode="w", manager=get_manager(),
                     object_codec_class=numcodecs.JSON) as out:
                 out.export(src_io=read_io, write_args={"link_data": False})
-        if zarr_path.exists():
-            shutil.rmtree(zarr_path)
-        os.replace(tmp, zarr_path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return str(zarr_path)
+
+    return str(atomic_write_dir(zarr_path, export))
 
 
 def _transpose_dataset(f, name):
