@@ -14,10 +14,9 @@ from .behaviour import covariate_coords
 from .build import extra_columns, neuroid_coords, select
 from .calcium import (MAX_IN_MEMORY_BYTES, choose_series, chunk_samples_for, sample_times,
                       series_layout, window_means)
-from .regions import roi_regions, unit_regions
+from .regions import roi_regions
 from .source import open_nwb
-from .spikes import (UNIT_SKIP, checked_train, count_spikes, read_spike_times, recording_extent,
-                     units_table)
+from .spikes import UNIT_SKIP, count_spikes, selected_trains, units_table
 
 
 def time_bins(epochs: np.ndarray, bin_size: float) -> tuple[np.ndarray, np.ndarray]:
@@ -138,13 +137,8 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
             ncoords = neuroid_coords(info, ids[cols], regions[cols], {}, "roi_id")
         else:
             units_table(rec)
-            flat, ends, ids = read_spike_times(rec)
-            starts_idx = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-            regions, region_source = unit_regions(rec)
-            sel = select(ids, regions, units, region, rec.where("units table"), "units")
-            trains = [checked_train(flat, starts_idx, ends, r, ids[r], rec.where("units table"))
-                      for r in sel]
-            lo, hi, _ = recording_extent(rec, flat, starts_idx, ends)
+            sel, ids, regions, region_source, trains, (lo, hi, _) = selected_trains(
+                rec, units, region)
             epochs, label = _epochs(rec, epoch, (lo, hi))
             starts, rows = time_bins(epochs, bin_size)
             if starts.size == 0:

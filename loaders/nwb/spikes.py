@@ -61,6 +61,23 @@ def checked_train(flat, starts, ends, row, unit_id, where) -> np.ndarray:
     return train
 
 
+def selected_trains(rec: NWBSource, units, region):
+    """Read the spike times once and pick the requested units (by id and/or region); the caller
+    has checked the units table exists (:func:`units_table`).
+
+    Returns ``(rows, ids, regions, region_source, trains, extent)``: the selected rows of the
+    units table, every unit's id and region, the rule the regions came from, the checked sorted
+    spike train of each selected unit, and the recording extent ``(start, stop, source)``.
+    """
+    flat, ends, ids = read_spike_times(rec)
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    regions, region_source = unit_regions(rec)
+    where = rec.where("units table")
+    rows = select(ids, regions, units, region, where, "units")
+    trains = [checked_train(flat, starts, ends, r, ids[r], where) for r in rows]
+    return rows, ids, regions, region_source, trains, recording_extent(rec, flat, starts, ends)
+
+
 def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Spike counts of every train in every bin of every presentation.
 
@@ -186,15 +203,9 @@ def spike_responses(source, intervals, stimulus: str, window=None, *, bins=None,
     with open_nwb(source) as rec:
         units_table(rec)
         df, pattrs = presentation_table(rec, intervals, stimulus, exclude)
-        flat, ends, ids = read_spike_times(rec)
-        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-        regions, region_source = unit_regions(rec)
-        rows = select(ids, regions, units, region, rec.where("units table"), "units")
-        trains = [checked_train(flat, starts, ends, r, ids[r], rec.where("units table"))
-                  for r in rows]
+        rows, ids, regions, region_source, trains, extent = selected_trains(rec, units, region)
         onsets = np.asarray(df["start_time"], dtype=np.float64)
-        check_inside(rec.where(pattrs["intervals"]), onsets, edges,
-                     recording_extent(rec, flat, starts, ends),
+        check_inside(rec.where(pattrs["intervals"]), onsets, edges, extent,
                      np.asarray(df["presentation_id"]))
         widths = np.diff(edges)
         out = new_counts(len(df), rows.size, widths.size, np.float64 if rate else np.int64)

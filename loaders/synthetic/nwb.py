@@ -240,6 +240,14 @@ def to_zarr(h5_path, zarr_path) -> str:
     return str(atomic_write_dir(zarr_path, export))
 
 
+def _scene_sequence(rng, n_images: int, n_repetitions: int, p_blank: float) -> np.ndarray:
+    """Allen-style natural-scene frames: every image ``n_repetitions`` times plus a fraction
+    ``p_blank`` of blanks (``-1``), shuffled, as floats (the Allen files store ``frame`` so)."""
+    n_blank = int(round(p_blank * n_images * n_repetitions))
+    frames = np.concatenate([np.tile(np.arange(n_images), n_repetitions), np.full(n_blank, -1)])
+    return frames[rng.permutation(frames.size)].astype(np.float64)
+
+
 def _transpose_dataset(f, name):
     """Replace dataset ``name`` by its transpose, keeping its attributes (rois × time writers)."""
     data = f[name][()]
@@ -483,9 +491,7 @@ def write_allen_neuropixels(path, *, n_objects: int = 6, n_images_per_object: in
                                         dimension=dimension, baseline=baseline, gain=gain,
                                         seed=seed)
     n_images = n_objects * n_images_per_object
-    n_blank = int(round(p_blank * n_images * n_repetitions))
-    frames = np.concatenate([np.tile(np.arange(n_images), n_repetitions), np.full(n_blank, -1)])
-    frames = frames[rng.permutation(frames.size)].astype(np.float64)
+    frames = _scene_sequence(rng, n_images, n_repetitions, p_blank)
     flash_on = 1.0 + np.arange(n_flashes) * 2.0
     flash_color = np.where(np.arange(n_flashes) % 2 == 0, 1.0, -1.0)
     scenes_start = flash_on[-1] + 3.0 if n_flashes else 1.0
@@ -603,9 +609,7 @@ def write_mouse_2p(path, *, n_objects: int = 6, n_images_per_object: int = 6,
                                         dimension=dimension, baseline=baseline, gain=gain,
                                         seed=seed)
     n_images = n_objects * n_images_per_object
-    n_blank = int(round(p_blank * n_images * n_repetitions))
-    frames = np.concatenate([np.tile(np.arange(n_images), n_repetitions), np.full(n_blank, -1)])
-    frames = frames[rng.permutation(frames.size)].astype(np.float64)
+    frames = _scene_sequence(rng, n_images, n_repetitions, p_blank)
     onsets = 2.0 + np.arange(frames.size) * (frame_duration + gap)
     t_stop = float(onsets[-1] + 3.0)
 
