@@ -658,10 +658,8 @@ def _polish(xp, G, gi, q, lam, mu, d, tol, max_steps: int | None = None):
     best_k = xp.amax(xp.abs(xp.minimum(d * lam, mu)), -1) / scale
     todo = best_k > tol
     Gflat = G.reshape(-1)
-    for _ in range(max_steps):
-        if not bool(xp.any(todo)):
-            break
-        sel = xp.nonzero(todo)
+
+    def _step(sel):
         ms = sel.shape[0]
         rows = xp.arange(ms)
         f_s, q_s, d_s, g_s, l_s = free[sel], q[sel], d[sel], gi[sel], lam[sel]
@@ -669,11 +667,10 @@ def _polish(xp, G, gi, q, lam, mu, d, tol, max_steps: int | None = None):
         k = max(int(xp.to_numpy(xp.amax(nf, 0))), 1)
         perm = xp.argsort_stable(~f_s)[:, :k]                        # free indices first
         vf = xp.where(xp.arange(k)[None, :] < nf[:, None], 1.0, 0.0)
-        # gather only the needed entries through flat indices: G[g_s] would first copy a full
-        # (n, n) matrix per problem, and multi-axis fancy indexing is several times slower
+        # gather only the free-set submatrices through flat indices: G[g_s] would first copy a
+        # full (n, n) matrix per problem, and multi-axis fancy indexing is several times slower
         base = (g_s * (n * n))[:, None, None]
         cols = perm[:, None, :]
-        Gcols = Gflat[base + xp.arange(n)[None, :, None] * n + cols]                 # (ms, n, k)
         Gsub = Gflat[base + perm[:, :, None] * n + cols]                              # (ms, k, k)
         Gsub = Gsub * vf[:, :, None]
         Gsub *= vf[:, None, :]
@@ -692,8 +689,12 @@ def _polish(xp, G, gi, q, lam, mu, d, tol, max_steps: int | None = None):
         hit = hit | (shrink & (ratio <= step[:, None]))
         new = xp.where(hit, 0.0, new)
         f_new = f_s & ~hit
-        # new is supported on the old free set, i.e. on the columns gathered in Gcols
-        mu_new = (Gcols @ (new[rows[:, None], perm] * vf)[..., None])[..., 0] + q_s
+        # mu = G λ + q with one GEMM per manifold group (G symmetric: λ G = (G λ)ᵀ)
+        mu_new = xp.zeros((ms, n))
+        for g in np.unique(xp.to_numpy(g_s)):
+            in_g = g_s == int(g)
+            xp.setitem(mu_new, in_g, new[in_g] @ G[int(g)])
+        mu_new = mu_new + q_s
         # optimal on F: add the most violated constraint
         viol = xp.where(f_new, np.inf, mu_new)
         worst = xp.argmin_last(viol)
@@ -707,6 +708,16 @@ def _polish(xp, G, gi, q, lam, mu, d, tol, max_steps: int | None = None):
         xp.setitem(best, sel, xp.where(better[:, None], new, best[sel]))
         xp.setitem(best_k, sel, xp.where(better, kk, best_k[sel]))
         xp.setitem(todo, sel, (kk > tol) & (xp.sum_int(f_new, -1) > 0) | add)
+
+    for _ in range(max_steps):
+        if not bool(xp.any(todo)):
+            break
+        sel = xp.nonzero(todo)
+        # one solve per bucket of similar free-set size: padding every system of the batch to
+        # the largest free set made the solves and gathers several times dearer
+        bucket = (xp.sum_int(free[sel], -1) + 7) // 8
+        for b in np.unique(xp.to_numpy(bucket)):
+            _step(sel[bucket == int(b)])
     return best, best_k
 
 
