@@ -715,7 +715,7 @@ def _polish(xp, G, gi, q, lam, mu, d, tol, max_steps: int | None = None):
         sel = xp.nonzero(todo)
         # one solve per bucket of similar free-set size: padding every system of the batch to
         # the largest free set made the solves and gathers several times dearer
-        bucket = (xp.sum_int(free[sel], -1) + 7) // 8
+        bucket = (xp.sum_int(free[sel], -1) + 3) // 4
         for b in np.unique(xp.to_numpy(bucket)):
             _step(sel[bucket == int(b)])
     return best, best_k
