@@ -30,15 +30,18 @@ def repetition_index(target: xr.DataArray) -> np.ndarray:
     return ids.groupby(ids, sort=False).cumcount().to_numpy()
 
 
-def check_responses(target: xr.DataArray, name: str = "target") -> xr.DataArray:
-    """Validate a (presentation, neuroid) response assembly; NaN is rejected with its location."""
+def check_responses(target: xr.DataArray, name: str = "target",
+                    hint: str = "select or average time bins first, e.g. a.mean('time_bin')"
+                    ) -> xr.DataArray:
+    """Validate a (presentation, neuroid) assembly (neural responses or model features); NaN is
+    rejected with its location, other dims with ``hint`` on how to reduce them."""
     if not isinstance(target, xr.DataArray):
         raise AnalysisError(f"{name} must be an xarray.DataArray assembly, "
                             f"got {type(target).__name__}")
     validate(target)
     if tuple(target.dims) != ("presentation", "neuroid"):
         raise AnalysisError(f"{name} must have dims ('presentation', 'neuroid'), got {target.dims}; "
-                            "select or average time bins first, e.g. a.mean('time_bin')")
+                            f"{hint}")
     return target
 
 

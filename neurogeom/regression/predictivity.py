@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from .._version import __version__
-from ..assembly import align, presentation_coords, validate
+from ..assembly import align, presentation_coords
 from ..assembly import average_repetitions as _average_repetitions
 from ..errors import AlignmentError, AnalysisError, format_list
 from ._backend import namespace
@@ -37,14 +37,7 @@ def _has_repeats(a: xr.DataArray) -> bool:
 
 
 def _check_source(source) -> xr.DataArray:
-    if not isinstance(source, xr.DataArray):
-        raise AnalysisError(f"source must be an xarray.DataArray assembly, "
-                            f"got {type(source).__name__}")
-    validate(source)
-    if tuple(source.dims) != ("presentation", "neuroid"):
-        raise AnalysisError(f"source must have dims ('presentation', 'neuroid'), got "
-                            f"{source.dims}; flatten or select model feature dims first")
-    return source
+    return check_responses(source, "source", hint="flatten or select model feature dims first")
 
 
 def _match_stimuli(source: xr.DataArray, target: xr.DataArray):
