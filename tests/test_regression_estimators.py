@@ -11,7 +11,8 @@ from neurogeom.errors import AnalysisError
 from neurogeom.regression import LinearRegression, PLSRegression, RidgeRegression
 from neurogeom.regression._backend import namespace
 from neurogeom.regression.pls import kernel_pls_predict
-from neurogeom.regression.ridge import gram_ridge_predict
+from neurogeom.regression.ridge import (decompose_gram, dual_coefficients, gram_ridge_predict,
+                                        loo_errors, loo_select, select_alphas)
 
 ALPHAS = np.logspace(-2, 4, 9)
 
@@ -125,6 +126,51 @@ def test_alpha_never_sees_test_rows():
     ref = RidgeRegression(alphas=ALPHAS).fit(X[train], Y[train])
     assert np.array_equal(ALPHAS[best], ref.alpha_)
     assert np.allclose(pred, ref.predict(X[test]), atol=1e-8)
+
+
+@pytest.mark.parametrize("complete", [True, False])
+@pytest.mark.parametrize("noise", [0.01, 1.0, 100.0])
+def test_pruned_loo_selection_equals_full_search(complete, noise):
+    """loo_select skips (alpha, target) pairs whose lower bound exceeds an exact error; the
+    chosen alphas, the errors it does compute and the dual coefficients must equal the full
+    search, and every skipped pair must really be worse than the chosen one. Low noise gives
+    sharp LOO curves (much pruning), high noise flat ones (little), in both solver forms."""
+    xp = namespace()
+    alphas = np.logspace(-3, 6, 19)
+    rng = np.random.default_rng(11)
+    n, p = (80, 200) if complete else (150, 60)
+    X = rng.standard_normal((n, p)) * np.arange(1, p + 1) ** -0.5
+    Y = X[:, :8] @ rng.standard_normal((8, 24)) + noise * rng.standard_normal((n, 24))
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    if complete:
+        e, U = decompose_gram(Xc @ Xc.T, xp)
+    else:
+        e, V = decompose_gram(Xc.T @ Xc, xp)
+        U = (Xc @ V) / np.sqrt(e)
+    full = loo_errors(U, e, Yc, alphas, xp, complete=complete)
+    best_full = select_alphas(full, True, xp)
+    best, errors, dual = loo_select(U, e, Yc, alphas, xp, complete=complete, chunk_columns=5)
+    assert np.array_equal(best, best_full)
+    done = np.isfinite(errors)
+    # same formula, different column grouping of the products: round-off only
+    assert np.allclose(errors[done], full[done], rtol=1e-12, atol=0)
+    chosen = full[best_full, np.arange(full.shape[1])]
+    assert (full[~done] > np.broadcast_to(chosen, full.shape)[~done]).all()
+    ref = dual_coefficients(U, e, Yc, alphas[best_full], xp, complete=complete)
+    assert np.allclose(dual, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_centered_gram_equals_centered_product(device):
+    """Blockwise syrk accumulation (numpy) / addmm (torch) equals (X - m)(X - m)^T."""
+    if device is not None:
+        pytest.importorskip("torch")
+    xp = namespace(device)
+    X = np.random.default_rng(3).standard_normal((70, 1001)) + 5.0
+    ref = (X - X.mean(0)) @ (X - X.mean(0)).T
+    K = xp.to_numpy(xp.centered_gram(xp.asarray(X), block=128))
+    assert np.array_equal(K, K.T)
+    assert np.allclose(K, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
 
 
 def test_torch_backend_matches_numpy():

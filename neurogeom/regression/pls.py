@@ -88,8 +88,9 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
       rank-2 steps; its leading eigenvector ``v`` gives the Y-score ``u = Y_k v`` and the
       X-score ``t = X_k w = K_k u / sqrt(u^T K_k u)`` (``w = X_k^T u / ||X_k^T u||``);
     * with ``D_k`` the projector removing earlier scores, ``Y_k = D_k Y`` and
-      ``K_k x = D_k K x`` for x in the range of ``D_k``, so deflated matrices are never formed
-      (two n × n matrix-vector products per component);
+      ``K_k x = D_k K x`` for x in the range of ``D_k``, so deflated matrices are never formed;
+      ``K u`` is assembled from ``K Y`` (computed once) and the stored ``K t_j``, leaving one
+      n × n matrix-vector product (``K t``) per component;
     * ``W = X^T U~ C`` with ``U~`` the (deflated) Y-scores, hence ``R Q^T = X^T U~ (T^T K U~)^-1
       T^T Y`` and test predictions ``K_test U~ (T^T K U~)^-1 T^T Y``.
 
@@ -107,9 +108,11 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
     (predictions of the centered targets (m × t), number of components extracted)
     """
     n, t = Y.shape
-    A = Y.T @ (K @ Y)                                   # S_0^T S_0, t × t
+    KY = K @ Y
+    A = Y.T @ KY                                        # S_0^T S_0, t × t
     a_ref = float(abs(A).max())
     T, U = xp.zeros((n, n_components)), xp.zeros((n, n_components))
+    KT = xp.zeros((n, n_components))                   # K t_j (K undeflated)
     tiny = xp.finfo_eps() * max(float(abs(K).max()), 1e-300)
     used = 0
     for k in range(n_components):
@@ -118,15 +121,21 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
             break
         v = xp.top_eigenvector(A / a_max)               # rescaled: see pls_kernel
         Tk = T[:, :k]
-        # Y_k = D_k Y (Y deflated by the x-scores), so u = Y_k v = D_k (Y v) and, as u lies in
-        # the range of D_k, K_k u = D_k K D_k u = D_k (K u): neither Y_k nor K_k is formed.
-        u = _project_out(Y @ v, Tk, xp)
-        Ku = _project_out(K @ u, Tk, xp)
+        # Y_k = D_k Y (Y deflated by the x-scores), so u = Y_k v = D_k (Y v) = Y v - T c and,
+        # as u lies in the range of D_k, K_k u = D_k K D_k u = D_k (K u) with
+        # K u = (K Y) v - (K T) c from stored products: one n × n matrix-vector product per
+        # component (K t below) and neither Y_k nor K_k is formed.
+        yv = Y @ v
+        c = _coefficients(yv, Tk)
+        u = yv - Tk @ c if k else yv
+        Ku = KY @ v - KT[:, :k] @ c if k else KY @ v
+        Ku = _project_out(Ku, Tk, xp)
         norm2 = float((u * Ku).sum())                   # ||X_k^T u||^2
         if norm2 <= tiny * float((u * u).sum()):
             break                                       # X_k exhausted: rank reached
         score = Ku / norm2 ** 0.5
-        Kt = _project_out(K @ score, Tk, xp)            # K_k t
+        K_score = K @ score
+        Kt = _project_out(K_score, Tk, xp)              # K_k t
         tt = float((score * score).sum())
         coupling = (score @ Y) / tt                     # q = Y_k^T t / t·t = Y^T t / t·t
         g = Kt @ Y                                      # Y_k^T K_k t = Y^T (K_k t)
@@ -134,13 +143,15 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
         # A_{k+1} = Y_{k+1}^T K_{k+1} Y_{k+1} = A - g q^T - q g^T + (t^T K_k t) q q^T: a rank-2
         # update in place of an n × n × t product per component.
         A = A - xp.outer(g, coupling) - xp.outer(coupling, g) + s_tKt * xp.outer(coupling, coupling)
-        T[:, k], U[:, k] = score, u
+        T[:, k], U[:, k], KT[:, k] = score, u, K_score
         used = k + 1
         if float(abs(A).max()) < 1e-3 * a_ref:
             # The updates cancel: their round-off is relative to the old, larger A. Recompute
-            # exactly whenever A has shrunk 1000-fold so the error stays ~1e3 * eps of A.
-            Yk = _project_out(Y, T[:, :used], xp)
-            A = Yk.T @ _project_out(K @ Yk, T[:, :used], xp)
+            # exactly whenever A has shrunk 1000-fold so the error stays ~1e3 * eps of A:
+            # with C the coefficients of Y on the scores, Y_k = Y - T C and K Y_k = KY - (KT) C.
+            C = _coefficients(Y, T[:, :used])
+            Yk = Y - T[:, :used] @ C
+            A = Yk.T @ _project_out(KY - KT[:, :used] @ C, T[:, :used], xp)
             a_ref = float(abs(A).max())
     T, U = T[:, :used], U[:, :used]
     if used == 0:
@@ -150,12 +161,18 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
     return K_test @ (U @ inner), used
 
 
+def _coefficients(x, T):
+    """Coefficients of ``x`` (vector or matrix) on the orthogonal columns of ``T``."""
+    if T.shape[1] == 0:
+        return None
+    return (T.T @ x) / (T * T).sum(0)[(slice(None),) + (None,) * (x.ndim - 1)]
+
+
 def _project_out(x, T, xp):
     """``x`` (vector or matrix) minus its components along the orthogonal columns of ``T``."""
     if T.shape[1] == 0:
         return x
-    coeff = (T.T @ x) / (T * T).sum(0)[(slice(None),) + (None,) * (x.ndim - 1)]
-    return x - T @ coeff
+    return x - T @ _coefficients(x, T)
 
 
 class PLSRegression:

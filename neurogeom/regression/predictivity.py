@@ -238,10 +238,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
         # (centering per fold is done on the Gram, SCIENCE.md §6); centering globally first
         # keeps that subtraction well conditioned.
         xp = namespace(device, dtype)
-        Xg = xp.asarray(X)
-        Xg = Xg - Xg.mean(0)[None, :]
-        K = xp.matmul_self_t(Xg)
-        del Xg
+        K = xp.centered_gram(xp.asarray(X))
         Yb = xp.asarray(Y)
         if is_ridge:
             cv_checked = (check_cv(cv, min(len(tr) for tr, _ in row_splits))
