@@ -56,7 +56,7 @@ BACKENDS = ("numpy", "torch")
 POLISH_AT = 1e-3
 #: Groups whose G guarantees convergence of projected gradient within this many iterations
 #: (see :func:`_pg_iteration_bound`) are solved by it instead of ADMM + polish.
-PG_MAX_ITER = 100
+PG_MAX_ITER = 80
 #: Projected-gradient iterations allowed beyond the guaranteed count (rounding).
 PG_SPARE_ITER = 5
 #: Projected gradient works on blocks of problems of about this many bytes per vector (CPU cache).
