@@ -214,8 +214,8 @@ def test_projected_gradient_that_misses_tol_falls_back_to_admm(monkeypatch):
 
 
 def test_projected_gradient_iteration_bound_holds():
-    """_pg_iteration_bound is a guarantee (SCIENCE-style derivation in its docstring): the
-    solver never needs more iterations than it promises on well-conditioned problems."""
+    """_pg_iteration_bound is a guarantee (derived in its docstring), not an estimate: projected
+    gradient never needs more iterations than it promises, for any tol."""
     rng = np.random.default_rng(10)
     for m in (1, 5, 30):
         S = gaussian_cloud_matrix(rng, 400, m)
@@ -236,7 +236,8 @@ def test_torch_backend_matches_numpy_projected_gradient():
     a = solve_nonneg_qp(G, q)
     b = solve_nonneg_qp(torch.as_tensor(G), torch.as_tensor(q), backend="torch", device="cpu")
     assert not a.polished.any() and b.converged.all()
-    # both stop at KKT residual ≤ 1e-10 (possibly one iteration apart): λ agrees to ~κ·tol
+    # both stop at KKT residual ≤ 1e-10, possibly one iteration apart (different BLAS
+    # rounding): by the natural-residual error bound λ then agrees to ~1e-9 at worst
     assert np.abs(b.lam.numpy() - a.lam).max() < 1e-8
 
 
