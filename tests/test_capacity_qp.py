@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls
 
+from neurogeom.capacity import qp
 from neurogeom.capacity.qp import (kkt_residual, project_onto_polyhedral_cone,
                                    solve_nonneg_qp)
 from neurogeom.errors import AnalysisError
@@ -164,3 +165,96 @@ def test_bad_inputs():
         solve_nonneg_qp(np.eye(2), np.ones((1, 2)), backend="jax")
     with pytest.raises(AnalysisError, match="CPU"):
         solve_nonneg_qp(np.eye(2), np.ones((1, 2)), device="cuda")
+
+
+def gaussian_cloud_matrix(rng, n_features, m):
+    """A centered Gaussian point cloud (radius² ≈ m) plus the constant coordinate: G = SᵀS is
+    then well conditioned (eigenvalues near m), like the reference README workload's."""
+    X = rng.standard_normal((n_features, m)) * np.sqrt(m / n_features)
+    return np.vstack([X - X.mean(axis=1, keepdims=True), np.ones((1, m))])
+
+
+def test_well_and_ill_conditioned_groups_in_one_batch_match_nnls():
+    """Well-conditioned groups are solved by projected gradient, the others by ADMM + polish;
+    both must agree with the exact per-problem NNLS."""
+    rng = np.random.default_rng(8)
+    m, B = 12, 60
+    S = [gaussian_cloud_matrix(rng, 300, m) for _ in range(3)]
+    S += [manifold_matrix(rng, 301, m, scale=0.05) for _ in range(2)]  # points close together
+    G = np.stack([s.T @ s for s in S])
+    q = np.stack([-(rng.standard_normal((B, 301)) @ s) - 0.1 for s in S])
+    bound = qp._pg_iteration_bound(np.linalg.eigvalsh(G), 1e-10)
+    assert (bound[:3] <= qp.PG_MAX_ITER).all() and (bound[3:] > qp.PG_MAX_ITER).all()
+    res = solve_nonneg_qp(G, q)
+    assert res.converged.all() and res.max_kkt <= 1e-10
+    assert not res.polished[:3].any() and res.polished[3:].any()
+    for p in range(len(S)):
+        ref = np.array([nnls_dual(G[p], qi) for qi in q[p]])
+        # polished groups are exact active-set solutions; for projected gradient the natural
+        # residual bounds the error (strongly convex QP): ||λ − λ*|| ≤ (1 + L)/μ ·
+        # ||min(λ, Gλ + q)|| ≤ (1 + L)/μ · √m · max(1, 1/μ) · 1e-10 (1 + ||q||∞) ≈ 1e-8 here
+        # (L/μ ≈ 16/8, √m ≈ 3.5, ||q||∞ ≈ 15); observed ~1e-11
+        assert np.abs(res.lam[p] - ref).max() < 1e-8 * (1 + np.abs(ref).max())
+    # the reported residual is that of the returned λ
+    assert np.allclose(res.kkt, kkt_residual(G, q, res.lam), rtol=1e-6, atol=1e-15)
+
+
+def test_projected_gradient_that_misses_tol_falls_back_to_admm(monkeypatch):
+    rng = np.random.default_rng(9)
+    S = gaussian_cloud_matrix(rng, 200, 10)
+    G, q = S.T @ S, -(rng.standard_normal((80, 201)) @ S)
+    # pretend 1 iteration (+ the spare ones) is guaranteed: too few, so every group must fail
+    # over to ADMM + polish and still be solved
+    monkeypatch.setattr(qp, "_pg_iteration_bound", lambda ev, tol: np.ones(ev.shape[0]))
+    monkeypatch.setattr(qp, "PG_SPARE_ITER", 0)
+    res = solve_nonneg_qp(G, q)
+    assert res.converged.all() and res.polished.any()
+    ref = np.array([nnls_dual(G, qi) for qi in q])
+    assert np.abs(res.lam - ref).max() < 1e-8 * (1 + np.abs(ref).max())
+
+
+def test_projected_gradient_iteration_bound_holds():
+    """_pg_iteration_bound is a guarantee (derived in its docstring), not an estimate: projected
+    gradient never needs more iterations than it promises, for any tol."""
+    rng = np.random.default_rng(10)
+    for m in (1, 5, 30):
+        S = gaussian_cloud_matrix(rng, 400, m)
+        G, q = S.T @ S, -(3 * rng.standard_normal((200, 401)) @ S) - 0.5
+        for tol in (1e-6, 1e-10, 1e-12):
+            bound = qp._pg_iteration_bound(np.linalg.eigvalsh(G)[None], tol)[0]
+            res = solve_nonneg_qp(G, q, tol=tol)
+            assert res.converged.all() and not res.polished.any()
+            assert res.iterations.max() <= bound
+
+
+def test_torch_backend_matches_numpy_projected_gradient():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    S = np.stack([gaussian_cloud_matrix(rng, 100, 8) for _ in range(4)])
+    T = rng.standard_normal((4, 50, 101))
+    G, q = np.swapaxes(S, 1, 2) @ S, -(T @ S)
+    a = solve_nonneg_qp(G, q)
+    b = solve_nonneg_qp(torch.as_tensor(G), torch.as_tensor(q), backend="torch", device="cpu")
+    assert not a.polished.any() and b.converged.all()
+    # both stop at KKT residual ≤ 1e-10, possibly one iteration apart (different BLAS
+    # rounding): by the natural-residual error bound λ then agrees to ~1e-9 at worst
+    assert np.abs(b.lam.numpy() - a.lam).max() < 1e-8
+
+
+@pytest.mark.parametrize("max_steps", [1, 2, 4])
+def test_polish_returns_the_residual_of_the_lambda_it_returns(max_steps):
+    """The polish keeps its best iterate: the residual it reports must be that iterate's, also
+    when it stops early (it used to report the best residual with the last iterate)."""
+    rng = np.random.default_rng(12)
+    x = np.sort(rng.uniform(-1, 1, 30))
+    S = np.vstack([x, 0.3 * x ** 2, np.ones_like(x)])     # densely sampled arc: singular G
+    G = (S.T @ S)[None]
+    q = -(2 * rng.standard_normal((100, 3)) @ S) - 0.3
+    lam0 = 0.1 * np.abs(rng.standard_normal((100, 30)))  # a poor start: the polish cannot finish
+    xp = qp.get_backend("numpy")
+    group = np.zeros(100, dtype=int)
+    d = qp._diag_scale(xp, G)[group]
+    start_k = kkt_residual(G[0], q, lam0)
+    lam, k = qp._polish(xp, G, group, q, lam0, lam0 @ G[0] + q, d, 1e-10, max_steps=max_steps)
+    assert np.allclose(k, kkt_residual(G[0], q, lam), rtol=1e-12, atol=1e-15)
+    assert (k <= start_k).all()

@@ -263,25 +263,28 @@ def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_byte
     for i, S in enumerate(coords):
         n_samples = T.n_t if isinstance(T, _LazySamples) else T[i].shape[1]
         by_m.setdefault((S.shape[1], n_samples), []).append(i)
-    for (M, nt), group in by_m.items():
-        # bounded memory: G, q and λ of at most ~max_chunk_bytes worth of manifolds at a time
-        per_manifold = 8 * (M * M + 3 * nt * M)
-        step = max(1, int(max_chunk_bytes // per_manifold))
-        for start in range(0, len(group), step):
-            members = group[start:start + step]
-            Tc = {i: T[i] for i in members}   # lazily drawn samples: one chunk in memory
-            # G = SᵀS with S = [coords; 1] needs only the points' Gram matrix: XᵀX + 11ᵀ.
-            G = np.stack([coords[i].T @ coords[i] + 1.0 for i in members])          # (p, M, M)
-            # reference sign convention: constraints s·v ≤ −κ, dual q = −(Sᵀt + κ)
-            # (PRX 2018 eq. 15 with t ↦ −t)
-            q = np.stack([(coords[i].T @ Tc[i][:-1] + Tc[i][-1]).T for i in members]) + kappa
-            res = solve_nonneg_qp(xp.asarray(G), -xp.asarray(q), tol=qp_tol, backend=backend,
-                                  device=device, max_chunk_bytes=max_chunk_bytes)
-            lam = np.asarray(xp.to_numpy(res.lam))                                # (p, nt, M)
-            for j, i in enumerate(members):
-                capacity[i], radius[i], dimension_m[i], interior[i] = _manifold_measures(
-                    coords[i], Tc[i], lam[j], kappa)
-                max_kkt[i] = res.kkt[j].max()
+    with single_threaded_blas():   # small matrices: threads only cost
+        for (M, nt), group in by_m.items():
+            # bounded memory: G, q and λ of at most ~max_chunk_bytes worth of manifolds at a time
+            per_manifold = 8 * (M * M + 3 * nt * M)
+            step = max(1, int(max_chunk_bytes // per_manifold))
+            for start in range(0, len(group), step):
+                members = group[start:start + step]
+                Tc = {i: T[i] for i in members}   # lazily drawn samples: one chunk in memory
+                # G = SᵀS with S = [coords; 1] needs only the points' Gram matrix: XᵀX + 11ᵀ.
+                G = np.stack([coords[i].T @ coords[i] + 1.0 for i in members])          # (p, M, M)
+                # reference sign convention: constraints s·v ≤ −κ, dual q = −(Sᵀt + κ)
+                # (PRX 2018 eq. 15 with t ↦ −t)
+                q = np.stack([(coords[i].T @ Tc[i][:-1] + Tc[i][-1]).T for i in members])
+                q += kappa
+                np.negative(q, out=q)
+                res = solve_nonneg_qp(xp.asarray(G), xp.asarray(q), tol=qp_tol, backend=backend,
+                                      device=device, max_chunk_bytes=max_chunk_bytes)
+                lam = np.asarray(xp.to_numpy(res.lam))                                # (p, nt, M)
+                for j, i in enumerate(members):
+                    capacity[i], radius[i], dimension_m[i], interior[i] = _manifold_measures(
+                        coords[i], Tc[i], lam[j], kappa)
+                    max_kkt[i] = res.kkt[j].max()
     return capacity, radius, dimension_m, interior, max_kkt
 
 
