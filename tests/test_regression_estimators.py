@@ -10,9 +10,10 @@ from sklearn.linear_model import Ridge, RidgeCV
 from neurogeom.errors import AnalysisError
 from neurogeom.regression import LinearRegression, PLSRegression, RidgeRegression
 from neurogeom.regression._backend import namespace
-from neurogeom.regression.pls import kernel_pls_predict
-from neurogeom.regression.ridge import (decompose_gram, dual_coefficients, gram_ridge_predict,
-                                        loo_errors, loo_select, select_alphas)
+from neurogeom.regression.pls import kernel_pls_predict, kernel_pls_splits
+from neurogeom.regression.ridge import (decompose_gram, double_center, dual_coefficients,
+                                        gram_ridge_predict, loo_errors, loo_select,
+                                        select_alphas)
 
 ALPHAS = np.logspace(-2, 4, 9)
 
@@ -220,6 +221,39 @@ def test_pls_equals_sklearn(k):
     pred, used = kernel_pls_predict(K, K_new, Y - Y.mean(0), k, namespace())
     assert used == k
     assert np.allclose(pred + Y.mean(0), ref.predict(X_new), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_pls_splits_in_lockstep_equal_one_split_at_a_time(device):
+    """kernel_pls_splits (all splits from one Gram, double centering applied to products)
+    equals kernel_pls_predict on each split's explicitly double-centered Gram, and sklearn.
+    Includes a split whose training set has lower rank than the requested components, so one
+    problem stops early while the others go on."""
+    if device is not None:
+        pytest.importorskip("torch")
+    xp = namespace(device)
+    X, Y, _ = pls_data(seed=3, n=90, p=140, t=6)
+    X[:30] = X[:30, :1] * np.ones((1, X.shape[1]))        # rows 0-29: rank one
+    Xg = X - X.mean(0)
+    K = Xg @ Xg.T
+    rng = np.random.default_rng(0)
+    splits = [(np.sort(rng.permutation(90)[:70]), None) for _ in range(3)]
+    splits = [(tr, np.setdiff1d(np.arange(90), tr)) for tr, _ in splits]
+    splits.append((np.arange(0, 30), np.arange(30, 90)))  # rank-one training set
+    fits = kernel_pls_splits(xp.asarray(K), xp.asarray(Y), splits, 12, xp)
+    for (tr, te), (pred, used) in zip(splits, fits):
+        K_tt, K_st = double_center(K, te, tr, namespace())
+        y_mean = Y[tr].mean(0)
+        ref, ref_used = kernel_pls_predict(K_tt, K_st, Y[tr] - y_mean, 12, namespace())
+        assert used == ref_used
+        scale = np.abs(ref).max()
+        assert np.allclose(xp.to_numpy(pred), ref + y_mean, rtol=0, atol=1e-10 * scale)
+        if used == 12:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sk = SkPLS(n_components=12, scale=False, tol=1e-14, max_iter=5000).fit(X[tr], Y[tr])
+            assert np.allclose(xp.to_numpy(pred), sk.predict(X[te]), rtol=0, atol=1e-6 * scale)
+    assert fits[-1][1] == 1
 
 
 def test_pls_single_target_and_rank_limit():

@@ -178,7 +178,7 @@ def center_subspace(centers, *, seed: int = 0, n_reps: int = 3, max_iter: int = 
     normalization is undefined. The reference caps at nothing and crashes for small P; here
     P = 2 gives K = 0 (nothing can be removed) and P = 3 gives K ≤ 1.
     """
-    from .qp import single_threaded_blas
+    from .._blas import single_threaded_blas
 
     with single_threaded_blas():  # tiny matrices: threads only cost
         return _center_subspace(np.asarray(centers, dtype=np.float64), seed, n_reps, max_iter,

@@ -18,11 +18,12 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import xarray as xr
 
+from .._blas import single_threaded_blas
 from ..assembly import manifolds as group_manifolds
 from ..assembly import validate
 from ..errors import AnalysisError, format_list
 from .centers import center_subspace, mean_abs_cosine
-from .qp import BACKENDS, get_backend, single_threaded_blas, solve_nonneg_qp
+from .qp import BACKENDS, get_backend, solve_nonneg_qp
 
 DIMENSIONS = ("rank", "reference")
 

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from .._blas import single_threaded_blas
 from ..errors import AnalysisError, ConvergenceError
 
 BACKENDS = ("numpy", "torch")
@@ -299,18 +300,6 @@ class _Torch:
     def add_to_diagonal(self, x, values):
         self.torch.diagonal(x, dim1=-2, dim2=-1).add_(values)
 
-
-_CONTROLLER = None
-
-
-def single_threaded_blas():
-    """Context manager limiting BLAS/LAPACK to one thread (cheap to enter: the threadpoolctl
-    controller, which scans the loaded libraries, is built once and reused)."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def get_backend(backend: str = "numpy", device: Any = "cpu"):

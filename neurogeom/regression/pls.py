@@ -107,58 +107,165 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
     -------
     (predictions of the centered targets (m × t), number of components extracted)
     """
-    n, t = Y.shape
-    KY = K @ Y
-    A = Y.T @ KY                                        # S_0^T S_0, t × t
-    a_ref = float(abs(A).max())
-    T, U = xp.zeros((n, n_components)), xp.zeros((n, n_components))
-    KT = xp.zeros((n, n_components))                   # K t_j (K undeflated)
-    tiny = xp.finfo_eps() * max(float(abs(K).max()), 1e-300)
-    used = 0
+    tiny = xp.finfo_eps() * max(float(_diag(K, xp).max()), 1e-300)   # max |K_ij| (PSD)
+    (T, U, KU, used), = _pls_lockstep([Y], [K @ Y], lambda items: [K @ x for _, x in items],
+                                      n_components, [tiny], xp)
+    return K_test @ _dual_weights(T, U, KU, Y, xp), used
+
+
+def kernel_pls_splits(K, Y, splits, n_components: int, xp):
+    """Kernel PLS on every split at once from one Gram matrix of all stimuli.
+
+    Equivalent to :func:`kernel_pls_predict` on each split's double-centered training Gram and
+    test × training cross kernel, without forming either n_train × n_train matrix: the splits
+    run in lockstep and each component's ``K_s t_s`` products for all splits are one product of
+    ``K`` with the zero-padded scores, so ``K`` is read once per component instead of once per
+    split, and no per-split copy of it is made. With ``r_s = K[:, tr] 1 / n_s`` and
+    ``m = mean r_s[tr]`` the training Gram of split s is
+    ``K_s = K[tr, tr] - r 1^T - 1 r^T + m 1 1^T``.
+
+    Parameters
+    ----------
+    K : backend array (N × N)
+        Gram matrix of all stimuli's features (centered globally for conditioning).
+    Y : backend array (N × t)
+        Targets of all stimuli (uncentered).
+    splits : sequence of (train_rows, test_rows) integer arrays
+
+    Returns
+    -------
+    list of (predictions of the test rows (m_s × t) as backend arrays, components used)
+    """
+    N = K.shape[0]
+    tr_idx = [xp.asarray(tr, dtype="int") for tr, _ in splits]
+    ind = xp.zeros((N, len(splits)))
+    for j, tr in enumerate(tr_idx):
+        ind[tr, j] = 1.0 / tr.shape[0]
+    R = K @ ind                                         # column s: r_s on all rows
+    rs = [R[tr, j] for j, tr in enumerate(tr_idx)]
+    ms = [float(r.mean()) for r in rs]
+    diagK = _diag(K, xp)
+    Ys, KYs, means, tinys = [], [], [], []
+    for j, tr in enumerate(tr_idx):
+        y_mean = Y[tr].mean(0)
+        Yc = Y[tr] - y_mean[None, :]
+        pad = xp.zeros((N, Yc.shape[1]))
+        pad[tr] = Yc
+        KYs.append(_centered_rows((K @ pad)[tr], Yc, rs[j], ms[j]))
+        Ys.append(Yc)
+        means.append(y_mean)
+        d = diagK[tr] - 2.0 * rs[j] + ms[j]             # diag of K_s: its largest entry (PSD)
+        tinys.append(xp.finfo_eps() * max(float(d.max()), 1e-300))
+
+    def products(items):
+        pad = xp.zeros((N, len(items)))
+        for j, (s, x) in enumerate(items):
+            pad[tr_idx[s], j] = x
+        KP = K @ pad
+        return [_centered_rows(KP[tr_idx[s], j], x, rs[s], ms[s])
+                for j, (s, x) in enumerate(items)]
+
+    fits = _pls_lockstep(Ys, KYs, products, n_components, tinys, xp)
+    out = []
+    for j, ((T, U, KU, used), (_, te)) in enumerate(zip(fits, splits)):
+        si = xp.asarray(te, dtype="int")
+        K_st = xp.take2d(K, si, tr_idx[j])
+        K_st -= K_st.mean(1)[:, None]
+        K_st -= rs[j][None, :] - ms[j]
+        out.append((K_st @ _dual_weights(T, U, KU, Ys[j], xp) + means[j][None, :], used))
+    return out
+
+
+def _centered_rows(Ptr, x, r, m: float):
+    """``K_s x`` from ``Ptr = (K @ pad(x))[tr] = K[tr, tr] x``: the double-centering terms
+    ``K_s x = K[tr, tr] x - r (1^T x) - 1 (r^T x) + m (1^T x) 1`` for a vector or the columns of a
+    matrix ``x``."""
+    sx = x.sum(0)
+    if x.ndim == 1:
+        return Ptr - r * sx - (float(r @ x) - m * float(sx))
+    return Ptr - r[:, None] * sx[None, :] - (r @ x - m * sx)[None, :]
+
+
+def _diag(K, xp):
+    """Diagonal of a square backend array."""
+    return xp._torch.diagonal(K) if xp.is_torch else K.diagonal()
+
+
+def _dual_weights(T, U, KU, Y, xp):
+    """``U (T^T K U)^-1 T^T Y``: sample-space coefficients whose product with a test × training
+    kernel gives the PLS predictions of centered targets (``K U`` is passed as ``KU``)."""
+    inner = np.linalg.solve(xp.to_numpy(T.T @ KU), xp.to_numpy(T.T @ Y))
+    return U @ xp.asarray(inner)
+
+
+def _pls_lockstep(Ys, KYs, products, n_components: int, tinys, xp):
+    """NIPALS kernel PLS on several independent problems in lockstep (the algebra is in
+    :func:`kernel_pls_predict`).
+
+    ``Ys[s]`` are centered targets, ``KYs[s] = K_s Ys[s]``, ``tinys[s]`` the rank threshold and
+    ``products([(s, x), ...])`` returns ``[K_s x, ...]`` for the problems still running, all in
+    one call per component. Returns one ``(T, U, K U, used)`` per problem.
+    """
+    S = len(Ys)
+    n_of = [Y.shape[0] for Y in Ys]
+    A = [Y.T @ KY for Y, KY in zip(Ys, KYs)]             # S_0^T S_0, t × t
+    a_ref = [float(abs(a).max()) for a in A]
+    T = [xp.zeros((n, n_components)) for n in n_of]
+    U = [xp.zeros((n, n_components)) for n in n_of]
+    KT = [xp.zeros((n, n_components)) for n in n_of]    # K t_j (K undeflated)
+    KU = [xp.zeros((n, n_components)) for n in n_of]    # K u_j
+    used = [0] * S
+    live = list(range(S))
     for k in range(n_components):
-        a_max = float(abs(A).max())
-        if a_max == 0:
+        pending = []
+        for s in live:
+            a_max = float(abs(A[s]).max())
+            if a_max == 0:
+                continue
+            v = xp.top_eigenvector(A[s] / a_max)         # rescaled: see pls_kernel
+            Tk = T[s][:, :k]
+            # Y_k = D_k Y (Y deflated by the x-scores), so u = Y_k v = D_k (Y v) = Y v - T c
+            # and, as u lies in the range of D_k, K_k u = D_k K D_k u = D_k (K u) with
+            # K u = (K Y) v - (K T) c from stored products: neither Y_k nor K_k is formed.
+            yv = Ys[s] @ v
+            c = _coefficients(yv, Tk)
+            u = yv - Tk @ c if k else yv
+            Ku = KYs[s] @ v - KT[s][:, :k] @ c if k else KYs[s] @ v
+            Kku = _project_out(Ku, Tk, xp)
+            norm2 = float((u * Kku).sum())               # ||X_k^T u||^2
+            if norm2 <= tinys[s] * float((u * u).sum()):
+                continue                                 # X_k exhausted: rank reached
+            pending.append((s, u, Ku, Kku / norm2 ** 0.5))
+        if not pending:
             break
-        v = xp.top_eigenvector(A / a_max)               # rescaled: see pls_kernel
-        Tk = T[:, :k]
-        # Y_k = D_k Y (Y deflated by the x-scores), so u = Y_k v = D_k (Y v) = Y v - T c and,
-        # as u lies in the range of D_k, K_k u = D_k K D_k u = D_k (K u) with
-        # K u = (K Y) v - (K T) c from stored products: one n × n matrix-vector product per
-        # component (K t below) and neither Y_k nor K_k is formed.
-        yv = Y @ v
-        c = _coefficients(yv, Tk)
-        u = yv - Tk @ c if k else yv
-        Ku = KY @ v - KT[:, :k] @ c if k else KY @ v
-        Ku = _project_out(Ku, Tk, xp)
-        norm2 = float((u * Ku).sum())                   # ||X_k^T u||^2
-        if norm2 <= tiny * float((u * u).sum()):
-            break                                       # X_k exhausted: rank reached
-        score = Ku / norm2 ** 0.5
-        K_score = K @ score
-        Kt = _project_out(K_score, Tk, xp)              # K_k t
-        tt = float((score * score).sum())
-        coupling = (score @ Y) / tt                     # q = Y_k^T t / t·t = Y^T t / t·t
-        g = Kt @ Y                                      # Y_k^T K_k t = Y^T (K_k t)
-        s_tKt = float((score * Kt).sum())
-        # A_{k+1} = Y_{k+1}^T K_{k+1} Y_{k+1} = A - g q^T - q g^T + (t^T K_k t) q q^T: a rank-2
-        # update in place of an n × n × t product per component.
-        A = A - xp.outer(g, coupling) - xp.outer(coupling, g) + s_tKt * xp.outer(coupling, coupling)
-        T[:, k], U[:, k], KT[:, k] = score, u, K_score
-        used = k + 1
-        if float(abs(A).max()) < 1e-3 * a_ref:
-            # The updates cancel: their round-off is relative to the old, larger A. Recompute
-            # exactly whenever A has shrunk 1000-fold so the error stays ~1e3 * eps of A:
-            # with C the coefficients of Y on the scores, Y_k = Y - T C and K Y_k = KY - (KT) C.
-            C = _coefficients(Y, T[:, :used])
-            Yk = Y - T[:, :used] @ C
-            A = Yk.T @ _project_out(KY - KT[:, :used] @ C, T[:, :used], xp)
-            a_ref = float(abs(A).max())
-    T, U = T[:, :used], U[:, :used]
-    if used == 0:
+        live = [s for s, *_ in pending]
+        K_scores = products([(s, score) for s, *_, score in pending])  # one K product
+        for (s, u, Ku, score), K_score in zip(pending, K_scores):
+            Y, Tk = Ys[s], T[s][:, :k]
+            Kt = _project_out(K_score, Tk, xp)           # K_k t
+            tt = float((score * score).sum())
+            coupling = (score @ Y) / tt                  # q = Y_k^T t / t·t = Y^T t / t·t
+            g = Kt @ Y                                   # Y_k^T K_k t = Y^T (K_k t)
+            s_tKt = float((score * Kt).sum())
+            # A_{k+1} = Y_{k+1}^T K_{k+1} Y_{k+1} = A - g q^T - q g^T + (t^T K_k t) q q^T: a
+            # rank-2 update in place of an n × n × t product per component.
+            A[s] = (A[s] - xp.outer(g, coupling) - xp.outer(coupling, g)
+                    + s_tKt * xp.outer(coupling, coupling))
+            T[s][:, k], U[s][:, k], KT[s][:, k], KU[s][:, k] = score, u, K_score, Ku
+            used[s] = k + 1
+            if float(abs(A[s]).max()) < 1e-3 * a_ref[s]:
+                # The updates cancel: their round-off is relative to the old, larger A.
+                # Recompute exactly whenever A has shrunk 1000-fold so the error stays ~1e3 eps
+                # of A: with C the coefficients of Y on the scores, Y_k = Y - T C and
+                # K Y_k = KY - (KT) C.
+                Tu = T[s][:, :k + 1]
+                C = _coefficients(Y, Tu)
+                A[s] = (Y - Tu @ C).T @ _project_out(KYs[s] - KT[s][:, :k + 1] @ C, Tu, xp)
+                a_ref[s] = float(abs(A[s]).max())
+    if min(used) == 0:
         raise AnalysisError("PLS: X^T Y is zero (constant features or targets); nothing to fit")
-    G = T.T @ (K @ U)
-    inner = xp.asarray(np.linalg.solve(xp.to_numpy(G), xp.to_numpy(T.T @ Y)))
-    return K_test @ (U @ inner), used
+    return [(T[s][:, :used[s]], U[s][:, :used[s]], KU[s][:, :used[s]], used[s])
+            for s in range(S)]
 
 
 def _coefficients(x, T):

@@ -24,9 +24,8 @@ from ._backend import namespace
 from ._stats import pearson_columns
 from .ceiling import check_responses, drop_constant_neuroids, noise_ceiling
 from .linear import LinearRegression
-from .pls import PLSRegression, kernel_pls_predict
-from .ridge import (DEFAULT_ALPHAS, RidgeRegression, check_alphas, check_cv, double_center,
-                    gram_ridge_predict)
+from .pls import PLSRegression, kernel_pls_splits
+from .ridge import DEFAULT_ALPHAS, RidgeRegression, check_alphas, check_cv, gram_ridge_predict
 from .splits import stimulus_splits
 
 REGRESSIONS = ("ridge", "pls", "ols")
@@ -243,20 +242,15 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
         if is_ridge:
             cv_checked = (check_cv(cv, min(len(tr) for tr, _ in row_splits))
                           if alphas.size > 1 else cv)
-        for s, (tr, te) in enumerate(row_splits):
+            fits = (gram_ridge_predict(K, Yb, tr, te, alphas, xp,
+                                       alpha_per_target=alpha_per_target, cv=cv_checked)
+                    for tr, te in row_splits)
+        else:
+            fits = kernel_pls_splits(K, Yb, row_splits, int(n_components), xp)
+        for s, ((tr, te), fit) in enumerate(zip(row_splits, fits)):
+            pred = xp.to_numpy(fit[0]).astype(np.float64)
             if is_ridge:
-                pred, best, _ = gram_ridge_predict(K, Yb, tr, te, alphas, xp,
-                                                   alpha_per_target=alpha_per_target,
-                                                   cv=cv_checked)
-                chosen[s] = alphas[xp.to_numpy(best)]
-            else:
-                ti, si = xp.asarray(tr, dtype="int"), xp.asarray(te, dtype="int")
-                K_tt, K_st = double_center(K, si, ti, xp)
-                y_mean = Yb[ti].mean(0)
-                pred, _ = kernel_pls_predict(K_tt, K_st, Yb[ti] - y_mean[None, :],
-                                             int(n_components), xp)
-                pred = pred + y_mean[None, :]
-            pred = xp.to_numpy(pred).astype(np.float64)
+                chosen[s] = alphas[xp.to_numpy(fit[1])]
             r[s] = pearson_columns(pred, Y[te].astype(np.float64))
             if keep_predictions:
                 predictions[s, te] = pred
