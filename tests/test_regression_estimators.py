@@ -238,7 +238,8 @@ def test_pls_splits_in_lockstep_equal_one_split_at_a_time(device):
     K = Xg @ Xg.T
     rng = np.random.default_rng(0)
     splits = [(np.sort(rng.permutation(90)[:70]), None) for _ in range(3)]
-    splits = [(tr, np.setdiff1d(np.arange(90), tr)) for tr, _ in splits]
+    splits = [(tr, rng.permutation(np.setdiff1d(np.arange(90), tr))) for tr, _ in splits]
+    splits[0] = (splits[0][0], splits[0][1][:15])         # test set smaller than the rest
     splits.append((np.arange(0, 30), np.arange(30, 90)))  # rank-one training set
     fits = kernel_pls_splits(xp.asarray(K), xp.asarray(Y), splits, 12, xp)
     for (tr, te), (pred, used) in zip(splits, fits):
@@ -247,7 +248,11 @@ def test_pls_splits_in_lockstep_equal_one_split_at_a_time(device):
         ref, ref_used = kernel_pls_predict(K_tt, K_st, Y[tr] - y_mean, 12, namespace())
         assert used == ref_used
         scale = np.abs(ref).max()
-        assert np.allclose(xp.to_numpy(pred), ref + y_mean, rtol=0, atol=1e-10 * scale)
+        # Same model, different operation order (K_s Y is assembled from the full K Y). The
+        # 12-component solve with T^T K U has condition number ~4e8 on these data (factor
+        # strengths 12 -> 0.3), so round-off differences up to ~eps * cond ~ 1e-7 are possible;
+        # observed ~1e-10. 1e-8 still catches any algebra error, which would be O(1).
+        assert np.allclose(xp.to_numpy(pred), ref + y_mean, rtol=0, atol=1e-8 * scale)
         if used == 12:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

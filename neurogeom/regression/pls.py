@@ -107,7 +107,7 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
     -------
     (predictions of the centered targets (m × t), number of components extracted)
     """
-    tiny = xp.finfo_eps() * max(float(_diag(K, xp).max()), 1e-300)   # max |K_ij| (PSD)
+    tiny = _rank_tolerance(_diag(K, xp), xp)
     (T, U, KU, used), = _pls_lockstep([Y], [K @ Y], lambda items: [K @ x for _, x in items],
                                       n_components, [tiny], xp)
     return K_test @ _dual_weights(T, U, KU, Y, xp), used
@@ -145,17 +145,28 @@ def kernel_pls_splits(K, Y, splits, n_components: int, xp):
     rs = [R[tr, j] for j, tr in enumerate(tr_idx)]
     ms = [float(r.mean()) for r in rs]
     diagK = _diag(K, xp)
-    Ys, KYs, means, tinys = [], [], [], []
-    for j, tr in enumerate(tr_idx):
-        y_mean = Y[tr].mean(0)
-        Yc = Y[tr] - y_mean[None, :]
-        pad = xp.zeros((N, Yc.shape[1]))
-        pad[tr] = Yc
-        KYs.append(_centered_rows((K @ pad)[tr], Yc, rs[j], ms[j]))
+    Yg = Y - Y.mean(0)[None, :]                         # small offsets below: less cancellation
+    KY = K @ Yg                                         # one product serves every split
+    Ys, KYs, means, tinys, K_tests = [], [], [], [], []
+    for j, ((tr_rows, te_rows), tr) in enumerate(zip(splits, tr_idx)):
+        shift = Yg[tr].mean(0)
+        Yc = Yg[tr] - shift[None, :]                    # = Y[tr] - its training mean
+        # K[tr, tr] Yc = (K Yg)[tr] - K[tr, rest] Yg[rest] - (K[tr, tr] 1) shift^T, with rest
+        # the rows outside the training set (usually the test set: K[tr, te] = K[te, tr]^T)
+        rest_rows = np.setdiff1d(np.arange(N), np.asarray(tr_rows))
+        rest = xp.asarray(rest_rows, dtype="int")
+        K_rest = xp.take2d(K, rest, tr)
+        te_rows = np.asarray(te_rows)
+        if np.array_equal(rest_rows, np.sort(te_rows)):
+            K_tests.append(K_rest[xp.asarray(np.searchsorted(rest_rows, te_rows), dtype="int")])
+        else:
+            K_tests.append(xp.take2d(K, xp.asarray(te_rows, dtype="int"), tr))
+        KYc = (KY[tr] - K_rest.T @ Yg[rest]
+               - (tr.shape[0] * rs[j])[:, None] * shift[None, :])
+        KYs.append(_centered_rows(KYc, Yc, rs[j], ms[j]))
         Ys.append(Yc)
-        means.append(y_mean)
-        d = diagK[tr] - 2.0 * rs[j] + ms[j]             # diag of K_s: its largest entry (PSD)
-        tinys.append(xp.finfo_eps() * max(float(d.max()), 1e-300))
+        means.append(Y[tr].mean(0))
+        tinys.append(_rank_tolerance(diagK[tr] - 2.0 * rs[j] + ms[j], xp))   # diag of K_s
 
     def products(items):
         pad = xp.zeros((N, len(items)))
@@ -167,9 +178,8 @@ def kernel_pls_splits(K, Y, splits, n_components: int, xp):
 
     fits = _pls_lockstep(Ys, KYs, products, n_components, tinys, xp)
     out = []
-    for j, ((T, U, KU, used), (_, te)) in enumerate(zip(fits, splits)):
-        si = xp.asarray(te, dtype="int")
-        K_st = xp.take2d(K, si, tr_idx[j])
+    for j, (T, U, KU, used) in enumerate(fits):
+        K_st = K_tests[j]                                # rows: the test rows in split order
         K_st -= K_st.mean(1)[:, None]
         K_st -= rs[j][None, :] - ms[j]
         out.append((K_st @ _dual_weights(T, U, KU, Ys[j], xp) + means[j][None, :], used))
@@ -184,6 +194,13 @@ def _centered_rows(Ptr, x, r, m: float):
     if x.ndim == 1:
         return Ptr - r * sx - (float(r @ x) - m * float(sx))
     return Ptr - r[:, None] * sx[None, :] - (r @ x - m * sx)[None, :]
+
+
+def _rank_tolerance(diag, xp) -> float:
+    """Threshold on ``||X_k^T u||^2 / ||u||^2`` below which X is exhausted: n·eps times the
+    largest entry of the PSD Gram (its largest diagonal entry), the round-off level of the
+    n-term products that form it."""
+    return diag.shape[0] * xp.finfo_eps() * max(float(diag.max()), 1e-300)
 
 
 def _diag(K, xp):
