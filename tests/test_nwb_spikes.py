@@ -359,3 +359,152 @@ def test_region_falls_back_per_unit(nwb_dir):
     np.testing.assert_array_equal(resp["region"].values, expected.astype(str))
     assert resp.attrs["region_source"] == \
         "units.location + units.electrodes -> electrodes.location"
+
+
+# --------------------------------------------------------------------------------------------
+# the counting kernel (loaders.nwb.counting) against the brute-force count, on adversarial
+# inputs, through each of its paths
+# --------------------------------------------------------------------------------------------
+
+def _adversarial_trains(rng, abs_edges, n_units=6, n_random=300):
+    """Spike trains that sit on the edges, one ulp either side of them, outside every window,
+    and in bursts; plus an empty train and a one-spike train."""
+    flat = abs_edges.ravel()
+    lo, hi = flat.min(), flat.max()
+    span = hi - lo
+    trains = [np.array([]), np.array([flat[len(flat) // 2]])]
+    for _ in range(n_units - 2):
+        on = rng.choice(flat, size=min(flat.size, 60))
+        parts = [on, np.nextafter(on, -np.inf), np.nextafter(on, np.inf),
+                 rng.uniform(lo - 0.1 * span, hi + 0.1 * span, n_random),  # some outside all
+                 [lo, hi, lo - 1.0, hi + 1.0],
+                 rng.choice(flat, 3)[:, None] + rng.uniform(0, 1e-3, (3, 20))]  # bursts
+        trains.append(np.sort(np.concatenate([np.ravel(p) for p in parts])))
+    return trains
+
+
+def _counted(trains, abs_edges, dtype=np.int64):
+    from loaders.nwb.counting import count_spikes, new_counts
+
+    out = new_counts(abs_edges.shape[0], len(trains), abs_edges.shape[1] - 1, dtype)
+    return count_spikes(trains, abs_edges, out)
+
+
+def _grid_of(abs_edges):
+    from loaders.nwb.counting import EdgeGrid
+
+    return EdgeGrid(np.unique(abs_edges))
+
+
+# name -> (onsets, relative edges); each exercises one path of count_spikes (checked below)
+def _cases(rng):
+    sorted_onsets = np.cumsum(rng.uniform(0.15, 0.4, 150))
+    return {
+        # non-overlapping windows in time order, no shared edge: the strided-view path
+        "windows": (sorted_onsets, np.array([0.07, 0.17])),
+        # abutting bins and windows (stop of one == start of the next): tied edges
+        "abutting": (np.arange(100) * 0.25 + 3.0, np.array([0.0, 0.05, 0.125, 0.25])),
+        # windows longer than the onset spacing, onsets in random order: the cumsum path
+        "overlapping unsorted": (rng.permutation(sorted_onsets), np.array([-0.3, 0.1, 0.6])),
+        # many narrow bins in short windows far apart: cells shared by several edges
+        "clustered": (np.arange(40) * 50.0 + rng.uniform(0, 1, 40),
+                      np.linspace(0.0, 0.002, 9)),
+        # one dense cluster and one far outlier: cells too full for the comparison passes
+        "cluster and outlier": (np.concatenate([rng.uniform(0, 1, 60), [5e4]]),
+                                np.array([0.0, 1e-4, 3e-4])),
+    }
+
+
+@pytest.mark.parametrize("case", ["windows", "abutting", "overlapping unsorted", "clustered",
+                                  "cluster and outlier"])
+def test_counting_kernel_matches_brute_force(case):
+    rng = np.random.default_rng(7)
+    onsets, edges = _cases(rng)[case]
+    abs_edges = onsets[:, None] + edges[None, :]
+    trains = _adversarial_trains(rng, abs_edges)
+    expected = brute_counts(trains, onsets, edges)
+    np.testing.assert_array_equal(_counted(trains, abs_edges), expected)
+    rates = _counted(trains, abs_edges, np.float64)  # a float output is filled the same
+    np.testing.assert_array_equal(rates, expected.astype(np.float64))
+
+
+def test_counting_kernel_cases_reach_every_path():
+    """The cases above are not all the easy path: check which machinery each one uses."""
+    cases = _cases(np.random.default_rng(7))
+    grids = {name: _grid_of(o[:, None] + e[None, :]) for name, (o, e) in cases.items()}
+    assert grids["windows"].n_passes == 1 and grids["windows"].crowded is None
+    flat = (cases["abutting"][0][:, None] + cases["abutting"][1][None, :]).ravel()
+    assert np.unique(flat).size < flat.size  # shared edges
+    assert grids["clustered"].n_passes > 1
+    assert grids["cluster and outlier"].crowded is not None
+
+
+@pytest.mark.parametrize("cap", [16, 64, 1 << 20])
+@pytest.mark.parametrize("passes", [1, 2, 3])
+def test_counting_kernel_with_coarse_grids(monkeypatch, cap, passes):
+    """Coarse grids (few cells for many edges) force multi-edge cells, the comparison passes
+    and the searchsorted fallback for crowded cells; the counts must not change."""
+    from loaders.nwb import counting
+
+    monkeypatch.setattr(counting, "MIN_CELL_CAP", cap)
+    monkeypatch.setattr(counting, "MAX_CELLS_PER_EDGE", 1)
+    monkeypatch.setattr(counting, "CELLS_PER_EDGE", 1)
+    monkeypatch.setattr(counting, "MAX_PASSES", passes)
+    rng = np.random.default_rng(cap + passes)
+    onsets = np.sort(rng.uniform(0, 30, 120))
+    edges = np.array([0.0, 0.01, 0.02, 0.2, 0.21])
+    abs_edges = onsets[:, None] + edges[None, :]
+    trains = _adversarial_trains(rng, abs_edges)
+    np.testing.assert_array_equal(_counted(trains, abs_edges),
+                                  brute_counts(trains, onsets, edges))
+    grid = _grid_of(abs_edges)
+    assert grid.n_passes <= passes
+    if cap == 16:
+        assert grid.crowded is not None
+
+
+def test_edge_grid_ranks_equal_searchsorted():
+    """The rank the grid gives each spike is the number of edges <= it, exactly, for spikes on
+    the edges, one ulp either side, and everywhere between."""
+    from loaders.nwb.counting import EdgeGrid
+
+    rng = np.random.default_rng(3)
+    values = np.unique(np.concatenate([np.cumsum(rng.exponential(1.0, 500)),
+                                       1e3 + rng.uniform(0, 1e-6, 50)]))  # a tight cluster
+    grid = EdgeGrid(values)
+    t = np.sort(np.concatenate([values, np.nextafter(values, -np.inf),
+                                np.nextafter(values, np.inf),
+                                rng.uniform(values[0], values[-1], 5000)]))
+    hist = grid.histogram(t, grid.workspace(t.size))
+    inside = t[(t >= values[0]) & (t < values[-1])]
+    expected = np.bincount(np.searchsorted(values, inside, side="right"),
+                           minlength=values.size + 1)
+    np.testing.assert_array_equal(hist, expected)
+
+
+def test_spikes_exactly_on_window_edges_through_a_file(nwb_dir):
+    """All the way from a file: spikes on onset + start count, spikes on onset + stop do not."""
+    onsets = np.array([1.0, 1.5, 2.0, 2.25])
+    window = (0.0, 0.25)
+    on_edges = (onsets[:, None] + np.array(window)[None, :]).ravel()
+    trains = [np.sort(np.concatenate([on_edges, np.nextafter(on_edges, -np.inf)])),
+              np.array([]), np.array([0.1, 9.0])]
+    path = write_plain_units(nwb_dir / "edges.nwb", trains, onsets=onsets)
+    with pytest.warns(UserWarning, match="unknown"):
+        resp = loaders.spike_responses(path, "trials", "stimulus", window=window, rate=False)
+    np.testing.assert_array_equal(resp.values, brute_counts(trains, onsets, window)[..., 0])
+
+
+def test_image_names_from_reference_addresses_equal_dereferencing(macaque):
+    """order_of_images is resolved by matching reference addresses in bulk; dereferencing each
+    reference (the slow, obvious way) must give the same names in the same order."""
+    import h5py
+
+    from loaders.nwb.source import _reference_names, _reference_names_slowly
+
+    with h5py.File(macaque.path, "r") as f:
+        group = f["stimulus/presentation"][next(iter(f["stimulus/presentation"]))]
+        refs = group["order_of_images"]
+        fast = _reference_names(f, group, refs)
+        slow = _reference_names_slowly(f, group, refs[()])
+    assert fast == slow and len(fast) == len(set(fast)) > 1

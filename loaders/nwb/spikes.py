@@ -2,9 +2,9 @@
 
 Spike times are read once, as the units table's flat ``spike_times`` array plus its
 ``spike_times_index`` (one read each, never unit by unit through pynwb objects). Counting is
-vectorized: for each unit, one ``searchsorted`` of its sorted train against every window edge
-of every presentation at once; counts are differences of the insertion points. Windows are
-half-open, ``[onset + start, onset + stop)``.
+vectorized over all presentations at once (:mod:`.counting`: one pass over each unit's spikes
+with a look-up grid over the window edges). Windows are half-open, ``[onset + start, onset +
+stop)``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from neurogeom.errors import LoaderError, format_list
 
 from .build import extra_columns, neuroid_coords, select, stimulus_assembly, window_edges
+from .counting import count_spikes, new_counts
 from .presentations import presentation_table
 from .regions import unit_regions
 from .source import NWBSource, open_nwb
@@ -76,49 +77,6 @@ def selected_trains(rec: NWBSource, units, region):
     rows = select(ids, regions, units, region, where, "units")
     trains = [checked_train(flat, starts, ends, r, ids[r], where) for r in rows]
     return rows, ids, regions, region_source, trains, recording_extent(rec, flat, starts, ends)
-
-
-def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Spike counts of every train in every bin of every presentation.
-
-    Parameters
-    ----------
-    trains : sequence of sorted 1-d arrays
-        One spike train per unit.
-    edges_abs : (n_presentations, n_edges) array
-        Absolute bin edges, increasing along each row.
-    out : (n_presentations, n_units, n_edges - 1) array
-        Filled with counts in ``[edge_k, edge_k+1)``; any numeric dtype. Pass a transposed view
-        of a ``(n_units, n_presentations, n_bins)`` array (see :func:`new_counts`) so each
-        unit's counts are written contiguously.
-
-    Notes
-    -----
-    The insertion point of every edge is found with one ``searchsorted`` per unit over all
-    edges at once; a bin's count is the difference of its edges' insertion points (side
-    "left": a spike exactly on an edge belongs to the bin that starts there). When the edges
-    are globally increasing (non-overlapping windows, the usual case) they are searched as
-    they are; otherwise they are sorted once and the insertion points scattered back.
-    """
-    flat_edges = edges_abs.ravel()
-    monotone = bool(np.all(flat_edges[1:] >= flat_edges[:-1]))
-    order = None if monotone else np.argsort(flat_edges, kind="stable")
-    queries = flat_edges if monotone else flat_edges[order]
-    positions = np.empty(flat_edges.size, dtype=np.int64)
-    for u, train in enumerate(trains):
-        if monotone:
-            positions[:] = np.searchsorted(train, queries, side="left")
-        else:
-            positions[order] = np.searchsorted(train, queries, side="left")
-        pos = positions.reshape(edges_abs.shape)
-        np.subtract(pos[:, 1:], pos[:, :-1], out=out[:, u, :], casting="unsafe")
-    return out
-
-
-def new_counts(n_presentations: int, n_units: int, n_bins: int, dtype) -> np.ndarray:
-    """An uninitialized ``(presentation, unit, bin)`` output whose memory is unit-major, so
-    :func:`count_spikes` writes one contiguous block per unit instead of a strided column."""
-    return np.empty((n_units, n_presentations, n_bins), dtype=dtype).transpose(1, 0, 2)
 
 
 def recording_extent(rec: NWBSource, flat, starts, ends) -> tuple[float, float, str]:
