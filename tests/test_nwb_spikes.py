@@ -432,54 +432,59 @@ def test_counting_kernel_cases_reach_every_path():
     """The cases above are not all the easy path: check which machinery each one uses."""
     cases = _cases(np.random.default_rng(7))
     grids = {name: _grid_of(o[:, None] + e[None, :]) for name, (o, e) in cases.items()}
-    assert grids["windows"].n_passes == 1 and grids["windows"].crowded is None
+    assert grids["windows"].n_passes == 1
     flat = (cases["abutting"][0][:, None] + cases["abutting"][1][None, :]).ravel()
     assert np.unique(flat).size < flat.size  # shared edges
     assert grids["clustered"].n_passes > 1
-    assert grids["cluster and outlier"].crowded is not None
+    assert grids["cluster and outlier"].crowded_values is not None
 
 
 @pytest.mark.parametrize("cap", [16, 64, 1 << 20])
-@pytest.mark.parametrize("passes", [1, 2, 3])
-def test_counting_kernel_with_coarse_grids(monkeypatch, cap, passes):
+@pytest.mark.parametrize("passes, multi_share", [(1, 0.0), (2, 0.0), (3, 0.0), (3, 1.0)])
+def test_counting_kernel_with_coarse_grids(monkeypatch, cap, passes, multi_share):
     """Coarse grids (few cells for many edges) force multi-edge cells, the comparison passes
-    and the searchsorted fallback for crowded cells; the counts must not change."""
+    and the direct count of bins with an edge in a crowded cell; the counts must not change."""
     from loaders.nwb import counting
 
     monkeypatch.setattr(counting, "MIN_CELL_CAP", cap)
     monkeypatch.setattr(counting, "MAX_CELLS_PER_EDGE", 1)
     monkeypatch.setattr(counting, "CELLS_PER_EDGE", 1)
     monkeypatch.setattr(counting, "MAX_PASSES", passes)
+    monkeypatch.setattr(counting, "MULTI_PASS_SHARE", multi_share)
     rng = np.random.default_rng(cap + passes)
     onsets = np.sort(rng.uniform(0, 30, 120))
     edges = np.array([0.0, 0.01, 0.02, 0.2, 0.21])
-    abs_edges = onsets[:, None] + edges[None, :]
-    trains = _adversarial_trains(rng, abs_edges)
-    np.testing.assert_array_equal(_counted(trains, abs_edges),
-                                  brute_counts(trains, onsets, edges))
+    for order in (np.arange(onsets.size), rng.permutation(onsets.size)):  # both output paths
+        abs_edges = onsets[order, None] + edges[None, :]
+        trains = _adversarial_trains(rng, abs_edges)
+        np.testing.assert_array_equal(_counted(trains, abs_edges),
+                                      brute_counts(trains, onsets[order], edges))
     grid = _grid_of(abs_edges)
-    assert grid.n_passes <= passes
-    if cap == 16:
-        assert grid.crowded is not None
+    assert grid.n_passes <= (1 if multi_share else passes)
+    if cap == 16:  # 16 cells for 600 edges: full cells whatever the passes
+        assert grid.n_passes == (1 if multi_share else passes)
+        assert grid.crowded_values is not None
 
 
-def test_edge_grid_ranks_equal_searchsorted():
-    """The rank the grid gives each spike is the number of edges <= it, exactly, for spikes on
-    the edges, one ulp either side, and everywhere between."""
+def test_edge_grid_cumulative_counts_are_exact():
+    """Spikes before each edge, read off the grid's histogram, equal searchsorted exactly, for
+    spikes on the edges, one ulp either side and everywhere between: for every edge, bar those
+    the grid declares crowded (whose bins count directly)."""
     from loaders.nwb.counting import EdgeGrid
 
     rng = np.random.default_rng(3)
     values = np.unique(np.concatenate([np.cumsum(rng.exponential(1.0, 500)),
                                        1e3 + rng.uniform(0, 1e-6, 50)]))  # a tight cluster
     grid = EdgeGrid(values)
+    assert grid.crowded_values is not None and grid.crowded_values.sum() >= 50
     t = np.sort(np.concatenate([values, np.nextafter(values, -np.inf),
                                 np.nextafter(values, np.inf),
                                 rng.uniform(values[0], values[-1], 5000)]))
-    hist = grid.histogram(t, grid.workspace(t.size))
-    inside = t[(t >= values[0]) & (t < values[-1])]
-    expected = np.bincount(np.searchsorted(values, inside, side="right"),
-                           minlength=values.size + 1)
-    np.testing.assert_array_equal(hist, expected)
+    before = np.cumsum(grid.histogram(t, grid.workspace(t.size)))[:values.size]
+    a = np.searchsorted(t, values[0], side="left")  # spikes before the first edge are left out
+    expected = np.searchsorted(t, values, side="left") - a
+    exact = ~grid.crowded_values
+    np.testing.assert_array_equal(before[exact], expected[exact])
 
 
 def test_spikes_exactly_on_window_edges_through_a_file(nwb_dir):

@@ -5,14 +5,17 @@ sorted, de-duplicated, and indexed by a uniform grid over the time they span. A 
 (how many distinct edges are ``<=`` it) is then read off the grid with a couple of table
 look-ups, whatever the number of edges, and a unit's counts come from one ``bincount`` of its
 spikes' ranks. This replaces one binary search per edge per unit (``searchsorted`` of every edge
-in every train), which costs ``log2(n_spikes)`` dependent cache misses per edge and per unit.
+in every train: ``log2(n_spikes)`` dependent, cache-missing steps per edge and per unit).
 
-Exactness does not depend on float luck. The grid cell ``floor((t - lo) * inv_h)`` is a
+Exactness does not depend on float luck. The grid cell ``floor((t - origin) * inv_h)`` is a
 composition of correctly rounded, monotone operations, so it is monotone in ``t``; the edges'
 cells are computed by the very same operations. An edge in an earlier cell than a spike is
 therefore strictly before it, an edge in a later cell strictly after it, and only the edges in
-the spike's own cell are compared with it — exactly, in float64. Cells holding more edges than
-the fixed number of comparison passes fall back to ``searchsorted`` for their spikes.
+the spike's own cell are compared with it — exactly, in float64. In a cell holding more edges
+than there are comparison passes ("crowded": edges closer together than the grid resolves) a
+spike is compared with the first few only; its rank is then still exact with respect to every
+edge outside the cell, and the few bins that have an edge inside it are counted directly with
+``searchsorted``.
 
 Windows are half-open, ``[onset + start, onset + stop)``: a spike exactly on an edge belongs to
 the bin that starts there (the same as differences of ``searchsorted(..., side="left")``).
@@ -22,16 +25,20 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Comparison passes per spike: a grid cell holding up to this many edges is resolved by
-#: comparing the spike with each of them; spikes in fuller cells use ``searchsorted``.
+#: Most comparison passes per spike (used when many edges share grid cells).
 MAX_PASSES = 3
-#: Grid cells per distinct edge to start from (two: most cells hold at most one edge when the
-#: edges are spread out, as stimulus windows are).
+#: Grid cells per distinct edge to start from (two: when the edges are spread out, as stimulus
+#: windows are, most cells then hold at most one edge).
 CELLS_PER_EDGE = 2
-#: Upper bound on grid cells when refining a grid for clustered edges: this many per distinct
-#: edge, but at least ``MIN_CELL_CAP`` (the tables cost 17 bytes a cell).
+#: A grid is refined (cells doubled) while more than this share of the edges share a cell, up
+#: to ``MAX_CELLS_PER_EDGE`` cells per edge or ``MIN_CELL_CAP`` cells, whichever is more. Every
+#: unit streams through the tables (16 bytes a cell), so they are kept small.
+SHARED_TOLERANCE = 0.01
 MAX_CELLS_PER_EDGE = 16
-MIN_CELL_CAP = 1 << 20
+MIN_CELL_CAP = 1 << 16
+#: Above this share of edges in shared cells, spikes are compared with up to ``MAX_PASSES``
+#: edges of their cell; below it, one comparison and the crowded cells' bins are searched.
+MULTI_PASS_SHARE = 0.1
 
 
 class EdgeGrid:
@@ -45,11 +52,13 @@ class EdgeGrid:
     Attributes
     ----------
     n_cells : int
-        Grid cells over ``[values[0], values[-1]]``.
+        Grid cells over ``[values[0], values[-1]]`` (the tables also cover ``[0, values[0])``
+        when the grid is anchored at ``origin = 0``).
     n_passes : int
         Exact comparisons per spike.
-    crowded : bool array or None
-        Cells whose spikes are ranked by ``searchsorted`` (more edges than ``n_passes``).
+    crowded_values : bool array or None
+        Which of ``values`` lie in a cell with more edges than ``n_passes``: the ranks of the
+        spikes in such a cell are exact with respect to every other edge, not to these.
     """
 
     def __init__(self, values: np.ndarray):
@@ -58,42 +67,43 @@ class EdgeGrid:
         self.hi = float(values[-1])
         n = values.size
         cap = max(MAX_CELLS_PER_EDGE * n, MIN_CELL_CAP)
-        n_cells = CELLS_PER_EDGE * n
-        while True:
-            cells, occupancy = self._cells_of_edges(n_cells)
-            in_shared = int(occupancy[occupancy > 1].sum())
-            # refine while more than 1% of the edges share a cell with another (clustered edges:
-            # many bins in short windows far apart) and the finer grid fits the cap
-            if in_shared <= 0.01 * n or 4 * n_cells > cap:
+        grid = self._grid(CELLS_PER_EDGE * n)
+        # closely spaced edges (many bins in short windows far apart, or jittered onsets): a
+        # finer grid, as long as it fits the cap and separates edges (edges a few ulps apart,
+        # as abutting bins computed two ways are, no grid separates)
+        while grid["shared"] > SHARED_TOLERANCE * n and 2 * grid["n_cells"] <= cap:
+            finer = self._grid(2 * grid["n_cells"])
+            if finer["shared"] > 0.75 * grid["shared"]:
                 break
-            n_cells *= 4
-        self.n_cells = n_cells
+            grid = finer
+        self.n_cells, self.origin, self.inv_h = grid["n_cells"], grid["origin"], grid["inv_h"]
+        cells, occupancy = grid["cells"], grid["occupancy"]
         most = int(occupancy.max())
-        if most <= 1 or in_shared <= 0.01 * n:
-            self.n_passes = 1  # the few cells with two or more edges go to searchsorted
-        else:
-            self.n_passes = min(most, MAX_PASSES)
+        self.n_passes = 1 if grid["shared"] <= MULTI_PASS_SHARE * n else min(most, MAX_PASSES)
         crowded = occupancy > self.n_passes
-        self.crowded = crowded if crowded.any() else None
+        self.crowded_values = crowded[cells] if crowded.any() else None
         # base[c]: edges in cells before c (all < any spike in c); nexts[j][c]: the j-th edge
-        # from there on (+inf past the last), compared exactly with the spike
+        # from there on (+inf past the last), compared exactly with the spike. In a crowded
+        # cell the passes stop short of its last edges: its spikes' ranks land between the
+        # cell's first and last edge, still exact with respect to every edge outside the cell.
         self.base = np.searchsorted(cells, np.arange(occupancy.size), side="left")
         padded = np.concatenate([values, np.full(self.n_passes, np.inf)])
         self.nexts = [padded[self.base + j] for j in range(self.n_passes)]
 
-    def _cells_of_edges(self, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
-        """The grid cell of every edge (the same arithmetic as for spikes) and each cell's count."""
-        self.inv_h = n_cells / (self.hi - self.lo)
-        n_table = n_cells + 1  # the last edge lands in cell n_cells (up to rounding)
-        cells = self.cell_coordinate(self.values, np.empty(self.values.size))
+    def _grid(self, n_cells: int) -> dict:
+        """A grid of ``n_cells`` over the edges: its parameters, every edge's cell (the same
+        arithmetic as for spikes), each cell's number of edges, and how many edges share one."""
+        inv_h = n_cells / (self.hi - self.lo)
+        # a grid anchored at t = 0 saves a subtraction per spike; taken when it at most doubles
+        # the tables (edges from early on in a recording that starts at 0: the usual case)
+        origin = 0.0 if 0.0 <= self.lo <= self.hi - self.lo else self.lo
+        # the last edge's cell, by the same float operations as cell_coordinate, plus one
+        n_table = int((self.hi - origin) * inv_h) + 2
+        cells = cell_coordinate(self.values, origin, inv_h, np.empty(self.values.size))
         cells = np.clip(cells, 0, n_table - 1).astype(np.intp)
-        return cells, np.bincount(cells, minlength=n_table)
-
-    def cell_coordinate(self, t: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """``(t - lo) * inv_h`` into ``out``: monotone in ``t`` (each step is correctly rounded)."""
-        np.subtract(t, self.lo, out=out)
-        np.multiply(out, self.inv_h, out=out)
-        return out
+        occupancy = np.bincount(cells, minlength=n_table)
+        return {"n_cells": n_cells, "origin": origin, "inv_h": inv_h, "cells": cells,
+                "occupancy": occupancy, "shared": int(np.count_nonzero(occupancy[cells] > 1))}
 
     def workspace(self, n: int) -> dict:
         """Scratch arrays for trains of up to ``n`` spikes (reused across units)."""
@@ -102,11 +112,12 @@ class EdgeGrid:
                 "hit": np.empty(n, dtype=bool)}
 
     def histogram(self, train: np.ndarray, work: dict) -> np.ndarray:
-        """``hist[r]`` = spikes of the sorted ``train`` with exactly ``r`` edges ``<=`` them.
+        """``hist[r]``: spikes of the sorted ``train`` with ``r`` edges ``<=`` them.
 
         Spikes before the first edge or at/after the last one are left out (``hist[0]`` and
         ``hist[-1]`` are 0): no window holds them, and leaving them out shifts every cumulative
-        count by the same amount.
+        count by the same amount. Ranks in crowded cells are exact only with respect to the
+        edges outside them (see :class:`EdgeGrid`).
         """
         hist_size = self.values.size + 1
         a, b = np.searchsorted(train, (self.lo, self.hi), side="left")
@@ -114,22 +125,27 @@ class EdgeGrid:
         n = t.size
         if n == 0:
             return np.zeros(hist_size, dtype=np.intp)
-        x = self.cell_coordinate(t, work["x"][:n])
+        x = cell_coordinate(t, self.origin, self.inv_h, work["x"][:n])
         cell = work["cell"][:n]
         np.copyto(cell, x, casting="unsafe")  # x >= 0: truncation is floor
-        # mode="clip" keeps the rounding at the top end (x == n_cells) inside the tables, and
-        # clipping is the same monotone map the edges' cells went through
+        # mode="clip" keeps any rounding at the top end inside the tables; clipping is the
+        # same monotone map the edges' cells went through
         rank = np.take(self.base, cell, mode="clip", out=work["rank"][:n])
         edge, hit = work["edge"][:n], work["hit"][:n]
         for nxt in self.nexts:
             np.take(nxt, cell, mode="clip", out=edge)
             np.less_equal(edge, t, out=hit)
             np.add(rank, hit, out=rank)
-        if self.crowded is not None:
-            where = np.flatnonzero(np.take(self.crowded, cell, mode="clip"))
-            if where.size:
-                rank[where] = np.searchsorted(self.values, t[where], side="right")
         return np.bincount(rank, minlength=hist_size)
+
+
+def cell_coordinate(t: np.ndarray, origin: float, inv_h: float, out: np.ndarray) -> np.ndarray:
+    """``(t - origin) * inv_h`` into ``out``: monotone in ``t`` (each step is correctly rounded)."""
+    if origin == 0.0:
+        return np.multiply(t, inv_h, out=out)
+    np.subtract(t, origin, out=out)
+    np.multiply(out, inv_h, out=out)
+    return out
 
 
 def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -138,7 +154,8 @@ def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     trains : sequence of sorted 1-d float64 arrays
-        One spike train per unit.
+        One spike train per unit; indexed once each, in order (a sequence that checks or
+        sorts a train when it is indexed finds it in cache for the count that follows).
     edges_abs : (n_presentations, n_edges) array
         Absolute bin edges, strictly increasing along each row; rows may overlap and come in
         any order.
@@ -160,6 +177,8 @@ def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
     bin's two edges have consecutive ranks and its count is simply ``hist`` at its end edge.
     """
     edges_abs = np.asarray(edges_abs, dtype=np.float64)
+    if edges_abs.size == 0:
+        return out
     n_edges = edges_abs.shape[1]
     flat_edges = edges_abs.ravel()
     values, rank_of_edge = np.unique(flat_edges, return_inverse=True)
@@ -171,8 +190,18 @@ def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
         end_rank = None
     else:
         end_rank = rank_of_edge[:, 1:]
-    work = grid.workspace(max((len(tr) for tr in trains), default=0))
-    for u, train in enumerate(trains):
+    # bins with an edge in a crowded cell: counted directly
+    if grid.crowded_values is not None:
+        crowded = grid.crowded_values[rank_of_edge]
+        fix_p, fix_k = np.nonzero(crowded[:, :-1] | crowded[:, 1:])
+        fix_start, fix_stop = edges_abs[fix_p, fix_k], edges_abs[fix_p, fix_k + 1]
+    else:
+        fix_p = fix_k = None
+    work = grid.workspace(0)
+    for u in range(len(trains)):
+        train = trains[u]
+        if train.size > work["x"].size:  # grown as needed: ``trains`` may check lazily
+            work = grid.workspace(max(train.size, 2 * work["x"].size))
         hist = grid.histogram(train, work)
         if not monotone:
             before = np.cumsum(hist)  # before[r]: spikes < the edge of rank r (up to a constant)
@@ -182,6 +211,9 @@ def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
             out[:, u, :] = hist[1:flat_edges.size + 1].reshape(edges_abs.shape)[:, :n_edges - 1]
         else:
             out[:, u, :] = hist[end_rank]
+        if fix_p is not None:
+            out[fix_p, u, fix_k] = (np.searchsorted(train, fix_stop, side="left")
+                                    - np.searchsorted(train, fix_start, side="left"))
     return out
 
 

@@ -10,6 +10,7 @@ stop)``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -48,18 +49,52 @@ def read_spike_times(rec: NWBSource) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.asarray(flat, dtype=np.float64), ends, units.ids()
 
 
-def checked_train(flat, starts, ends, row, unit_id, where) -> np.ndarray:
-    """One unit's train (a view into ``flat``): NaN is an error naming the unit; unsorted
-    trains are sorted in place (``flat`` is the loader's own copy) with a warning."""
-    train = flat[starts[row]:ends[row]]
-    if train.size and np.isnan(train).any():
-        n = int(np.isnan(train).sum())
-        raise LoaderError(f"{where}: unit {unit_id} (row {row}) has {n} NaN spike time(s)")
-    if train.size > 1 and np.any(train[1:] < train[:-1]):
-        warnings.warn(f"{where}: spike times of unit {unit_id} (row {row}) are not sorted; "
-                      "sorting them", stacklevel=4)
-        train.sort()
-    return train
+class UnitTrains(Sequence):
+    """The selected units' spike trains, as views into the flat spike-time array, each checked
+    the first time it is used (while the counting that follows finds it in cache): NaN is an
+    error naming the unit; an unsorted train is sorted in place (``flat`` is the loader's own
+    copy) with a warning naming the unit."""
+
+    def __init__(self, flat, starts, ends, rows, ids, where):
+        self.flat, self.starts, self.ends = flat, starts, ends
+        self.rows, self.ids, self.where = rows, ids, where
+        self._checked = np.zeros(len(rows), dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i) -> np.ndarray:
+        row = self.rows[i]
+        train = self.flat[self.starts[row]:self.ends[row]]
+        if not self._checked[i]:
+            check_train(train, row, self.ids[row], self.where)
+            self._checked[i] = True
+        return train
+
+    def checked(self) -> "UnitTrains":
+        """Check every train now (before anything reads the flat array as sorted)."""
+        for i in range(len(self)):
+            self[i]
+        return self
+
+
+def check_train(train, row, unit_id, where) -> None:
+    """Raise on NaN spike times, sort an unsorted train in place with a warning."""
+    if train.size == 0:
+        return
+    # one comparison pass finds both: NaN fails every comparison it is in
+    if train.size > 1:
+        ordered = bool(np.greater_equal(train[1:], train[:-1]).all())
+    else:
+        ordered = not np.isnan(train[0])
+    if ordered:
+        return
+    n_nan = int(np.isnan(train).sum())
+    if n_nan:
+        raise LoaderError(f"{where}: unit {unit_id} (row {row}) has {n_nan} NaN spike time(s)")
+    warnings.warn(f"{where}: spike times of unit {unit_id} (row {row}) are not sorted; "
+                  "sorting them", stacklevel=5)
+    train.sort()
 
 
 def selected_trains(rec: NWBSource, units, region):
@@ -67,16 +102,19 @@ def selected_trains(rec: NWBSource, units, region):
     has checked the units table exists (:func:`units_table`).
 
     Returns ``(rows, ids, regions, region_source, trains, extent)``: the selected rows of the
-    units table, every unit's id and region, the rule the regions came from, the checked sorted
-    spike train of each selected unit, and the recording extent ``(start, stop, source)``.
+    units table, every unit's id and region, the rule the regions came from, the selected
+    units' spike trains (:class:`UnitTrains`, checked and sorted as they are used) and a
+    function giving the recording extent ``(start, stop, source)`` — call it after the trains
+    are used (or checked), since it reads their first and last spikes.
     """
     flat, ends, ids = read_spike_times(rec)
     starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
     regions, region_source = unit_regions(rec)
     where = rec.where("units table")
     rows = select(ids, regions, units, region, where, "units")
-    trains = [checked_train(flat, starts, ends, r, ids[r], where) for r in rows]
-    return rows, ids, regions, region_source, trains, recording_extent(rec, flat, starts, ends)
+    trains = UnitTrains(flat, starts, ends, rows, ids, where)
+    return (rows, ids, regions, region_source, trains,
+            lambda: recording_extent(rec, flat, starts, ends))
 
 
 def recording_extent(rec: NWBSource, flat, starts, ends) -> tuple[float, float, str]:
@@ -163,11 +201,13 @@ def spike_responses(source, intervals, stimulus: str, window=None, *, bins=None,
         df, pattrs = presentation_table(rec, intervals, stimulus, exclude)
         rows, ids, regions, region_source, trains, extent = selected_trains(rec, units, region)
         onsets = np.asarray(df["start_time"], dtype=np.float64)
-        check_inside(rec.where(pattrs["intervals"]), onsets, edges, extent,
-                     np.asarray(df["presentation_id"]))
         widths = np.diff(edges)
         out = new_counts(len(df), rows.size, widths.size, np.float64 if rate else np.int64)
+        # counting checks (and sorts) each train as it goes, while it is in cache; the extent
+        # reads the sorted trains' ends, so it is checked after (an error then wastes the count)
         count_spikes(trains, onsets[:, None] + edges[None, :], out)
+        check_inside(rec.where(pattrs["intervals"]), onsets, edges, extent(),
+                     np.asarray(df["presentation_id"]))
         if rate:
             out /= widths  # spikes / s in each bin
         info = rec.info()
