@@ -138,10 +138,8 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
             ncoords = neuroid_coords(info, ids[cols], regions[cols], {}, "roi_id")
         else:
             units_table(rec)
-            sel, ids, regions, region_source, trains, extent = selected_trains(
-                rec, units, region)
-            trains.checked()  # sorted before the extent reads each train's first and last spike
-            lo, hi, _ = extent()
+            sel, ids, regions, region_source, trains = selected_trains(rec, units, region)
+            lo, hi, _ = trains.extent(rec)
             epochs, label = _epochs(rec, epoch, (lo, hi))
             starts, rows = time_bins(epochs, bin_size)
             if starts.size == 0:

@@ -72,10 +72,16 @@ class UnitTrains(Sequence):
         return train
 
     def checked(self) -> "UnitTrains":
-        """Check every train now (before anything reads the flat array as sorted)."""
-        for i in range(len(self)):
+        """Check every train now (a no-op for those already used)."""
+        for i in np.flatnonzero(~self._checked):
             self[i]
         return self
+
+    def extent(self, rec: NWBSource) -> tuple[float, float, str]:
+        """The recording extent (:func:`recording_extent`), after checking every selected
+        train (it reads their first and last spikes, which must be sorted by then)."""
+        self.checked()
+        return recording_extent(rec, self.flat, self.starts, self.ends)
 
 
 def check_train(train, row, unit_id, where) -> None:
@@ -101,20 +107,17 @@ def selected_trains(rec: NWBSource, units, region):
     """Read the spike times once and pick the requested units (by id and/or region); the caller
     has checked the units table exists (:func:`units_table`).
 
-    Returns ``(rows, ids, regions, region_source, trains, extent)``: the selected rows of the
-    units table, every unit's id and region, the rule the regions came from, the selected
-    units' spike trains (:class:`UnitTrains`, checked and sorted as they are used) and a
-    function giving the recording extent ``(start, stop, source)`` — call it after the trains
-    are used (or checked), since it reads their first and last spikes.
+    Returns ``(rows, ids, regions, region_source, trains)``: the selected rows of the units
+    table, every unit's id and region, the rule the regions came from, and the selected units'
+    spike trains (:class:`UnitTrains`: checked and sorted as they are used; their
+    :meth:`~UnitTrains.extent` is the recording's extent).
     """
     flat, ends, ids = read_spike_times(rec)
     starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
     regions, region_source = unit_regions(rec)
     where = rec.where("units table")
     rows = select(ids, regions, units, region, where, "units")
-    trains = UnitTrains(flat, starts, ends, rows, ids, where)
-    return (rows, ids, regions, region_source, trains,
-            lambda: recording_extent(rec, flat, starts, ends))
+    return rows, ids, regions, region_source, UnitTrains(flat, starts, ends, rows, ids, where)
 
 
 def recording_extent(rec: NWBSource, flat, starts, ends) -> tuple[float, float, str]:
@@ -199,14 +202,14 @@ def spike_responses(source, intervals, stimulus: str, window=None, *, bins=None,
     with open_nwb(source) as rec:
         units_table(rec)
         df, pattrs = presentation_table(rec, intervals, stimulus, exclude)
-        rows, ids, regions, region_source, trains, extent = selected_trains(rec, units, region)
+        rows, ids, regions, region_source, trains = selected_trains(rec, units, region)
         onsets = np.asarray(df["start_time"], dtype=np.float64)
         widths = np.diff(edges)
         out = new_counts(len(df), rows.size, widths.size, np.float64 if rate else np.int64)
         # counting checks (and sorts) each train as it goes, while it is in cache; the extent
         # reads the sorted trains' ends, so it is checked after (an error then wastes the count)
         count_spikes(trains, onsets[:, None] + edges[None, :], out)
-        check_inside(rec.where(pattrs["intervals"]), onsets, edges, extent(),
+        check_inside(rec.where(pattrs["intervals"]), onsets, edges, trains.extent(rec),
                      np.asarray(df["presentation_id"]))
         if rate:
             out /= widths  # spikes / s in each bin
