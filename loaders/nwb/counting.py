@@ -175,6 +175,8 @@ def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
     count is the difference at its two edges. When the edges, read presentation by
     presentation, never decrease (non-overlapping windows in time order, the usual case), a
     bin's two edges have consecutive ranks and its count is simply ``hist`` at its end edge.
+    Bins with an edge in a crowded grid cell (see :class:`EdgeGrid`) are counted by
+    ``searchsorted`` of their two edges in the train.
     """
     edges_abs = np.asarray(edges_abs, dtype=np.float64)
     if edges_abs.size == 0:
