@@ -415,9 +415,16 @@ def _cases(rng):
     }
 
 
+@pytest.mark.parametrize("method", ["chosen", "grid", "search"])
 @pytest.mark.parametrize("case", ["windows", "abutting", "overlapping unsorted", "clustered",
                                   "cluster and outlier"])
-def test_counting_kernel_matches_brute_force(case):
+def test_counting_kernel_matches_brute_force(monkeypatch, case, method):
+    """Every train through the grid, every train searched for the edges, or each as chosen by
+    the cost model: the same counts as the brute-force loop."""
+    from loaders.nwb import counting
+
+    cost = {"chosen": counting.SEARCH_STEP_COST, "grid": 1e300, "search": 0.0}[method]
+    monkeypatch.setattr(counting, "SEARCH_STEP_COST", cost)
     rng = np.random.default_rng(7)
     onsets, edges = _cases(rng)[case]
     abs_edges = onsets[:, None] + edges[None, :]
@@ -451,6 +458,7 @@ def test_counting_kernel_with_coarse_grids(monkeypatch, cap, passes, multi_share
     monkeypatch.setattr(counting, "CELLS_PER_EDGE", 1)
     monkeypatch.setattr(counting, "MAX_PASSES", passes)
     monkeypatch.setattr(counting, "MULTI_PASS_SHARE", multi_share)
+    monkeypatch.setattr(counting, "SEARCH_STEP_COST", 1e300)  # every train through the grid
     rng = np.random.default_rng(cap + passes)
     onsets = np.sort(rng.uniform(0, 30, 120))
     edges = np.array([0.0, 0.01, 0.02, 0.2, 0.21])
