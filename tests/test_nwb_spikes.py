@@ -267,7 +267,8 @@ def test_unsorted_spike_times_are_sorted_with_a_warning(nwb_dir):
     before = sha256(path)
     with pytest.warns(UserWarning) as record:
         resp = loaders.spike_responses(path, "trials", "stimulus", window=(0, 0.5), rate=False)
-    assert any("unit 0 (row 0) are not sorted" in str(w.message) for w in record)
+    unsorted = [w for w in record if "unit 0 (row 0) are not sorted" in str(w.message)]
+    assert len(unsorted) == 1 and unsorted[0].filename == __file__  # points at the caller
     expected = brute_counts([np.sort(t) for t in trains], [1.0, 2.0, 3.0], [0, 0.5])[..., 0]
     np.testing.assert_array_equal(resp.values, expected)
     assert sha256(path) == before  # sorted in memory, never in the file
@@ -383,11 +384,11 @@ def _adversarial_trains(rng, abs_edges, n_units=6, n_random=300):
     return trains
 
 
-def _counted(trains, abs_edges, dtype=np.int64):
+def _counted(trains, abs_edges, dtype=np.int64, n_threads=1):
     from loaders.nwb.counting import count_spikes, new_counts
 
     out = new_counts(abs_edges.shape[0], len(trains), abs_edges.shape[1] - 1, dtype)
-    return count_spikes(trains, abs_edges, out)
+    return count_spikes(trains, abs_edges, out, n_threads=n_threads)
 
 
 def _grid_of(abs_edges):
@@ -415,12 +416,13 @@ def _cases(rng):
     }
 
 
+@pytest.mark.parametrize("n_threads", [1, 3])
 @pytest.mark.parametrize("method", ["chosen", "grid", "search"])
 @pytest.mark.parametrize("case", ["windows", "abutting", "overlapping unsorted", "clustered",
                                   "cluster and outlier"])
-def test_counting_kernel_matches_brute_force(monkeypatch, case, method):
+def test_counting_kernel_matches_brute_force(monkeypatch, case, method, n_threads):
     """Every train through the grid, every train searched for the edges, or each as chosen by
-    the cost model: the same counts as the brute-force loop."""
+    the cost model, in one thread or several: the same counts as the brute-force loop."""
     from loaders.nwb import counting
 
     cost = {"chosen": counting.SEARCH_STEP_COST, "grid": 1e300, "search": 0.0}[method]
@@ -430,7 +432,7 @@ def test_counting_kernel_matches_brute_force(monkeypatch, case, method):
     abs_edges = onsets[:, None] + edges[None, :]
     trains = _adversarial_trains(rng, abs_edges)
     expected = brute_counts(trains, onsets, edges)
-    np.testing.assert_array_equal(_counted(trains, abs_edges), expected)
+    np.testing.assert_array_equal(_counted(trains, abs_edges, n_threads=n_threads), expected)
     rates = _counted(trains, abs_edges, np.float64)  # a float output is filled the same
     np.testing.assert_array_equal(rates, expected.astype(np.float64))
 
@@ -506,6 +508,44 @@ def test_spikes_exactly_on_window_edges_through_a_file(nwb_dir):
     with pytest.warns(UserWarning, match="unknown"):
         resp = loaders.spike_responses(path, "trials", "stimulus", window=window, rate=False)
     np.testing.assert_array_equal(resp.values, brute_counts(trains, onsets, window)[..., 0])
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 4])
+def test_threads_report_the_first_bad_unit_and_warn_in_row_order(n_threads):
+    """Trains are checked where they are counted, possibly in worker threads: the NaN error
+    still names the lowest selected unit, and the sorting warnings come from the caller's
+    thread, in row order, whatever the threads' timing."""
+    from loaders.nwb.counting import count_spikes, new_counts
+    from loaders.nwb.spikes import UnitTrains
+
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(2, 40, 24)
+    lengths[[2, 9]] = [0, 1]  # an empty train and a one-spike train, left out of the selection
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    flat = np.sort(rng.uniform(0, 10, ends[-1]))
+    flat[starts[3]:ends[3]] = flat[starts[3]:ends[3]][::-1].copy()  # unsorted
+    flat[starts[17]:ends[17]] = flat[starts[17]:ends[17]][::-1].copy()
+    ids = np.arange(24) * 10
+    edges = np.arange(1.0, 9.0, 0.5)[:, None] + np.array([0.0, 0.25])[None, :]
+    rows = np.flatnonzero(lengths > 1)
+    trains = UnitTrains(flat.copy(), starts, ends, rows, ids, "f.nwb: units table")
+    out = count_spikes(trains, edges, new_counts(edges.shape[0], rows.size, 1, np.int64),
+                       n_threads=n_threads)
+    sorted_trains = [np.sort(flat[starts[r]:ends[r]]) for r in rows]
+    np.testing.assert_array_equal(out, brute_counts(sorted_trains, edges[:, 0], [0.0, 0.25]))
+    with pytest.warns(UserWarning) as record:
+        trains.warn_sorted()
+    assert [str(w.message) for w in record] == [
+        f"f.nwb: units table: spike times of unit {ids[r]} (row {r}) are not sorted; sorting them"
+        for r in (3, 17)]
+    bad = flat.copy()
+    bad[starts[rows[-2]]] = np.nan  # in another thread than rows[5] (interleaved units)
+    bad[starts[rows[5]] + 1] = np.nan  # the lowest selected unit with a NaN
+    trains = UnitTrains(bad, starts, ends, rows, ids, "f.nwb: units table")
+    with pytest.raises(LoaderError, match=rf"unit {ids[rows[5]]} \(row {rows[5]}\) has 1 NaN"):
+        count_spikes(trains, edges, new_counts(edges.shape[0], rows.size, 1, np.int64),
+                     n_threads=n_threads)
 
 
 def test_image_names_from_reference_addresses_equal_dereferencing(macaque):

@@ -139,7 +139,10 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
         else:
             units_table(rec)
             sel, ids, regions, region_source, trains = selected_trains(rec, units, region)
-            lo, hi, _ = trains.extent(rec)
+            try:
+                lo, hi, _ = trains.extent(rec)
+            finally:
+                trains.warn_sorted()
             epochs, label = _epochs(rec, epoch, (lo, hi))
             starts, rows = time_bins(epochs, bin_size)
             if starts.size == 0:

@@ -27,6 +27,10 @@ the bin that starts there (the same as differences of ``searchsorted(..., side="
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 #: Most comparison passes per spike (used when many edges share grid cells).
@@ -49,6 +53,10 @@ MULTI_PASS_SHARE = 0.1
 #: ``n_edges * log2(n_spikes)`` steps cost less than its spikes: few presentations spread over
 #: a long recording.
 SEARCH_STEP_COST = 0.45
+#: Threads for large outputs (units are independent; numpy releases the GIL in most of the
+#: per-spike work, not in ``bincount``) and the smallest output worth starting them for.
+MAX_THREADS = 4
+MIN_PARALLEL_COUNTS = 200_000
 
 
 class EdgeGrid:
@@ -158,14 +166,16 @@ def cell_coordinate(t: np.ndarray, origin: float, inv_h: float, out: np.ndarray)
     return out
 
 
-def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
+def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray,
+                 n_threads: int | None = None) -> np.ndarray:
     """Spike counts of every train in every bin of every presentation.
 
     Parameters
     ----------
     trains : sequence of sorted 1-d float64 arrays
-        One spike train per unit; indexed once each, in order (a sequence that checks or
-        sorts a train when it is indexed finds it in cache for the count that follows).
+        One spike train per unit; each indexed once, possibly from a worker thread (a sequence
+        that checks or sorts a train when it is indexed finds it in cache for the count that
+        follows).
     edges_abs : (n_presentations, n_edges) array
         Absolute bin edges, strictly increasing along each row; rows may overlap and come in
         any order.
@@ -173,10 +183,20 @@ def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
         Filled with counts in ``[edge_k, edge_k+1)``; any numeric dtype. Pass a transposed view
         of a ``(n_units, n_presentations, n_bins)`` array (see :func:`new_counts`) so each
         unit's counts are written contiguously.
+    n_threads : int, optional
+        Units are shared out among this many threads (numpy releases the GIL in most of the
+        per-spike work). Default: the CPUs this process may use, at most ``MAX_THREADS``, for
+        outputs of at least ``MIN_PARALLEL_COUNTS`` counts; one thread otherwise.
 
     Returns
     -------
     out
+
+    Raises
+    ------
+    Exception
+        Whatever indexing ``trains`` raises; with several threads, the one for the lowest unit
+        index (the one a single thread would have raised).
 
     Notes
     -----
@@ -189,52 +209,105 @@ def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
     ``searchsorted`` of their two edges in the train.
     """
     edges_abs = np.asarray(edges_abs, dtype=np.float64)
-    if edges_abs.size == 0:
+    n_units = len(trains)
+    if edges_abs.size == 0 or n_units == 0:
         return out
-    n_edges = edges_abs.shape[1]
-    flat_edges = edges_abs.ravel()
-    values, rank_of_edge = np.unique(flat_edges, return_inverse=True)
-    rank_of_edge = rank_of_edge.reshape(edges_abs.shape)
-    grid = None
-    monotone = bool(np.all(flat_edges[1:] >= flat_edges[:-1]))
-    if monotone and values.size == flat_edges.size:
-        # ranks are 0, 1, 2, ... in reading order: the bins' end edges are a strided view
-        end_rank = None
-    else:
-        end_rank = rank_of_edge[:, 1:]
-    for u in range(len(trains)):
-        train = trains[u]
+    counter = _Counter(edges_abs, out)
+    if n_threads is None:
+        n_threads = min(usable_cpus(), MAX_THREADS) if out.size >= MIN_PARALLEL_COUNTS else 1
+    n_threads = max(1, min(n_threads, n_units))
+    if n_threads == 1:
+        counter.count(trains, range(n_units))
+        return out
+    with ThreadPoolExecutor(n_threads) as pool:
+        # interleaved units balance the load; each thread stops at its first failure
+        failures = list(pool.map(lambda k: counter.count(trains, range(k, n_units, n_threads),
+                                                         catch=True), range(n_threads)))
+    failures = [f for f in failures if f is not None]
+    if failures:
+        raise min(failures, key=lambda f: f[0])[1]
+    return out
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS reports it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+class _Counter:
+    """What :func:`count_spikes` prepares once for all units (edges, ranks, grid)."""
+
+    def __init__(self, edges_abs: np.ndarray, out: np.ndarray):
+        self.edges_abs, self.out = edges_abs, out
+        flat_edges = edges_abs.ravel()
+        self.values, rank_of_edge = np.unique(flat_edges, return_inverse=True)
+        self.rank_of_edge = rank_of_edge.reshape(edges_abs.shape)
+        self.monotone = bool(np.all(flat_edges[1:] >= flat_edges[:-1]))
+        if self.monotone and self.values.size == flat_edges.size:
+            # ranks are 0, 1, 2, ... in reading order: the bins' end edges are a strided view
+            self.end_rank = None
+        else:
+            self.end_rank = self.rank_of_edge[:, 1:]
+        self.grid = None
+        self._lock = threading.Lock()
+
+    def _grid(self) -> EdgeGrid:
+        """The grid, built once for the first unit that needs it (under a lock: threads)."""
+        with self._lock:
+            if self.grid is None:
+                grid = EdgeGrid(self.values)
+                # bins with an edge in a crowded cell: counted directly
+                if grid.crowded_values is not None:
+                    crowded = grid.crowded_values[self.rank_of_edge]
+                    p, k = np.nonzero(crowded[:, :-1] | crowded[:, 1:])
+                    self.fix = (p, k, self.edges_abs[p, k], self.edges_abs[p, k + 1])
+                else:
+                    self.fix = None
+                self.grid = grid
+        return self.grid
+
+    def count(self, trains, units, catch: bool = False):
+        """Fill ``out`` for ``units``; with ``catch``, return ``(unit, exception)`` for the
+        first unit whose train cannot be read instead of raising."""
+        work = None
+        for u in units:
+            try:
+                train = trains[u]
+            except Exception as exc:
+                if not catch:
+                    raise
+                return u, exc
+            work = self.count_unit(u, train, work)
+        return None
+
+    def count_unit(self, u: int, train: np.ndarray, work):
+        values, out, rank_of_edge = self.values, self.out, self.rank_of_edge
         n_inside = np.diff(np.searchsorted(train, values[[0, -1]], side="left"))[0]
         if values.size * np.log2(n_inside + 1) * SEARCH_STEP_COST < n_inside:
             # few edges for many spikes: search the train for the edges
             before = np.searchsorted(train, values, side="left")[rank_of_edge]
             np.subtract(before[:, 1:], before[:, :-1], out=out[:, u, :], casting="unsafe")
-            continue
-        if grid is None:  # built once, for the first unit that needs it
-            grid = EdgeGrid(values)
-            work = grid.workspace(0)
-            # bins with an edge in a crowded cell: counted directly
-            if grid.crowded_values is not None:
-                crowded = grid.crowded_values[rank_of_edge]
-                fix_p, fix_k = np.nonzero(crowded[:, :-1] | crowded[:, 1:])
-                fix_start, fix_stop = edges_abs[fix_p, fix_k], edges_abs[fix_p, fix_k + 1]
-            else:
-                fix_p = fix_k = None
-        if train.size > work["x"].size:  # grown as needed: ``trains`` may check lazily
-            work = grid.workspace(max(train.size, 2 * work["x"].size))
+            return work
+        grid = self.grid if self.grid is not None else self._grid()
+        if work is None or train.size > work["x"].size:
+            work = grid.workspace(max(train.size, 0 if work is None else 2 * work["x"].size))
         hist = grid.histogram(train, work)
-        if not monotone:
+        if not self.monotone:
             before = np.cumsum(hist)  # before[r]: spikes < the edge of rank r (up to a constant)
             at = before[rank_of_edge]
             np.subtract(at[:, 1:], at[:, :-1], out=out[:, u, :], casting="unsafe")
-        elif end_rank is None:
-            out[:, u, :] = hist[1:flat_edges.size + 1].reshape(edges_abs.shape)[:, :n_edges - 1]
+        elif self.end_rank is None:
+            n_edges = rank_of_edge.size
+            out[:, u, :] = hist[1:n_edges + 1].reshape(rank_of_edge.shape)[:, :-1]
         else:
-            out[:, u, :] = hist[end_rank]
-        if fix_p is not None:
-            out[fix_p, u, fix_k] = (np.searchsorted(train, fix_stop, side="left")
-                                    - np.searchsorted(train, fix_start, side="left"))
-    return out
+            out[:, u, :] = hist[self.end_rank]
+        if self.fix is not None:
+            p, k, start, stop = self.fix
+            out[p, u, k] = (np.searchsorted(train, stop, side="left")
+                            - np.searchsorted(train, start, side="left"))
+        return work
 
 
 def new_counts(n_presentations: int, n_units: int, n_bins: int, dtype) -> np.ndarray:

@@ -51,14 +51,15 @@ def read_spike_times(rec: NWBSource) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 class UnitTrains(Sequence):
     """The selected units' spike trains, as views into the flat spike-time array, each checked
-    the first time it is used (while the counting that follows finds it in cache): NaN is an
-    error naming the unit; an unsorted train is sorted in place (``flat`` is the loader's own
-    copy) with a warning naming the unit."""
+    the first time it is used (while the counting that follows finds it in cache, possibly in
+    a worker thread): NaN is an error naming the unit; an unsorted train is sorted in place
+    (``flat`` is the loader's own copy) and :meth:`warn_sorted` then names the unit."""
 
     def __init__(self, flat, starts, ends, rows, ids, where):
         self.flat, self.starts, self.ends = flat, starts, ends
         self.rows, self.ids, self.where = rows, ids, where
         self._checked = np.zeros(len(rows), dtype=bool)
+        self._sorted_rows: list[int] = []
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -67,7 +68,8 @@ class UnitTrains(Sequence):
         row = self.rows[i]
         train = self.flat[self.starts[row]:self.ends[row]]
         if not self._checked[i]:
-            check_train(train, row, self.ids[row], self.where)
+            if check_train(train, row, self.ids[row], self.where):
+                self._sorted_rows.append(int(row))  # list.append is atomic: threads
             self._checked[i] = True
         return train
 
@@ -83,24 +85,31 @@ class UnitTrains(Sequence):
         self.checked()
         return recording_extent(rec, self.flat, self.starts, self.ends)
 
+    def warn_sorted(self) -> None:
+        """One warning per train that had to be sorted, in row order, from the caller's thread
+        (the checks may have run in worker threads), pointing at the caller's caller."""
+        for row in sorted(self._sorted_rows):
+            warnings.warn(f"{self.where}: spike times of unit {self.ids[row]} (row {row}) are "
+                          "not sorted; sorting them", stacklevel=3)
+        self._sorted_rows.clear()
 
-def check_train(train, row, unit_id, where) -> None:
-    """Raise on NaN spike times, sort an unsorted train in place with a warning."""
+
+def check_train(train, row, unit_id, where) -> bool:
+    """Raise on NaN spike times; sort an unsorted train in place and return True."""
     if train.size == 0:
-        return
+        return False
     # one comparison pass finds both: NaN fails every comparison it is in
     if train.size > 1:
         ordered = bool(np.greater_equal(train[1:], train[:-1]).all())
     else:
         ordered = not np.isnan(train[0])
     if ordered:
-        return
+        return False
     n_nan = int(np.isnan(train).sum())
     if n_nan:
         raise LoaderError(f"{where}: unit {unit_id} (row {row}) has {n_nan} NaN spike time(s)")
-    warnings.warn(f"{where}: spike times of unit {unit_id} (row {row}) are not sorted; "
-                  "sorting them", stacklevel=5)
     train.sort()
+    return True
 
 
 def selected_trains(rec: NWBSource, units, region):
@@ -208,7 +217,10 @@ def spike_responses(source, intervals, stimulus: str, window=None, *, bins=None,
         out = new_counts(len(df), rows.size, widths.size, np.float64 if rate else np.int64)
         # counting checks (and sorts) each train as it goes, while it is in cache; the extent
         # reads the sorted trains' ends, so it is checked after (an error then wastes the count)
-        count_spikes(trains, onsets[:, None] + edges[None, :], out)
+        try:
+            count_spikes(trains, onsets[:, None] + edges[None, :], out)
+        finally:
+            trains.warn_sorted()
         check_inside(rec.where(pattrs["intervals"]), onsets, edges, trains.extent(rec),
                      np.asarray(df["presentation_id"]))
         if rate:
