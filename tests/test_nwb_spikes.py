@@ -292,6 +292,13 @@ def test_empty_selection(allen):
     assert "'VISp'" in str(err.value)
 
 
+def test_infinite_onsets_are_named(macaque):
+    df = pd.DataFrame({"start_time": [1.0, np.inf, 2.0], "stimulus": ["a", "b", "c"]})
+    with pytest.raises(LoaderError, match=r"start_time is NaN or infinite in rows 1") as err:
+        loaders.spike_responses(macaque.path, df, "stimulus", window=(0, 0.2))
+    assert macaque.path in str(err.value)
+
+
 def test_presentations_outside_the_recording(macaque):
     df = pd.DataFrame({"start_time": [1.0, 2.0, 1e5], "stimulus": ["a", "b", "c"]})
     with pytest.raises(LoaderError, match=r"1 presentation\(s\) have windows outside the "

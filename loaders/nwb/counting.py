@@ -194,6 +194,8 @@ def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray,
 
     Raises
     ------
+    ValueError
+        Non-finite edges.
     Exception
         Whatever indexing ``trains`` raises; with several threads, the one for the lowest unit
         index (the one a single thread would have raised).
@@ -212,6 +214,8 @@ def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray,
     n_units = len(trains)
     if edges_abs.size == 0 or n_units == 0:
         return out
+    if not np.isfinite(edges_abs).all():
+        raise ValueError("bin edges must be finite")
     counter = _Counter(edges_abs, out)
     if n_threads is None:
         n_threads = min(usable_cpus(), MAX_THREADS) if out.size >= MIN_PARALLEL_COUNTS else 1
