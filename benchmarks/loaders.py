@@ -12,7 +12,8 @@ both the tracemalloc peak (Python + numpy allocations made by the method) and th
 ``ru_maxrss``. Floors: ``floor_pynwb`` opens the file with pynwb and reads each unit's spike
 times through the units table (what "reading every unit's spike times" means for a pynwb user);
 ``floor_h5py`` reads the flat spike-time array and its index with bare h5py (the least any
-reader can do).
+reader can do). Ours counts units in up to ``loaders.nwb.counting.MAX_THREADS`` threads (as
+many as the machine's CPUs); pass ``--threads 1`` to measure it on one.
 
 Usage::
 
@@ -40,6 +41,10 @@ WINDOW = (0.07, 0.17)
 
 def method_ours(path):
     import loaders
+    from loaders.nwb import counting
+
+    if os.environ.get("NEUROGEOM_BENCH_THREADS"):
+        counting.MAX_THREADS = int(os.environ["NEUROGEOM_BENCH_THREADS"])
 
     resp = loaders.spike_responses(path, "trials", "stimulus_presented", window=WINDOW,
                                    rate=False)
@@ -131,6 +136,7 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--file", help="reuse (or keep) the generated file at this path")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--threads", type=int, help="most threads our counting may use")
     p.add_argument("--generate", metavar="PATH", help=argparse.SUPPRESS)
     p.add_argument("--child", nargs=3, metavar=("METHOD", "PATH", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -152,6 +158,8 @@ def main(argv=None):
         print("pynapple is not installed (pip install pynapple): its comparison is skipped")
         args.methods = [m for m in args.methods if m != "pynapple"]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if args.threads:
+        env["NEUROGEOM_BENCH_THREADS"] = str(args.threads)
     if not path.exists():
         # generate in a child too: Linux keeps ru_maxrss across exec, so a big parent would
         # inflate every child's peak

@@ -116,3 +116,20 @@ def test_bad_epochs_and_bins(allen, twophoton):
         loaders.binned_activity(twophoton.path, 0.01, epoch=(1.0, 2.0))
     with pytest.raises(LoaderError, match="bin_size must be a positive"):
         loaders.binned_activity(allen.path, 0.0)
+
+
+def test_unsorted_spike_times_are_sorted_before_the_extent_and_the_counts(nwb_dir):
+    """The whole-recording epoch comes from each unit's first and last spike: those of the
+    sorted train, not of the file's order."""
+    from nwb_files import write_plain_units
+
+    trains = [np.array([3.0, 0.5, 1.2, 2.1, 1.1, 5.0, 0.25]), np.array([0.3, 1.05, 2.2, 4.9])]
+    path = write_plain_units(nwb_dir / "unsorted_binned.nwb", trains, onsets=[1.0],
+                             with_trials=False)
+    with pytest.warns(UserWarning) as record:
+        act = loaders.binned_activity(path, 0.25, rate=False)
+    assert any("unit 0 (row 0) are not sorted" in str(w.message) for w in record)
+    starts = act["bin_start"].values
+    assert starts[0] == 0.25 and act.sizes["time"] == int((5.0 - 0.25) / 0.25)
+    np.testing.assert_array_equal(act.values,
+                                  brute_bin_counts([np.sort(t) for t in trains], starts, 0.25))

@@ -267,7 +267,8 @@ def test_unsorted_spike_times_are_sorted_with_a_warning(nwb_dir):
     before = sha256(path)
     with pytest.warns(UserWarning) as record:
         resp = loaders.spike_responses(path, "trials", "stimulus", window=(0, 0.5), rate=False)
-    assert any("unit 0 (row 0) are not sorted" in str(w.message) for w in record)
+    unsorted = [w for w in record if "unit 0 (row 0) are not sorted" in str(w.message)]
+    assert len(unsorted) == 1 and unsorted[0].filename == __file__  # points at the caller
     expected = brute_counts([np.sort(t) for t in trains], [1.0, 2.0, 3.0], [0, 0.5])[..., 0]
     np.testing.assert_array_equal(resp.values, expected)
     assert sha256(path) == before  # sorted in memory, never in the file
@@ -289,6 +290,13 @@ def test_empty_selection(allen):
         loaders.spike_responses(allen.path, "natural_scenes_presentations", "frame",
                                 window=(0, 0.2), region="V1")
     assert "'VISp'" in str(err.value)
+
+
+def test_infinite_onsets_are_named(macaque):
+    df = pd.DataFrame({"start_time": [1.0, np.inf, 2.0], "stimulus": ["a", "b", "c"]})
+    with pytest.raises(LoaderError, match=r"start_time is NaN or infinite in rows 1") as err:
+        loaders.spike_responses(macaque.path, df, "stimulus", window=(0, 0.2))
+    assert macaque.path in str(err.value)
 
 
 def test_presentations_outside_the_recording(macaque):
@@ -359,3 +367,204 @@ def test_region_falls_back_per_unit(nwb_dir):
     np.testing.assert_array_equal(resp["region"].values, expected.astype(str))
     assert resp.attrs["region_source"] == \
         "units.location + units.electrodes -> electrodes.location"
+
+
+# --------------------------------------------------------------------------------------------
+# the counting kernel (loaders.nwb.counting) against the brute-force count, on adversarial
+# inputs, through each of its paths
+# --------------------------------------------------------------------------------------------
+
+def _adversarial_trains(rng, abs_edges, n_units=6, n_random=300):
+    """Spike trains that sit on the edges, one ulp either side of them, outside every window,
+    and in bursts; plus an empty train and a one-spike train."""
+    flat = abs_edges.ravel()
+    lo, hi = flat.min(), flat.max()
+    span = hi - lo
+    trains = [np.array([]), np.array([flat[len(flat) // 2]])]
+    for _ in range(n_units - 2):
+        on = rng.choice(flat, size=min(flat.size, 60))
+        parts = [on, np.nextafter(on, -np.inf), np.nextafter(on, np.inf),
+                 rng.uniform(lo - 0.1 * span, hi + 0.1 * span, n_random),  # some outside all
+                 [lo, hi, lo - 1.0, hi + 1.0],
+                 rng.choice(flat, 3)[:, None] + rng.uniform(0, 1e-3, (3, 20))]  # bursts
+        trains.append(np.sort(np.concatenate([np.ravel(p) for p in parts])))
+    return trains
+
+
+def _counted(trains, abs_edges, dtype=np.int64, n_threads=1):
+    from loaders.nwb.counting import count_spikes, new_counts
+
+    out = new_counts(abs_edges.shape[0], len(trains), abs_edges.shape[1] - 1, dtype)
+    return count_spikes(trains, abs_edges, out, n_threads=n_threads)
+
+
+def _grid_of(abs_edges):
+    from loaders.nwb.counting import EdgeGrid
+
+    return EdgeGrid(np.unique(abs_edges))
+
+
+# name -> (onsets, relative edges); each exercises one path of count_spikes (checked below)
+def _cases(rng):
+    sorted_onsets = np.cumsum(rng.uniform(0.15, 0.4, 150))
+    return {
+        # non-overlapping windows in time order, no shared edge: the strided-view path
+        "windows": (sorted_onsets, np.array([0.07, 0.17])),
+        # abutting bins and windows (stop of one == start of the next): tied edges
+        "abutting": (np.arange(100) * 0.25 + 3.0, np.array([0.0, 0.05, 0.125, 0.25])),
+        # windows longer than the onset spacing, onsets in random order: the cumsum path
+        "overlapping unsorted": (rng.permutation(sorted_onsets), np.array([-0.3, 0.1, 0.6])),
+        # many narrow bins in short windows far apart: cells shared by several edges
+        "clustered": (np.arange(40) * 50.0 + rng.uniform(0, 1, 40),
+                      np.linspace(0.0, 0.002, 9)),
+        # one dense cluster and one far outlier: cells too full for the comparison passes
+        "cluster and outlier": (np.concatenate([rng.uniform(0, 1, 60), [5e4]]),
+                                np.array([0.0, 1e-4, 3e-4])),
+    }
+
+
+@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("method", ["chosen", "grid", "search"])
+@pytest.mark.parametrize("case", ["windows", "abutting", "overlapping unsorted", "clustered",
+                                  "cluster and outlier"])
+def test_counting_kernel_matches_brute_force(monkeypatch, case, method, n_threads):
+    """Every train through the grid, every train searched for the edges, or each as chosen by
+    the cost model, in one thread or several: the same counts as the brute-force loop."""
+    from loaders.nwb import counting
+
+    cost = {"chosen": counting.SEARCH_STEP_COST, "grid": 1e300, "search": 0.0}[method]
+    monkeypatch.setattr(counting, "SEARCH_STEP_COST", cost)
+    rng = np.random.default_rng(7)
+    onsets, edges = _cases(rng)[case]
+    abs_edges = onsets[:, None] + edges[None, :]
+    trains = _adversarial_trains(rng, abs_edges)
+    expected = brute_counts(trains, onsets, edges)
+    np.testing.assert_array_equal(_counted(trains, abs_edges, n_threads=n_threads), expected)
+    rates = _counted(trains, abs_edges, np.float64)  # a float output is filled the same
+    np.testing.assert_array_equal(rates, expected.astype(np.float64))
+
+
+def test_counting_kernel_cases_reach_every_path():
+    """The cases above are not all the easy path: check which machinery each one uses."""
+    cases = _cases(np.random.default_rng(7))
+    grids = {name: _grid_of(o[:, None] + e[None, :]) for name, (o, e) in cases.items()}
+    assert grids["windows"].n_passes == 1
+    flat = (cases["abutting"][0][:, None] + cases["abutting"][1][None, :]).ravel()
+    assert np.unique(flat).size < flat.size  # shared edges
+    assert grids["clustered"].n_passes > 1
+    assert grids["cluster and outlier"].crowded_values is not None
+
+
+@pytest.mark.parametrize("cap", [16, 64, 1 << 20])
+@pytest.mark.parametrize("passes, multi_share", [(1, 0.0), (2, 0.0), (3, 0.0), (3, 1.0)])
+def test_counting_kernel_with_coarse_grids(monkeypatch, cap, passes, multi_share):
+    """Coarse grids (few cells for many edges) force multi-edge cells, the comparison passes
+    and the direct count of bins with an edge in a crowded cell; the counts must not change."""
+    from loaders.nwb import counting
+
+    monkeypatch.setattr(counting, "MIN_CELL_CAP", cap)
+    monkeypatch.setattr(counting, "MAX_CELLS_PER_EDGE", 1)
+    monkeypatch.setattr(counting, "CELLS_PER_EDGE", 1)
+    monkeypatch.setattr(counting, "MAX_PASSES", passes)
+    monkeypatch.setattr(counting, "MULTI_PASS_SHARE", multi_share)
+    monkeypatch.setattr(counting, "SEARCH_STEP_COST", 1e300)  # every train through the grid
+    rng = np.random.default_rng(cap + passes)
+    onsets = np.sort(rng.uniform(0, 30, 120))
+    edges = np.array([0.0, 0.01, 0.02, 0.2, 0.21])
+    for order in (np.arange(onsets.size), rng.permutation(onsets.size)):  # both output paths
+        abs_edges = onsets[order, None] + edges[None, :]
+        trains = _adversarial_trains(rng, abs_edges)
+        np.testing.assert_array_equal(_counted(trains, abs_edges),
+                                      brute_counts(trains, onsets[order], edges))
+    grid = _grid_of(abs_edges)
+    assert grid.n_passes <= (1 if multi_share else passes)
+    if cap == 16:  # 16 cells for 600 edges: full cells whatever the passes
+        assert grid.n_passes == (1 if multi_share else passes)
+        assert grid.crowded_values is not None
+
+
+def test_edge_grid_cumulative_counts_are_exact():
+    """Spikes before each edge, read off the grid's histogram, equal searchsorted exactly, for
+    spikes on the edges, one ulp either side and everywhere between: for every edge, bar those
+    the grid declares crowded (whose bins count directly)."""
+    from loaders.nwb.counting import EdgeGrid
+
+    rng = np.random.default_rng(3)
+    values = np.unique(np.concatenate([np.cumsum(rng.exponential(1.0, 500)),
+                                       1e3 + rng.uniform(0, 1e-6, 50)]))  # a tight cluster
+    grid = EdgeGrid(values)
+    assert grid.crowded_values is not None and grid.crowded_values.sum() >= 50
+    t = np.sort(np.concatenate([values, np.nextafter(values, -np.inf),
+                                np.nextafter(values, np.inf),
+                                rng.uniform(values[0], values[-1], 5000)]))
+    before = np.cumsum(grid.histogram(t, grid.workspace(t.size)))[:values.size]
+    a = np.searchsorted(t, values[0], side="left")  # spikes before the first edge are left out
+    expected = np.searchsorted(t, values, side="left") - a
+    exact = ~grid.crowded_values
+    np.testing.assert_array_equal(before[exact], expected[exact])
+
+
+def test_spikes_exactly_on_window_edges_through_a_file(nwb_dir):
+    """All the way from a file: spikes on onset + start count, spikes on onset + stop do not."""
+    onsets = np.array([1.0, 1.5, 2.0, 2.25])
+    window = (0.0, 0.25)
+    on_edges = (onsets[:, None] + np.array(window)[None, :]).ravel()
+    trains = [np.sort(np.concatenate([on_edges, np.nextafter(on_edges, -np.inf)])),
+              np.array([]), np.array([0.1, 9.0])]
+    path = write_plain_units(nwb_dir / "edges.nwb", trains, onsets=onsets)
+    with pytest.warns(UserWarning, match="unknown"):
+        resp = loaders.spike_responses(path, "trials", "stimulus", window=window, rate=False)
+    np.testing.assert_array_equal(resp.values, brute_counts(trains, onsets, window)[..., 0])
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 4])
+def test_threads_report_the_first_bad_unit_and_warn_in_row_order(n_threads):
+    """Trains are checked where they are counted, possibly in worker threads: the NaN error
+    still names the lowest selected unit, and the sorting warnings come from the caller's
+    thread, in row order, whatever the threads' timing."""
+    from loaders.nwb.counting import count_spikes, new_counts
+    from loaders.nwb.spikes import UnitTrains
+
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(2, 40, 24)
+    lengths[[2, 9]] = [0, 1]  # an empty train and a one-spike train, left out of the selection
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    flat = np.sort(rng.uniform(0, 10, ends[-1]))
+    flat[starts[3]:ends[3]] = flat[starts[3]:ends[3]][::-1].copy()  # unsorted
+    flat[starts[17]:ends[17]] = flat[starts[17]:ends[17]][::-1].copy()
+    ids = np.arange(24) * 10
+    edges = np.arange(1.0, 9.0, 0.5)[:, None] + np.array([0.0, 0.25])[None, :]
+    rows = np.flatnonzero(lengths > 1)
+    trains = UnitTrains(flat.copy(), starts, ends, rows, ids, "f.nwb: units table")
+    out = count_spikes(trains, edges, new_counts(edges.shape[0], rows.size, 1, np.int64),
+                       n_threads=n_threads)
+    sorted_trains = [np.sort(flat[starts[r]:ends[r]]) for r in rows]
+    np.testing.assert_array_equal(out, brute_counts(sorted_trains, edges[:, 0], [0.0, 0.25]))
+    with pytest.warns(UserWarning) as record:
+        trains.warn_sorted()
+    assert [str(w.message) for w in record] == [
+        f"f.nwb: units table: spike times of unit {ids[r]} (row {r}) are not sorted; sorting them"
+        for r in (3, 17)]
+    bad = flat.copy()
+    bad[starts[rows[-2]]] = np.nan  # in another thread than rows[5] (interleaved units)
+    bad[starts[rows[5]] + 1] = np.nan  # the lowest selected unit with a NaN
+    trains = UnitTrains(bad, starts, ends, rows, ids, "f.nwb: units table")
+    with pytest.raises(LoaderError, match=rf"unit {ids[rows[5]]} \(row {rows[5]}\) has 1 NaN"):
+        count_spikes(trains, edges, new_counts(edges.shape[0], rows.size, 1, np.int64),
+                     n_threads=n_threads)
+
+
+def test_image_names_from_reference_addresses_equal_dereferencing(macaque):
+    """order_of_images is resolved by matching reference addresses in bulk; dereferencing each
+    reference (the slow, obvious way) must give the same names in the same order."""
+    import h5py
+
+    from loaders.nwb.source import _reference_names, _reference_names_slowly
+
+    with h5py.File(macaque.path, "r") as f:
+        group = f["stimulus/presentation"][next(iter(f["stimulus/presentation"]))]
+        refs = group["order_of_images"]
+        fast = _reference_names(f, group, refs)
+        slow = _reference_names_slowly(f, group, refs[()])
+    assert fast == slow and len(fast) == len(set(fast)) > 1

@@ -3,7 +3,7 @@
 One module per job: :mod:`.source` opens files read-only, :mod:`.tables` reads dynamic tables
 column by column (raw HDF5 or pynwb objects), :mod:`.presentations` turns intervals tables into
 presentation coords, :mod:`.regions` finds brain areas, :mod:`.spikes` counts spikes
-around stimuli, :mod:`.calcium` averages imaging traces, :mod:`.binned` bins continuous activity
+around stimuli (the counting kernel, shared with binning, is :mod:`.counting`), :mod:`.calcium` averages imaging traces, :mod:`.binned` bins continuous activity
 with behavioural covariates (found and interpolated by :mod:`.behaviour`), :mod:`.build`
 assembles validated assemblies, :mod:`.summary` describes a file.
 """

@@ -16,7 +16,8 @@ from .calcium import (MAX_IN_MEMORY_BYTES, choose_series, chunk_samples_for, sam
                       series_layout, window_means)
 from .regions import roi_regions
 from .source import open_nwb
-from .spikes import UNIT_SKIP, count_spikes, selected_trains, units_table
+from .counting import count_spikes, new_counts
+from .spikes import UNIT_SKIP, selected_trains, units_table
 
 
 def time_bins(epochs: np.ndarray, bin_size: float) -> tuple[np.ndarray, np.ndarray]:
@@ -137,14 +138,17 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
             ncoords = neuroid_coords(info, ids[cols], regions[cols], {}, "roi_id")
         else:
             units_table(rec)
-            sel, ids, regions, region_source, trains, (lo, hi, _) = selected_trains(
-                rec, units, region)
+            sel, ids, regions, region_source, trains = selected_trains(rec, units, region)
+            try:
+                lo, hi, _ = trains.extent(rec)
+            finally:
+                trains.warn_sorted()
             epochs, label = _epochs(rec, epoch, (lo, hi))
             starts, rows = time_bins(epochs, bin_size)
             if starts.size == 0:
                 raise LoaderError(f"{rec.where(label)}: empty selection: no whole {bin_size} s "
                                   "bin fits in the epochs")
-            out = np.empty((starts.size, sel.size, 1), dtype=np.float64 if rate else np.int64)
+            out = new_counts(starts.size, sel.size, 1, np.float64 if rate else np.int64)
             count_spikes(trains, np.column_stack([starts, starts + bin_size]), out)
             values = out[..., 0]
             if rate:
@@ -155,7 +159,10 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
             ncoords = neuroid_coords(info, ids[sel], regions[sel],
                                      {k: v[sel] for k, v in extra.items()}, "unit_id")
         centers = starts + bin_size / 2
-        cov, cov_paths = covariate_coords(rec.nwbfile, covariates, centers, rec.where())
+        # rec.nwbfile builds every pynwb object in the file (seconds for files with thousands
+        # of images): only for covariates
+        cov, cov_paths = covariate_coords(rec.nwbfile if covariates is not None else None,
+                                          covariates, centers, rec.where())
         coords = {"time": ("time", centers), "bin_start": ("time", starts),
                   "bin_end": ("time", starts + bin_size), "epoch_index": ("time", rows)}
         coords.update({k: ("time", v) for k, v in cov.items()})

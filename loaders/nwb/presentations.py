@@ -72,9 +72,9 @@ def presentation_table(rec: NWBSource, intervals, stimulus: str, exclude=None) -
         raise LoaderError(f"{rec.where(table_name)} has no stimulus column {stimulus!r}; "
                           f"columns: {format_list(columns, 30)}")
     start = np.asarray(df["start_time"], dtype=np.float64)
-    if np.isnan(start).any():
-        bad = np.flatnonzero(np.isnan(start))
-        raise LoaderError(f"{rec.where(table_name)}: start_time is NaN in rows "
+    if not np.isfinite(start).all():
+        bad = np.flatnonzero(~np.isfinite(start))
+        raise LoaderError(f"{rec.where(table_name)}: start_time is NaN or infinite in rows "
                           f"{format_list(bad.tolist())}")
 
     stim = df[stimulus].to_numpy()

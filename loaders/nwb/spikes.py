@@ -2,20 +2,22 @@
 
 Spike times are read once, as the units table's flat ``spike_times`` array plus its
 ``spike_times_index`` (one read each, never unit by unit through pynwb objects). Counting is
-vectorized: for each unit, one ``searchsorted`` of its sorted train against every window edge
-of every presentation at once; counts are differences of the insertion points. Windows are
-half-open, ``[onset + start, onset + stop)``.
+vectorized over all presentations at once (:mod:`.counting`: one pass over each unit's spikes
+with a look-up grid over the window edges). Windows are half-open, ``[onset + start, onset +
+stop)``.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
 from neurogeom.errors import LoaderError, format_list
 
 from .build import extra_columns, neuroid_coords, select, stimulus_assembly, window_edges
+from .counting import count_spikes, new_counts
 from .presentations import presentation_table
 from .regions import unit_regions
 from .source import NWBSource, open_nwb
@@ -47,78 +49,84 @@ def read_spike_times(rec: NWBSource) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.asarray(flat, dtype=np.float64), ends, units.ids()
 
 
-def checked_train(flat, starts, ends, row, unit_id, where) -> np.ndarray:
-    """One unit's train (a view into ``flat``): NaN is an error naming the unit; unsorted
-    trains are sorted in place (``flat`` is the loader's own copy) with a warning."""
-    train = flat[starts[row]:ends[row]]
-    if train.size and np.isnan(train).any():
-        n = int(np.isnan(train).sum())
-        raise LoaderError(f"{where}: unit {unit_id} (row {row}) has {n} NaN spike time(s)")
-    if train.size > 1 and np.any(train[1:] < train[:-1]):
-        warnings.warn(f"{where}: spike times of unit {unit_id} (row {row}) are not sorted; "
-                      "sorting them", stacklevel=4)
-        train.sort()
-    return train
+class UnitTrains(Sequence):
+    """The selected units' spike trains, as views into the flat spike-time array, each checked
+    the first time it is used (while the counting that follows finds it in cache, possibly in
+    a worker thread): NaN is an error naming the unit; an unsorted train is sorted in place
+    (``flat`` is the loader's own copy) and :meth:`warn_sorted` then names the unit."""
+
+    def __init__(self, flat, starts, ends, rows, ids, where):
+        self.flat, self.starts, self.ends = flat, starts, ends
+        self.rows, self.ids, self.where = rows, ids, where
+        self._checked = np.zeros(len(rows), dtype=bool)
+        self._sorted_rows: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i) -> np.ndarray:
+        row = self.rows[i]
+        train = self.flat[self.starts[row]:self.ends[row]]
+        if not self._checked[i]:
+            if check_train(train, row, self.ids[row], self.where):
+                self._sorted_rows.append(int(row))  # list.append is atomic: threads
+            self._checked[i] = True
+        return train
+
+    def checked(self) -> "UnitTrains":
+        """Check every train now (a no-op for those already used)."""
+        for i in np.flatnonzero(~self._checked):
+            self[i]
+        return self
+
+    def extent(self, rec: NWBSource) -> tuple[float, float, str]:
+        """The recording extent (:func:`recording_extent`), after checking every selected
+        train (it reads their first and last spikes, which must be sorted by then)."""
+        self.checked()
+        return recording_extent(rec, self.flat, self.starts, self.ends)
+
+    def warn_sorted(self) -> None:
+        """One warning per train that had to be sorted, in row order, from the caller's thread
+        (the checks may have run in worker threads), pointing at the caller's caller."""
+        for row in sorted(self._sorted_rows):
+            warnings.warn(f"{self.where}: spike times of unit {self.ids[row]} (row {row}) are "
+                          "not sorted; sorting them", stacklevel=3)
+        self._sorted_rows.clear()
+
+
+def check_train(train, row, unit_id, where) -> bool:
+    """Raise on NaN spike times; sort an unsorted train in place and return True."""
+    if train.size == 0:
+        return False
+    # one comparison pass finds both: NaN fails every comparison it is in
+    if train.size > 1:
+        ordered = bool(np.greater_equal(train[1:], train[:-1]).all())
+    else:
+        ordered = not np.isnan(train[0])
+    if ordered:
+        return False
+    n_nan = int(np.isnan(train).sum())
+    if n_nan:
+        raise LoaderError(f"{where}: unit {unit_id} (row {row}) has {n_nan} NaN spike time(s)")
+    train.sort()
+    return True
 
 
 def selected_trains(rec: NWBSource, units, region):
     """Read the spike times once and pick the requested units (by id and/or region); the caller
     has checked the units table exists (:func:`units_table`).
 
-    Returns ``(rows, ids, regions, region_source, trains, extent)``: the selected rows of the
-    units table, every unit's id and region, the rule the regions came from, the checked sorted
-    spike train of each selected unit, and the recording extent ``(start, stop, source)``.
+    Returns ``(rows, ids, regions, region_source, trains)``: the selected rows of the units
+    table, every unit's id and region, the rule the regions came from, and the selected units'
+    spike trains (:class:`UnitTrains`: checked and sorted as they are used; their
+    :meth:`~UnitTrains.extent` is the recording's extent).
     """
     flat, ends, ids = read_spike_times(rec)
     starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
     regions, region_source = unit_regions(rec)
     where = rec.where("units table")
     rows = select(ids, regions, units, region, where, "units")
-    trains = [checked_train(flat, starts, ends, r, ids[r], where) for r in rows]
-    return rows, ids, regions, region_source, trains, recording_extent(rec, flat, starts, ends)
-
-
-def count_spikes(trains, edges_abs: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Spike counts of every train in every bin of every presentation.
-
-    Parameters
-    ----------
-    trains : sequence of sorted 1-d arrays
-        One spike train per unit.
-    edges_abs : (n_presentations, n_edges) array
-        Absolute bin edges, increasing along each row.
-    out : (n_presentations, n_units, n_edges - 1) array
-        Filled with counts in ``[edge_k, edge_k+1)``; any numeric dtype. Pass a transposed view
-        of a ``(n_units, n_presentations, n_bins)`` array (see :func:`new_counts`) so each
-        unit's counts are written contiguously.
-
-    Notes
-    -----
-    The insertion point of every edge is found with one ``searchsorted`` per unit over all
-    edges at once; a bin's count is the difference of its edges' insertion points (side
-    "left": a spike exactly on an edge belongs to the bin that starts there). When the edges
-    are globally increasing (non-overlapping windows, the usual case) they are searched as
-    they are; otherwise they are sorted once and the insertion points scattered back.
-    """
-    flat_edges = edges_abs.ravel()
-    monotone = bool(np.all(flat_edges[1:] >= flat_edges[:-1]))
-    order = None if monotone else np.argsort(flat_edges, kind="stable")
-    queries = flat_edges if monotone else flat_edges[order]
-    positions = np.empty(flat_edges.size, dtype=np.int64)
-    for u, train in enumerate(trains):
-        if monotone:
-            positions[:] = np.searchsorted(train, queries, side="left")
-        else:
-            positions[order] = np.searchsorted(train, queries, side="left")
-        pos = positions.reshape(edges_abs.shape)
-        np.subtract(pos[:, 1:], pos[:, :-1], out=out[:, u, :], casting="unsafe")
-    return out
-
-
-def new_counts(n_presentations: int, n_units: int, n_bins: int, dtype) -> np.ndarray:
-    """An uninitialized ``(presentation, unit, bin)`` output whose memory is unit-major, so
-    :func:`count_spikes` writes one contiguous block per unit instead of a strided column."""
-    return np.empty((n_units, n_presentations, n_bins), dtype=dtype).transpose(1, 0, 2)
+    return rows, ids, regions, region_source, UnitTrains(flat, starts, ends, rows, ids, where)
 
 
 def recording_extent(rec: NWBSource, flat, starts, ends) -> tuple[float, float, str]:
@@ -203,13 +211,18 @@ def spike_responses(source, intervals, stimulus: str, window=None, *, bins=None,
     with open_nwb(source) as rec:
         units_table(rec)
         df, pattrs = presentation_table(rec, intervals, stimulus, exclude)
-        rows, ids, regions, region_source, trains, extent = selected_trains(rec, units, region)
+        rows, ids, regions, region_source, trains = selected_trains(rec, units, region)
         onsets = np.asarray(df["start_time"], dtype=np.float64)
-        check_inside(rec.where(pattrs["intervals"]), onsets, edges, extent,
-                     np.asarray(df["presentation_id"]))
         widths = np.diff(edges)
         out = new_counts(len(df), rows.size, widths.size, np.float64 if rate else np.int64)
-        count_spikes(trains, onsets[:, None] + edges[None, :], out)
+        # counting checks (and sorts) each train as it goes, while it is in cache; the extent
+        # reads the sorted trains' ends, so it is checked after (an error then wastes the count)
+        try:
+            count_spikes(trains, onsets[:, None] + edges[None, :], out)
+        finally:
+            trains.warn_sorted()
+        check_inside(rec.where(pattrs["intervals"]), onsets, edges, trains.extent(rec),
+                     np.asarray(df["presentation_id"]))
         if rate:
             out /= widths  # spikes / s in each bin
         info = rec.info()

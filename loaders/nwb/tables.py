@@ -12,6 +12,7 @@ small interface, so the loaders do not care which one they get (zarr stores, rea
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def as_strings(values) -> np.ndarray:
@@ -20,6 +21,8 @@ def as_strings(values) -> np.ndarray:
     if arr.dtype.kind == "S":
         return arr.astype(str)
     if arr.dtype.kind == "O":
+        if pd.api.types.infer_dtype(arr, skipna=False) == "string":
+            return arr.astype(str)  # all str already: numpy's own loop, no Python one
         return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in arr.tolist()],
                         dtype=str)
     return arr.astype(str)
@@ -68,6 +71,11 @@ class H5Table:
             return None
         if ds.dtype.kind == "O" and ds.shape[0] and not isinstance(ds[0], (bytes, str)):
             return None  # object references
+        if ds.dtype.kind == "O":
+            import h5py
+
+            if h5py.check_string_dtype(ds.dtype) is not None:
+                return as_strings(ds.asstr()[()])  # decoded by h5py as it reads
         data = ds[()]
         return as_strings(data) if data.dtype.kind in "SO" else np.asarray(data)
 
