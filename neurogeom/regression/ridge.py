@@ -157,15 +157,18 @@ def loo_select(U, e, Y, alphas, xp, *, complete: bool, fit_intercept: bool = Tru
     a_b = xp.asarray(alphas)
     Z = U.T @ Y
     W = 1.0 / (e[:, None] + a_b[None, :])                       # r × n_alphas
-    U2 = U * U
-    H = U2 @ W                                                  # diag (G + aI)^-1, n × n_alphas
+    H = xp.zeros((n, n_alpha))                                  # diag (G + aI)^-1
+    row_sq = xp.zeros((n,))
+    for lo in range(0, n, 512):                                 # U * U a block at a time
+        U2 = U[lo:lo + 512] * U[lo:lo + 512]
+        H[lo:lo + 512] = U2 @ W
+        row_sq[lo:lo + 512] = U2.sum(1)
     norm2 = (W * W).T @ (Z * Z)                                 # ||U (w * z)||^2, n_alphas × t
     outside = None
     if not complete:
         outside = Y - U @ Z
-        H = H + (1.0 - U2.sum(1))[:, None] / a_b[None, :]
+        H = H + (1.0 - row_sq)[:, None] / a_b[None, :]
         norm2 = norm2 + (outside * outside).sum(0)[None, :] / (a_b * a_b)[:, None]
-    del U2
     if fit_intercept:
         H = H - 1.0 / (n * a_b[None, :])  # unpenalized intercept: drop the 1/sqrt(n) mode
     Hn, norm2n = xp.to_numpy(H), xp.to_numpy(norm2)
