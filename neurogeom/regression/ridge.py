@@ -180,36 +180,53 @@ def loo_select(U, e, Y, alphas, xp, *, complete: bool, fit_intercept: bool = Tru
     errors = np.full((n_alpha, t), np.inf)
     every = np.arange(t)
 
-    def evaluate(a_idx, j_idx, keep_dual):
-        dual = xp.zeros((n, t)) if keep_dual else None
-        for start in range(0, a_idx.size, chunk_columns):
-            a_sel, j_sel = a_idx[start:start + chunk_columns], j_idx[start:start + chunk_columns]
-            ab, jb = xp.asarray(a_sel, dtype="int"), xp.asarray(j_sel, dtype="int")
-            C = U @ (W[:, ab] * Z[:, jb])                       # (G + aI)^-1 y_j per pair
-            if outside is not None:
-                C = C + outside[:, jb] / a_b[ab][None, :]
-            if keep_dual:
-                dual[:, jb] = C
-            C = C / H[:, ab]                                    # LOO residuals
-            errors[a_sel, j_sel] = xp.to_numpy((C * C).mean(0))
-        return dual
-
-    first = upper.argmin(0)
-    dual = evaluate(first, every, keep_dual=True)
-    threshold = errors[first, every]
-    candidates = ~(lower > threshold[None, :] * (1.0 + 1e-9))  # NaN threshold: keep all
-    candidates[first, every] = False
-    a_idx, j_idx = np.nonzero(candidates)
-    evaluate(a_idx, j_idx, keep_dual=False)
-    best = errors.argmin(0)                                     # first on ties, like sklearn
-    moved = np.flatnonzero(best != first)
-    if moved.size:
-        jb = xp.asarray(moved, dtype="int")
-        ab = xp.asarray(best[moved], dtype="int")
+    def duals(a_sel, j_sel):
+        """``(G + a I)^-1 y_j`` for the pairs ``(a_sel[k], j_sel[k])``."""
+        ab, jb = xp.asarray(a_sel, dtype="int"), xp.asarray(j_sel, dtype="int")
         C = U @ (W[:, ab] * Z[:, jb])
         if outside is not None:
             C = C + outside[:, jb] / a_b[ab][None, :]
-        dual[:, jb] = C
+        return C
+
+    def evaluate(a_idx, j_idx):
+        """Exact LOO errors of the pairs (at most one per target); returns their duals."""
+        dual_cols = xp.zeros((n, a_idx.size))
+        for start in range(0, a_idx.size, chunk_columns):
+            stop = start + chunk_columns
+            a_sel, j_sel = a_idx[start:stop], j_idx[start:stop]
+            C = duals(a_sel, j_sel)
+            dual_cols[:, start:stop] = C
+            C = C / H[:, xp.asarray(a_sel, dtype="int")]          # LOO residuals
+            errors[a_sel, j_sel] = xp.to_numpy((C * C).mean(0))
+        return dual_cols
+
+    # Rounds: every target still undecided evaluates its most promising alpha (first the one
+    # with the smallest upper bound, then the smallest lower bound), and drops the alphas whose
+    # lower bound exceeds its best exact error so far. One product of at most t columns a round.
+    dual = xp.zeros((n, t))
+    dual_alpha = np.full(t, -1)
+    best_err = np.full(t, np.inf)
+    pending = np.ones((n_alpha, t), dtype=bool)
+    pick = upper.argmin(0)
+    todo = every
+    while todo.size:
+        a_idx = pick[todo]
+        cols = evaluate(a_idx, todo)
+        pending[a_idx, todo] = False
+        err = errors[a_idx, todo]
+        better = np.flatnonzero(~(err >= best_err[todo]))       # NaN counts as better
+        if better.size:
+            dual[:, xp.asarray(todo[better], dtype="int")] = cols[:, xp.asarray(better,
+                                                                                dtype="int")]
+            dual_alpha[todo[better]] = a_idx[better]
+            best_err[todo[better]] = err[better]
+        pending &= ~(lower > best_err[None, :] * (1.0 + 1e-9))
+        todo = np.flatnonzero(pending.any(0))
+        pick = np.where(pending, lower, np.inf).argmin(0)
+    best = errors.argmin(0)                                     # first on ties, like sklearn
+    redo = np.flatnonzero(dual_alpha != best)                   # exact ties only
+    if redo.size:
+        dual[:, xp.asarray(redo, dtype="int")] = duals(best[redo], redo)
     return best, errors, dual
 
 
