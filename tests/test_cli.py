@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from neurogeom import __version__, assembly as asm
 from neurogeom.cli import main

@@ -169,7 +169,6 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
     coords, T, rho_c, K, residuals = _prepare(
         manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, backend, n_reps,
         keys, rank_tol)
-    P = len(coords)
     dims = np.array([S.shape[0] for S in coords])
     capacity, radius, dimension_m, interior, max_kkt = _solve_and_measure(
         coords, T, kappa, backend, device, qp_tol, max_chunk_bytes)

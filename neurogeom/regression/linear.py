@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import AnalysisError
 from ._backend import namespace
 from ._validation import check_fitted, check_xy
