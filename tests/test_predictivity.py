@@ -49,6 +49,27 @@ def test_brainscore_split_indices(responses, features):
     assert np.array_equal(ds["stimulus_id"].values, mean["stimulus_id"].values)
 
 
+def test_split_by_a_coord_with_several_rows_per_value(responses, features):
+    """split_by="object_name" (12 stimuli per object): every object lands wholly in train or
+    test, each stimulus once, in the split's object order; and the predictions are those of
+    sklearn RidgeCV fitted on exactly those rows."""
+    ds = neural_predictivity(features, shuffled(responses), split_by="object_name",
+                             stratify_by=None, n_splits=3, train_size=0.6, alphas=ALPHAS,
+                             ceiling=False, keep_predictions=True)
+    mean = ng.average_repetitions(shuffled(responses))
+    objects = mean["object_name"].values
+    feat = features.isel(presentation=[list(features["stimulus_id"].values).index(s)
+                                       for s in mean["stimulus_id"].values])
+    for s in range(3):
+        test = ds["is_test"].values[s].astype(bool)
+        assert not set(objects[test]) & set(objects[~test])
+        assert test.sum() == 12 * len(set(objects[test])) and 0 < test.sum() < len(objects)
+        ref = RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(feat.values[~test],
+                                                                mean.values[~test])
+        assert np.allclose(ds["prediction"].values[s][test], ref.predict(feat.values[test]),
+                           rtol=0, atol=1e-8)
+
+
 def test_unstratified_and_kfold_splits():
     splits, stratified = stimulus_splits(30, None, seed=1)
     ref = ShuffleSplit(n_splits=10, train_size=0.9, random_state=1).split(np.zeros(30))

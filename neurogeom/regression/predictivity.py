@@ -58,15 +58,20 @@ def _match_stimuli(source: xr.DataArray, target: xr.DataArray):
     return align(target, source.isel(presentation=index), require_identical=True)
 
 
-def _rows_of(units, unit_of_row) -> np.ndarray:
-    """Rows owned by ``units``, unit by unit in the given order (rows of a unit in row order)."""
+def _row_splits(splits, unit_of_row) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each split of units as a split of rows: the rows owned by its units, unit by unit in
+    the split's order (a unit's rows in row order)."""
     order = np.argsort(unit_of_row, kind="stable")
     counts = np.bincount(unit_of_row)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    units = np.asarray(units)
-    if (counts[units] == 1).all():                      # one row per unit: no Python loop
-        return order[starts[units]]
-    return np.concatenate([order[starts[u]:starts[u] + counts[u]] for u in units])
+
+    def rows(units):
+        units = np.asarray(units)
+        if (counts[units] == 1).all():                  # one row per unit: no Python loop
+            return order[starts[units]]
+        return np.concatenate([order[starts[u]:starts[u] + counts[u]] for u in units])
+
+    return [(rows(tr), rows(te)) for tr, te in splits]
 
 
 def _split_units(target: xr.DataArray, split_by: str, stratify_by, stratify_fallback: bool):
@@ -222,7 +227,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
                                          train_size=train_size, seed=seed, protocol=protocol,
                                          stratify_fallback=stratify_fallback,
                                          stratify_name=str(stratify_by))
-    row_splits = [(_rows_of(tr, unit_of_row), _rows_of(te, unit_of_row)) for tr, te in splits]
+    row_splits = _row_splits(splits, unit_of_row)
 
     X = np.asarray(source.values, dtype=np.float64 if dtype == "float64" else np.float32)
     Y = np.asarray(target.values, dtype=X.dtype)
