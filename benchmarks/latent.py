@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import loaders  # noqa: E402
 from neurogeom.latent import NeuralCrossEncoder, ReducedRankRegression, sample_sets  # noqa: E402
-from neurogeom.spectrum import cvpca_spectrum  # noqa: E402
+from neurogeom.latent.eigenspectrum import cvpca_spectrum  # noqa: E402
 
 
 def peak_rss_mb() -> float:

@@ -18,8 +18,8 @@ def main(out_dir: Path) -> None:
     mean = ng.average_repetitions(responses)                 # one row per image
     for label, points in ng.manifolds(mean, by="object_name"):
         print(f"{label}: {points.shape[0]} images x {points.shape[1]} neurons")
-    path = ng.assembly.to_netcdf(mean, out_dir / "mean_responses.nc")
-    print(f"saved {path}; reopened dims {dict(ng.assembly.open(path).sizes)}")
+    path = ng.io.to_netcdf(mean, out_dir / "mean_responses.nc")
+    print(f"saved {path}; reopened dims {dict(ng.io.open(path).sizes)}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import loaders
 from neurogeom import assembly
+from neurogeom import io as ngio
 
 out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
 out.mkdir(parents=True, exist_ok=True)
@@ -31,7 +32,7 @@ avg = assembly.average_repetitions(resp, ignore=["stimulus_presented", "fixation
 it = avg.sel(neuroid=avg["region"] == "IT")
 groups = assembly.manifolds(it, by="object_name")
 print(f"IT: {len(groups)} object manifolds of {len(groups[0][1])} images each")
-assembly.to_netcdf(avg, out / "macaque_it_v4.nc")
+ngio.to_netcdf(avg, out / "macaque_it_v4.nc")
 
 # 3. a mouse two-photon session: dF/F around natural scenes, blanks dropped, baseline removed
 ophys = loaders.synthetic.write_mouse_2p(out / "mouse_2p.nwb", seed=0)

@@ -25,7 +25,7 @@ def main(out_dir: Path) -> None:
         print(f"radius {radius}: capacity {float(result.capacity_overall):.3f}, "
               f"R_M {float(result.radius_overall):.3f}, D_M {float(result.dimension_overall):.2f}, "
               f"center correlation {float(result.center_correlation):.3f} (K={int(result.K)})")
-        path = ng.assembly.to_netcdf(result, out_dir / f"capacity_radius{radius}.nc")
+        path = ng.io.to_netcdf(result, out_dir / f"capacity_radius{radius}.nc")
     print(result[["capacity", "radius", "dimension"]].to_dataframe().round(3))
     print(f"saved {path}")
 

@@ -37,7 +37,7 @@ def main(out_dir: Path) -> None:
               f"  [{float(sim.capacity_overall_ci_low):.3f}, {float(sim.capacity_overall_ci_high):.3f}]"
               f"  n* = {float(sim.n_star):.1f} of {sim.attrs['rank']} dims")
         for name, ds in (("glue", glue), ("correlated", corr), ("simulated", sim)):
-            ng.assembly.to_netcdf(ds, out_dir / f"{area}_{name}.nc")
+            ng.io.to_netcdf(ds, out_dir / f"{area}_{name}.nc")
     print(f"results written to {out_dir}")
 
 

@@ -43,8 +43,8 @@ def main(out_dir: Path) -> None:
               f"E_g(p={int(last['p'])}) theory {float(last['theory_error']):.3f}, empirical "
               f"{float(last['empirical_error']):.3f}; R_em {float(last['error_mode_radius']):.3f}"
               f", D_em {float(last['error_mode_dimension']):.2f}")
-        ng.assembly.to_netcdf(ridge, out_dir / f"{name}_predictivity.nc")
-        ng.assembly.to_netcdf(spec, out_dir / f"{name}_spectral.nc")
+        ng.io.to_netcdf(ridge, out_dir / f"{name}_predictivity.nc")
+        ng.io.to_netcdf(spec, out_dir / f"{name}_spectral.nc")
     print(f"results written to {out_dir}")
 
 

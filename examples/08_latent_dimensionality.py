@@ -41,7 +41,7 @@ def main(out_dir: Path) -> None:
         dim = float(result["dimension"].sel({"method": method})[0])
         print(f"{method}: test R2 by d = {[round(float(v), 3) for v in r2]} -> "
               f"95% dimension {dim:g}")
-    path = ng.assembly.to_netcdf(result, out_dir / "latent_dimensionality.nc")
+    path = ng.io.to_netcdf(result, out_dir / "latent_dimensionality.nc")
     print(f"saved {path}")
 
 

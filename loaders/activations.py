@@ -25,7 +25,7 @@ import torch
 import xarray as xr
 
 from neurogeom._version import __version__
-from neurogeom.assembly import _coord_problem
+from neurogeom.io import coord_problem
 from neurogeom.errors import LoaderError, NeurogeomError, format_list
 
 __all__ = ["model_activations", "RandomProjection", "fit_pca", "layer_names"]
@@ -391,7 +391,7 @@ def _metadata_table(metadata, n: int | None) -> pd.DataFrame | None:
         values = table[col].to_numpy()
         if values.dtype.kind == "O" and all(isinstance(v, str) for v in values.tolist()):
             table[col] = values.astype(str)
-        why = _coord_problem(str(col), xr.DataArray(table[col].to_numpy()))
+        why = coord_problem(str(col), xr.DataArray(table[col].to_numpy()))
         if why:
             problems.append(why)
     if problems:  # checked before the model runs, not after

@@ -25,7 +25,9 @@ import pandas as pd
 import xarray as xr
 
 from neurogeom import assembly as asm
-from neurogeom.assembly import atomic_write, atomic_write_dir, validate
+from neurogeom import io as ngio
+from neurogeom.assembly import validate
+from neurogeom.io import atomic_write, atomic_write_dir
 from neurogeom.errors import LoaderError, NeurogeomError, format_list
 
 __all__ = ["read_features", "write_features", "from_brainscore", "to_brainscore", "FORMATS"]
@@ -354,12 +356,12 @@ def _write_zarr(a: xr.DataArray, path: Path):
     """One zarr array per variable, in a temporary folder renamed into place on success."""
     import dask.array as da
 
-    name = a.name if a.name is not None else asm._UNNAMED
+    name = a.name if a.name is not None else ngio.UNNAMED
     ds = a.to_dataset(name=name)
 
     def write(tmp):
         group = _zarr_group(tmp, "w")
-        group.attrs.update({asm._KIND: "DataArray", asm._NAME: str(name)})
+        group.attrs.update({ngio.KIND_ATTR: "DataArray", ngio.NAME_ATTR: str(name)})
         for key, var in ds.variables.items():
             data = _zarr_values(var)
             lazy = isinstance(data, da.Array)
@@ -404,8 +406,8 @@ def _read_zarr(path, stimulus_ids):
         coord_names.update(str(v.attrs.get("coordinates", "")).split())
         if list(v.attrs[_DIMS]) == [k]:
             coord_names.add(k)
-    if gattrs.get(asm._KIND) == "DataArray":
-        data_names = [gattrs[asm._NAME]]
+    if gattrs.get(ngio.KIND_ATTR) == "DataArray":
+        data_names = [gattrs[ngio.NAME_ATTR]]
     else:
         data_names = sorted(k for k in arrays if k not in coord_names)
     if len(data_names) != 1 or data_names[0] not in arrays:
@@ -422,14 +424,14 @@ def _read_zarr(path, stimulus_ids):
     a = xr.DataArray(da.from_zarr(main), dims=list(main.attrs[_DIMS]),
                      coords={k: xr.Variable(*c) for k, c in coords.items()},
                      attrs=attrs_of(main))
-    a.name = None if name == asm._UNNAMED else name  # not the dask array's generated name
-    if gattrs.get(asm._KIND) != "DataArray":  # written by xarray: undo its CF encoding
+    a.name = None if name == ngio.UNNAMED else name  # not the dask array's generated name
+    if gattrs.get(ngio.KIND_ATTR) != "DataArray":  # written by xarray: undo its CF encoding
         a = xr.decode_cf(a.to_dataset(name="__v__"), decode_timedelta=False)["__v__"].rename(name)
     return _select(a, stimulus_ids, path)
 
 
 def _read_netcdf(path, stimulus_ids):
-    obj = asm.open(path)
+    obj = ngio.open(path)
     if isinstance(obj, xr.Dataset):  # not written by neurogeom: BrainIO's layout, one variable
         obj = from_brainscore(obj, path=path)
     return _select(obj, stimulus_ids, path)
@@ -463,7 +465,7 @@ def write_features(assembly: xr.DataArray, path) -> Path:
     fmt = _format(path)
     validate(assembly, nan_policy="allow", check_values=False)
     if fmt == "netcdf":
-        return asm.to_netcdf(assembly, path)
+        return ngio.to_netcdf(assembly, path)
     if fmt == "zarr":
         _write_zarr(assembly, path)
         return path
@@ -612,7 +614,7 @@ def from_brainscore(obj_or_path, *, nan_policy: str = "raise", path=None) -> xr.
                 obj_or_path = xr.load_dataset(p)
             except Exception as exc:
                 raise LoaderError(f"{p} is not a readable netCDF file: {exc}") from exc
-        obj_or_path = asm._restore_strings(obj_or_path)
+        obj_or_path = ngio.restore_strings(obj_or_path)
     if isinstance(obj_or_path, xr.Dataset):
         names = list(obj_or_path.data_vars)
         if len(names) != 1:
@@ -663,7 +665,7 @@ def from_brainscore(obj_or_path, *, nan_policy: str = "raise", path=None) -> xr.
             continue
         if isinstance(v, (bool, np.bool_)):
             v = int(v)
-        if asm._attr_problem(v) is None:
+        if ngio.attr_problem(v) is None:
             attrs[k] = v
         else:
             dropped.append(k)

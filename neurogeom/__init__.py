@@ -7,26 +7,28 @@ in the separate ``loaders`` package.
 """
 
 from ._version import __version__
-from . import assembly
+from . import assembly, io
 from .assembly import align, average_repetitions, manifolds, validate
 from .capacity import (correlated_capacity, effective_geometry, manifold_capacity,
                        simulated_capacity)
 from .errors import (AlignmentError, AnalysisError, AssemblyError, LoaderError,
                      NeurogeomError)
-from . import latent, regression, spectrum
+from . import latent, regression
+from .latent import eigenspectrum
+from .latent import eigenspectrum as spectrum  # the module's earlier name
 from .latent import ReducedRankRegression, latent_dimensionality
 from .regression import (LinearRegression, PLSRegression, RidgeRegression, neural_predictivity,
                          noise_ceiling)
-from .spectral import spectral_decomposition
-from .spectrum import cvpca, participation_ratio, power_law_exponent, svca
+from .latent.eigenspectrum import cvpca, participation_ratio, power_law_exponent, svca
+from .regression.spectral import spectral_decomposition
 
 __all__ = [
-    "__version__", "assembly", "align", "average_repetitions", "manifolds", "validate",
+    "__version__", "assembly", "io", "align", "average_repetitions", "manifolds", "validate",
     "NeurogeomError", "AssemblyError", "AlignmentError", "LoaderError", "AnalysisError",
     "manifold_capacity", "correlated_capacity", "effective_geometry", "simulated_capacity",
     "regression", "RidgeRegression", "PLSRegression", "LinearRegression", "neural_predictivity",
     "noise_ceiling", "spectral_decomposition",
-    "latent", "spectrum", "NeuralCrossEncoder", "ReducedRankRegression", "latent_dimensionality",
+    "latent", "eigenspectrum", "spectrum", "NeuralCrossEncoder", "ReducedRankRegression", "latent_dimensionality",
     "cvpca", "participation_ratio", "power_law_exponent", "svca",
 ]
 

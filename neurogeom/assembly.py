@@ -1,4 +1,4 @@
-"""The Assembly data contract: validation, repetition averaging, alignment, manifolds, storage.
+"""The Assembly data contract: validation, repetition averaging, alignment, manifolds.
 
 An *assembly* is a plain :class:`xarray.DataArray` (no subclass, no MultiIndex) with one of the
 dim layouts in :data:`LAYOUTS`. Presentations carry a ``stimulus_id``; neuroids carry a unique
@@ -8,21 +8,16 @@ so the checks live here once rather than scattered through the kernels.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-import uuid
 import warnings
-from numbers import Number
-from pathlib import Path
-from typing import Hashable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import sparse
 
-from .errors import AlignmentError, AssemblyError, LoaderError, format_list
+from .errors import AlignmentError, AssemblyError, format_list
+from .io import attr_problem, coord_problem
 
 #: Allowed dim orders. Stimulus-locked responses, optionally binned in time, or continuous activity.
 LAYOUTS: tuple[tuple[str, ...], ...] = (
@@ -54,39 +49,6 @@ NAN_POLICIES = ("raise", "allow")
 # --------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------
-
-def _attr_problem(value) -> str | None:
-    """Why ``value`` cannot be a netCDF attribute, or None when it can."""
-    if isinstance(value, (bool, np.bool_)):
-        return "bool is not a netCDF attribute type (store 0/1 or a string)"
-    if isinstance(value, (str, bytes, Number, np.number)):
-        return None
-    if isinstance(value, (list, tuple, np.ndarray)):
-        arr = np.asarray(value)
-        if arr.ndim > 1:
-            return f"{arr.ndim}-d arrays cannot be netCDF attributes"
-        if arr.dtype.kind in "iufUS":
-            return None
-        if arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr.tolist()):
-            return None
-        return f"sequence of {arr.dtype} is not a netCDF attribute type (numbers or strings only)"
-    return f"{type(value).__name__} is not a netCDF attribute type (use str, numbers or 1-d lists)"
-
-
-def _coord_problem(name: Hashable, coord: xr.DataArray) -> str | None:
-    """Why coord ``name`` cannot be written to netCDF, or None when it can."""
-    kind = coord.dtype.kind
-    if kind in "biufcUSMm":
-        return None
-    if kind == "O":
-        values = coord.values.ravel().tolist()
-        types = {type(v) for v in values}
-        if all(isinstance(v, str) for v in values):
-            return None
-        return (f"coord {name!r} has object dtype with {sorted(t.__name__ for t in types)} values; "
-                "coords must be numbers, bools, datetimes or strings")
-    return f"coord {name!r} has unsupported dtype {coord.dtype}"
-
 
 def validate(a, *, nan_policy: str = "raise", check_values: bool = True) -> xr.DataArray:
     """Check that ``a`` satisfies the Assembly contract and return it unchanged.
@@ -169,15 +131,15 @@ def validate(a, *, nan_policy: str = "raise", check_values: bool = True) -> xr.D
             problems.append(_where_bad(a, np.isinf, f"{n_inf} infinite value(s)"))
 
     for key, value in a.attrs.items():
-        why = _attr_problem(value)
+        why = attr_problem(value)
         if why:
             problems.append(f"attr {key!r}: {why}")
     for name, coord in a.coords.items():
-        why = _coord_problem(name, coord)
+        why = coord_problem(name, coord)
         if why:
             problems.append(why)
         for key, value in coord.attrs.items():
-            why = _attr_problem(value)
+            why = attr_problem(value)
             if why:
                 problems.append(f"attr {key!r} of coord {name!r}: {why}")
 
@@ -221,6 +183,15 @@ def _where_bad(a: xr.DataArray, test, what: str) -> str:
 def presentation_coords(a: xr.DataArray, dim: str = "presentation") -> list[str]:
     """Names of the 1-d coords on ``dim``, in the assembly's order."""
     return [str(name) for name, c in a.coords.items() if c.dims == (dim,)]
+
+
+def repetition_index(a: xr.DataArray) -> np.ndarray:
+    """Repetition number of every presentation: the ``repetition`` coord, or the order of
+    appearance of each ``stimulus_id`` (0, 1, …) when the assembly does not store one."""
+    if "repetition" in a.coords and a["repetition"].dims == ("presentation",):
+        return np.asarray(a["repetition"].values)
+    ids = pd.Series(np.asarray(a["stimulus_id"].values))
+    return ids.groupby(ids, sort=False).cumcount().to_numpy()
 
 
 def average_repetitions(a: xr.DataArray, *, ignore: Iterable[str] = ()) -> xr.DataArray:
@@ -425,132 +396,3 @@ def manifolds(a: xr.DataArray, by: str, *, min_points: int = 2,
         raise AssemblyError(f"{len(small)} manifold(s) by {by!r} have fewer than {min_points} "
                             f"points: {format_list(small)}")
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# storage
-# --------------------------------------------------------------------------------------------
-
-_KIND = "neurogeom_object"
-_NAME = "neurogeom_dataarray_name"
-_UNNAMED = "__neurogeom_unnamed__"
-
-
-def atomic_write(path, write, *, suffix: str = ".tmp") -> Path:
-    """Call ``write(tmp_path)`` then rename into ``path``, so a crash never leaves a half file.
-
-    The temporary file sits beside ``path`` (same filesystem, so the rename is atomic) and ends
-    in ``suffix`` (writers that check extensions, like pynwb's, want their own). On any error
-    the temporary file is removed and an existing ``path`` is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_dir(path, write) -> Path:
-    """Folder-store (zarr) counterpart of :func:`atomic_write`.
-
-    ``write(tmp)`` creates the store at a fresh temporary path beside ``path``; only when it
-    has finished is an existing store at ``path`` removed and the new one renamed into place.
-    On any error the temporary store is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        write(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
-def to_netcdf(obj, path, *, engine: str = "h5netcdf") -> Path:
-    """Write an assembly (DataArray) or result (Dataset) to netCDF atomically.
-
-    The file is written next to ``path`` under a temporary name and renamed into place, so
-    readers never see a partial file and a failed write leaves any previous file intact.
-    :func:`open` reads it back as the same type, with names, coords and attrs unchanged.
-    """
-    if isinstance(obj, xr.DataArray):
-        if obj.name is not None and obj.name in obj.coords:
-            raise AssemblyError(f"cannot store assembly named {obj.name!r}: a coord has that name")
-        name = obj.name if obj.name is not None else _UNNAMED
-        ds = obj.to_dataset(name=name)
-        ds.attrs = {_KIND: "DataArray", _NAME: str(name)}
-    elif isinstance(obj, xr.Dataset):
-        ds = obj.copy()
-        ds.attrs = {**obj.attrs, _KIND: "Dataset"}
-    else:
-        raise AssemblyError(f"to_netcdf writes xarray DataArrays or Datasets, got {type(obj).__name__}")
-    _mark_list_attrs(ds)
-    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine=engine))
-
-
-_LIST_ATTRS = "_neurogeom_list_attrs"
-
-
-def _mark_list_attrs(ds: xr.Dataset) -> None:
-    """Record which attrs are lists: netCDF stores them as arrays, and a one-element list would
-    come back as a scalar, so :func:`open` uses the record to restore the exact value."""
-    for holder in (ds, *ds.variables.values()):
-        names = [k for k, v in holder.attrs.items() if isinstance(v, (list, tuple))]
-        if names:
-            holder.attrs = {**holder.attrs, _LIST_ATTRS: ",".join(names)}
-
-
-def _restore_list_attrs(ds: xr.Dataset) -> xr.Dataset:
-    for holder in (ds, *ds.variables.values()):
-        names = holder.attrs.pop(_LIST_ATTRS, None)
-        for name in (names.split(",") if names else []):
-            holder.attrs[name] = np.atleast_1d(holder.attrs[name]).tolist()
-    return ds
-
-
-def open(path, *, lazy: bool = False):  # noqa: A001 - mirrors xarray.open_dataset
-    """Read a file written by :func:`to_netcdf` (or any netCDF) as a DataArray or Dataset.
-
-    With ``lazy=False`` (default) the data are loaded and the file is closed. Object-dtype
-    string coords are restored to numpy unicode, as they were written.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise LoaderError(f"no such file: {path}")
-    try:
-        if lazy:
-            ds = xr.open_dataset(path, engine="h5netcdf", chunks={})
-        else:
-            ds = xr.load_dataset(path, engine="h5netcdf")
-    except Exception as exc:  # h5py/h5netcdf raise OSError/ValueError with their own wording
-        raise LoaderError(f"{path} is not a readable netCDF file: {exc}") from exc
-    ds = _restore_list_attrs(_restore_strings(ds))
-    kind = ds.attrs.get(_KIND)
-    if kind == "DataArray":
-        name = ds.attrs[_NAME]
-        da = ds[name]
-        da.name = None if name == _UNNAMED else name
-        return da
-    if kind == "Dataset":
-        ds.attrs = {k: v for k, v in ds.attrs.items() if k != _KIND}
-    return ds
-
-
-def _restore_strings(ds: xr.Dataset) -> xr.Dataset:
-    updates = {}
-    for name, c in ds.coords.items():
-        if c.dtype.kind == "O" and c.size and all(isinstance(v, str) for v in c.values.ravel().tolist()):
-            updates[name] = c.copy(data=c.values.astype(str))
-    return ds.assign_coords(updates) if updates else ds

@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 
 from neurogeom import assembly as asm
+from neurogeom import io as ngio
 from neurogeom.errors import AlignmentError, AssemblyError, LoaderError, NeurogeomError
 
 from conftest import make_assembly
@@ -232,8 +233,8 @@ def test_manifolds_on_time(assembly):
 def test_netcdf_round_trip_assembly(tmp_path, assembly):
     named = assembly.rename("responses")
     for a in (assembly, named):
-        path = asm.to_netcdf(a, tmp_path / "a.nc")
-        back = asm.open(path)
+        path = ngio.to_netcdf(a, tmp_path / "a.nc")
+        back = ngio.open(path)
         xr.testing.assert_identical(back, a)
         assert back.name == a.name
         assert back["stimulus_id"].dtype.kind == "U"
@@ -243,7 +244,7 @@ def test_netcdf_round_trip_list_attrs(tmp_path, assembly):
     a = assembly.copy()
     a.attrs.update(shape=[10], names=["x", "y"], window=(0.07, 0.17))
     a["neuroid_id"].attrs["tags"] = ["only"]
-    back = asm.open(asm.to_netcdf(a, tmp_path / "a.nc"))
+    back = ngio.open(ngio.to_netcdf(a, tmp_path / "a.nc"))
     assert back.attrs["shape"] == [10] and back.attrs["names"] == ["x", "y"]
     assert back.attrs["window"] == [0.07, 0.17] and back["neuroid_id"].attrs["tags"] == ["only"]
     assert "_neurogeom_list_attrs" not in back.attrs
@@ -254,13 +255,13 @@ def test_netcdf_round_trip_list_attrs(tmp_path, assembly):
 def test_netcdf_round_trip_dataset(tmp_path):
     ds = xr.Dataset({"capacity": ("manifold", [0.1, 0.2]), "overall": 0.15},
                     coords={"manifold": ["a", "b"]}, attrs={"kappa": 0.0, "method": "mft"})
-    back = asm.open(asm.to_netcdf(ds, tmp_path / "r.nc"))
+    back = ngio.open(ngio.to_netcdf(ds, tmp_path / "r.nc"))
     xr.testing.assert_identical(back, ds)
 
 
 def test_netcdf_write_is_atomic(tmp_path, assembly, monkeypatch):
     path = tmp_path / "a.nc"
-    asm.to_netcdf(assembly, path)
+    ngio.to_netcdf(assembly, path)
     before = path.read_bytes()
 
     def boom(self, *args, **kwargs):
@@ -269,18 +270,18 @@ def test_netcdf_write_is_atomic(tmp_path, assembly, monkeypatch):
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", boom)
     with pytest.raises(RuntimeError):
-        asm.to_netcdf(assembly * 2, path)
+        ngio.to_netcdf(assembly * 2, path)
     assert path.read_bytes() == before                       # old file intact
     assert os.listdir(tmp_path) == ["a.nc"]                 # no temp file left
 
 
 def test_open_bad_files(tmp_path):
     with pytest.raises(LoaderError, match="no such file"):
-        asm.open(tmp_path / "missing.nc")
+        ngio.open(tmp_path / "missing.nc")
     junk = tmp_path / "junk.nc"
     junk.write_text("not netcdf")
     with pytest.raises(LoaderError, match="junk.nc is not a readable netCDF"):
-        asm.open(junk)
+        ngio.open(junk)
 
 
 def test_atomic_write_dir_replaces_only_on_success(tmp_path):
@@ -294,11 +295,11 @@ def test_atomic_write_dir_replaces_only_on_success(tmp_path):
                 raise RuntimeError("disk full")
         return _write
 
-    asm.atomic_write_dir(store, write("v1"))
+    ngio.atomic_write_dir(store, write("v1"))
     assert (store / "data").read_text() == "v1"
     with pytest.raises(RuntimeError):
-        asm.atomic_write_dir(store, write("bad"))
+        ngio.atomic_write_dir(store, write("bad"))
     assert (store / "data").read_text() == "v1"                  # old store intact
     assert os.listdir(tmp_path) == ["features.zarr"]             # no temporary store left
-    asm.atomic_write_dir(store, write("v2"))
+    ngio.atomic_write_dir(store, write("v2"))
     assert (store / "data").read_text() == "v2"

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from neurogeom import assembly as asm
+from neurogeom import io as ngio
 from neurogeom.capacity.correlated import ball_capacity, correlated_capacity, whitened_points
 from neurogeom.errors import AnalysisError, AssemblyError
 
@@ -84,7 +85,7 @@ def test_ridge_when_vectors_outnumber_dimensions(tmp_path):
     assert np.isfinite(float(ds.capacity_overall)) and float(ds.capacity_overall) > 0
     with pytest.raises(AnalysisError, match="singular and needs ridge > 0"):
         correlated_capacity(a, by="object_name", n_t=5, n_dichotomies=4, ridge=0)
-    back = asm.open(asm.to_netcdf(ds, tmp_path / "corr.nc"))
+    back = ngio.open(ngio.to_netcdf(ds, tmp_path / "corr.nc"))
     assert float(back.capacity_overall) == float(ds.capacity_overall)
 
 

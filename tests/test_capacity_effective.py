@@ -6,6 +6,7 @@ import scipy.optimize
 from scipy.stats import norm
 
 from neurogeom import assembly as asm
+from neurogeom import io as ngio
 from neurogeom.capacity.effective import effective_geometry
 from neurogeom.capacity.joint import active_set_qp, solve_joint
 from neurogeom.errors import AnalysisError, AssemblyError
@@ -158,7 +159,7 @@ def test_one_vs_rest_and_serialization(tmp_path):
     assert ds.attrs["n_dichotomies"] == 4 and ds.attrs["dichotomy"] == "one_vs_rest"
     assert ds.attrs["alignment_uses_absolute_cosine"] == "yes"
     assert ds.sizes["manifold"] == 4
-    back = asm.open(asm.to_netcdf(ds, tmp_path / "glue.nc"))
+    back = ngio.open(ngio.to_netcdf(ds, tmp_path / "glue.nc"))
     assert float(back.radius_overall) == float(ds.radius_overall)
     signed = effective_geometry(as_assembly(pts, owner), by="object_name", n_t=5,
                                 n_dichotomies=3, absolute_alignment=False)

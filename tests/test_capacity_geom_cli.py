@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from neurogeom import assembly as asm
-from neurogeom.cli import main
+from neurogeom import io as ngio
+from neurogeom_cli import main
 
 from geom_helpers import as_assembly, segments
 
@@ -14,12 +15,12 @@ from geom_helpers import as_assembly, segments
 def test_cli_methods_write_results(tmp_path, capsys, method, variable):
     rng = np.random.default_rng(0)
     pts, owner = segments(rng, 4, 12, 0.5, n_points=3)
-    path = asm.to_netcdf(as_assembly(pts, owner), tmp_path / "a.nc")
+    path = ngio.to_netcdf(as_assembly(pts, owner), tmp_path / "a.nc")
     out = tmp_path / f"{method}.nc"
     assert main(["capacity", str(path), "--by", "object_name", "--method", method,
                  "--n-t", "10", "-o", str(out)]) == 0
     assert "capacity_overall" in capsys.readouterr().out
-    ds = asm.open(out)
+    ds = ngio.open(out)
     assert variable in ds and ds.attrs["by"] == "object_name"
     assert np.isfinite(float(ds.capacity_overall))
 
@@ -27,6 +28,6 @@ def test_cli_methods_write_results(tmp_path, capsys, method, variable):
 def test_cli_bad_by_is_one_line(tmp_path, capsys):
     rng = np.random.default_rng(1)
     pts, owner = segments(rng, 3, 8, 0.5)
-    path = asm.to_netcdf(as_assembly(pts, owner), tmp_path / "a.nc")
+    path = ngio.to_netcdf(as_assembly(pts, owner), tmp_path / "a.nc")
     assert main(["capacity", str(path), "--by", "nope", "--method", "glue"]) == 2
     assert "unknown manifold coord by='nope'" in capsys.readouterr().err

@@ -264,7 +264,7 @@ def test_result_dataset(clouds):
     assert ds.attrs["dimension_method"] == "rank" and ds.attrs["center_correlations"] == 1
     assert np.isfinite(ds.capacity).all()
     # the result is storable as netCDF
-    from neurogeom.assembly import open as open_result, to_netcdf
+    from neurogeom.io import open as open_result, to_netcdf
     import tempfile, pathlib
     with tempfile.TemporaryDirectory() as tmp:
         back = open_result(to_netcdf(ds, pathlib.Path(tmp) / "r.nc"))

@@ -6,6 +6,7 @@ from scipy.special import comb
 from scipy.stats import binom
 
 from neurogeom import assembly as asm
+from neurogeom import io as ngio
 from neurogeom.capacity.simulated import (interpolate_half, is_separable, separable_fraction,
                                           simulated_capacity)
 from neurogeom.capacity._inputs import span_coordinates
@@ -149,7 +150,7 @@ def test_result_is_self_describing_and_serializable(tmp_path):
     for key in ("by", "n_dichotomies", "precision", "dichotomy", "seed", "ci_method",
                 "separability_test"):
         assert key in ds.attrs
-    back = asm.open(asm.to_netcdf(ds, tmp_path / "sim.nc"))
+    back = ngio.open(ngio.to_netcdf(ds, tmp_path / "sim.nc"))
     assert float(back.capacity_overall) == float(ds.capacity_overall)
     again = simulated_capacity(as_assembly(pts, owner), by="object_name", n_dichotomies=20,
                                precision=0.15, dichotomy="one_vs_rest", seed=7)

@@ -7,13 +7,14 @@ import sys
 import numpy as np
 
 from neurogeom import __version__, assembly as asm
-from neurogeom.cli import main
+from neurogeom import io as ngio
+from neurogeom_cli import main
 
 from conftest import make_assembly
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "neurogeom", *args],
+    return subprocess.run([sys.executable, "-m", "neurogeom_cli", *args],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -35,11 +36,11 @@ def test_demo_runs(tmp_path):
     for step in ("[1] write", "[2] load spike responses", "[3] manifold capacity",
                  "[4] object manifolds through a CNN", "[5] model-to-brain"):
         assert step in out.stdout
-    back = asm.open(tmp_path / "responses.nc")
+    back = ngio.open(tmp_path / "responses.nc")
     asm.validate(back)
     assert set(back["region"].values) == {"V4", "IT"}
     for name in ("capacity_IT.nc", "capacity_V4.nc", "predictivity_IT.nc", "spectral_IT.nc"):
-        result = asm.open(tmp_path / name)
+        result = ngio.open(tmp_path / name)
         assert all(bool(np.isfinite(v).all()) for v in result.data_vars.values()
                    if v.dtype.kind == "f")
     # the trained network separates digits better in its last layer than the untrained one
@@ -66,7 +67,7 @@ def test_debug_shows_traceback(tmp_path):
 
 
 def test_inspect_assembly_json(tmp_path, capsys):
-    path = asm.to_netcdf(make_assembly(), tmp_path / "a.nc")
+    path = ngio.to_netcdf(make_assembly(), tmp_path / "a.nc")
     assert main(["inspect", str(path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["dims"] == {"presentation": 18, "neuroid": 4}

@@ -4,7 +4,8 @@ import numpy as np
 
 import loaders
 from neurogeom import assembly as asm
-from neurogeom.cli import main
+from neurogeom import io as ngio
+from neurogeom_cli import main
 
 
 def write_inputs(tmp_path, drop=0):
@@ -12,8 +13,8 @@ def write_inputs(tmp_path, drop=0):
                                                 n_repetitions=3, seed=1)
     model = loaders.synthetic.random_features(neural, 60, noise=0.5, seed=2)
     model = model.isel(presentation=slice(drop, None))
-    return (asm.to_netcdf(model, tmp_path / "model.nc"),
-            asm.to_netcdf(neural, tmp_path / "neural.nc"))
+    return (ngio.to_netcdf(model, tmp_path / "model.nc"),
+            ngio.to_netcdf(neural, tmp_path / "neural.nc"))
 
 
 def test_compare_pls_with_spectral(tmp_path, capsys):
@@ -23,7 +24,7 @@ def test_compare_pls_with_spectral(tmp_path, capsys):
                  "5", "--spectral", "--n-trials", "2", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "pls predictivity" in printed and "noise ceiling" in printed and "spectral" in printed
-    ds = asm.open(out)
+    ds = ngio.open(out)
     assert ds.attrs["regression"] == "pls" and ds.attrs["n_components"] == 5
     assert 0 < float(ds["score"]) <= 1
     assert {"ceiling", "ceiled_score_r2_over_ceiling", "spectral_theory_error",

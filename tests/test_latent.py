@@ -10,7 +10,8 @@ from threadpoolctl import threadpool_limits
 
 import loaders
 from neurogeom import AnalysisError, AssemblyError, assembly as asm
-from neurogeom.cli import main
+from neurogeom import io as ngio
+from neurogeom_cli import main
 from neurogeom.latent import (NeuralCrossEncoder, ReducedRankRegression, crossed_pairs,
                               latent_dimensionality, sample_sets, time_window)
 
@@ -256,7 +257,7 @@ def test_latent_dimensionality_both_methods_on_continuous_data(tmp_path):
     assert (ds["sample_set"].values == "gap").sum() == 10 * 4
     assert np.isfinite(ds["r2"].values).all()
     assert ds["nce_epochs"].values.min() >= 1
-    back = asm.open(asm.to_netcdf(ds, tmp_path / "ld.nc"))
+    back = ngio.open(ngio.to_netcdf(ds, tmp_path / "ld.nc"))
     xr.testing.assert_allclose(back["r2"], ds["r2"])
 
 
@@ -290,13 +291,13 @@ def test_latent_dimensionality_too_few_samples_and_nan():
 
 def test_cli_latents(tmp_path, capsys):
     a = loaders.synthetic.random_feature_latents(2, 45, 200, noise=0.1, n_repetitions=2, seed=2)
-    path = asm.to_netcdf(a, tmp_path / "a.nc")
+    path = ngio.to_netcdf(a, tmp_path / "a.nc")
     out = tmp_path / "latents.nc"
     assert main(["latents", str(path), "--dims", "1:6", "--methods", "rrr", "--splits", "2",
                  "-o", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "rrr: 95% dimension per split" in printed
-    ds = asm.open(out)
+    ds = ngio.open(out)
     assert ds["latent_dim"].values.tolist() == [1, 2, 3, 4, 5, 6]
     assert ds.attrs["input"] == str(path)
     assert main(["latents", str(path), "--dims", "1:x", "-o", str(out)]) == 2

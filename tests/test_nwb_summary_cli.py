@@ -8,7 +8,8 @@ import pytest
 import loaders
 from loaders.synthetic import nwb as syn
 from neurogeom import assembly as asm
-from neurogeom.cli import main
+from neurogeom import io as ngio
+from neurogeom_cli import main
 
 from nwb_files import allen, macaque, nwb_dir, sha256, twophoton  # noqa: F401
 
@@ -96,7 +97,7 @@ def test_cli_load_spikes_calcium_binned(macaque, twophoton, tmp_path, capsys):
     assert main(["load", macaque.path, "--spikes", "--intervals", "trials", "--stimulus",
                  "stimulus_presented", "--window", "0.07", "0.17", "--exclude",
                  "fixation_correct=false", "-o", str(out)]) == 0
-    back = asm.open(out)
+    back = ngio.open(out)
     direct = loaders.spike_responses(macaque.path, "trials", "stimulus_presented",
                                      window=(0.07, 0.17), exclude={"fixation_correct": False})
     np.testing.assert_array_equal(back.values, direct.values)
@@ -108,14 +109,14 @@ def test_cli_load_spikes_calcium_binned(macaque, twophoton, tmp_path, capsys):
     assert main(["load", twophoton.path, "--calcium", "--intervals",
                  "natural_scenes_presentations", "--stimulus", "frame", "--window", "0", "0.5",
                  "--baseline", "-0.2", "0", "--exclude", "frame=-1", "-o", str(out)]) == 0
-    back = asm.open(out)
+    back = ngio.open(out)
     assert back.attrs["units"] == "dF/F" and "-1" not in set(back["stimulus_id"].values)
 
     out = tmp_path / "binned.nc"
     assert main(["load", twophoton.path, "--binned", "--bin-size", "0.05", "--epoch",
                  "natural_scenes_presentations", "--covariates", "head_direction",
                  "-o", str(out)]) == 0
-    back = asm.open(out)
+    back = ngio.open(out)
     assert back.dims == ("time", "neuroid") and "head_direction" in back.coords
     assert "wrote" in capsys.readouterr().out
 

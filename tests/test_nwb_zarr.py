@@ -18,7 +18,8 @@ import xarray as xr
 import loaders
 from loaders.synthetic import nwb as syn
 from neurogeom import assembly as asm
-from neurogeom.cli import main
+from neurogeom import io as ngio
+from neurogeom_cli import main
 from neurogeom.errors import LoaderError
 
 from nwb_files import allen, brute_counts, macaque, nwb_dir, twophoton  # noqa: F401
@@ -134,18 +135,18 @@ def test_summary_inspect_and_load_on_zarr(stores, macaque, allen, twophoton, tmp
         assert main(["load", stores["macaque"], "--spikes", "--intervals", "trials",
                      "--stimulus", "stimulus_presented", "--window", "0.07", "0.17",
                      "-o", str(out)]) == 0
-        same(asm.open(out), loaders.spike_responses(macaque.path, "trials", "stimulus_presented",
+        same(ngio.open(out), loaders.spike_responses(macaque.path, "trials", "stimulus_presented",
                                                     window=(0.07, 0.17)))
         out = tmp_path / "calcium.nc"
         assert main(["load", stores["twophoton"], "--calcium", "--intervals",
                      "natural_scenes_presentations", "--stimulus", "frame", "--window", "0",
                      "0.5", "-o", str(out)]) == 0
-        same(asm.open(out), loaders.calcium_responses(
+        same(ngio.open(out), loaders.calcium_responses(
             twophoton.path, "natural_scenes_presentations", "frame", window=(0.0, 0.5)))
         out = tmp_path / "binned.nc"
         assert main(["load", stores["allen"], "--binned", "--bin-size", "0.05", "--epoch",
                      "natural_scenes_presentations", "-o", str(out)]) == 0
-        same(asm.open(out), loaders.binned_activity(allen.path, 0.05,
+        same(ngio.open(out), loaders.binned_activity(allen.path, 0.05,
                                                     epoch="natural_scenes_presentations"))
 
 

@@ -158,7 +158,7 @@ def test_no_test_fold_leak_into_alpha(responses, features):
 
 def test_result_round_trips(tmp_path, responses, features):
     ds = neural_predictivity(features, responses, alphas=ALPHAS)
-    back = ng.assembly.open(ng.assembly.to_netcdf(ds, tmp_path / "r.nc"))
+    back = ng.io.open(ng.io.to_netcdf(ds, tmp_path / "r.nc"))
     xr.testing.assert_identical(back, ds)
 
 

@@ -6,7 +6,7 @@ import xarray as xr
 
 import neurogeom as ng
 from neurogeom.errors import AlignmentError, AnalysisError
-from neurogeom.spectral import error_mode_geometry, solve_kappa, theory_errors
+from neurogeom.regression.spectral import error_mode_geometry, solve_kappa, theory_errors
 
 
 def assembly(values, prefix):
@@ -115,7 +115,7 @@ def test_result_attrs_and_round_trip(tmp_path):
     X, Y = power_law_data(P=200, N=30, C=2)
     ds = ng.spectral_decomposition(X, Y, n_trials=2)
     assert ds["p"].values.max() == 100 and ds["p"].values.min() == 2
-    back = ng.assembly.open(ng.assembly.to_netcdf(ds, tmp_path / "s.nc"))
+    back = ng.io.open(ng.io.to_netcdf(ds, tmp_path / "s.nc"))
     xr.testing.assert_identical(back, ds)
 
 

@@ -7,7 +7,7 @@ from threadpoolctl import threadpool_limits
 
 import loaders
 from neurogeom import AnalysisError, AssemblyError
-from neurogeom.spectrum import (cvpca, cvpca_spectrum, participation_ratio, power_law_exponent,
+from neurogeom.latent.eigenspectrum import (cvpca, cvpca_spectrum, participation_ratio, power_law_exponent,
                                 svca)
 
 

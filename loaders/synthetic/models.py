@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from neurogeom.assembly import atomic_write
+from neurogeom.io import atomic_write
 from neurogeom.errors import LoaderError
 
 __all__ = ["SmallConvNet", "untrained_convnet", "digits_convnet", "translated_digits",

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from neurogeom._version import __version__
-from neurogeom.assembly import atomic_write, atomic_write_dir
+from neurogeom.io import atomic_write, atomic_write_dir
 
 from .assemblies import object_manifolds
 

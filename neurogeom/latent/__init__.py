@@ -1,15 +1,18 @@
-"""Latent dimensionality: the Neural Cross-Encoder, ridge reduced-rank regression and the
-R²-versus-d analysis that compares them (SCIENCE.md §8).
+"""Latent dimensionality: the Neural Cross-Encoder, ridge reduced-rank regression, the
+R²-versus-d analysis that compares them, and eigenspectra of population activity (cvPCA, SVCA).
 
 :class:`NeuralCrossEncoder` (torch) is imported on first use, so ``import neurogeom`` stays fast.
 """
 
+from . import eigenspectrum
 from .dimensionality import latent_dimensionality, sample_sets
+from .eigenspectrum import cvpca, participation_ratio, power_law_exponent, svca
 from .rrr import ReducedRankRegression, r2_score
 from .windows import crossed_pairs, time_window
 
 __all__ = ["NeuralCrossEncoder", "ReducedRankRegression", "latent_dimensionality",
-           "sample_sets", "time_window", "crossed_pairs", "r2_score"]
+           "sample_sets", "time_window", "crossed_pairs", "r2_score", "eigenspectrum", "cvpca",
+           "participation_ratio", "power_law_exponent", "svca"]
 
 
 def __getattr__(name):

@@ -17,9 +17,8 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
-from ..assembly import average_repetitions, sample_dim, validate
+from ..assembly import average_repetitions, repetition_index, sample_dim, validate
 from ..errors import AnalysisError, format_list
-from ..spectrum import repetition_index
 from .windows import crossed_pairs, time_window
 from .rrr import DEFAULT_ALPHAS, ReducedRankRegression
 

@@ -16,18 +16,10 @@ import pandas as pd
 import xarray as xr
 
 from .._version import __version__
-from ..assembly import align, average_repetitions, validate
+from ..assembly import align, average_repetitions, repetition_index, validate
 from ..errors import AnalysisError, format_list
 from ._stats import constant_columns, pearson_columns, spearman_brown
 from .splits import repetition_halves
-
-
-def repetition_index(target: xr.DataArray) -> np.ndarray:
-    """The ``repetition`` coord, or the order of appearance of each ``stimulus_id``."""
-    if "repetition" in target.coords and target["repetition"].dims == ("presentation",):
-        return np.asarray(target["repetition"].values)
-    ids = pd.Series(np.asarray(target["stimulus_id"].values))
-    return ids.groupby(ids, sort=False).cumcount().to_numpy()
 
 
 def check_responses(target: xr.DataArray, name: str = "target",

@@ -31,15 +31,15 @@ from .splits import stimulus_splits
 REGRESSIONS = ("ridge", "pls", "ols")
 
 
-def _has_repeats(a: xr.DataArray) -> bool:
+def has_repeats(a: xr.DataArray) -> bool:
     return not pd.Index(np.asarray(a["stimulus_id"].values)).is_unique
 
 
-def _check_source(source) -> xr.DataArray:
+def check_source(source) -> xr.DataArray:
     return check_responses(source, "source", hint="flatten or select model feature dims first")
 
 
-def _match_stimuli(source: xr.DataArray, target: xr.DataArray):
+def match_stimuli(source: xr.DataArray, target: xr.DataArray):
     """Source rows in the target's stimulus order; every target stimulus must be in the source."""
     src = pd.Index(np.asarray(source["stimulus_id"].values))
     tgt = np.asarray(target["stimulus_id"].values)
@@ -203,24 +203,24 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
     >>> float(ds["score"]) > 0.5
     True
     """
-    source = _check_source(source)
+    source = check_source(source)
     target = check_responses(target)
     alphas = check_alphas(alphas)
     target, excluded = drop_constant_neuroids(target, "neural_predictivity")
 
     ceiling_ds = None
-    if _has_repeats(target):
+    if has_repeats(target):
         if ceiling:
             ceiling_ds = noise_ceiling(target, seed=seed)
         if not average_repetitions:
             raise AnalysisError("the target repeats stimulus_id values; pass "
                                 "average_repetitions=True (Brain-Score averages repetitions)")
         target = _average_repetitions(target)
-    if _has_repeats(source):
+    if has_repeats(source):
         if not average_repetitions:
             raise AnalysisError("the source repeats stimulus_id values; average them first")
         source = _average_repetitions(source)
-    target, source = _match_stimuli(source, target)
+    target, source = match_stimuli(source, target)
 
     units, unit_of_row, labels = _split_units(target, split_by, stratify_by, stratify_fallback)
     splits, stratified = stimulus_splits(len(units), labels, n_splits=n_splits,

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .assembly import align, validate
-from .errors import AnalysisError, format_list
+from ..assembly import align, repetition_index, validate
+from ..errors import AnalysisError, format_list
 
 __all__ = ["cvpca", "cvpca_spectrum", "power_law_exponent", "participation_ratio", "svca",
-           "svca_spectrum", "repetition_index"]
+           "svca_spectrum"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,15 +98,6 @@ def _double_center(g: np.ndarray) -> np.ndarray:
     """H g H with H = I - 11^T/n: the Gram matrix of column-centered data."""
     g = g - g.mean(axis=0, keepdims=True)
     return g - g.mean(axis=1, keepdims=True)
-
-
-def repetition_index(a: xr.DataArray) -> np.ndarray:
-    """Repetition number of every presentation: the ``repetition`` coord, or the order of
-    appearance of each ``stimulus_id`` (0, 1, …) when the assembly does not store one."""
-    if "repetition" in a.coords and a["repetition"].dims == ("presentation",):
-        return np.asarray(a["repetition"].values)
-    ids = pd.Series(np.asarray(a["stimulus_id"].values))
-    return ids.groupby(ids, sort=False).cumcount().to_numpy()
 
 
 def _two_repeats(a: xr.DataArray, repeats, what: str):

@@ -12,8 +12,8 @@ import argparse
 import importlib
 import sys
 
-from .._version import __version__
-from ..errors import NeurogeomError
+from neurogeom import __version__
+from neurogeom.errors import NeurogeomError
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = ("inspect", "load", "capacity", "compare", "latents", "demo")

@@ -46,10 +46,10 @@ class _Steps:
 def run(args) -> int:
     import loaders
 
-    from .. import assembly
-    from ..capacity import manifold_capacity
-    from ..regression import neural_predictivity
-    from ..spectral import spectral_decomposition
+    from neurogeom import assembly, io
+    from neurogeom import manifold_capacity
+    from neurogeom import neural_predictivity
+    from neurogeom import spectral_decomposition
 
     out = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="neurogeom-demo-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -77,13 +77,13 @@ def run(args) -> int:
     mean = assembly.average_repetitions(responses, ignore=["fixation_correct"])
     print(f"  averaged repetitions -> {dict(mean.sizes)} "
           f"({int(mean['n_repetitions'].min())}-{int(mean['n_repetitions'].max())} repeats per image)")
-    assembly.to_netcdf(mean, out / "responses.nc")
+    io.to_netcdf(mean, out / "responses.nc")
 
     step(f"manifold capacity (replica MFT, n_t = {args.n_t}) of object manifolds per area")
     for region in sorted(set(mean["region"].values.tolist())):
         area = mean.isel(neuroid=mean["region"].values == region)
         result = manifold_capacity(area, by="object_name", n_t=args.n_t, seed=args.seed)
-        assembly.to_netcdf(result, out / f"capacity_{region}.nc")
+        io.to_netcdf(result, out / f"capacity_{region}.nc")
         print(f"  {region:>4}: {area.sizes['neuroid']} units, {result.sizes['manifold']} objects: "
               f"capacity {float(result.capacity_overall):.3f}, "
               f"radius {float(result.radius_overall):.2f}, "
@@ -124,7 +124,7 @@ def run(args) -> int:
     model = loaders.synthetic.random_features(tuning, 300, noise=1.0, layer="model_layer",
                                               seed=args.seed)
     pred = neural_predictivity(model, it, regression="ridge", seed=1)
-    assembly.to_netcdf(pred, out / "predictivity_IT.nc")
+    io.to_netcdf(pred, out / "predictivity_IT.nc")
     print(f"  stand-in model layer: {model.sizes['neuroid']} random ReLU features of noisy IT "
           f"tuning, {model.sizes['presentation']} images")
     print(f"  median Pearson r {float(pred.score):.3f} +/- {float(pred.error):.3f} "
@@ -133,7 +133,7 @@ def run(args) -> int:
           f"Brain-Score), (r/ceiling)^2 {float(pred.ceiled_score_r_over_ceiling_squared):.3f} "
           f"(earlier; the ceiling is a reliability, on the r^2 scale)")
     spec = spectral_decomposition(model, it, seed=args.seed)
-    assembly.to_netcdf(spec, out / "spectral_IT.nc")
+    io.to_netcdf(spec, out / "spectral_IT.nc")
     print(f"  spectral theory: generalization error E_g at p = {int(spec.p.values[-1])} training "
           f"images {float(spec.theory_error.values[-1]):.3f} "
           f"(empirical {float(spec.empirical_error.values[-1]):.3f}); "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import LoaderError
+from neurogeom.errors import LoaderError
 
 METHODS = ("mft", "glue", "simulated")
 
@@ -37,19 +37,19 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from .. import assembly as asm
+    from neurogeom import assembly as asm, io
     import xarray as xr
 
     path = Path(args.path)
     if not path.exists():
         raise LoaderError(f"no such file: {path}")
-    a = asm.open(path)
+    a = io.open(path)
     if not isinstance(a, xr.DataArray):
         raise LoaderError(f"{path} holds a result Dataset, not an assembly; "
                           f"variables: {sorted(map(str, a.data_vars))}")
     if args.average_repetitions:
         a = asm.average_repetitions(a)
-    from ..capacity import effective_geometry, manifold_capacity, simulated_capacity
+    from neurogeom import effective_geometry, manifold_capacity, simulated_capacity
 
     if args.method == "mft":
         result = manifold_capacity(
@@ -63,7 +63,7 @@ def run(args) -> int:
     result.attrs["input_file"] = str(path)
     _print_summary(result, args.method)
     if args.output:
-        out = asm.to_netcdf(result, args.output)
+        out = io.to_netcdf(result, args.output)
         print(f"wrote {out}")
     return 0
 

@@ -25,12 +25,12 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ._version import __version__
-from .errors import AnalysisError, ConvergenceError
-from .regression._backend import namespace
-from .regression.ceiling import check_responses, drop_constant_neuroids
-from .regression.predictivity import _check_source, _has_repeats, _match_stimuli
-from .assembly import average_repetitions
+from .._version import __version__
+from ..assembly import average_repetitions
+from ..errors import AnalysisError, ConvergenceError
+from ._backend import namespace
+from .ceiling import check_responses, drop_constant_neuroids
+from .predictivity import check_source, has_repeats, match_stimuli
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,20 +166,20 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, p=None,
     AlignmentError
         Target stimuli missing from the source.
     """
-    source = _check_source(source)
+    source = check_source(source)
     target = check_responses(target)
     target, excluded = drop_constant_neuroids(target, "spectral_decomposition")
     if n_trials < 1:
         raise AnalysisError(f"n_trials must be >= 1, got {n_trials}")
     if not ridge > 0:
         raise AnalysisError(f"ridge must be > 0, got {ridge}")
-    if _has_repeats(target):
+    if has_repeats(target):
         if not average_repetitions_first:
             raise AnalysisError("the target repeats stimulus_id values; average them first")
         target = average_repetitions(target)
-    if _has_repeats(source):
+    if has_repeats(source):
         source = average_repetitions(source)
-    target, source = _match_stimuli(source, target)
+    target, source = match_stimuli(source, target)
     n_stim = target.sizes["presentation"]
     sizes = default_sizes(n_stim) if p is None else np.atleast_1d(np.asarray(p))
     if sizes.dtype.kind not in "iu" and not np.all(sizes == np.round(sizes)):

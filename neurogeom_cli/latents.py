@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnalysisError
+from neurogeom.errors import AnalysisError
 
 
 def parse_dims(text: str) -> list[int]:
@@ -55,8 +55,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..assembly import open as open_assembly, to_netcdf
-    from ..latent import latent_dimensionality
+    from neurogeom.io import open as open_assembly, to_netcdf
+    from neurogeom import latent_dimensionality
 
     a = open_assembly(args.path)
     if not hasattr(a, "dims") or "neuroid" not in a.dims:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import LoaderError
+from neurogeom.errors import LoaderError
 
 
 def add_parser(sub) -> None:
@@ -68,7 +68,7 @@ def _need(args, *names):
 
 def run(args) -> int:
     import loaders
-    from ..assembly import to_netcdf
+    from neurogeom.io import to_netcdf
 
     region = args.region[0] if args.region and len(args.region) == 1 else args.region
     if args.binned:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..errors import LoaderError
+from neurogeom.errors import LoaderError
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
 
@@ -48,7 +48,7 @@ def summarize_xarray(obj) -> dict:
 
 
 def run(args) -> int:
-    from ..assembly import open as open_assembly
+    from neurogeom.io import open as open_assembly
 
     source = args.path
     is_url = "://" in source

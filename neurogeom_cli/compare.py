@@ -6,7 +6,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from ..errors import AnalysisError
+from neurogeom.errors import AnalysisError
 
 
 def add_parser(sub) -> None:
@@ -36,9 +36,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..assembly import open as open_assembly, to_netcdf
-    from ..regression import neural_predictivity
-    from ..spectral import spectral_decomposition
+    from neurogeom.io import open as open_assembly, to_netcdf
+    from neurogeom import neural_predictivity
+    from neurogeom import spectral_decomposition
 
     model = open_assembly(args.model)
     neural = open_assembly(args.neural)
