@@ -23,6 +23,7 @@ import xarray as xr
 from scipy.stats import chi, norm
 
 from ..errors import AnalysisError
+from .._results import build_result
 from ._inputs import check_kappa, check_positive_int, gather
 from .joint import DICHOTOMIES, draw_labels, solve_joint
 
@@ -114,7 +115,7 @@ def _mean_offdiag(mat: np.ndarray) -> float:
     return float((mat.sum() - np.trace(mat)) / (p * (p - 1)))
 
 
-def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
+def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
                         n_dichotomies: int | None = None, dichotomy: str = "random",
                         seed: int = 0, ridge: float | None = None, center: bool = True,
                         solver: str = "active_set", backend: str = "numpy",
@@ -130,7 +131,8 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
     kappa : float
         Margin (>= 0), in units of the RMS center norm (the data are scaled to make it 1).
     n_t : int
-        Gaussian samples per dichotomy.
+        Number of Gaussian samples t per dichotomy (default 200, as in
+        :func:`neurogeom.manifold_capacity`).
     n_dichotomies : int, optional
         Dichotomies (default 20 for ``"random"``, P for ``"one_vs_rest"``).
     dichotomy : {"random", "one_vs_rest"}
@@ -156,7 +158,8 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
         ``||A_mu A_nuᵀ||_F / sqrt(D_mu D_nu)`` for unit axis directions A: |cos| for D = 1);
         on dim ``manifold``: ``capacity`` (1 / E of its share of ``||v* - t||²``), ``radius``
         (RMS distance to the center / center norm), ``dimension`` (rank of the centered
-        points), ``n_points``. Parameters in attrs.
+        points), ``n_points``. Attrs: ``analysis``, every parameter, the input's provenance,
+        ``neurogeom_version`` and ``references`` (see :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -171,6 +174,13 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
     >>> ds = correlated_capacity(a, by="object_name", n_t=10, n_dichotomies=4)
     >>> float(ds.capacity_overall) > 0
     True
+
+    References
+    ----------
+    .. [1] Wakhloo, A. J., Sussman, T. J. & Chung, S. (2023). Linear classification of neural
+       manifolds with correlated variability. Physical Review Letters 131, 027301.
+    .. [2] Chung, S., Lee, D. D. & Sompolinsky, H. (2018). Classification and geometry of
+       general perceptual manifolds. Physical Review X 8, 031003.
     """
     kappa = check_kappa(kappa)
     n_t = check_positive_int("n_t", n_t, 2)
@@ -203,7 +213,7 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
             if di and dj:
                 overlap[i, j] = (np.linalg.norm(info["axes"][i] @ info["axes"][j].T)
                                  / np.sqrt(di * dj))
-    ds = xr.Dataset(
+    ds = build_result(
         {
             "capacity": ("manifold", np.divide(1.0, per_share, out=np.full(p, np.inf),
                                                where=per_share > 0)),
@@ -216,16 +226,20 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
             "axis_correlation": ((), _mean_offdiag(overlap)),
         },
         coords={"manifold": np.asarray(data.labels)},
-        attrs={
-            "method": "correlated manifold capacity (Wakhloo et al. 2023): joint QP in "
-                      "coordinates whitened by the center/axis covariance tensor",
+        analysis="correlated_capacity",
+        parameters={
             "by": by, "kappa": kappa, "n_t": n_t, "n_dichotomies": n_dichotomies,
-            "dichotomy": dichotomy, "seed": seed,
-            "ridge_requested": "default" if ridge is None else float(ridge),
+            "dichotomy": dichotomy, "seed": seed, "ridge": ridge, "center": bool(center),
+            "solver": solver, "backend": backend, "device": str(device),
+        },
+        inputs={"input": a},
+        references=("correlated", "mft"),
+        details={
+            "method": "correlated manifold capacity: joint QP in coordinates whitened by the "
+                      "center/axis covariance tensor",
             "ridge_used": info["ridge"], "tensor_size": info["tensor_size"],
             "tensor_rank": info["tensor_rank"],
-            "global_centering": "yes" if center else "no",
-            "solver": solver, "backend": backend, "device": str(device),
+            "centering": "global mean subtracted" if center else "none",
             "n_manifolds": p, "n_features": data.n_features, "rank": data.rank,
             "n_samples": int(len(total)), "max_kkt_residual": float(sol.kkt.max()),
             "scale": "points divided by the RMS norm of the manifold centers "

@@ -17,6 +17,7 @@ import scipy.optimize
 import xarray as xr
 
 from ..errors import AnalysisError, ConvergenceError
+from .._results import build_result
 from ._inputs import check_positive_int, gather
 
 DICHOTOMIES = ("random", "one_vs_rest", "iid")
@@ -193,7 +194,9 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
         ``capacity_overall`` (alpha_sim), ``capacity_overall_ci_low``/``_ci_high``, ``n_star`` and its
         interval; on dim ``manifold``: ``n_points``; on dim ``projection_dim`` (the evaluated
         dimensions, sorted): ``p_separable``, ``n_separable``, ``n_tested``,
-        ``evaluation_order``. Parameters and method choices are in attrs.
+        ``evaluation_order``. Attrs: ``analysis``, every parameter, the method choices, the
+        input's provenance, ``neurogeom_version`` and ``references`` (see
+        :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -210,6 +213,16 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
     >>> ds = simulated_capacity(a, by="object_name", n_dichotomies=20)
     >>> float(ds.capacity_overall) > 0
     True
+
+    References
+    ----------
+    .. [1] Cover, T. M. (1965). Geometrical and statistical properties of systems of linear
+       inequalities with applications in pattern recognition. IEEE Transactions on Electronic
+       Computers EC-14, 326-334.
+    .. [2] Chung, S., Lee, D. D. & Sompolinsky, H. (2018). Classification and geometry of
+       general perceptual manifolds. Physical Review X 8, 031003.
+    .. [3] Cohen, U., Chung, S., Lee, D. D. & Sompolinsky, H. (2020). Separability and geometry
+       of object manifolds in deep neural networks. Nature Communications 11, 746.
     """
     if dichotomy not in DICHOTOMIES:
         raise AnalysisError(f"dichotomy must be one of {DICHOTOMIES}, got {dichotomy!r}")
@@ -299,7 +312,7 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
                       stacklevel=2)
     n_lo = max(n_lo, 1e-12)
 
-    ds = xr.Dataset(
+    ds = build_result(
         {
             "capacity_overall": ((), n_manifolds / n_star),
             "capacity_overall_ci_low": ((), n_manifolds / n_hi),
@@ -315,11 +328,17 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
             "bracket_low": ((), lo), "bracket_high": ((), hi),
         },
         coords={"manifold": np.asarray(data.labels), "projection_dim": n_eval},
-        attrs={
-            "method": "simulated capacity (random projection, exact separability, bisection)",
+        analysis="simulated_capacity",
+        parameters={
             "by": by, "n_dichotomies": n_dichotomies, "precision": precision,
             "dichotomy": dichotomy, "seed": seed, "n_bootstrap": n_bootstrap,
-            "ci_level": ci_level, "max_steps": max_steps, "bisection_steps": steps,
+            "ci_level": ci_level, "max_steps": max_steps,
+        },
+        inputs={"input": a},
+        references=("cover", "mft", "mft_dnn"),
+        details={
+            "method": "simulated capacity (random projection, exact separability, bisection)",
+            "bisection_steps": steps,
             "n_manifolds": n_manifolds, "n_features": data.n_features, "rank": rank,
             "centering": "global mean subtracted",
             "projection": "Gaussian N x n matrix with unit-norm columns, fresh per draw",
