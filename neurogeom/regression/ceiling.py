@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._version import __version__
+from .._results import build_result
 from ..assembly import align, average_repetitions, repetition_index, validate
 from ..errors import AnalysisError, format_list
 from ._stats import constant_columns, pearson_columns, spearman_brown
@@ -51,7 +51,7 @@ def drop_constant_neuroids(target: xr.DataArray, what: str):
     return target, ids
 
 
-def noise_ceiling(target: xr.DataArray, n_splits: int = 10, seed: int = 1) -> xr.Dataset:
+def noise_ceiling(target: xr.DataArray, *, n_splits: int = 10, seed: int = 1) -> xr.Dataset:
     """Split-half internal consistency of repeated responses, per neuroid and aggregated.
 
     Parameters
@@ -72,7 +72,9 @@ def noise_ceiling(target: xr.DataArray, n_splits: int = 10, seed: int = 1) -> xr
         (split, neuroid): Spearman–Brown corrected; ``ceiling_per_neuroid`` (neuroid): mean over
         splits; ``ceiling_per_split`` (split): median over neuroids; ``ceiling``: mean over
         splits; ``ceiling_error``: std over splits (ddof 0) / sqrt(n_splits). Constant neuroids
-        are excluded (warning) and listed in ``attrs["excluded_constant_neuroids"]``.
+        are excluded (warning) and listed in ``attrs["excluded_constant_neuroids"]``. Attrs
+        also hold ``analysis``, every parameter, the input's provenance, ``neurogeom_version``
+        and ``references`` (see :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -87,7 +89,18 @@ def noise_ceiling(target: xr.DataArray, n_splits: int = 10, seed: int = 1) -> xr
     >>> ds = noise_ceiling(resp)
     >>> 0 < float(ds["ceiling"]) <= 1
     True
+
+    References
+    ----------
+    .. [1] Schrimpf, M., Kubilius, J., Hong, H., Majaj, N. J., Rajalingham, R., Issa, E. B.,
+       Kar, K., Bashivan, P., Prescott-Roy, J., Geiger, F., Schmidt, K., Yamins, D. L. K. &
+       DiCarlo, J. J. (2018). Brain-Score: which artificial neural network for object
+       recognition is most brain-like? bioRxiv 407007.
+    .. [2] Spearman, C. (1910). Correlation calculated from faulty data. British Journal of
+       Psychology 3, 271-295; Brown, W. (1910). Some experimental results in the correlation
+       of mental abilities. British Journal of Psychology 3, 296-322.
     """
+    given = target                                   # provenance of the data as given
     check_responses(target)
     reps = repetition_index(target)
     unique_reps = np.unique(reps)
@@ -126,7 +139,7 @@ def noise_ceiling(target: xr.DataArray, n_splits: int = 10, seed: int = 1) -> xr
     neuroid_coords = {name: ("neuroid", np.asarray(c.values)) for name, c in target.coords.items()
                       if c.dims == ("neuroid",)}
     split = np.arange(len(halves))
-    return xr.Dataset(
+    return build_result(
         {"consistency": (("split", "neuroid"), raw),
          "ceiling_split_neuroid": (("split", "neuroid"), corrected),
          "ceiling_per_neuroid": ("neuroid", np.nanmean(corrected, axis=0)),
@@ -135,11 +148,13 @@ def noise_ceiling(target: xr.DataArray, n_splits: int = 10, seed: int = 1) -> xr
          "ceiling_error": ((), float(per_split.std() / np.sqrt(len(halves)))),
          "n_stimuli_per_split": ("split", n_stimuli)},
         coords={"split": split, **neuroid_coords},
-        attrs={"analysis": "noise_ceiling", "method": "split-half internal consistency, "
-               "Spearman-Brown 2r/(1+r), median over neuroids, mean over splits",
-               "n_splits": int(n_splits), "seed": int(seed),
-               "n_repetitions": int(len(unique_reps)),
-               "n_excluded_constant_neuroids": len(excluded),
-               "excluded_constant_neuroids": [str(i) for i in excluded] or "",
-               "n_undefined_correlations": int(undefined.sum()),
-               "neurogeom_version": __version__})
+        analysis="noise_ceiling",
+        parameters={"n_splits": int(n_splits), "seed": int(seed)},
+        inputs={"input": given},
+        references=("brainscore", "spearman_brown"),
+        details={"method": "split-half internal consistency, "
+                 "Spearman-Brown 2r/(1+r), median over neuroids, mean over splits",
+                 "n_repetitions": int(len(unique_reps)),
+                 "n_excluded_constant_neuroids": len(excluded),
+                 "excluded_constant_neuroids": [str(i) for i in excluded],
+                 "n_undefined_correlations": int(undefined.sum())})
