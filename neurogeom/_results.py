@@ -1,4 +1,4 @@
-"""The one result builder: every analysis returns its ``xarray.Dataset`` through :func:`build_result`.
+"""The one result builder: every analysis returns its Dataset through :func:`build_result`.
 
 A result file must explain itself without the code that made it. :func:`build_result` makes the
 Dataset from its variables and coords and writes the same attrs for every analysis:
@@ -102,8 +102,8 @@ def attr_value(value):
     Raises
     ------
     TypeError
-        When the converted value still cannot be stored (e.g. a nested list): the caller must
-        describe it as a string itself.
+        When the converted value still cannot be stored: the caller must describe it as a
+        string itself.
     """
     if value is None:
         out = "none"

@@ -1,6 +1,6 @@
 """Capacity of correlated manifolds (Wakhloo, Sussman & Chung, PRL 2023).
 
-SCIENCE.md §3. Each manifold mu is written as its center ``u^mu_0`` plus axes ``u^mu_i`` (the
+Each manifold mu is written as its center ``u^mu_0`` plus axes ``u^mu_i`` (the
 principal directions of its centered points, scaled by their singular values), so every point is
 ``x = u^mu_0 + sum_i s_i u^mu_i``. The covariance tensor ``C^{mu i}_{nu j} = <u^mu_i, u^nu_j>``
 holds every correlation between centers and axes of different manifolds. With ``C = L Lᵀ``
@@ -11,7 +11,7 @@ matrix and live in ``R^{P(D+1)}``; the capacity is the joint QP (:mod:`.joint`) 
 
 For spheres of radius R and dimension D whose centers correlate with rho_c and axes with rho_a,
 ``alpha = alpha_Ball(kappa/sqrt(1-rho_c), R sqrt((1-rho_a)/(1-rho_c)), D)``;
-:func:`ball_capacity` gives ``alpha_Ball`` (SCIENCE.md §1) for that prediction.
+:func:`ball_capacity` gives ``alpha_Ball`` (Chung et al. PRX 2018) for that prediction.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def ball_capacity(kappa: float, radius: float, dimension: int) -> float:
     """Exact MFT capacity of D-balls of radius R (relative to a unit center) at margin kappa.
 
     1/alpha_B = E_{r ~ chi_D} [ int_{kappa - r/R}^{kappa + R r} Dt (R r - t + kappa)² / (1 + R²)
-    + int_{-inf}^{kappa - r/R} Dt ((t - kappa)² + r²) ]   (SCIENCE.md §1; PRX 2018). The
+    + int_{-inf}^{kappa - r/R} Dt ((t - kappa)² + r²) ]   (PRX 2018). The
     Gaussian integrals are closed-form; the chi_D expectation is by quadrature.
     """
     kappa, radius = float(kappa), float(radius)

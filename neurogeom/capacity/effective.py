@@ -1,6 +1,6 @@
 """Effective manifold geometry from the joint capacity QP (GLUE / GCMC measures).
 
-SCIENCE.md §2 (Chou, Wakhloo, Canatar, Chung et al. 2024; official code not public, so the
+Chou, Wakhloo, Canatar, Chung et al. (bioRxiv 2024; official code not public, so the
 formulas are a reconstruction, verified here to reduce to the PRX sphere results). For Gaussian
 ``t`` in the span of the data and dichotomies ``y``, the joint QP (:mod:`.joint`) gives one
 anchor point ``s_mu`` per manifold. With the anchor centers ``s0_mu = E s_mu``, axis parts
@@ -214,8 +214,9 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
     ----------
     .. [1] Chou, C.-N., Wakhloo, A. J., Canatar, A., Chung, S. et al. (2024). Neural manifold
        capacity captures representation geometry, correlations, and task-efficiency across
-       species and behaviors. bioRxiv. The formulas are a reconstruction (no official code is
-       public), verified to reduce to the sphere results of [2].
+       species and behaviors. bioRxiv (v1 'GCMC', v2 'GLUE'). The formulas are a
+       reconstruction (no official code is public), verified to reduce to the sphere results
+       of [2].
     .. [2] Chung, S., Lee, D. D. & Sompolinsky, H. (2018). Classification and geometry of
        general perceptual manifolds. Physical Review X 8, 031003.
     """

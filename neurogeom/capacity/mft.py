@@ -1,6 +1,6 @@
 """Replica mean-field theory (MFT) manifold capacity, radius and dimension (Chung et al. PRX 2018).
 
-The pipeline follows SCIENCE.md §1 and the public reference (``mftma``): global centering,
+The pipeline follows the paper and the public reference (``mftma``): global centering,
 optional center-correlation removal (:mod:`.centers`), per-manifold normalization by the center
 norm, reduction of each manifold to its own span plus a constant "center" coordinate, and for
 each Gaussian sample t the anchor point of the projection QP (solved batched by :mod:`.qp`).
@@ -198,7 +198,7 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
     P = len(points)
     keys = list(keys) if keys is not None else list(range(P))
 
-    # 1. global centering and centers (SCIENCE.md §1 step 1); one pass over the data
+    # 1. global centering and centers (reference pipeline step 1); one pass over the data
     n_total = sum(X.shape[1] for X in points)
     origin = sum(X.sum(axis=1) for X in points) / n_total
     centers = np.stack([X.mean(axis=1) for X in points]) - origin        # (P, N)
@@ -290,7 +290,7 @@ def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_byte
 
 
 def _manifold_measures(X, T, lam, kappa):
-    """Capacity, radius and dimension of one manifold from its QP duals (SCIENCE.md §1 step 6).
+    """Capacity, radius and dimension of one manifold from its QP duals (PRX 2018).
 
     X (D, M) reduced coordinates, T (D+1, n_t) samples, lam (n_t, M) duals.
     """

@@ -1,11 +1,11 @@
 """Simulated (empirical) manifold capacity: random projections, exact separability, bisection.
 
-SCIENCE.md §4. The data are projected to ``n`` random dimensions; for random dichotomies of the
-P manifolds we test *exactly* whether every point can be put on its side by a hyperplane with a
-bias (LP feasibility). ``p(n)`` is the fraction of separable dichotomies; the projection
-dimension ``n*`` where ``p = 1/2`` is found by a bisection whose bracket really moves (the public
-Chung-lab script evaluates three fixed ``n`` and interpolates), interpolated between the
-evaluated dimensions that straddle 1/2, and ``alpha_sim = P / n*``.
+Cover (1965); Chung et al. (PRX 2018). The data are projected to ``n`` random dimensions; for
+random dichotomies of the P manifolds we test *exactly* whether every point can be put on its side
+by a hyperplane with a bias (LP feasibility). ``p(n)`` is the fraction of separable dichotomies;
+the projection dimension ``n*`` where ``p = 1/2`` is found by a bisection whose bracket really
+moves (the public Chung-lab script evaluates three fixed ``n`` and interpolates), interpolated
+between the evaluated dimensions that straddle 1/2, and ``alpha_sim = P / n*``.
 """
 
 from __future__ import annotations

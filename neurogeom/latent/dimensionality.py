@@ -1,10 +1,10 @@
 """Latent dimensionality of an assembly: test R² versus d for the NCE and ridge RRR.
 
-SCIENCE.md §8. Neurons are split at random into disjoint source and target sets; samples into
-train/validation/test sets (by stimulus identity for stimulus data, by time chunks separated by
-gaps for continuous data). For each d the NCE (and, from one decomposition, RRR of every rank)
-predicts the targets from the sources; test R² is normalized by its maximum over both methods and
-all d, and the dimension estimate is the smallest d reaching ``threshold`` (95%) of it.
+Schmutz et al. (NeurIPS 2025). Neurons are split at random into disjoint source and target sets;
+samples into train/validation/test sets (by stimulus identity for stimulus data, by time chunks
+separated by gaps for continuous data). For each d the NCE (and, from one decomposition, RRR of
+every rank) predicts the targets from the sources; test R² is normalized by its maximum over both
+methods and all d, and the dimension estimate is the smallest d reaching ``threshold`` (95%) of it.
 """
 
 from __future__ import annotations

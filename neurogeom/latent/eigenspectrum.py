@@ -1,9 +1,10 @@
 """Eigenspectra of population activity: cross-validated PCA, power laws, participation ratio, SVCA.
 
-Methods follow Stringer, Pachitariu, Steinmetz, Carandini & Harris (Nature 2019) for cvPCA and
-the power-law fit, and Stringer et al. (Science 2019) for shared variance component analysis;
-see SCIENCE.md §9. Kernels are plain numpy functions (``cvpca_spectrum``, ``svca_spectrum``);
-``cvpca`` and ``svca`` wrap them for assemblies and return labeled ``xarray.Dataset`` results.
+Methods follow Stringer, Pachitariu, Steinmetz, Carandini & Harris (Nature 2019) for cvPCA and the
+power-law fit, and Stringer et al. (Science 2019) for shared variance component analysis; see the
+References of :func:`cvpca` and :func:`svca`. Kernels are plain numpy functions
+(``cvpca_spectrum``, ``svca_spectrum``); ``cvpca`` and ``svca`` wrap them for assemblies and return
+labeled ``xarray.Dataset`` results.
 """
 
 from __future__ import annotations

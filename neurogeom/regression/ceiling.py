@@ -1,6 +1,7 @@
 """Noise ceiling: split-half internal consistency of repeated responses, Spearman–Brown corrected.
 
-Brain-Score's ``InternalConsistency`` (SCIENCE.md §6): split the repetition indices in two halves
+Brain-Score's ``InternalConsistency`` (Schrimpf et al. 2018): split the repetition indices in
+two halves
 10 times (``ShuffleSplit(train_size=0.5, test_size=0.5, random_state=1)``), average the
 repetitions within each half, correlate the two half-means per neuroid across stimuli, correct
 with Spearman–Brown for the halved number of trials (``2r/(1+r)``), take the median over

@@ -1,6 +1,6 @@
 """Neural predictivity: cross-validated regression from model features to neurons, ceiled.
 
-Brain-Score's ``CrossRegressedCorrelation`` protocol (SCIENCE.md §6): repetition-average the
+Brain-Score's ``CrossRegressedCorrelation`` protocol (Schrimpf et al. 2018): repetition-average the
 neural data, split stimuli 10 times (90% train, stratified by ``object_name``, random_state 1),
 fit the regression on the training stimuli, predict the test stimuli, correlate predictions and
 responses per neuroid (Pearson r), take the median over neuroids per split, the mean over splits
@@ -212,6 +212,9 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
        Kar, K., Bashivan, P., Prescott-Roy, J., Geiger, F., Schmidt, K., Yamins, D. L. K. &
        DiCarlo, J. J. (2018). Brain-Score: which artificial neural network for object
        recognition is most brain-like? bioRxiv 407007.
+    .. [2] Spearman, C. (1910). Correlation calculated from faulty data. British Journal of
+       Psychology 3, 271-295; Brown, W. (1910). Some experimental results in the correlation
+       of mental abilities. British Journal of Psychology 3, 296-322. (The noise ceiling.)
     """
     inputs = {"source": source, "target": target}   # provenance of the data as given
     source = check_source(source)
@@ -259,7 +262,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
             raise AnalysisError(f"n_components={n_components} exceeds the {X.shape[1]} features")
     if (is_ridge or is_pls) and X.shape[1] >= n_train_max:
         # One Gram matrix of all stimuli serves every split, for ridge and kernel PLS alike
-        # (centering per fold is done on the Gram, SCIENCE.md §6); centering globally first
+        # (centering per fold is done on the Gram, as in himalaya); centering globally first
         # keeps that subtraction well conditioned.
         xp = namespace(device, dtype)
         K = xp.centered_gram(xp.asarray(X))

@@ -1,6 +1,6 @@
 """Spectral theory of neural prediction: which eigenmodes of a model carry its prediction error.
 
-Canatar, Feather, Wakhloo & Chung (NeurIPS 2023), SCIENCE.md §7. With model activations X
+Canatar, Feather, Wakhloo & Chung (NeurIPS 2023). With model activations X
 (P stimuli × N features) and neural responses Y (P × C), both centered across stimuli:
 
 * ``K = X X^T / P = sum_i lambda_i u_i u_i^T`` (descending); the trace-normalized spectrum
@@ -88,7 +88,7 @@ def solve_kappa(eigenvalues, p, ridge: float, *, tol: float = 1e-12, max_iter: i
 
 
 def theory_errors(eigenvalues, p, ridge: float):
-    """Per-mode errors ``E_i(p)`` (len(p) × modes), ``kappa`` and ``gamma`` (SCIENCE.md §7)."""
+    """Per-mode errors ``E_i(p)`` (len(p) × modes), ``kappa`` and ``gamma`` (NeurIPS 2023)."""
     lam = np.asarray(eigenvalues, dtype=np.float64)
     p = np.atleast_1d(np.asarray(p, dtype=np.float64))
     kappa = solve_kappa(lam, p, ridge)
