@@ -338,8 +338,8 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
     kappa : float
         Margin κ ≥ 0.
     n_t : int
-        Number of Gaussian samples t per manifold (default 200, as in the reference; the
-        Monte-Carlo error of one manifold's capacity is ≈ 2/√n_t relative).
+        Number of Gaussian samples t per manifold (default 200, as in the other capacity
+        analyses; the Monte-Carlo error of one manifold's capacity is ≈ 2/√n_t relative).
     seed : int
         Seeds the samples (one stream per manifold label) and the center-correlation starts.
     center_correlations : bool
