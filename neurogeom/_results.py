@@ -32,9 +32,9 @@ round-trips through :func:`neurogeom.io.to_netcdf` / :func:`neurogeom.io.open` u
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from numbers import Number
 from pathlib import PurePath
-from typing import Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -42,7 +42,7 @@ import xarray as xr
 from ._version import __version__
 from .io import attr_problem
 
-__all__ = ["REFERENCES", "build_result", "attr_value", "input_provenance", "PROVENANCE_ATTRS"]
+__all__ = ["PROVENANCE_ATTRS", "REFERENCES", "attr_value", "build_result", "input_provenance"]
 
 #: Paper citations, by the short key the analyses use.
 REFERENCES: dict[str, str] = {

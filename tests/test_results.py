@@ -201,7 +201,7 @@ def test_attr_value_rules():
 
 
 def test_builder_refuses_duplicates_and_unknown_references(mean):
-    kw = dict(analysis="x", inputs={"input": mean}, references=("mft",))
+    kw = {"analysis": "x", "inputs": {"input": mean}, "references": ("mft",)}
     with pytest.raises(ValueError, match="'seed'"):
         build_result({}, parameters={"seed": 0}, details={"seed": 1}, **kw)
     with pytest.raises(ValueError, match="'input_shape'"):

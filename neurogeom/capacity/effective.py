@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..errors import AnalysisError
 from .._results import build_result
+from ..errors import AnalysisError
 from ._inputs import ManifoldPoints, check_kappa, check_positive_int, gather
 from .joint import DICHOTOMIES, draw_labels, solve_joint
 
