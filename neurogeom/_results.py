@@ -46,44 +46,37 @@ __all__ = ["PROVENANCE_ATTRS", "REFERENCES", "attr_value", "build_result", "inpu
 
 #: Paper citations, by the short key the analyses use.
 REFERENCES: dict[str, str] = {
-    "mft": ("Chung, S., Lee, D. D. & Sompolinsky, H. (2018). Classification and geometry of "
-            "general perceptual manifolds. Physical Review X 8, 031003."),
-    "mft_dnn": ("Cohen, U., Chung, S., Lee, D. D. & Sompolinsky, H. (2020). Separability and "
-                "geometry of object manifolds in deep neural networks. Nature Communications "
-                "11, 746."),
-    "glue": ("Chou, C.-N., Wakhloo, A. J., Canatar, A., Chung, S. et al. (2024). Neural "
-             "manifold capacity captures representation geometry, correlations, and "
-             "task-efficiency across species and behaviors. bioRxiv (v1 'GCMC', v2 'GLUE')."),
-    "correlated": ("Wakhloo, A. J., Sussman, T. J. & Chung, S. (2023). Linear classification "
-                   "of neural manifolds with correlated variability. Physical Review Letters "
-                   "131, 027301."),
-    "cover": ("Cover, T. M. (1965). Geometrical and statistical properties of systems of "
-              "linear inequalities with applications in pattern recognition. IEEE "
-              "Transactions on Electronic Computers EC-14, 326-334."),
-    "brainscore": ("Schrimpf, M., Kubilius, J., Hong, H., Majaj, N. J., Rajalingham, R., "
-                   "Issa, E. B., Kar, K., Bashivan, P., Prescott-Roy, J., Geiger, F., "
-                   "Schmidt, K., Yamins, D. L. K. & DiCarlo, J. J. (2018). Brain-Score: which "
+    "mft": ("Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual "
+            "manifolds. Phys. Rev. X 8, 031003."),
+    "mft_dnn": ("Cohen, Chung, Lee & Sompolinsky (2020). Separability and geometry of object "
+                "manifolds in deep neural networks. Nat. Commun. 11, 746."),
+    "glue": ("Chou, Wakhloo, Canatar, Chung et al. (2024). Neural manifold capacity captures "
+             "representation geometry, correlations, and task-efficiency across species and "
+             "behaviors. bioRxiv (v1 'GCMC', v2 'GLUE')."),
+    "correlated": ("Wakhloo, Sussman & Chung (2023). Linear classification of neural manifolds "
+                   "with correlated variability. Phys. Rev. Lett. 131, 027301."),
+    "cover": ("Cover (1965). Geometrical and statistical properties of systems of linear "
+              "inequalities with applications in pattern recognition. IEEE Trans. Electron. "
+              "Comput. EC-14, 326-334."),
+    "brainscore": ("Schrimpf, Kubilius, Hong, Majaj, Rajalingham, Issa, Kar, Bashivan, "
+                   "Prescott-Roy, Geiger, Schmidt, Yamins & DiCarlo (2018). Brain-Score: which "
                    "artificial neural network for object recognition is most brain-like? "
                    "bioRxiv 407007."),
-    "spearman_brown": ("Spearman, C. (1910). Correlation calculated from faulty data. British "
-                       "Journal of Psychology 3, 271-295; Brown, W. (1910). Some experimental "
-                       "results in the correlation of mental abilities. British Journal of "
-                       "Psychology 3, 296-322."),
-    "spectral": ("Canatar, A., Feather, J., Wakhloo, A. & Chung, S. (2023). A spectral theory "
-                 "of neural prediction and alignment. Advances in Neural Information "
-                 "Processing Systems 36 (NeurIPS 2023)."),
-    "nce": ("Schmutz, V., Haydaroğlu, A., Wang, S., Feng, Y., Carandini, M. & Harris, K. D. "
-            "(2025). High-dimensional neuronal activity from low-dimensional latent dynamics: "
-            "a solvable model. Advances in Neural Information Processing Systems "
-            "(NeurIPS 2025)."),
-    "rrr": ("Izenman, A. J. (1975). Reduced-rank regression for the multivariate linear "
-            "model. Journal of Multivariate Analysis 5, 248-264."),
-    "cvpca": ("Stringer, C., Pachitariu, M., Steinmetz, N., Carandini, M. & Harris, K. D. "
-              "(2019). High-dimensional geometry of population responses in visual cortex. "
-              "Nature 571, 361-365."),
-    "svca": ("Stringer, C., Pachitariu, M., Steinmetz, N., Reddy, C. B., Carandini, M. & "
-             "Harris, K. D. (2019). Spontaneous behaviors drive multidimensional, brainwide "
-             "activity. Science 364, eaav7893."),
+    "spearman_brown": ("Spearman (1910). Correlation calculated from faulty data. Br. J. "
+                       "Psychol. 3, 271-295; Brown (1910). Some experimental results in the "
+                       "correlation of mental abilities. Br. J. Psychol. 3, 296-322."),
+    "spectral": ("Canatar, Feather, Wakhloo & Chung (2023). A spectral theory of neural "
+                 "prediction and alignment. Advances in Neural Information Processing Systems "
+                 "36 (NeurIPS 2023)."),
+    "nce": ("Schmutz, Haydaroğlu, Wang, Feng, Carandini & Harris (2025). High-dimensional "
+            "neuronal activity from low-dimensional latent dynamics: a solvable model. Advances "
+            "in Neural Information Processing Systems (NeurIPS 2025)."),
+    "rrr": ("Izenman (1975). Reduced-rank regression for the multivariate linear model. J. "
+            "Multivar. Anal. 5, 248-264."),
+    "cvpca": ("Stringer, Pachitariu, Steinmetz, Carandini & Harris (2019). High-dimensional "
+              "geometry of population responses in visual cortex. Nature 571, 361-365."),
+    "svca": ("Stringer, Pachitariu, Steinmetz, Reddy, Carandini & Harris (2019). Spontaneous "
+             "behaviors drive multidimensional, brainwide activity. Science 364, eaav7893."),
 }
 
 #: Assembly attrs copied into a result as ``<prefix>_<attr>`` when present.

@@ -177,10 +177,10 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
 
     References
     ----------
-    .. [1] Wakhloo, A. J., Sussman, T. J. & Chung, S. (2023). Linear classification of neural
-       manifolds with correlated variability. Physical Review Letters 131, 027301.
-    .. [2] Chung, S., Lee, D. D. & Sompolinsky, H. (2018). Classification and geometry of
-       general perceptual manifolds. Physical Review X 8, 031003.
+    .. [1] Wakhloo, Sussman & Chung (2023). Linear classification of neural manifolds with
+       correlated variability. Phys. Rev. Lett. 131, 027301.
+    .. [2] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
     """
     kappa = check_kappa(kappa)
     n_t = check_positive_int("n_t", n_t, 2)

@@ -212,13 +212,12 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
 
     References
     ----------
-    .. [1] Chou, C.-N., Wakhloo, A. J., Canatar, A., Chung, S. et al. (2024). Neural manifold
-       capacity captures representation geometry, correlations, and task-efficiency across
-       species and behaviors. bioRxiv (v1 'GCMC', v2 'GLUE'). The formulas are a
-       reconstruction (no official code is public), verified to reduce to the sphere results
-       of [2].
-    .. [2] Chung, S., Lee, D. D. & Sompolinsky, H. (2018). Classification and geometry of
-       general perceptual manifolds. Physical Review X 8, 031003.
+    .. [1] Chou, Wakhloo, Canatar, Chung et al. (2024). Neural manifold capacity captures
+       representation geometry, correlations, and task-efficiency across species and behaviors.
+       bioRxiv (v1 'GCMC', v2 'GLUE'). The formulas are a reconstruction (no official code is
+       public), verified to reduce to the sphere results of [2].
+    .. [2] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
     """
     kappa = check_kappa(kappa)
     n_t = check_positive_int("n_t", n_t, 2)

@@ -384,10 +384,10 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
 
     References
     ----------
-    .. [1] Chung, S., Lee, D. D. & Sompolinsky, H. (2018). Classification and geometry of
-       general perceptual manifolds. Physical Review X 8, 031003.
-    .. [2] Cohen, U., Chung, S., Lee, D. D. & Sompolinsky, H. (2020). Separability and geometry
-       of object manifolds in deep neural networks. Nature Communications 11, 746.
+    .. [1] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
+    .. [2] Cohen, Chung, Lee & Sompolinsky (2020). Separability and geometry of object
+       manifolds in deep neural networks. Nat. Commun. 11, 746.
     """
     validate(a)
     groups = group_manifolds(a, by, min_points=1)

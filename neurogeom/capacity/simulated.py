@@ -216,13 +216,13 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
 
     References
     ----------
-    .. [1] Cover, T. M. (1965). Geometrical and statistical properties of systems of linear
-       inequalities with applications in pattern recognition. IEEE Transactions on Electronic
-       Computers EC-14, 326-334.
-    .. [2] Chung, S., Lee, D. D. & Sompolinsky, H. (2018). Classification and geometry of
-       general perceptual manifolds. Physical Review X 8, 031003.
-    .. [3] Cohen, U., Chung, S., Lee, D. D. & Sompolinsky, H. (2020). Separability and geometry
-       of object manifolds in deep neural networks. Nature Communications 11, 746.
+    .. [1] Cover (1965). Geometrical and statistical properties of systems of linear
+       inequalities with applications in pattern recognition. IEEE Trans. Electron. Comput.
+       EC-14, 326-334.
+    .. [2] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
+    .. [3] Cohen, Chung, Lee & Sompolinsky (2020). Separability and geometry of object
+       manifolds in deep neural networks. Nat. Commun. 11, 746.
     """
     if dichotomy not in DICHOTOMIES:
         raise AnalysisError(f"dichotomy must be one of {DICHOTOMIES}, got {dichotomy!r}")

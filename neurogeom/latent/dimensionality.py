@@ -180,11 +180,11 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
 
     References
     ----------
-    .. [1] Schmutz, V., Haydaroğlu, A., Wang, S., Feng, Y., Carandini, M. & Harris, K. D.
-       (2025). High-dimensional neuronal activity from low-dimensional latent dynamics: a
-       solvable model. Advances in Neural Information Processing Systems (NeurIPS 2025).
-    .. [2] Izenman, A. J. (1975). Reduced-rank regression for the multivariate linear model.
-       Journal of Multivariate Analysis 5, 248-264.
+    .. [1] Schmutz, Haydaroğlu, Wang, Feng, Carandini & Harris (2025). High-dimensional
+       neuronal activity from low-dimensional latent dynamics: a solvable model. Advances in
+       Neural Information Processing Systems (NeurIPS 2025).
+    .. [2] Izenman (1975). Reduced-rank regression for the multivariate linear model. J.
+       Multivar. Anal. 5, 248-264.
     """
     validate(a)
     if "time_bin" in a.dims:

@@ -175,9 +175,8 @@ def cvpca(a: xr.DataArray, *, n_shuffles: int = 5, repeats=None, seed: int = 0) 
 
     References
     ----------
-    .. [1] Stringer, C., Pachitariu, M., Steinmetz, N., Carandini, M. & Harris, K. D. (2019).
-       High-dimensional geometry of population responses in visual cortex. Nature 571,
-       361-365.
+    .. [1] Stringer, Pachitariu, Steinmetz, Carandini & Harris (2019). High-dimensional
+       geometry of population responses in visual cortex. Nature 571, 361-365.
     """
     r1, r2, repeats = _two_repeats(a, repeats, "cvPCA")
     per_shuffle = cvpca_spectrum(r1, r2, n_shuffles=n_shuffles, seed=seed)
@@ -360,9 +359,8 @@ def svca(a: xr.DataArray, *, n_components: int | None = None, chunk: int = 10,
 
     References
     ----------
-    .. [1] Stringer, C., Pachitariu, M., Steinmetz, N., Reddy, C. B., Carandini, M. & Harris,
-       K. D. (2019). Spontaneous behaviors drive multidimensional, brainwide activity. Science
-       364, eaav7893.
+    .. [1] Stringer, Pachitariu, Steinmetz, Reddy, Carandini & Harris (2019). Spontaneous
+       behaviors drive multidimensional, brainwide activity. Science 364, eaav7893.
     """
     validate(a)
     if "time_bin" in a.dims:

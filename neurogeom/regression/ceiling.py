@@ -93,13 +93,12 @@ def noise_ceiling(target: xr.DataArray, *, n_splits: int = 10, seed: int = 1) ->
 
     References
     ----------
-    .. [1] Schrimpf, M., Kubilius, J., Hong, H., Majaj, N. J., Rajalingham, R., Issa, E. B.,
-       Kar, K., Bashivan, P., Prescott-Roy, J., Geiger, F., Schmidt, K., Yamins, D. L. K. &
-       DiCarlo, J. J. (2018). Brain-Score: which artificial neural network for object
-       recognition is most brain-like? bioRxiv 407007.
-    .. [2] Spearman, C. (1910). Correlation calculated from faulty data. British Journal of
-       Psychology 3, 271-295; Brown, W. (1910). Some experimental results in the correlation
-       of mental abilities. British Journal of Psychology 3, 296-322.
+    .. [1] Schrimpf, Kubilius, Hong, Majaj, Rajalingham, Issa, Kar, Bashivan, Prescott-Roy,
+       Geiger, Schmidt, Yamins & DiCarlo (2018). Brain-Score: which artificial neural network
+       for object recognition is most brain-like? bioRxiv 407007.
+    .. [2] Spearman (1910). Correlation calculated from faulty data. Br. J. Psychol. 3,
+       271-295; Brown (1910). Some experimental results in the correlation of mental abilities.
+       Br. J. Psychol. 3, 296-322.
     """
     given = target                                   # provenance of the data as given
     check_responses(target)

@@ -175,9 +175,8 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, *, p=None
 
     References
     ----------
-    .. [1] Canatar, A., Feather, J., Wakhloo, A. & Chung, S. (2023). A spectral theory of
-       neural prediction and alignment. Advances in Neural Information Processing Systems 36
-       (NeurIPS 2023).
+    .. [1] Canatar, Feather, Wakhloo & Chung (2023). A spectral theory of neural prediction and
+       alignment. Advances in Neural Information Processing Systems 36 (NeurIPS 2023).
     """
     inputs = {"source": source, "target": target}   # provenance of the data as given
     source = check_source(source)
