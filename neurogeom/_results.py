@@ -103,7 +103,9 @@ def attr_value(value):
     elif isinstance(value, (bool, np.bool_)):
         out = int(value)
     elif isinstance(value, np.generic):
-        out = value.item()
+        return attr_value(value.item())   # datetime64 -> datetime -> its text, below
+    elif isinstance(value, complex):
+        out = str(value)
     elif isinstance(value, (str, Number)):
         out = value
     elif isinstance(value, PurePath):
@@ -137,7 +139,10 @@ def input_provenance(prefix: str, a: xr.DataArray) -> dict:
         out[f"{prefix}_name"] = str(a.name)
     for key in PROVENANCE_ATTRS:
         if key in a.attrs:
-            out[f"{prefix}_{key}"] = attr_value(a.attrs[key])
+            try:
+                out[f"{prefix}_{key}"] = attr_value(a.attrs[key])
+            except TypeError:   # provenance must never stop an analysis: keep its text
+                out[f"{prefix}_{key}"] = str(a.attrs[key])
     for key in _PROVENANCE_COORDS:
         if key in a.coords and key not in a.attrs and a[key].ndim == 1:
             labels = sorted({str(v) for v in np.asarray(a[key].values).tolist()})

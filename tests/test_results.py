@@ -198,6 +198,8 @@ def test_attr_value_rules():
     assert attr_value({"b": 1, "a": None}) == '{"a": null, "b": 1}'
     assert attr_value(pathlib.Path("x") / "y.nc") == str(pathlib.Path("x/y.nc"))
     assert attr_value([None, 1]) == ["none", "1"]
+    assert attr_value(np.datetime64("2026-01-02")) == "2026-01-02"
+    assert attr_value(1 + 2j) == "(1+2j)"
 
 
 def test_builder_refuses_duplicates_and_unknown_references(mean):
