@@ -225,16 +225,17 @@ class Namespace:
 
     # -- conversion ---------------------------------------------------------------------------
     def asarray(self, x, dtype=None):
-        """``x`` as a backend array of the namespace dtype (``dtype="int"`` for indices)."""
+        """``x`` as a backend array of the namespace dtype (``dtype="int"`` for indices,
+        ``"bool"`` for masks)."""
         if self.is_torch:
             torch = self.torch
-            want = torch.long if dtype == "int" else self.dtype
+            want = {"int": torch.long, "bool": torch.bool}.get(dtype, self.dtype)
             if isinstance(x, torch.Tensor):
                 return x.to(device=self.device, dtype=want)
             return torch.as_tensor(np.asarray(x), dtype=want, device=self.device)
         if hasattr(x, "detach"):   # a torch tensor handed to the numpy backend
             x = x.detach().cpu().numpy()
-        want = np.intp if dtype == "int" else self.dtype
+        want = {"int": np.intp, "bool": np.bool_}.get(dtype, self.dtype)
         return np.asarray(x, dtype=want)
 
     def to_numpy(self, x) -> np.ndarray:
@@ -413,6 +414,12 @@ class Namespace:
         """Eigenvalues (descending) and the matching eigenvectors of a symmetric matrix."""
         w, v = self.eigh(a)
         return self.flip(w, 0), self.flip(v, 1)
+
+    def svd(self, a):
+        """Thin SVD ``u, s, vt`` of a matrix (singular values descending)."""
+        if self.is_torch:
+            return self.torch.linalg.svd(a, full_matrices=False)
+        return np.linalg.svd(a, full_matrices=False)
 
     def solve(self, a, b):
         """``a⁻¹ b`` for a batch of matrices ``a`` (..., n, n) and vectors ``b`` (..., n)."""
