@@ -323,8 +323,8 @@ def _manifold_measures(X, T, lam, kappa):
 
 def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 200,
                       seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
-                      t_vectors: Sequence[np.ndarray] | None = None, backend=None,
-                      device=None, *, n_reps: int = 3) -> xr.Dataset:
+                      t_vectors: Sequence[np.ndarray] | None = None, *, backend=None,
+                      device=None, n_reps: int = 3) -> xr.Dataset:
     """Replica MFT manifold capacity, radius and dimension of the manifolds ``by`` labels.
 
     Parameters
@@ -381,8 +381,8 @@ def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 2
     >>> sorted(res.data_vars)[:3]
     ['K', 'capacity', 'capacity_overall']
     """
-    validate(a)
     backend, device = resolve(backend, device)   # bad options fail first; attrs record these
+    validate(a)
     groups = group_manifolds(a, by, min_points=1)
     labels = [label for label, _ in groups]
     result = mft_analysis([pts.T for _, pts in groups], kappa, n_t, seed=seed,

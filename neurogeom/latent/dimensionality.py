@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
+from .._backend import torch_device
 from ..assembly import average_repetitions, repetition_index, sample_dim, validate
 from ..errors import AnalysisError, format_list
 from .windows import crossed_pairs, time_window
@@ -115,7 +116,7 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
                           threshold: float = 0.95, fractions=(0.5, 0.2, 0.3), window: int = 1,
                           n_chunks: int = 20, gap: int | None = None, crossed="auto",
                           alphas=DEFAULT_ALPHAS, nce_params: dict | None = None,
-                          progress: bool | None = None) -> xr.Dataset:
+                          device=None, progress: bool | None = None) -> xr.Dataset:
     """How many latent dimensions explain an assembly's activity (NCE versus ridge RRR).
 
     Parameters
@@ -152,7 +153,10 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
         Ridge penalties for RRR (chosen on the validation set; sources are z-scored).
     nce_params : dict, optional
         Further :class:`NeuralCrossEncoder` arguments (``hidden``, ``max_epochs``, ``lr``,
-        ``batch_size``, ``device``, …).
+        ``batch_size``, …).
+    device : None, str or torch.device
+        Where the NCE trains: None or ``"cpu"`` the CPU, ``"cuda:0"``… that GPU (the convention
+        of :mod:`neurogeom._backend`; the NCE is torch-only, RRR runs in numpy).
     progress : bool or None
         Progress bar over fits (None: only on a terminal).
 
@@ -174,6 +178,7 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
         Unknown method, d larger than the source or target count, an empty source or target
         side, too few samples for the split, fewer than 2 repeats with ``crossed=True``.
     """
+    device = torch_device(device)   # a bad device fails before any work
     validate(a)
     if "time_bin" in a.dims:
         raise AnalysisError("latent_dimensionality needs (presentation, neuroid) or (time, "
@@ -206,7 +211,7 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
     if gap is None:
         gap = window
     nce_params = dict(nce_params or {})
-    reserved = [k for k in ("n_latents", "window", "seed") if k in nce_params]
+    reserved = [k for k in ("n_latents", "window", "seed", "device") if k in nce_params]
     if reserved:
         raise AnalysisError(f"nce_params cannot set {format_list(reserved)}: they are "
                             "arguments of latent_dimensionality")
@@ -257,7 +262,7 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
             (xt, yt), (xv, yv), (xs, ys) = parts
             for i, d in enumerate(dims):
                 model = NeuralCrossEncoder(d, seed=seed * 1000 + split, progress=False,
-                                           **nce_params)
+                                           device=device, **nce_params)
                 model.fit(xt, yt, validation=(xv, yv))
                 r2[methods.index("nce"), i, split] = model.score(xs, ys)
                 exponent[i, split] = model.exponent_
@@ -311,7 +316,7 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
                 "window": int(window), "n_chunks": int(n_chunks), "gap": int(gap),
                 "crossed": int(is_crossed), "split_by": "time chunks" if continuous else "stimulus",
                 "alphas": [float(x) for x in np.atleast_1d(alphas)],
-                "nce_params": json.dumps(nce_params, default=str),
+                "nce_params": json.dumps(nce_params, default=str), "device": str(device),
                 "r2": "pooled over target neurons: 1 - SS_res / SS_tot on test samples"}
     return ds
 

@@ -369,8 +369,8 @@ def svca(a: xr.DataArray, n_components: int | None = None, *, chunk: int = 10,
         ``shared_variance``, ``total_variance`` and ``reliable_fraction`` on dim ``mode``;
         ``neuron_set`` (``neuroid``: "A"/"B"); attrs record the parameters.
     """
-    validate(a)
     get_namespace(backend, device)   # bad options fail before any work
+    validate(a)
     if "time_bin" in a.dims:
         raise AnalysisError("svca needs (time, neuroid) data; average or select 'time_bin' first")
     sample = "time" if "time" in a.dims else "presentation"
