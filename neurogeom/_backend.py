@@ -40,8 +40,15 @@ from .errors import AnalysisError, format_list
 BACKENDS = ("numpy", "torch")
 DTYPES = ("float64", "float32")
 
-__all__ = ["BACKENDS", "DTYPES", "Namespace", "get_namespace", "resolve", "torch_device",
-           "available_devices"]
+__all__ = [
+    "BACKENDS",
+    "DTYPES",
+    "Namespace",
+    "available_devices",
+    "get_namespace",
+    "resolve",
+    "torch_device",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,7 +152,7 @@ def torch_device(device=None):
     return resolve("torch", device)[1]
 
 
-def get_namespace(backend=None, device=None, dtype: str = "float64") -> "Namespace":
+def get_namespace(backend=None, device=None, dtype: str = "float64") -> Namespace:
     """The :class:`Namespace` for ``backend`` and ``device`` (module convention) and ``dtype``.
 
     Parameters

@@ -203,7 +203,7 @@ def _time_assembly():
                         coords={"neuroid_id": ("neuroid", [f"n{i}" for i in range(40)])})
 
 
-REGRESSION = dict(alphas=np.logspace(-2, 4, 7), n_components=5, ceiling=False, n_splits=3)
+REGRESSION = {"alphas": np.logspace(-2, 4, 7), "n_components": 5, "ceiling": False, "n_splits": 3}
 
 # name: (build the input once, run the analysis on it with backend/device keywords, the
 # variables to compare)

@@ -18,12 +18,12 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import xarray as xr
 
+from .._backend import get_namespace, resolve
 from .._blas import single_threaded_blas
 from ..assembly import manifolds as group_manifolds
 from ..assembly import validate
 from ..errors import AnalysisError, format_list
 from .centers import center_subspace, mean_abs_cosine
-from .._backend import get_namespace, resolve
 from .qp import solve_nonneg_qp
 
 DIMENSIONS = ("rank", "reference")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import AnalysisError
 from .._backend import get_namespace
+from ..errors import AnalysisError
 from ._validation import check_fitted, check_xy
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import AnalysisError
 from .._backend import get_namespace
+from ..errors import AnalysisError
 from ._validation import check_fitted, check_xy
 
 #: Brain-Score's RidgeCV grid, 0.01 … 1e7 (SCIENCE.md §6), thinned to 20 log-spaced values.
