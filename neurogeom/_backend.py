@@ -341,9 +341,6 @@ class Namespace:
         """Count of true values of a boolean array along ``axis`` (integer result)."""
         return x.sum(dim=axis) if self.is_torch else x.sum(axis=axis)
 
-    def sum_all(self, x) -> float:
-        return float(x.sum())
-
     def nonzero(self, mask):
         """Indices of the true entries of a 1-d mask."""
         if self.is_torch:
@@ -379,12 +376,6 @@ class Namespace:
         if self.is_torch:
             return x.index_select(0, rows).index_select(1, cols)
         return x[np.ix_(rows, cols)]
-
-    def take_columns(self, x, index):
-        """``x[index[j], j]`` for every column ``j`` (per-target selection)."""
-        if self.is_torch:
-            return self.torch.gather(x, 0, index[None, :]).squeeze(0)
-        return np.take_along_axis(x, index[None, :], axis=0)[0]
 
     def swap(self, x):
         """Transpose of the last two axes (batched ``.T``)."""

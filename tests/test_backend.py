@@ -2,6 +2,8 @@
 that has a torch path."""
 
 import inspect
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -112,6 +114,21 @@ def test_the_numpy_path_does_not_need_torch_devices():
     xp = get_namespace()
     assert xp.device == "cpu" and xp.label == "numpy" and xp.dtype == np.float64
     assert get_namespace(backend="torch").label == "torch:cpu"
+
+
+def test_numpy_on_the_cpu_never_imports_torch():
+    """`import neurogeom` and numpy runs must not pay torch's import time."""
+    code = ("import sys, neurogeom._backend as b; b.get_namespace(); b.get_namespace('numpy', "
+            "'cpu'); b.resolve(None, None); assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_single_threaded_restores_torch_threads():
+    xp = get_namespace(backend="torch")
+    before = torch.get_num_threads()
+    with xp.single_threaded():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
 
 
 # Every public entry point with a torch path takes the same two keyword-only options, default
