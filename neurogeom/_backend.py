@@ -8,8 +8,8 @@ through :meth:`Namespace.to_numpy`.
 
 The convention
 --------------
-Every analysis with a torch path takes the same two keyword-only options, resolved by
-:func:`resolve` and nowhere else:
+Every analysis with a torch path takes the same two keyword-only options (the regression
+estimators take them as constructor parameters), resolved by :func:`resolve` and nowhere else:
 
 ``backend`` : ``None`` (default), ``"numpy"`` or ``"torch"``
     The array library. ``None`` picks numpy, unless ``device`` names a device other than the
@@ -26,6 +26,8 @@ device this machine does not have (the message names the device and lists the av
 The Neural Cross-Encoder is a torch network, so it takes ``device`` only, resolved by
 :func:`torch_device` (the same rules with ``backend="torch"``). ``simulated_capacity`` takes
 neither: its work is HiGHS linear programs, which run in scipy whatever the array library.
+``effective_geometry`` and ``correlated_capacity`` have a torch path with ``solver="shared"``
+only; their default active-set solver is scipy's, and refuses torch rather than ignore it.
 """
 
 from __future__ import annotations
