@@ -18,13 +18,14 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import xarray as xr
 
+from .._backend import get_namespace, resolve
 from .._blas import single_threaded_blas
 from .._results import build_result
 from ..assembly import manifolds as group_manifolds
 from ..assembly import validate
 from ..errors import AnalysisError, format_list
 from .centers import center_subspace, mean_abs_cosine
-from .qp import BACKENDS, get_backend, solve_nonneg_qp
+from .qp import solve_nonneg_qp
 
 DIMENSIONS = ("rank", "reference")
 
@@ -119,8 +120,8 @@ def _check_points(points: Sequence[np.ndarray], names: Sequence[str]) -> list[np
 
 def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int = 200, *,
                  seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
-                 t_vectors: Sequence[np.ndarray] | None = None, backend: str = "numpy",
-                 device="cpu", n_reps: int = 3, keys: Sequence | None = None,
+                 t_vectors: Sequence[np.ndarray] | None = None, backend=None,
+                 device=None, n_reps: int = 3, keys: Sequence | None = None,
                  rank_tol: float = 1e-12, qp_tol: float = 1e-10,
                  max_chunk_bytes: int = 64 * 2**20) -> MFTResult:
     """MFT capacity of manifolds given in the reference's layout (list of N × M_i arrays).
@@ -148,7 +149,8 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
         ``t_vecs``). D_i is the reduced dimension (:attr:`MFTResult.embedding_dim`; with
         ``dimension="reference"`` it is min(N, M_i)). Overrides ``n_t`` and ``seed`` for t.
     backend, device
-        QP solver backend (``"numpy"`` or ``"torch"``) and torch device.
+        Array backend and device of the QP solver (:mod:`neurogeom._backend`: default numpy on
+        the CPU; ``device="cuda:0"`` alone runs torch on that GPU).
     n_reps : int
         Random starts per K of the center-correlation optimizer (the reference uses 10; 3 by
         default here for speed).
@@ -167,9 +169,10 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
     -------
     MFTResult
     """
+    get_namespace(backend, device)   # a bad backend/device fails before any work
     coords, T, rho_c, K, residuals = _prepare(
-        manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, backend, n_reps,
-        keys, rank_tol)
+        manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, n_reps, keys,
+        rank_tol)
     dims = np.array([S.shape[0] for S in coords])
     capacity, radius, dimension_m, interior, max_kkt = _solve_and_measure(
         coords, T, kappa, backend, device, qp_tol, max_chunk_bytes)
@@ -177,8 +180,8 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
                      max_kkt, residuals)
 
 
-def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, backend,
-             n_reps, keys, rank_tol):
+def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, n_reps,
+             keys, rank_tol):
     """Steps 1–5 of the pipeline up to the QPs: validated inputs → (reduced coordinates per
     manifold, Gaussian samples per manifold, ρ_c, K, residual correlations)."""
     names = [repr(k) for k in keys] if keys is not None else [str(i) for i in
@@ -188,8 +191,6 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
         raise AnalysisError(f"kappa must be a finite number >= 0, got {kappa}")
     if dimension not in DIMENSIONS:
         raise AnalysisError(f"dimension must be one of {DIMENSIONS}, got {dimension!r}")
-    if backend not in BACKENDS:
-        raise AnalysisError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if t_vectors is None and (int(n_t) != n_t or n_t < 1):
         raise AnalysisError(f"n_t (number of Gaussian samples) must be a positive integer, "
                             f"got {n_t}")
@@ -259,7 +260,7 @@ def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_byte
     P = len(coords)
     capacity, radius, dimension_m = np.zeros(P), np.zeros(P), np.zeros(P)
     interior, max_kkt = np.zeros(P), np.zeros(P)
-    xp = get_backend(backend, device)
+    xp = get_namespace(backend, device)
     by_m: dict[tuple[int, int], list[int]] = {}
     for i, S in enumerate(coords):
         n_samples = T.n_t if isinstance(T, _LazySamples) else T[i].shape[1]
@@ -323,8 +324,8 @@ def _manifold_measures(X, T, lam, kappa):
 
 def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int = 200,
                       seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
-                      t_vectors: Sequence[np.ndarray] | None = None, backend: str = "numpy",
-                      device="cpu", n_reps: int = 3) -> xr.Dataset:
+                      t_vectors: Sequence[np.ndarray] | None = None, backend=None,
+                      device=None, n_reps: int = 3) -> xr.Dataset:
     """Replica MFT manifold capacity, radius and dimension of the manifolds ``by`` labels.
 
     Parameters
@@ -349,10 +350,11 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
         reproduces the reference's zero-padded reduction (biased D_M).
     t_vectors : sequence of ndarray (D_i + 1, n_t), optional
         The Gaussian samples per manifold (sorted label order), for exact comparisons.
-    backend : {"numpy", "torch"}
-        QP solver backend.
-    device : str
-        Torch device (``"cuda"`` on a GPU).
+    backend : {None, "numpy", "torch"}
+        Array library of the QP solver; None is numpy unless ``device`` names a GPU (the
+        convention of :mod:`neurogeom._backend`, shared by every analysis).
+    device : None, str or torch.device
+        None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     n_reps : int
         Random starts per K of the center-correlation optimizer (reference: 10).
 
@@ -389,6 +391,7 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
     .. [2] Cohen, Chung, Lee & Sompolinsky (2020). Separability and geometry of object
        manifolds in deep neural networks. Nat. Commun. 11, 746.
     """
+    backend, device = resolve(backend, device)   # bad options fail first; attrs record these
     validate(a)
     groups = group_manifolds(a, by, min_points=1)
     labels = [label for label, _ in groups]

@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
+from .._backend import torch_device
 from ..assembly import average_repetitions, repetition_index, sample_dim, validate
 from .._results import build_result
 from ..errors import AnalysisError, format_list
@@ -117,7 +118,7 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
                           threshold: float = 0.95, fractions=(0.5, 0.2, 0.3), window: int = 1,
                           n_chunks: int = 20, gap: int | None = None, crossed="auto",
                           alphas=DEFAULT_ALPHAS, nce_params: dict | None = None,
-                          progress: bool | None = None) -> xr.Dataset:
+                          device=None, progress: bool | None = None) -> xr.Dataset:
     """How many latent dimensions explain an assembly's activity (NCE versus ridge RRR).
 
     Parameters
@@ -154,7 +155,10 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
         Ridge penalties for RRR (chosen on the validation set; sources are z-scored).
     nce_params : dict, optional
         Further :class:`NeuralCrossEncoder` arguments (``hidden``, ``max_epochs``, ``lr``,
-        ``batch_size``, ``device``, …).
+        ``batch_size``, …).
+    device : None, str or torch.device
+        Where the NCE trains: None or ``"cpu"`` the CPU, ``"cuda:0"``… that GPU (the convention
+        of :mod:`neurogeom._backend`; the NCE is torch-only, RRR runs in numpy).
     progress : bool or None
         Progress bar over fits (None: only on a terminal).
 
@@ -186,6 +190,7 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
     .. [2] Izenman (1975). Reduced-rank regression for the multivariate linear model. J.
        Multivar. Anal. 5, 248-264.
     """
+    device = torch_device(device)   # a bad device fails before any work
     validate(a)
     if "time_bin" in a.dims:
         raise AnalysisError("latent_dimensionality needs (presentation, neuroid) or (time, "
@@ -218,7 +223,7 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
     if gap is None:
         gap = window
     nce_params = dict(nce_params or {})
-    reserved = [k for k in ("n_latents", "window", "seed") if k in nce_params]
+    reserved = [k for k in ("n_latents", "window", "seed", "device") if k in nce_params]
     if reserved:
         raise AnalysisError(f"nce_params cannot set {format_list(reserved)}: they are "
                             "arguments of latent_dimensionality")
@@ -269,7 +274,7 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
             (xt, yt), (xv, yv), (xs, ys) = parts
             for i, d in enumerate(dims):
                 model = NeuralCrossEncoder(d, seed=seed * 1000 + split, progress=False,
-                                           **nce_params)
+                                           device=device, **nce_params)
                 model.fit(xt, yt, validation=(xv, yv))
                 r2[methods.index("nce"), i, split] = model.score(xs, ys)
                 exponent[i, split] = model.exponent_
@@ -321,7 +326,7 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
                     "window": int(window), "n_chunks": int(n_chunks), "gap": int(gap),
                     "crossed": bool(is_crossed),
                     "alphas": [float(x) for x in np.atleast_1d(alphas)],
-                    "nce_params": json.dumps(nce_params, default=str)},
+                    "nce_params": json.dumps(nce_params, default=str), "device": str(device)},
         inputs={"input": a},
         references=("nce", "rrr"),
         details={"n_source": n_source, "n_target": n_target,

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._backend import torch_device
 from ..errors import AnalysisError, ConvergenceError
 from .rrr import DEFAULT_ALPHAS, ReducedRankRegression, r2_score
 from .windows import crossed_pairs, time_window
@@ -100,8 +101,10 @@ class NeuralCrossEncoder:
         Standard deviation of Gaussian noise added to the (standardized) sources in training.
     seed : int
         Seed of initialization, batching and noise.
-    device : str or torch.device
-        Where the network trains (``"cpu"``, ``"cuda"``).
+    device : None, str or torch.device
+        Where the network trains: None or ``"cpu"`` the CPU, ``"cuda:0"``… that GPU (the
+        convention of :mod:`neurogeom._backend`; the NCE is torch-only, so there is no
+        ``backend``). An unavailable device is an AnalysisError listing the available ones.
     progress : bool or None
         Show a tqdm progress bar; None shows it only on a terminal.
     n_threads : int, optional
@@ -139,7 +142,7 @@ class NeuralCrossEncoder:
                  max_epochs: int = 300, lr: float = 1e-3, weight_decay: float = 1e-5,
                  betas=(0.85, 0.95), batch_size: int = 64, patience: int = 20,
                  warm_start: str | None = None, distill_epochs: int = 30,
-                 alphas=DEFAULT_ALPHAS, noise: float = 0.0, seed: int = 0, device="cpu",
+                 alphas=DEFAULT_ALPHAS, noise: float = 0.0, seed: int = 0, device=None,
                  progress: bool | None = None, n_threads: int | None = None):
         self.n_latents = n_latents
         self.hidden = hidden
@@ -228,7 +231,7 @@ class NeuralCrossEncoder:
             raise AnalysisError(f"need at least 2 training samples, got {n_samples}")
         if self.warm_start not in ("rrr", None):
             raise AnalysisError(f"warm_start must be 'rrr' or None, got {self.warm_start!r}")
-        self.device_ = torch.device(self.device)
+        self.device_ = torch_device(self.device)
         flat_x, flat_y = x.reshape(-1, n_src), y.reshape(-1, n_tgt)
         self.source_mean_ = flat_x.mean(axis=0)
         scale = flat_x.std(axis=0)

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._backend import get_namespace, resolve
 from .._results import build_result
 from ..assembly import align, presentation_coords
 from ..assembly import average_repetitions as _average_repetitions
 from ..errors import AlignmentError, AnalysisError, format_list
-from ._backend import namespace
 from ._stats import pearson_columns
 from .ceiling import check_responses, drop_constant_neuroids, noise_ceiling
 from .linear import LinearRegression
@@ -106,7 +106,8 @@ def _split_units(target: xr.DataArray, split_by: str, stratify_by, stratify_fall
     return units, inverse, labels
 
 
-def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, device, dtype):
+def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, backend, device,
+                    dtype):
     if not isinstance(regression, str):
         if not (hasattr(regression, "fit") and hasattr(regression, "predict")):
             raise AnalysisError(f"regression must be one of {REGRESSIONS} or an estimator with "
@@ -114,11 +115,12 @@ def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, devi
         return regression
     if regression == "ridge":
         return RidgeRegression(alphas=alphas, alpha_per_target=alpha_per_target, cv=cv,
-                               device=device, dtype=dtype)
+                               backend=backend, device=device, dtype=dtype)
     if regression == "pls":
-        return PLSRegression(n_components=n_components, device=device, dtype=dtype)
+        return PLSRegression(n_components=n_components, backend=backend, device=device,
+                             dtype=dtype)
     if regression == "ols":
-        return LinearRegression(device=device, dtype=dtype)
+        return LinearRegression(backend=backend, device=device, dtype=dtype)
     raise AnalysisError(f"unknown regression {regression!r}; choose one of {REGRESSIONS}")
 
 
@@ -130,7 +132,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
                         alphas=DEFAULT_ALPHAS, alpha_per_target: bool = True, cv="loo",
                         n_components: int = 25, ceiling: bool = True,
                         keep_predictions: bool = False,
-                        device=None, dtype: str = "float64") -> xr.Dataset:
+                        backend=None, device=None, dtype: str = "float64") -> xr.Dataset:
     """How well a linear readout of model features predicts each neuroid, cross-validated.
 
     Parameters
@@ -169,8 +171,12 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     keep_predictions : bool
         Also return ``prediction`` (split, presentation, neuroid): the test-set predictions of
         each split, NaN for the split's training stimuli (they were not predicted).
-    device, dtype
-        Backend for the regression kernels (None = numpy; "cpu"/"cuda" = torch).
+    backend, device
+        Array backend and device of the regression kernels (:mod:`neurogeom._backend`: default
+        numpy on the CPU; ``backend="torch"`` for torch on the CPU, ``device="cuda:0"`` alone
+        for torch on that GPU).
+    dtype : {"float64", "float32"}
+        Working precision of the regression kernels.
 
     Returns
     -------
@@ -215,6 +221,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
        271-295; Brown (1910). Some experimental results in the correlation of mental abilities.
        Br. J. Psychol. 3, 296-322. Used for the noise ceiling.
     """
+    backend, device = resolve(backend, device)   # bad options fail first; attrs record these
     inputs = {"source": source, "target": target}   # provenance of the data as given
     source = check_source(source)
     target = check_responses(target)
@@ -246,7 +253,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     Y = np.asarray(target.values, dtype=X.dtype)
     n_train_max = max(len(tr) for tr, _ in row_splits)
     estimator = _make_estimator(regression, alphas, alpha_per_target, cv, n_components,
-                                device, dtype)
+                                backend, device, dtype)
     is_ridge = isinstance(estimator, RidgeRegression)
     n_neuroids = Y.shape[1]
     r = np.empty((len(row_splits), n_neuroids))
@@ -263,7 +270,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
         # One Gram matrix of all stimuli serves every split, for ridge and kernel PLS alike
         # (centering per fold is done on the Gram, as in himalaya); centering globally first
         # keeps that subtraction well conditioned.
-        xp = namespace(device, dtype)
+        xp = get_namespace(backend, device, dtype)
         K = xp.centered_gram(xp.asarray(X))
         Yb = xp.asarray(Y)
         if is_ridge:
@@ -323,7 +330,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
                   "average_repetitions": bool(average_repetitions),
                   "stratify_fallback": bool(stratify_fallback), "ceiling": bool(ceiling),
                   "keep_predictions": bool(keep_predictions),
-                  "dtype": dtype, "device": str(device) if device is not None else "numpy"}
+                  "dtype": dtype, "backend": backend, "device": str(device)}
     if is_ridge:
         parameters.update(alphas=alphas.tolist(), alpha_per_target=bool(alpha_per_target),
                           cv=str(cv))
