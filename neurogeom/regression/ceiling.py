@@ -18,6 +18,7 @@ import xarray as xr
 from .._version import __version__
 from ..assembly import align, average_repetitions, repetition_index, validate
 from ..errors import AnalysisError, format_list
+from .._params import check_int, check_seed, unit_scale
 from ._stats import constant_columns, pearson_columns, spearman_brown
 from .splits import repetition_halves
 
@@ -89,6 +90,13 @@ def noise_ceiling(target: xr.DataArray, n_splits: int = 10, seed: int = 1) -> xr
     True
     """
     check_responses(target)
+    n_splits = check_int(n_splits, "n_splits")
+    seed = check_seed(seed)
+    if target.sizes["neuroid"] == 0:
+        raise AnalysisError("noise_ceiling: the target has no neuroids")
+    # Pearson r does not depend on the responses' scale: divide by a power of two (exact) so
+    # that no square overflows or underflows.
+    target = target.copy(data=unit_scale(np.asarray(target.values))[0])
     reps = repetition_index(target)
     unique_reps = np.unique(reps)
     if len(unique_reps) < 2:
