@@ -25,10 +25,10 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def check_seed(value, name: str = "seed") -> int:
-    """``value`` as an int in [0, 2**32 - 1]; AnalysisError otherwise."""
-    if not _is_int(value) or not 0 <= value <= MAX_SEED:
-        raise AnalysisError(f"{name} must be an integer in [0, {MAX_SEED}], got {value!r}")
+def check_seed(value, name: str = "seed", maximum: int = MAX_SEED) -> int:
+    """``value`` as an int in [0, maximum] (default 2**32 - 1); AnalysisError otherwise."""
+    if not _is_int(value) or not 0 <= value <= maximum:
+        raise AnalysisError(f"{name} must be an integer in [0, {maximum}], got {value!r}")
     return int(value)
 
 

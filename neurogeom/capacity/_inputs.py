@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from .._params import check_finite, check_int, check_nonnegative, unit_scale
+from .._params import check_finite, check_int, check_memory, check_nonnegative, unit_scale
 from ..assembly import manifolds
 from ..errors import AnalysisError, format_list
 
@@ -46,6 +46,17 @@ def check_positive_int(name: str, value, minimum: int = 1) -> int:
     return check_int(value, name, minimum)
 
 
+def check_joint_memory(data: ManifoldPoints, n_dichotomies: int, n_t: int, what: str) -> None:
+    """Fail before sampling when the joint QPs' samples, duals and anchors cannot fit in memory
+    (per (dichotomy, sample): t (r), duals (m) and one anchor per manifold (P r), doubled for
+    the solver's working copies)."""
+    per_sample = data.rank * (data.n_manifolds + 1) + len(data.owner)
+    check_memory(2 * 8.0 * n_dichotomies * n_t * per_sample,
+                 f"{what} with n_t={n_t} samples x {n_dichotomies} dichotomies "
+                 f"({data.n_manifolds} manifolds, {len(data.owner)} points, rank {data.rank})",
+                 "lower n_t or n_dichotomies")
+
+
 def gather(a, by: str, *, center: bool = True, normalize: bool = False,
            min_points: int = 1) -> ManifoldPoints:
     """Group ``a`` by ``by``, check it, center globally and change to span coordinates.
@@ -71,6 +82,9 @@ def gather(a, by: str, *, center: bool = True, normalize: bool = False,
     """
     groups = manifolds(a, by, min_points=min_points)
     labels = [label for label, _ in groups]
+    if groups and groups[0][1].shape[1] == 0:
+        raise AnalysisError("the assembly has no neuroids (0 features): capacity needs at least "
+                            "one")
     if len(groups) < 2:
         raise AnalysisError(
             f"capacity needs at least 2 manifolds; by={by!r} gives {len(groups)}: "
@@ -82,9 +96,6 @@ def gather(a, by: str, *, center: bool = True, normalize: bool = False,
             f"all {len(groups)} manifolds by {by!r} consist of the same points: no dichotomy "
             "can be separated, the capacity is zero (check the labels in the assembly)")
     points = np.concatenate([p for _, p in groups])
-    if points.shape[1] == 0:
-        raise AnalysisError(f"the assembly has no neuroids (0 features): capacity needs at least "
-                            "one")
     # The estimators are scale-free (kappa is relative when normalizing): divide by a power of
     # two (exact) so that squares below neither overflow nor underflow.
     points, exponent = unit_scale(points)
