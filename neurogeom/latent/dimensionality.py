@@ -193,7 +193,7 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
     n_splits = check_int(n_splits, "n_splits")
     seed = check_seed(seed)
     window = check_int(window, "window")
-    n_chunks = check_int(n_chunks, "n_chunks", minimum=3)
+    n_chunks = check_int(n_chunks, "n_chunks")
     if gap is not None:
         gap = check_int(gap, "gap", minimum=0)
     dim = sample_dim(a)
