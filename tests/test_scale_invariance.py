@@ -166,3 +166,15 @@ def test_features_at_1e300_are_not_called_constant_but_constant_ones_are(regress
     with pytest.warns(UserWarning, match="excluding 1 neuroid"):
         ds = ng.neural_predictivity(model, flat * 1e200, regression="ols", n_splits=4)
     assert ds.attrs["n_excluded_constant_neuroids"] == 1
+
+
+def test_ridge_alphas_negligible_for_huge_features_act_as_ridgeless_with_a_warning(
+        regression_data):
+    # default alphas (0.01..1e7) against features of 1e300: every penalty is below round-off of
+    # X Xᵀ ~ 1e600, so ridge is ridgeless least squares (the minimum-norm OLS solution)
+    model, neural = regression_data
+    with pytest.warns(UserWarning, match="ridge alphas are below the round-off .* act as no "
+                                         "penalty"):
+        ridge = float(ng.neural_predictivity(model * 1e300, neural, n_splits=4)["score"])
+    ols = float(ng.neural_predictivity(model, neural, regression="ols", n_splits=4)["score"])
+    assert ridge == pytest.approx(ols, rel=1e-6)

@@ -121,7 +121,16 @@ def _ridge_alphas_for_scale(alphas: np.ndarray, exponent: int, X: np.ndarray) ->
         scaled = np.ldexp(alphas, -2 * exponent)
     eps = np.finfo(np.float64).eps
     g = float(np.mean(np.sum(np.asarray(X, dtype=np.float64) ** 2, axis=1))) or 1.0
-    return np.clip(scaled, eps * g, g / eps)
+    clipped = np.clip(scaled, eps * g, g / eps)
+    if (clipped != scaled).any():
+        side = "below the round-off" if (scaled < eps * g).any() else "above the reach"
+        warnings.warn(
+            f"{int((clipped != scaled).sum())} of the {alphas.size} ridge alphas are {side} of "
+            f"the features' squared scale (largest |feature| ~ 2**{exponent}): ridge penalties "
+            "are absolute (Brain-Score's convention), so there they act as "
+            f"{'no penalty' if side.startswith('below') else 'an infinite penalty'}; pass alphas "
+            "suited to the features' scale", stacklevel=3)
+    return clipped
 
 
 def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, device, dtype):
