@@ -79,10 +79,11 @@ def check_fraction(value, name: str, *, include_one: bool = True) -> float:
 def available_memory() -> int | None:
     """Bytes of memory available to this process now (psutil, else sysconf), or None."""
     try:
-        import psutil
+        import psutil  # optional
+    except ImportError:
+        psutil = None
+    if psutil is not None:
         return int(psutil.virtual_memory().available)
-    except Exception:   # psutil is optional
-        pass
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):

@@ -17,7 +17,6 @@ from neurogeom.errors import AnalysisError
 from neurogeom.latent.nce import NCEConvergenceWarning, NeuralCrossEncoder
 from neurogeom_cli import main
 
-
 # ------------------------------------------------------------------------- shared validators
 
 @pytest.mark.parametrize("check, value, message", [

@@ -22,8 +22,8 @@ import scipy.linalg
 import xarray as xr
 from scipy.stats import chi, norm
 
-from ..errors import AnalysisError
 from .._params import check_seed
+from ..errors import AnalysisError
 from ._inputs import check_joint_memory, check_kappa, check_positive_int, gather
 from .joint import DICHOTOMIES, draw_labels, solve_joint
 

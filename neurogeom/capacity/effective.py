@@ -22,9 +22,15 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..errors import AnalysisError
 from .._params import check_seed
-from ._inputs import check_joint_memory, ManifoldPoints, check_kappa, check_positive_int, gather
+from ..errors import AnalysisError
+from ._inputs import (
+    ManifoldPoints,
+    check_joint_memory,
+    check_kappa,
+    check_positive_int,
+    gather,
+)
 from .joint import DICHOTOMIES, draw_labels, solve_joint
 
 #: eigenvalues of Gram matrices below this (data normalized to unit RMS center norm) are zero

@@ -19,7 +19,14 @@ import numpy as np
 import xarray as xr
 
 from .._blas import single_threaded_blas
-from .._params import check_finite, check_int, check_memory, check_nonnegative, check_seed, unit_scale
+from .._params import (
+    check_finite,
+    check_int,
+    check_memory,
+    check_nonnegative,
+    check_seed,
+    unit_scale,
+)
 from ..assembly import manifolds as group_manifolds
 from ..assembly import validate
 from ..errors import AnalysisError, format_list

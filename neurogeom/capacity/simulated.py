@@ -16,8 +16,8 @@ import numpy as np
 import scipy.optimize
 import xarray as xr
 
-from ..errors import AnalysisError, ConvergenceError
 from .._params import check_seed
+from ..errors import AnalysisError, ConvergenceError
 from ._inputs import check_positive_int, gather
 
 DICHOTOMIES = ("random", "one_vs_rest", "iid")

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._params import check_int, check_seed, unit_scale
 from .._version import __version__
 from ..assembly import align, average_repetitions, repetition_index, validate
 from ..errors import AnalysisError, format_list
-from .._params import check_int, check_seed, unit_scale
 from ._stats import constant_columns, pearson_columns, spearman_brown
 from .splits import repetition_halves
 
