@@ -262,8 +262,9 @@ def test_latent_dimensionality_both_methods_on_continuous_data(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(source_fraction=0.0), "both sides need at least one"),
-    (dict(source_fraction=1.0), "both sides need at least one"),
+    (dict(source_fraction=0.0), r"source_fraction must be a number in \(0, 1\), got 0.0"),
+    (dict(source_fraction=1.0), r"source_fraction must be a number in \(0, 1\), got 1.0"),
+    (dict(source_fraction=0.01), "both sides need at least one"),
     (dict(dims=range(1, 12)), "more latents than neurons"),
     (dict(methods=("pca",)), "unknown method"),
     (dict(crossed=True, dims=[1, 2]), "at least 2 repeats"),

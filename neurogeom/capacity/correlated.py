@@ -22,9 +22,10 @@ import scipy.linalg
 import xarray as xr
 from scipy.stats import chi, norm
 
+from .._params import check_seed
 from .._results import build_result
 from ..errors import AnalysisError
-from ._inputs import check_kappa, check_positive_int, gather
+from ._inputs import check_joint_memory, check_kappa, check_positive_int, gather
 from .joint import DICHOTOMIES, check_joint_backend, draw_labels, solve_joint
 
 
@@ -185,6 +186,7 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
     """
     kappa = check_kappa(kappa)
     n_t = check_positive_int("n_t", n_t, 2)
+    seed = check_seed(seed)
     if dichotomy not in DICHOTOMIES:
         raise AnalysisError(f"dichotomy must be one of {DICHOTOMIES}, got {dichotomy!r}")
     if ridge is not None and (not np.isfinite(ridge) or ridge < 0):
@@ -194,6 +196,7 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
     if n_dichotomies is None:
         n_dichotomies = data.n_manifolds if dichotomy == "one_vs_rest" else 20
     n_dichotomies = check_positive_int("n_dichotomies", n_dichotomies)
+    check_joint_memory(data, n_dichotomies, n_t, "correlated capacity")
     points, info = whitened_points(data.coords, data.owner, ridge)
 
     rng = np.random.default_rng(seed)

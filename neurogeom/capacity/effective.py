@@ -22,9 +22,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .._params import check_seed
 from .._results import build_result
 from ..errors import AnalysisError
-from ._inputs import ManifoldPoints, check_kappa, check_positive_int, gather
+from ._inputs import ManifoldPoints, check_joint_memory, check_kappa, check_positive_int, gather
 from .joint import DICHOTOMIES, check_joint_backend, draw_labels, solve_joint
 
 #: eigenvalues of Gram matrices below this (data normalized to unit RMS center norm) are zero
@@ -223,6 +224,7 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
     """
     kappa = check_kappa(kappa)
     n_t = check_positive_int("n_t", n_t, 2)
+    seed = check_seed(seed)
     if dichotomy not in DICHOTOMIES:
         raise AnalysisError(f"dichotomy must be one of {DICHOTOMIES}, got {dichotomy!r}")
     backend, device = check_joint_backend(solver, backend, device)   # attrs record these
@@ -230,6 +232,7 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
     if n_dichotomies is None:
         n_dichotomies = data.n_manifolds if dichotomy == "one_vs_rest" else 20
     n_dichotomies = check_positive_int("n_dichotomies", n_dichotomies)
+    check_joint_memory(data, n_dichotomies, n_t, "effective geometry")
     rng = np.random.default_rng(seed)
     labels = draw_labels(rng, data.n_manifolds, n_dichotomies, dichotomy)
     t = rng.standard_normal((n_dichotomies, n_t, data.rank))

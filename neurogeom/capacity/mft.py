@@ -20,6 +20,7 @@ import xarray as xr
 
 from .._backend import get_namespace, resolve
 from .._blas import single_threaded_blas
+from .._params import check_finite, check_int, check_memory, check_nonnegative, check_seed, unit_scale
 from .._results import build_result
 from ..assembly import manifolds as group_manifolds
 from ..assembly import validate
@@ -110,6 +111,9 @@ def _check_points(points: Sequence[np.ndarray], names: Sequence[str]) -> list[np
             raise AnalysisError(f"manifold {name} has no points")
         if N is None:
             N = X.shape[0]
+            if N == 0:
+                raise AnalysisError(f"manifold {name} has no features (0 neuroids): MFT capacity "
+                                    "needs at least one neuroid")
         elif X.shape[0] != N:
             raise AnalysisError(f"manifold {name} has {X.shape[0]} features, the first has {N}")
         if not np.isfinite(X).all():
@@ -187,15 +191,26 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
     names = [repr(k) for k in keys] if keys is not None else [str(i) for i in
                                                               range(len(manifolds))]
     points = _check_points(manifolds, names)
-    if not np.isfinite(kappa) or kappa < 0:
-        raise AnalysisError(f"kappa must be a finite number >= 0, got {kappa}")
+    kappa = check_nonnegative(kappa, "kappa")
+    seed = check_seed(seed)
+    n_reps = check_int(n_reps, "n_reps")
     if dimension not in DIMENSIONS:
         raise AnalysisError(f"dimension must be one of {DIMENSIONS}, got {dimension!r}")
-    if t_vectors is None and (int(n_t) != n_t or n_t < 1):
-        raise AnalysisError(f"n_t (number of Gaussian samples) must be a positive integer, "
-                            f"got {n_t}")
+    if t_vectors is None:
+        n_t = check_int(n_t, "n_t (number of Gaussian samples)")
+        # the QPs of one manifold at least must fit: its samples, its Gram matrix, and the
+        # solver's (n_t, M) working arrays (duals, gradients, active sets: about 8 of them)
+        worst = max(points, key=lambda X: X.shape[1])
+        M, D = worst.shape[1], min(worst.shape)
+        check_memory(8.0 * (n_t * (D + 1 + 8 * M) + M * M),
+                     f"MFT capacity with n_t={n_t} Gaussian samples per manifold "
+                     f"({M} points in {worst.shape[0]} features)", "lower n_t")
     if t_vectors is not None and len(t_vectors) != len(points):
         raise AnalysisError(f"t_vectors has {len(t_vectors)} arrays for {len(points)} manifolds")
+    # Capacity, radius and dimension do not depend on the data's scale: divide
+    # by a common power of two (exact) so that nothing below overflows or underflows.
+    _, exponent = unit_scale(np.array([np.abs(X).max() for X in points]))
+    points = [np.ldexp(X, -exponent) for X in points]
     P = len(points)
     keys = list(keys) if keys is not None else list(range(P))
 
@@ -203,6 +218,7 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
     n_total = sum(X.shape[1] for X in points)
     origin = sum(X.sum(axis=1) for X in points) / n_total
     centers = np.stack([X.mean(axis=1) for X in points]) - origin        # (P, N)
+    check_finite(centers, "the manifold centers")
     spread = np.abs(centers - centers.mean(axis=0)).max()
     if spread <= 1e-12 * (np.abs(centers).max() + np.abs(origin).max() + 1e-300):
         raise AnalysisError(
@@ -228,12 +244,14 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
         B = V.T @ Y
         c_ns = c - V @ (V.T @ c)          # center in the null space of V, explicitly (no
         norm2 = float(c_ns @ c_ns)        # cancellation when the center lies mostly in V)
+        check_finite(norm2, f"manifold {name}'s squared center norm")
         if norm2 <= 1e-24 * (float(c @ c) + float(np.sum(Y * Y)) / Y.shape[1] + 1e-300):
             raise AnalysisError(
                 f"manifold {name}'s center coincides with the global mean"
                 + (" after removing the center-correlation subspace" if K else "")
                 + ": its capacity is undefined (MFT normalizes by the center norm)")
         grams.append(((Y.T @ Y) - B.T @ B) / norm2)
+        check_finite(grams[-1], f"manifold {name}'s normalized Gram matrix")
     with single_threaded_blas():   # small matrices: threads only cost
         coords = [_reduce(g, N, dimension, rank_tol) for g in grams]
 

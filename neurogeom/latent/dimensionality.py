@@ -18,6 +18,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .._backend import torch_device
+from .._params import check_fraction, check_int, check_seed
 from ..assembly import average_repetitions, repetition_index, sample_dim, validate
 from .._results import build_result
 from ..errors import AnalysisError, format_list
@@ -200,16 +201,24 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
     if unknown or not methods:
         raise AnalysisError(f"unknown method(s) {format_list(unknown)}; available: "
                             f"{format_list(METHODS)}")
-    dims = sorted({int(d) for d in dims})
-    if not dims or dims[0] < 1:
-        raise AnalysisError(f"dims must be positive integers, got {dims}")
-    if not 0 < threshold <= 1:
-        raise AnalysisError(f"threshold must be in (0, 1], got {threshold}")
-    if n_splits < 1:
-        raise AnalysisError(f"n_splits must be >= 1, got {n_splits}")
+    dims = sorted({check_int(d, "each of dims (latent dimensions)") for d in dims})
+    if not dims:
+        raise AnalysisError("dims (latent dimensions) must name at least one integer >= 1, got "
+                            "none")
+    threshold = check_fraction(threshold, "threshold")
+    source_fraction = check_fraction(source_fraction, "source_fraction", include_one=False)
+    n_splits = check_int(n_splits, "n_splits")
+    seed = check_seed(seed)
+    window = check_int(window, "window")
+    n_chunks = check_int(n_chunks, "n_chunks")
+    if gap is not None:
+        gap = check_int(gap, "gap", minimum=0)
     dim = sample_dim(a)
     continuous = dim == "time"
     n_neur = a.sizes["neuroid"]
+    if a.sizes[dim] == 0 or n_neur == 0:
+        raise AnalysisError(f"latent_dimensionality: the assembly has {a.sizes[dim]} {dim} "
+                            f"samples and {n_neur} neuroids; it needs samples and neuroids")
     n_source = int(round(source_fraction * n_neur))
     n_target = n_neur - n_source
     if n_source < 1 or n_target < 1:
@@ -227,6 +236,14 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
     if reserved:
         raise AnalysisError(f"nce_params cannot set {format_list(reserved)}: they are "
                             "arguments of latent_dimensionality")
+    if "nce" in methods:
+        from .nce import NeuralCrossEncoder, check_options  # torch only when the NCE runs
+        try:
+            options = NeuralCrossEncoder(dims[0], **nce_params)
+        except TypeError as exc:
+            raise AnalysisError(f"nce_params: {exc}") from None
+        check_options(options)   # bad NCE options fail here, before any fitting
+        max_epochs = options.max_epochs
 
     if continuous:
         values = np.asarray(a.transpose("time", "neuroid").values, dtype=np.float64)
@@ -245,6 +262,7 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
     r2 = np.full((len(methods), len(dims), n_splits), np.nan)
     exponent = np.full((len(dims), n_splits), np.nan)
     epochs = np.zeros((len(dims), n_splits), dtype=np.int64)
+    converged = np.ones((len(dims), n_splits), dtype=bool)
     alpha = np.full(n_splits, np.nan)
     is_source = np.zeros((n_splits, n_neur), dtype=np.int8)
     sets_all = np.empty((n_splits, n_samples), dtype=object)
@@ -270,23 +288,42 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
                                                                          is_crossed)
             bar.update()
         if "nce" in methods:
-            from .nce import NeuralCrossEncoder  # torch is imported only when the NCE runs
+            from .nce import NCEConvergenceWarning, NeuralCrossEncoder
             (xt, yt), (xv, yv), (xs, ys) = parts
             for i, d in enumerate(dims):
                 model = NeuralCrossEncoder(d, seed=seed * 1000 + split, progress=False,
                                            device=device, **nce_params)
-                model.fit(xt, yt, validation=(xv, yv))
+                with warnings.catch_warnings():   # reported once below, for all fits
+                    warnings.simplefilter("ignore", NCEConvergenceWarning)
+                    model.fit(xt, yt, validation=(xv, yv))
+                converged[i, split] = model.converged_
                 r2[methods.index("nce"), i, split] = model.score(xs, ys)
                 exponent[i, split] = model.exponent_
                 epochs[i, split] = model.n_epochs_
                 bar.update()
     bar.close()
 
+    unconverged = ~converged
     best = r2.max(axis=(0, 1))
     if not (best > 0).all():
         bad = np.flatnonzero(~(best > 0)).tolist()
-        raise AnalysisError(f"no model predicts the targets (best test R² <= 0) in split(s) "
-                            f"{bad}: the sources carry no information about the targets")
+        stuck = sorted({int(s) for s in np.flatnonzero(unconverged[:, bad].any(axis=0))})
+        if stuck:
+            stuck = [bad[s] for s in stuck]
+            raise AnalysisError(
+                f"no model predicts the targets (best test R² <= 0) in split(s) {bad}, and the "
+                f"NCE did not converge within max_epochs={max_epochs} in split(s) {stuck} (its "
+                "loss was still improving): raise max_epochs (or lr); this is not evidence that "
+                "the sources carry no information about the targets")
+        raise AnalysisError(
+            f"no model predicts the targets (best test R² <= 0) in split(s) {bad}, every fit "
+            f"having converged ({format_list(methods)}): the sources carry no information about "
+            "the targets that these models can read out")
+    if unconverged.any():
+        warnings.warn(
+            f"the NCE did not converge within max_epochs={max_epochs} in {int(unconverged.sum())}"
+            f" of {unconverged.size} fits (its loss was still improving): its R² and dimension "
+            "may be underestimated; raise max_epochs (or lr)", stacklevel=2)
     normalized = r2 / best
     dimension = np.array([[_first_reaching(normalized[m, :, s], dims, threshold)
                            for s in range(n_splits)] for m in range(len(methods))])

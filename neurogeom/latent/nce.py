@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -19,15 +20,47 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._backend import torch_device
+from .._params import check_int, check_nonnegative, check_positive, check_seed
 from ..errors import AnalysisError, ConvergenceError
 from .rrr import DEFAULT_ALPHAS, ReducedRankRegression, r2_score
 from .windows import crossed_pairs, time_window
 
-__all__ = ["NeuralCrossEncoder", "time_window", "crossed_pairs"]
+__all__ = ["NeuralCrossEncoder", "NCEConvergenceWarning", "time_window", "crossed_pairs"]
+
+
+class NCEConvergenceWarning(UserWarning):
+    """An NCE fit stopped at ``max_epochs`` while its loss was still improving."""
 
 # p is parametrized as exp(log p) and kept inside this range: p → 0 gives the step function,
 # p = 1 a ReLU; the bounds keep x^p and its gradient finite.
 _LOG_P_RANGE = (math.log(0.02), math.log(5.0))
+
+
+def check_options(est) -> None:
+    """Validate a :class:`NeuralCrossEncoder`'s training options at the door of ``fit`` (one
+    AnalysisError naming the option, its value and the allowed range). The device is resolved
+    (and checked) by torch when training starts."""
+    hidden = est.hidden
+    try:
+        widths = tuple(hidden)
+    except TypeError:
+        widths = None
+    if widths is None or not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool)
+                                 and h >= 1 for h in widths):
+        raise AnalysisError(f"hidden (encoder layer widths) must be a sequence of integers >= 1 "
+                            f"(empty for a linear encoder), got {hidden!r}")
+    check_int(est.max_epochs, "max_epochs")
+    check_int(est.batch_size, "batch_size")
+    check_int(est.patience, "patience")
+    check_int(est.distill_epochs, "distill_epochs", minimum=0)
+    check_int(est.window, "window")
+    check_positive(est.lr, "lr (learning rate)")
+    check_nonnegative(est.weight_decay, "weight_decay")
+    check_nonnegative(est.noise, "noise")
+    check_seed(est.seed, maximum=2**63 - 1)   # torch.Generator.manual_seed's range
+    betas = tuple(np.atleast_1d(est.betas)) if est.betas is not None else ()
+    if len(betas) != 2 or not all(np.isfinite(b) and 0 <= b < 1 for b in betas):
+        raise AnalysisError(f"betas (Adam) must be two numbers in [0, 1), got {est.betas!r}")
 
 
 class _Decoder(nn.Module):
@@ -218,6 +251,7 @@ class NeuralCrossEncoder:
             torch.set_num_threads(previous)
 
     def _fit(self, source, target, validation):
+        check_options(self)
         x, y = self._prepare(source, target)
         n_src, n_tgt = x.shape[-1], y.shape[-1]
         d = self.n_latents
@@ -294,6 +328,13 @@ class NeuralCrossEncoder:
                 break
         bar.close()
         self.module_.load_state_dict(best_state)
+        # converged: the monitored loss stopped improving for `patience` epochs before the cap
+        self.converged_ = stale >= self.patience
+        if not self.converged_:
+            warnings.warn(f"NCE d={d} did not converge within max_epochs={self.max_epochs}: the "
+                          f"{'validation' if val is not None else 'training'} loss was still "
+                          f"improving at the last epoch; raise max_epochs (or lr)",
+                          NCEConvergenceWarning, stacklevel=3)
         self.n_epochs_ = len(train_loss)
         self.train_loss_ = np.asarray(train_loss)
         self.validation_loss_ = np.asarray(val_loss)

@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from .._backend import get_namespace, resolve
+from .._params import check_fraction, check_int, check_seed, unit_scale
 from .._results import build_result
 from ..assembly import align, presentation_coords
 from ..assembly import average_repetitions as _average_repetitions
@@ -104,6 +105,32 @@ def _split_units(target: xr.DataArray, split_by: str, stratify_by, stratify_fall
                                     f"{format_list(bad)}; cannot stratify by it")
             labels = table.groupby("unit")["label"].first().reindex(range(len(units))).to_numpy()
     return units, inverse, labels
+
+
+def _ridge_alphas_for_scale(alphas: np.ndarray, exponent: int, X: np.ndarray) -> np.ndarray:
+    """The ridge penalties for features ``X`` already divided by ``2**exponent``.
+
+    Ridge on (X / s, α / s²) predicts exactly what ridge on (X, α) does, so the penalties stay
+    in the features' units (Brain-Score's absolute alphas). Penalties are then kept within
+    [ε g, g / ε] (g the mean squared norm of a row of X, ε the float epsilon): a smaller one is
+    below the Gram matrix's round-off and acts as ridgeless regression (but divides by
+    round-off), a larger one acts as an infinite penalty whose predictions K y / α have the same
+    Pearson r at any larger α. Data of ordinary scale never reach these bounds.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        scaled = np.ldexp(alphas, -2 * exponent)
+    eps = np.finfo(np.float64).eps
+    g = float(np.mean(np.sum(np.asarray(X, dtype=np.float64) ** 2, axis=1))) or 1.0
+    clipped = np.clip(scaled, eps * g, g / eps)
+    if (clipped != scaled).any():
+        side = "below the round-off" if (scaled < eps * g).any() else "above the reach"
+        warnings.warn(
+            f"{int((clipped != scaled).sum())} of the {alphas.size} ridge alphas are {side} of "
+            f"the features' squared scale (largest |feature| ~ 2**{exponent}): ridge penalties "
+            "are absolute (Brain-Score's convention), so there they act as "
+            f"{'no penalty' if side.startswith('below') else 'an infinite penalty'}; pass alphas "
+            "suited to the features' scale", stacklevel=3)
+    return clipped
 
 
 def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, backend, device,
@@ -225,7 +252,19 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     inputs = {"source": source, "target": target}   # provenance of the data as given
     source = check_source(source)
     target = check_responses(target)
+    for name, a in (("source", source), ("target", target)):
+        if a.sizes["neuroid"] == 0 or a.sizes["presentation"] == 0:
+            raise AnalysisError(f"neural_predictivity: the {name} has {a.sizes['presentation']} "
+                                f"presentations and {a.sizes['neuroid']} neuroids; both must be "
+                                ">= 1")
+    seed = check_seed(seed)
+    n_splits = check_int(n_splits, "n_splits")
+    train_size = check_fraction(train_size, "train_size", include_one=False)
     alphas = check_alphas(alphas)
+    # Pearson r is unchanged by the targets' overall scale: divide it by a power of two (exact,
+    # so ordinary data give bit-identical results) so that no square overflows or underflows.
+    scaled, y_exponent = unit_scale(np.asarray(target.values))
+    target = target.copy(data=scaled)
     target, excluded = drop_constant_neuroids(target, "neural_predictivity")
 
     ceiling_ds = None
@@ -252,7 +291,15 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     X = np.asarray(source.values, dtype=np.float64 if dtype == "float64" else np.float32)
     Y = np.asarray(target.values, dtype=X.dtype)
     n_train_max = max(len(tr) for tr, _ in row_splits)
-    estimator = _make_estimator(regression, alphas, alpha_per_target, cv, n_components,
+    x_exponent, fit_alphas = 0, alphas
+    if isinstance(regression, str):
+        # The built-in readouts are exactly equivariant to the features' overall scale (OLS and
+        # PLS predictions do not change; ridge with alpha / s² predicts the same): divide the
+        # features by a power of two so that Gram matrices neither overflow nor underflow.
+        X, x_exponent = unit_scale(X)
+        if regression == "ridge":
+            fit_alphas = _ridge_alphas_for_scale(alphas, x_exponent, X)
+    estimator = _make_estimator(regression, fit_alphas, alpha_per_target, cv, n_components,
                                 backend, device, dtype)
     is_ridge = isinstance(estimator, RidgeRegression)
     n_neuroids = Y.shape[1]
@@ -276,7 +323,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
         if is_ridge:
             cv_checked = (check_cv(cv, min(len(tr) for tr, _ in row_splits))
                           if alphas.size > 1 else cv)
-            fits = (gram_ridge_predict(K, Yb, tr, te, alphas, xp,
+            fits = (gram_ridge_predict(K, Yb, tr, te, fit_alphas, xp,
                                        alpha_per_target=alpha_per_target, cv=cv_checked)
                     for tr, te in row_splits)
         else:
@@ -296,7 +343,10 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
             if keep_predictions:
                 predictions[s, te] = pred
             if is_ridge:
-                chosen[s] = estimator.alpha_
+                # reported in the features' units: the grid value the chosen penalty came from
+                picked = np.abs(np.log(np.asarray(estimator.alpha_))[..., None]
+                                - np.log(fit_alphas)).argmin(axis=-1)
+                chosen[s] = alphas[picked]
     undefined = np.isnan(r)
     if undefined.all(axis=1).any():
         raise AnalysisError("neural_predictivity: in some split every neuroid's correlation is "
@@ -305,6 +355,8 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
         warnings.warn(f"neural_predictivity: {int(undefined.sum())} (split, neuroid) "
                       "correlation(s) are undefined (constant on the test stimuli) and are left "
                       "out of the medians", stacklevel=2)
+    if keep_predictions:
+        predictions = np.ldexp(predictions, y_exponent)      # back in the target's units
     per_split = np.nanmedian(r, axis=1)
     score = float(per_split.mean())
     error = float(per_split.std() / np.sqrt(len(per_split)))
