@@ -258,6 +258,9 @@ def open_nwb(source, *, timeout=None):
         raise LoaderError(f"an NWB source is a path, URL or zarr store, got {type(source).__name__}")
     source = os.fspath(source)
     name = redact_url(source)
+    if "://" in source and not _is_url(source):
+        raise LoaderError(f"cannot read {name}: only http:// and https:// URLs are read (or "
+                          "local files and zarr stores)")
     with contextlib.ExitStack() as stack:
         if _is_url(source):
             rec = _open_http(source, stack, timeout)
