@@ -51,8 +51,11 @@ class NWBSource:
         self._remote = remote
 
     def failure(self):
-        """The LoaderError that ended reading a remote file (a stall, an HTTP error), or None.
-        h5py turns a file object's exception into a bare OSError; this is the real cause."""
+        """The LoaderError behind a read that failed, or None: for a URL, the stall or HTTP
+        error that ended reading (h5py turns a file object's exception into a bare OSError);
+        for a zarr store, the corrupt chunk among those read last (codecs name no chunk)."""
+        if hasattr(self._remote, "diagnose"):
+            return self._remote.diagnose(self.name)
         return getattr(self._remote, "failure", None)
 
     @property
@@ -265,7 +268,7 @@ def open_nwb(source, *, timeout=None):
         if _is_url(source):
             rec = _open_http(source, stack, timeout)
         elif _is_zarr(source):
-            rec = NWBSource(source, "zarr", nwbfile=_open_zarr(source, stack))
+            rec = _open_zarr(source, stack)
         else:
             rec = _open_local(source, stack)
         try:
@@ -381,11 +384,17 @@ def _open_zarr(path: str, stack):
         found = sorted(p.name for p in Path(path).iterdir())[:10]
         raise LoaderError(f"{path} is not an NWB zarr store (no '.zgroup' at its root; it holds "
                           f"{format_list(found) if found else 'nothing'})")
+    from .._zarr import recording_store
+
+    store = recording_store(path)  # remembers the chunks read, to name a corrupt one
     try:
         with _quiet_pynwb():  # as for HDF5 files
-            io = stack.enter_context(NWBZarrIO(path, mode="r"))
-            return io.read()
+            io = stack.enter_context(NWBZarrIO(store, mode="r"))
+            return NWBSource(path, "zarr", nwbfile=io.read(), remote=store)
     except Exception as exc:
+        corrupt = store.diagnose(path)
+        if corrupt is not None:
+            raise corrupt from exc
         if "UnsafeDecodeError" in _exception_chain(exc):
             # hdmf-zarr's default codec for object references is Pickle; decoding pickles from
             # a file runs arbitrary code, so numcodecs refuses unless the user opts in
