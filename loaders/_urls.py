@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["redact_url", "redact_text", "REDACTED"]
+__all__ = ["REDACTED", "redact_text", "redact_url"]
 
 #: What replaces a secret query value.
 REDACTED = "REDACTED"

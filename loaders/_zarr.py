@@ -48,7 +48,7 @@ def _array_dir(root: Path, key: str):
 def chunk_problem(root, key: str) -> str | None:
     """Why chunk ``key`` of the store folder ``root`` cannot be decompressed, or None."""
     root = Path(root)
-    array, chunk = _array_dir(root, key)
+    array, _ = _array_dir(root, key)
     if array is None:
         return None
     try:

@@ -113,6 +113,7 @@ def _session():
     """A ``requests`` session whose connections bound the wait for response headers."""
     import requests
     from requests.adapters import HTTPAdapter
+    from urllib3 import ProxyManager
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
     class HTTPPool(HTTPConnectionPool):
@@ -131,10 +132,9 @@ def _session():
             watch(self.poolmanager)
 
         def proxy_manager_for(self, proxy, **kwargs):
-            if proxy in self.proxy_manager:
-                return self.proxy_manager[proxy]
             manager = super().proxy_manager_for(proxy, **kwargs)
-            return watch(manager) if type(manager).__name__ == "ProxyManager" else manager
+            # SOCKS managers have pools of their own: they keep urllib3's per-recv timeouts
+            return watch(manager) if isinstance(manager, ProxyManager) else manager
 
     session = requests.Session()
     session.mount("http://", Adapter())
@@ -316,12 +316,16 @@ class HTTPRangeFile(io.RawIOBase):
             raise _Stall(f"{_reason(exc)} (asking for {what})", timed_out=False) from None
         with response:
             status = response.status_code
+            if status == 416 and start == 0:
+                raise _Permanent("the file is empty (HTTP 416 for its first bytes)")
             if status not in (200, 206):
                 message = f"HTTP {status} {response.reason or ''}".rstrip()
                 if 400 <= status < 500 and status != 429:
                     raise _Permanent(message)
                 raise _Stall(f"{message} (asking for {what})", timed_out=False)
             total = self._total(response, start, status)
+            if total == 0:
+                raise _Permanent("the file is empty (0 bytes)")
             if self.length is None:
                 self.length = total
             end = min(end, total - 1)
