@@ -354,3 +354,14 @@ def test_range_file_reads_what_the_file_holds(server, macaque, nwb_dir):
     (nwb_dir / "empty.nwb").write_bytes(b"")
     with pytest.raises(LoaderError, match="empty.nwb: the file is empty"):
         loaders.open_nwb(f"{server.url}/empty.nwb").__enter__()
+
+
+def test_range_file_read_larger_than_its_cache(server, macaque, monkeypatch):
+    from loaders.nwb import http
+
+    monkeypatch.setattr(http, "CACHE_BLOCKS", 1)  # every read spans more blocks than kept
+    data = Path(macaque.path).read_bytes()
+    with http.HTTPRangeFile(f"{server.url}/macaque.nwb", timeout=5) as f:
+        assert f.read(len(data)) == data
+        f.seek(3)
+        assert f.read(2 * http.BLOCK_SIZE) == data[3:3 + 2 * http.BLOCK_SIZE]

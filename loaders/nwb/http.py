@@ -195,9 +195,12 @@ class HTTPRangeFile(io.RawIOBase):
         self._last_block = -2
         self._read_ahead = 1
         self.length = None
-        first = self._fetch(0, BLOCK_SIZE - 1)  # the first reply also tells the size
-        for i in range(0, len(first), BLOCK_SIZE):
-            self._keep(i // BLOCK_SIZE, first[i:i + BLOCK_SIZE])
+        try:
+            first = self._fetch(0, BLOCK_SIZE - 1)  # the first reply also tells the size
+        except LoaderError:
+            self.close()
+            raise
+        self._keep(0, first)
 
     # -- io.RawIOBase -------------------------------------------------------------------------
     def readable(self) -> bool:
@@ -229,8 +232,7 @@ class HTTPRangeFile(io.RawIOBase):
             return b""
         first = self._position // BLOCK_SIZE
         last = (self._position + size - 1) // BLOCK_SIZE
-        self._load(first, last)
-        data = b"".join(self._blocks[i] for i in range(first, last + 1))
+        data = b"".join(self._load(first, last))
         offset = self._position - first * BLOCK_SIZE
         self._position += size
         return data[offset:offset + size]
@@ -245,35 +247,42 @@ class HTTPRangeFile(io.RawIOBase):
     def _keep(self, index: int, data: bytes) -> None:
         self._blocks[index] = data
         self._blocks.move_to_end(index)
-        while len(self._blocks) > max(CACHE_BLOCKS, self._read_ahead * 2):
+        while len(self._blocks) > CACHE_BLOCKS:
             self._blocks.popitem(last=False)
 
-    def _load(self, first: int, last: int) -> None:
-        """Fetch the missing blocks of ``first..last``, each contiguous run in one request;
-        sequential reads grow a read-ahead (doubling up to :data:`MAX_READ_AHEAD` blocks)."""
+    def _load(self, first: int, last: int) -> list[bytes]:
+        """Blocks ``first..last``: cached ones from the cache, missing ones fetched, each
+        contiguous run in one request; sequential reads grow a read-ahead (doubling up to
+        :data:`MAX_READ_AHEAD` blocks). Returned directly, so a read larger than the cache
+        never depends on blocks the cache has already dropped."""
         sequential = first in (self._last_block, self._last_block + 1)
         self._read_ahead = min(self._read_ahead * 2, MAX_READ_AHEAD) if sequential else 1
         self._last_block = last
-        n_blocks = math.ceil(self.length / BLOCK_SIZE)
-        wanted = [i for i in range(first, last + 1) if i not in self._blocks]
+        got = {}
         for i in range(first, last + 1):
             if i in self._blocks:
+                got[i] = self._blocks[i]
                 self._blocks.move_to_end(i)
-        if not wanted:
-            return
-        stop = min(max(wanted[-1] + 1, wanted[0] + self._read_ahead), n_blocks)
-        runs, start = [], None
-        for i in range(wanted[0], stop + 1):
-            missing = i < stop and i not in self._blocks
-            if missing and start is None:
-                start = i
-            elif not missing and start is not None:
-                runs.append((start, i))
-                start = None
-        for a, b in runs:
-            data = self._fetch(a * BLOCK_SIZE, min(b * BLOCK_SIZE, self.length) - 1)
-            for i in range(a, b):
-                self._keep(i, data[(i - a) * BLOCK_SIZE:(i - a + 1) * BLOCK_SIZE])
+        wanted = [i for i in range(first, last + 1) if i not in got]
+        if wanted:
+            n_blocks = math.ceil(self.length / BLOCK_SIZE)
+            stop = min(max(wanted[-1] + 1, wanted[0] + self._read_ahead), n_blocks)
+            runs, start = [], None
+            for i in range(wanted[0], stop + 1):
+                missing = i < stop and i not in got and i not in self._blocks
+                if missing and start is None:
+                    start = i
+                elif not missing and start is not None:
+                    runs.append((start, i))
+                    start = None
+            for a, b in runs:
+                data = self._fetch(a * BLOCK_SIZE, min(b * BLOCK_SIZE, self.length) - 1)
+                for i in range(a, b):
+                    block = data[(i - a) * BLOCK_SIZE:(i - a + 1) * BLOCK_SIZE]
+                    self._keep(i, block)
+                    if i <= last:
+                        got[i] = block
+        return [got[i] for i in range(first, last + 1)]
 
     # -- requests -----------------------------------------------------------------------------
     def _fetch(self, start: int, end: int) -> bytes:
