@@ -178,7 +178,8 @@ class HTTPRangeFile(io.RawIOBase):
     length : int
         File size in bytes, from the first reply's ``Content-Range``.
     failure : LoaderError or None
-        The error that ended reading, once one has; every later read raises it again.
+        The error that ended reading, once one has (a new exception object at each access);
+        every later read raises it again.
     """
 
     def __init__(self, url: str, *, timeout=None, retries: int = RETRIES):
@@ -187,7 +188,7 @@ class HTTPRangeFile(io.RawIOBase):
         self.name = redact_url(url)
         self.timeout = resolve_timeout(timeout)
         self.retries = int(retries)
-        self.failure: LoaderError | None = None
+        self._failure: str | None = None
         self.requests = 0
         self._session = _session()
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
@@ -223,8 +224,8 @@ class HTTPRangeFile(io.RawIOBase):
         return len(data)
 
     def read(self, size: int = -1) -> bytes:
-        if self.failure is not None:
-            raise self.failure
+        if self._failure is not None:
+            raise LoaderError(self._failure)
         if size is None or size < 0:
             size = self.length - self._position
         size = max(0, min(size, self.length - self._position))
@@ -293,14 +294,21 @@ class HTTPRangeFile(io.RawIOBase):
             try:
                 return self._request(start, end)
             except _Permanent as exc:
-                self.failure = LoaderError(f"cannot read {self.name}: {exc}")
+                self._failure = f"cannot read {self.name}: {exc}"
                 break
             except _Stall as exc:
                 tries = f"{attempt + 1} {'try' if attempt == 0 else 'tries'}"
                 hint = (f"; timeout {self.timeout:g} s, set by timeout= or ${TIMEOUT_ENV}"
                         if exc.timed_out else "")
-                self.failure = LoaderError(f"cannot read {self.name}: {exc} ({tries}{hint})")
-        raise self.failure
+                self._failure = f"cannot read {self.name}: {exc} ({tries}{hint})"
+        raise LoaderError(self._failure)
+
+    @property
+    def failure(self) -> LoaderError | None:
+        # only the message is kept: a kept exception would hold its traceback, whose frames
+        # hold this file and h5py's objects, a cycle that outlives the read and, collected at
+        # interpreter exit after h5py's teardown, crashes the process
+        return LoaderError(self._failure) if self._failure is not None else None
 
     def _request(self, start: int, end: int) -> bytes:
         import requests

@@ -275,7 +275,7 @@ def open_nwb(source, *, timeout=None):
             yield rec
         except Exception as exc:
             failure = rec.failure()
-            if failure is not None and failure is not exc:
+            if failure is not None and str(failure) != str(exc):
                 raise failure from exc  # the stall/HTTP error behind h5py's OSError
             if isinstance(exc, OSError):  # h5py reading a damaged file mid-way
                 raise LoaderError(f"{name}: reading failed, the file is truncated or corrupt "
@@ -318,8 +318,9 @@ def _read_nwb(h5file, name: str, stack, remote=None):
             io = stack.enter_context(NWBHDF5IO(file=h5file, mode="r", load_namespaces=True))
             return io.read()
     except Exception as exc:  # pynwb/hdmf raise many types when a file is damaged
-        if getattr(remote, "failure", None) is not None:
-            raise remote.failure from exc
+        failure = getattr(remote, "failure", None)
+        if failure is not None:
+            raise failure from exc
         raise LoaderError(f"{name} is not a readable NWB file: {type(exc).__name__}: {exc}") from exc
 
 
@@ -358,8 +359,9 @@ def _open_http(url: str, stack, timeout=None):
     try:
         h5 = stack.enter_context(h5py.File(remote, "r"))
     except OSError as exc:
-        if remote.failure is not None:
-            raise remote.failure from exc
+        failure = remote.failure
+        if failure is not None:
+            raise failure from exc
         if head == HDF5_SIGNATURE:
             raise LoaderError(f"{name} is truncated or corrupt: {exc}") from exc
         raise LoaderError(f"{name} is not an HDF5/NWB file (it does not start with the HDF5 "
