@@ -151,6 +151,10 @@ class CheckedArray:
         for s, n, c in zip(selection, self.shape, self.chunks):
             start, stop, _ = s.indices(n)
             ranges.append(range(start // c, max(start, stop - 1) // c + 1))
-        sep = getattr(self.array, "_dimension_separator", None) or "."
+        try:
+            meta = json.loads((Path(self.root) / self.name / ".zarray").read_text())
+        except (OSError, ValueError):
+            meta = {}
+        sep = meta.get("dimension_separator") or "."
         return [f"{self.name}/{sep.join(map(str, idx)) or '0'}"
                 for idx in itertools.product(*ranges)]
