@@ -101,7 +101,7 @@ def recording_store(path):
     class RecordingStore(DirectoryStore):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            self.recent = collections.deque(maxlen=256)
+            self.recent = collections.deque(maxlen=1024)
 
         def __getitem__(self, key):
             if not key.endswith(_META):

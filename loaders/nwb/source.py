@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurogeom.errors import LoaderError, format_list
+from neurogeom.errors import LoaderError, NeurogeomError, format_list
 
 from .._urls import redact_text, redact_url
 
@@ -274,7 +274,10 @@ def open_nwb(source, *, timeout=None):
         try:
             yield rec
         except Exception as exc:
-            failure = rec.failure()
+            # our own errors already say what is wrong; a zarr store is checked (its recent
+            # chunks decompressed again) only behind an error a library raised
+            failure = None if rec.kind == "zarr" and isinstance(exc, NeurogeomError) else \
+                rec.failure()
             if failure is not None and str(failure) != str(exc):
                 raise failure from exc  # the stall/HTTP error behind h5py's OSError
             if isinstance(exc, OSError):  # h5py reading a damaged file mid-way
