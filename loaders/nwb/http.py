@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 import os
 import socket
 import threading
@@ -60,7 +61,7 @@ def resolve_timeout(timeout=None) -> float:
             timeout = float(raw)
         except ValueError:
             raise LoaderError(f"{origin} is not a number of seconds") from None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
         raise LoaderError(f"{origin} must be a number of seconds, got {type(timeout).__name__}")
     if not math.isfinite(timeout) or timeout <= 0:
         raise LoaderError(f"{origin} must be a positive, finite number of seconds, got {timeout}")
