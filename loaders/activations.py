@@ -278,8 +278,6 @@ class _LayerBuffer:
         self.final_path: Path | None = None
 
     def _spill(self, rows_per_chunk: int):
-        import zarr
-
         self.spill_root.mkdir(parents=True, exist_ok=True)
         self.tmp_path = self.spill_root / f".{self.store_name}.{uuid.uuid4().hex[:8]}.tmp"
         # chunks of at most 16 MB and a quarter of the budget (zarr holds a chunk and its

@@ -6,6 +6,8 @@ parameters that produced them. Loaders for NWB files, model activations and save
 in the separate ``loaders`` package.
 """
 
+from typing import TYPE_CHECKING
+
 from ._version import __version__
 from . import assembly, io
 from .assembly import align, average_repetitions, manifolds, validate
@@ -21,6 +23,9 @@ from .regression import (LinearRegression, PLSRegression, RidgeRegression, neura
                          noise_ceiling)
 from .latent.eigenspectrum import cvpca, participation_ratio, power_law_exponent, svca
 from .regression.spectral import spectral_decomposition
+
+if TYPE_CHECKING:  # imported lazily by __getattr__ below
+    from .latent.nce import NeuralCrossEncoder
 
 __all__ = [
     "__version__", "assembly", "io", "align", "average_repetitions", "manifolds", "validate",
