@@ -2,8 +2,9 @@
 
 Analyses take assemblies (``xarray.DataArray`` with ``presentation``/``time`` and ``neuroid``
 dims; see :mod:`neurogeom.assembly`) and return ``xarray.Dataset`` results whose attrs record the
-parameters that produced them. Loaders for NWB files, model activations and saved features live
-in the separate ``loaders`` package.
+analysis, the parameters that produced them, the inputs' provenance, the neurogeom version and
+the papers the method comes from (:mod:`neurogeom._results`). Options are keyword-only. Loaders
+for NWB files, model activations and saved features live in the separate ``loaders`` package.
 """
 
 from typing import TYPE_CHECKING

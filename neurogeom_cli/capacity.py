@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", help="write the result Dataset to this .nc file")
     p.add_argument("--kappa", type=float, default=0.0, help="margin kappa >= 0 (mft, glue)")
     p.add_argument("--n-t", type=int, default=200,
-                   help="Gaussian samples per manifold (mft, glue; default 200)")
+                   help="number of Gaussian samples t (mft: per manifold; glue: per "
+                        "dichotomy; default 200)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--dimension", choices=("rank", "reference"), default="rank",
                    help="manifold dimension reduction (mft; default rank)")

@@ -259,7 +259,7 @@ def test_result_dataset(clouds):
     assert float(ds.radius_overall) == pytest.approx(float(ds.radius.mean()))
     assert 0 < float(ds.center_correlation) < 1 and int(ds.K) >= 1
     assert ds.attrs["by"] == "object" and ds.attrs["n_t"] == 80
-    assert ds.attrs["dimension_method"] == "rank" and ds.attrs["center_correlations"] == 1
+    assert ds.attrs["dimension"] == "rank" and ds.attrs["center_correlations"] == 1
     assert np.isfinite(ds.capacity).all()
     # the result is storable as netCDF
     from neurogeom.io import open as open_result, to_netcdf

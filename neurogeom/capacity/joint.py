@@ -1,7 +1,7 @@
 """The joint capacity QP over all manifolds' points for a dichotomy, and its anchor points.
 
 For a Gaussian vector ``t`` and labels ``y`` (one sign per manifold), the joint problem
-(SCIENCE.md §2; GLUE/GCMC; the correlated MFT of Wakhloo et al. 2023) is
+(GLUE/GCMC, Chou et al. 2024; the correlated MFT of Wakhloo et al. 2023) is
 
     v* = argmin_v ||v - t||²   subject to   y_mu x . v >= kappa  for every point x of manifold mu.
 

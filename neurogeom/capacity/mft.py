@@ -1,6 +1,6 @@
 """Replica mean-field theory (MFT) manifold capacity, radius and dimension (Chung et al. PRX 2018).
 
-The pipeline follows SCIENCE.md §1 and the public reference (``mftma``): global centering,
+The pipeline follows the paper and the public reference (``mftma``): global centering,
 optional center-correlation removal (:mod:`.centers`), per-manifold normalization by the center
 norm, reduction of each manifold to its own span plus a constant "center" coordinate, and for
 each Gaussian sample t the anchor point of the projection QP (solved batched by :mod:`.qp`).
@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from .._blas import single_threaded_blas
+from .._results import build_result
 from ..assembly import manifolds as group_manifolds
 from ..assembly import validate
 from ..errors import AnalysisError, format_list
@@ -197,7 +198,7 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
     P = len(points)
     keys = list(keys) if keys is not None else list(range(P))
 
-    # 1. global centering and centers (SCIENCE.md §1 step 1); one pass over the data
+    # 1. global centering and centers (reference pipeline step 1); one pass over the data
     n_total = sum(X.shape[1] for X in points)
     origin = sum(X.sum(axis=1) for X in points) / n_total
     centers = np.stack([X.mean(axis=1) for X in points]) - origin        # (P, N)
@@ -289,7 +290,7 @@ def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_byte
 
 
 def _manifold_measures(X, T, lam, kappa):
-    """Capacity, radius and dimension of one manifold from its QP duals (SCIENCE.md §1 step 6).
+    """Capacity, radius and dimension of one manifold from its QP duals (PRX 2018).
 
     X (D, M) reduced coordinates, T (D+1, n_t) samples, lam (n_t, M) duals.
     """
@@ -320,10 +321,10 @@ def _manifold_measures(X, T, lam, kappa):
     return capacity, radius, dim, float(np.mean(~moved))
 
 
-def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 200,
+def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int = 200,
                       seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
                       t_vectors: Sequence[np.ndarray] | None = None, backend: str = "numpy",
-                      device="cpu", *, n_reps: int = 3) -> xr.Dataset:
+                      device="cpu", n_reps: int = 3) -> xr.Dataset:
     """Replica MFT manifold capacity, radius and dimension of the manifolds ``by`` labels.
 
     Parameters
@@ -337,8 +338,8 @@ def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 2
     kappa : float
         Margin κ ≥ 0.
     n_t : int
-        Number of Gaussian samples t per manifold (Monte-Carlo error of one manifold's capacity
-        is ≈ 2/√n_t relative, SCIENCE.md §1).
+        Number of Gaussian samples t per manifold (default 200, as in the other capacity
+        analyses; the Monte-Carlo error of one manifold's capacity is ≈ 2/√n_t relative).
     seed : int
         Seeds the samples (one stream per manifold label) and the center-correlation starts.
     center_correlations : bool
@@ -361,7 +362,9 @@ def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 2
         On dim ``manifold`` (the labels): ``capacity`` (α_M), ``radius`` (R_M), ``dimension``
         (D_M), ``n_points``, ``embedding_dim``, ``interior_fraction``, ``qp_max_kkt``.
         Scalars: ``capacity_overall`` (harmonic mean), ``radius_overall``, ``dimension_overall``
-        (means), ``center_correlation`` (ρ_c), ``K``. Every parameter is in attrs.
+        (means), ``center_correlation`` (ρ_c), ``K``. Attrs: ``analysis``, every parameter,
+        the input's provenance, ``neurogeom_version`` and ``references`` (see
+        :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -378,6 +381,13 @@ def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 2
     >>> res = ng.manifold_capacity(ng.average_repetitions(a), by="object_name", n_t=50)
     >>> sorted(res.data_vars)[:3]
     ['K', 'capacity', 'capacity_overall']
+
+    References
+    ----------
+    .. [1] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
+    .. [2] Cohen, Chung, Lee & Sompolinsky (2020). Separability and geometry of object
+       manifolds in deep neural networks. Nat. Commun. 11, 746.
     """
     validate(a)
     groups = group_manifolds(a, by, min_points=1)
@@ -387,7 +397,7 @@ def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 2
                           t_vectors=t_vectors, backend=backend, device=device, n_reps=n_reps,
                           keys=labels)
     cap = result.capacity
-    ds = xr.Dataset(
+    ds = build_result(
         {
             "capacity": ("manifold", cap),
             "radius": ("manifold", result.radius),
@@ -405,13 +415,18 @@ def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 2
         },
         coords={"manifold": np.asarray(labels),
                 "k": np.arange(1, len(result.residual_correlations) + 1)},
-        attrs={
-            "analysis": "manifold_capacity (replica MFT, Chung, Lee & Sompolinsky PRX 2018)",
+        analysis="manifold_capacity",
+        parameters={
             "by": str(by), "kappa": float(kappa),
             "n_t": int(n_t if t_vectors is None else np.asarray(t_vectors[0]).shape[1]),
-            "seed": int(seed), "center_correlations": int(bool(center_correlations)),
-            "dimension_method": dimension, "t_vectors": "given" if t_vectors is not None
+            "seed": int(seed), "center_correlations": bool(center_correlations),
+            "dimension": dimension, "t_vectors": "given" if t_vectors is not None
             else "sampled", "backend": backend, "device": str(device), "n_reps": int(n_reps),
+        },
+        inputs={"input": a},
+        references=("mft", "mft_dnn"),
+        details={
+            "method": "replica mean-field theory, one QP per manifold and Gaussian sample t",
             "capacity_overall_is": "harmonic mean of per-manifold capacity",
             "sign_convention": "constraints s.v <= -kappa (reference mftma)",
         },

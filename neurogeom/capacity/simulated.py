@@ -1,11 +1,11 @@
 """Simulated (empirical) manifold capacity: random projections, exact separability, bisection.
 
-SCIENCE.md §4. The data are projected to ``n`` random dimensions; for random dichotomies of the
-P manifolds we test *exactly* whether every point can be put on its side by a hyperplane with a
-bias (LP feasibility). ``p(n)`` is the fraction of separable dichotomies; the projection
-dimension ``n*`` where ``p = 1/2`` is found by a bisection whose bracket really moves (the public
-Chung-lab script evaluates three fixed ``n`` and interpolates), interpolated between the
-evaluated dimensions that straddle 1/2, and ``alpha_sim = P / n*``.
+Cover (1965); Chung et al. (PRX 2018). The data are projected to ``n`` random dimensions; for
+random dichotomies of the P manifolds we test *exactly* whether every point can be put on its side
+by a hyperplane with a bias (LP feasibility). ``p(n)`` is the fraction of separable dichotomies;
+the projection dimension ``n*`` where ``p = 1/2`` is found by a bisection whose bracket really
+moves (the public Chung-lab script evaluates three fixed ``n`` and interpolates), interpolated
+between the evaluated dimensions that straddle 1/2, and ``alpha_sim = P / n*``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import scipy.optimize
 import xarray as xr
 
+from .._results import build_result
 from ..errors import AnalysisError, ConvergenceError
 from ._inputs import check_positive_int, gather
 
@@ -185,7 +186,9 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
         ``capacity_overall`` (alpha_sim), ``capacity_overall_ci_low``/``_ci_high``, ``n_star`` and its
         interval; on dim ``manifold``: ``n_points``; on dim ``projection_dim`` (the evaluated
         dimensions, sorted): ``p_separable``, ``n_separable``, ``n_tested``,
-        ``evaluation_order``. Parameters and method choices are in attrs.
+        ``evaluation_order``. Attrs: ``analysis``, every parameter, the method choices, the
+        input's provenance, ``neurogeom_version`` and ``references`` (see
+        :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -202,6 +205,16 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
     >>> ds = simulated_capacity(a, by="object_name", n_dichotomies=20)
     >>> float(ds.capacity_overall) > 0
     True
+
+    References
+    ----------
+    .. [1] Cover (1965). Geometrical and statistical properties of systems of linear
+       inequalities with applications in pattern recognition. IEEE Trans. Electron. Comput.
+       EC-14, 326-334.
+    .. [2] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
+    .. [3] Cohen, Chung, Lee & Sompolinsky (2020). Separability and geometry of object
+       manifolds in deep neural networks. Nat. Commun. 11, 746.
     """
     if dichotomy not in DICHOTOMIES:
         raise AnalysisError(f"dichotomy must be one of {DICHOTOMIES}, got {dichotomy!r}")
@@ -291,7 +304,7 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
                       stacklevel=2)
     n_lo = max(n_lo, 1e-12)
 
-    ds = xr.Dataset(
+    ds = build_result(
         {
             "capacity_overall": ((), n_manifolds / n_star),
             "capacity_overall_ci_low": ((), n_manifolds / n_hi),
@@ -307,11 +320,17 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
             "bracket_low": ((), lo), "bracket_high": ((), hi),
         },
         coords={"manifold": np.asarray(data.labels), "projection_dim": n_eval},
-        attrs={
-            "method": "simulated capacity (random projection, exact separability, bisection)",
+        analysis="simulated_capacity",
+        parameters={
             "by": by, "n_dichotomies": n_dichotomies, "precision": precision,
             "dichotomy": dichotomy, "seed": seed, "n_bootstrap": n_bootstrap,
-            "ci_level": ci_level, "max_steps": max_steps, "bisection_steps": steps,
+            "ci_level": ci_level, "max_steps": max_steps,
+        },
+        inputs={"input": a},
+        references=("cover", "mft", "mft_dnn"),
+        details={
+            "method": "simulated capacity (random projection, exact separability, bisection)",
+            "bisection_steps": steps,
             "n_manifolds": n_manifolds, "n_features": data.n_features, "rank": rank,
             "centering": "global mean subtracted",
             "projection": "Gaussian N x n matrix with unit-norm columns, fresh per draw",

@@ -1,10 +1,10 @@
 """Latent dimensionality of an assembly: test R² versus d for the NCE and ridge RRR.
 
-SCIENCE.md §8. Neurons are split at random into disjoint source and target sets; samples into
-train/validation/test sets (by stimulus identity for stimulus data, by time chunks separated by
-gaps for continuous data). For each d the NCE (and, from one decomposition, RRR of every rank)
-predicts the targets from the sources; test R² is normalized by its maximum over both methods and
-all d, and the dimension estimate is the smallest d reaching ``threshold`` (95%) of it.
+Schmutz et al. (NeurIPS 2025). Neurons are split at random into disjoint source and target sets;
+samples into train/validation/test sets (by stimulus identity for stimulus data, by time chunks
+separated by gaps for continuous data). For each d the NCE (and, from one decomposition, RRR of
+every rank) predicts the targets from the sources; test R² is normalized by its maximum over both
+methods and all d, and the dimension estimate is the smallest d reaching ``threshold`` (95%) of it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ..assembly import average_repetitions, repetition_index, sample_dim, validate
+from .._results import build_result
 from ..errors import AnalysisError, format_list
 from .windows import crossed_pairs, time_window
 from .rrr import DEFAULT_ALPHAS, ReducedRankRegression
@@ -110,8 +111,9 @@ def _check_sets(sets: np.ndarray, what: str, minimum: int = 2) -> None:
             f"{sizes}; each needs at least {minimum} (more samples, fewer chunks or a smaller gap)")
 
 
-def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: float = 1 / 3,
-                          n_splits: int = 5, seed: int = 0, methods=METHODS, *,
+def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
+                          source_fraction: float = 1 / 3, n_splits: int = 5, seed: int = 0,
+                          methods=METHODS,
                           threshold: float = 0.95, fractions=(0.5, 0.2, 0.3), window: int = 1,
                           n_chunks: int = 20, gap: int | None = None, crossed="auto",
                           alphas=DEFAULT_ALPHAS, nce_params: dict | None = None,
@@ -165,14 +167,24 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
         ``dimension_of_mean`` (``method``): the same on the split-averaged normalized curve;
         ``is_source`` (``split``, ``neuroid``, 1 = source); ``sample_set`` (``split``, sample
         dim: "train", "validation", "test" or "gap"); ``nce_exponent`` and ``nce_epochs``
-        (``latent_dim``, ``split``) and ``rrr_alpha`` (``split``) when fitted. Attrs hold every
-        parameter.
+        (``latent_dim``, ``split``) and ``rrr_alpha`` (``split``) when fitted. Attrs:
+        ``analysis``, every parameter that affects the numbers (``crossed`` as applied), the
+        input's provenance, ``neurogeom_version`` and ``references`` (see
+        :mod:`neurogeom._results`).
 
     Raises
     ------
     AnalysisError
         Unknown method, d larger than the source or target count, an empty source or target
         side, too few samples for the split, fewer than 2 repeats with ``crossed=True``.
+
+    References
+    ----------
+    .. [1] Schmutz, Haydaroğlu, Wang, Feng, Carandini & Harris (2025). High-dimensional
+       neuronal activity from low-dimensional latent dynamics: a solvable model. Advances in
+       Neural Information Processing Systems (NeurIPS 2025).
+    .. [2] Izenman (1975). Reduced-rank regression for the multivariate linear model. J.
+       Multivar. Anal. 5, 248-264.
     """
     validate(a)
     if "time_bin" in a.dims:
@@ -301,18 +313,22 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
         coords["time"] = ("time", sample_labels)
     else:
         coords["stimulus_id"] = ("stimulus", np.asarray(sample_labels).astype(str))
-    ds = xr.Dataset(data, coords=coords)
+    ds = build_result(
+        data, coords, analysis="latent_dimensionality",
+        parameters={"dims": dims, "source_fraction": float(source_fraction),
+                    "n_splits": int(n_splits), "seed": int(seed), "methods": list(methods),
+                    "threshold": float(threshold), "fractions": [float(f) for f in fractions],
+                    "window": int(window), "n_chunks": int(n_chunks), "gap": int(gap),
+                    "crossed": bool(is_crossed),
+                    "alphas": [float(x) for x in np.atleast_1d(alphas)],
+                    "nce_params": json.dumps(nce_params, default=str)},
+        inputs={"input": a},
+        references=("nce", "rrr"),
+        details={"n_source": n_source, "n_target": n_target,
+                 "split_by": "time chunks" if continuous else "stimulus",
+                 "r2": "pooled over target neurons: 1 - SS_res / SS_tot on test samples"})
     ds["dimension"].attrs["note"] = ("smallest latent_dim whose test R2 reaches threshold times "
                                      "the split's maximum over methods and dims; NaN if none")
-    ds.attrs = {"analysis": "latent_dimensionality", "dims": dims, "methods": list(methods),
-                "source_fraction": float(source_fraction), "n_source": n_source,
-                "n_target": n_target, "n_splits": int(n_splits), "seed": int(seed),
-                "threshold": float(threshold), "fractions": [float(f) for f in fractions],
-                "window": int(window), "n_chunks": int(n_chunks), "gap": int(gap),
-                "crossed": int(is_crossed), "split_by": "time chunks" if continuous else "stimulus",
-                "alphas": [float(x) for x in np.atleast_1d(alphas)],
-                "nce_params": json.dumps(nce_params, default=str),
-                "r2": "pooled over target neurons: 1 - SS_res / SS_tot on test samples"}
     return ds
 
 

@@ -1,9 +1,10 @@
 """Eigenspectra of population activity: cross-validated PCA, power laws, participation ratio, SVCA.
 
-Methods follow Stringer, Pachitariu, Steinmetz, Carandini & Harris (Nature 2019) for cvPCA and
-the power-law fit, and Stringer et al. (Science 2019) for shared variance component analysis;
-see SCIENCE.md §9. Kernels are plain numpy functions (``cvpca_spectrum``, ``svca_spectrum``);
-``cvpca`` and ``svca`` wrap them for assemblies and return labeled ``xarray.Dataset`` results.
+Methods follow Stringer, Pachitariu, Steinmetz, Carandini & Harris (Nature 2019) for cvPCA and the
+power-law fit, and Stringer et al. (Science 2019) for shared variance component analysis; see the
+References of :func:`cvpca` and :func:`svca`. Kernels are plain numpy functions
+(``cvpca_spectrum``, ``svca_spectrum``); ``cvpca`` and ``svca`` wrap them for assemblies and return
+labeled ``xarray.Dataset`` results.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._results import build_result
 from ..assembly import align, repetition_index, validate
 from ..errors import AnalysisError, format_list
 
@@ -129,7 +131,7 @@ def _two_repeats(a: xr.DataArray, repeats, what: str):
             list(repeats))
 
 
-def cvpca(a: xr.DataArray, n_shuffles: int = 5, *, repeats=None, seed: int = 0) -> xr.Dataset:
+def cvpca(a: xr.DataArray, *, n_shuffles: int = 5, repeats=None, seed: int = 0) -> xr.Dataset:
     """Cross-validated PCA spectrum of stimulus responses (Stringer et al., Nature 2019).
 
     PCs are found on one repeat and their variance is measured as the covariance with the other
@@ -155,7 +157,8 @@ def cvpca(a: xr.DataArray, n_shuffles: int = 5, *, repeats=None, seed: int = 0) 
         On dim ``mode`` (1-based rank): ``cv_variance`` (mean over shuffles),
         ``cv_variance_normalized`` (divided by its sum), and ``cv_variance_shuffle``
         (``shuffle``, ``mode``). The tail can be negative: it is an unbiased estimate of small
-        numbers.
+        numbers. Attrs: ``analysis``, every parameter, the input's provenance,
+        ``neurogeom_version`` and ``references`` (see :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -169,6 +172,11 @@ def cvpca(a: xr.DataArray, n_shuffles: int = 5, *, repeats=None, seed: int = 0) 
     >>> ds = cvpca(a)
     >>> ds.cv_variance.dims
     ('mode',)
+
+    References
+    ----------
+    .. [1] Stringer, Pachitariu, Steinmetz, Carandini & Harris (2019). High-dimensional
+       geometry of population responses in visual cortex. Nature 571, 361-365.
     """
     r1, r2, repeats = _two_repeats(a, repeats, "cvPCA")
     per_shuffle = cvpca_spectrum(r1, r2, n_shuffles=n_shuffles, seed=seed)
@@ -178,14 +186,17 @@ def cvpca(a: xr.DataArray, n_shuffles: int = 5, *, repeats=None, seed: int = 0) 
         raise AnalysisError("the cross-validated variance sums to a non-positive number: the "
                             "repeats share no stimulus-related variance")
     mode = np.arange(1, mean.size + 1)
-    return xr.Dataset(
+    return build_result(
         {"cv_variance": ("mode", mean),
          "cv_variance_normalized": ("mode", mean / total),
          "cv_variance_shuffle": (("shuffle", "mode"), per_shuffle)},
         coords={"mode": mode, "shuffle": np.arange(n_shuffles)},
-        attrs={"analysis": "cvpca", "n_shuffles": int(n_shuffles), "seed": int(seed),
-               "repeats": [int(r) for r in repeats], "n_stimuli": int(r1.shape[0]),
-               "n_neuroids": int(r1.shape[1])})
+        analysis="cvpca",
+        parameters={"n_shuffles": int(n_shuffles), "repeats": [int(r) for r in repeats],
+                    "seed": int(seed)},
+        inputs={"input": a},
+        references=("cvpca",),
+        details={"n_stimuli": int(r1.shape[0]), "n_neuroids": int(r1.shape[1])})
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,7 +328,7 @@ def svca_spectrum(fa_train, fb_train, fa_test, fb_test, n_components: int):
     return shared, total
 
 
-def svca(a: xr.DataArray, n_components: int | None = None, *, chunk: int = 10,
+def svca(a: xr.DataArray, *, n_components: int | None = None, chunk: int = 10,
          seed: int = 0) -> xr.Dataset:
     """Reliable (shared) variance of activity components, for spontaneous activity.
 
@@ -342,7 +353,14 @@ def svca(a: xr.DataArray, n_components: int | None = None, *, chunk: int = 10,
     -------
     xarray.Dataset
         ``shared_variance``, ``total_variance`` and ``reliable_fraction`` on dim ``mode``;
-        ``neuron_set`` (``neuroid``: "A"/"B"); attrs record the parameters.
+        ``neuron_set`` (``neuroid``: "A"/"B"). Attrs: ``analysis``, every parameter
+        (``n_components`` as used), the input's provenance, ``neurogeom_version`` and
+        ``references`` (see :mod:`neurogeom._results`).
+
+    References
+    ----------
+    .. [1] Stringer, Pachitariu, Steinmetz, Reddy, Carandini & Harris (2019). Spontaneous
+       behaviors drive multidimensional, brainwide activity. Science 364, eaav7893.
     """
     validate(a)
     if "time_bin" in a.dims:
@@ -376,11 +394,13 @@ def svca(a: xr.DataArray, n_components: int | None = None, *, chunk: int = 10,
     label[set_a] = "A"
     with np.errstate(divide="ignore", invalid="ignore"):
         fraction = np.where(total > 0, shared / np.where(total > 0, total, 1.0), 0.0)
-    return xr.Dataset(
+    return build_result(
         {"shared_variance": ("mode", shared), "total_variance": ("mode", total),
          "reliable_fraction": ("mode", fraction), "neuron_set": ("neuroid", label)},
         coords={"mode": np.arange(1, n_components + 1),
                 "neuroid_id": ("neuroid", np.asarray(a["neuroid_id"].values))},
-        attrs={"analysis": "svca", "chunk": int(chunk), "seed": int(seed),
-               "n_components": int(n_components), "n_train": int(train.size),
-               "n_test": int(test.size)})
+        analysis="svca",
+        parameters={"n_components": int(n_components), "chunk": int(chunk), "seed": int(seed)},
+        inputs={"input": a},
+        references=("svca",),
+        details={"n_train": int(train.size), "n_test": int(test.size)})

@@ -1,6 +1,6 @@
 """The Neural Cross-Encoder: predict target neurons from source neurons through d latents.
 
-Schmutz, Haydaroğlu, Wang, Feng, Carandini & Harris (NeurIPS 2025); SCIENCE.md §8. An MLP
+Schmutz, Haydaroğlu, Wang, Feng, Carandini & Harris (NeurIPS 2025). An MLP
 encoder maps source activity (or a time window of it) to a d-dimensional bottleneck z; a single
 decoder layer maps z to every target neuron, b̂ = φ_{p,c}(U z) + r with φ_{p,c}(x) = max(0, x+c)^p,
 one exponent p shared by all neurons and per-neuron threshold c and baseline r. Because the
@@ -80,7 +80,7 @@ class NeuralCrossEncoder:
     max_epochs : int
         Upper bound on training epochs.
     lr, weight_decay, betas : float, float, (float, float)
-        Adam settings (SCIENCE.md §8: 1e-3, 1e-5, (0.85, 0.95)).
+        Adam settings (the paper's: 1e-3, 1e-5, (0.85, 0.95)).
     batch_size : int
         Samples per step. The paper trains on large datasets with large batches; on a few
         thousand samples small batches (32–64) converge in far fewer epochs (more Adam steps).
@@ -120,7 +120,7 @@ class NeuralCrossEncoder:
     Notes
     -----
     Inputs are 2-d ``(samples, neurons)`` or 3-d ``(repeats, stimuli, neurons)``. With repeats
-    the loss is crossed: sources of one repeat predict targets of another (SCIENCE.md §8). Sources
+    the loss is crossed: sources of one repeat predict targets of another (the paper's). Sources
     are z-scored per neuron; targets are centered per neuron and divided by one global scale, so
     the loss stays proportional to the raw MSE that :meth:`score` measures.
 

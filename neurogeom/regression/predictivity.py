@@ -1,6 +1,6 @@
 """Neural predictivity: cross-validated regression from model features to neurons, ceiled.
 
-Brain-Score's ``CrossRegressedCorrelation`` protocol (SCIENCE.md §6): repetition-average the
+Brain-Score's ``CrossRegressedCorrelation`` protocol (Schrimpf et al. 2018): repetition-average the
 neural data, split stimuli 10 times (90% train, stratified by ``object_name``, random_state 1),
 fit the regression on the training stimuli, predict the test stimuli, correlate predictions and
 responses per neuroid (Pearson r), take the median over neuroids per split, the mean over splits
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._version import __version__
+from .._results import build_result
 from ..assembly import align, presentation_coords
 from ..assembly import average_repetitions as _average_repetitions
 from ..errors import AlignmentError, AnalysisError, format_list
@@ -122,7 +122,7 @@ def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, devi
     raise AnalysisError(f"unknown regression {regression!r}; choose one of {REGRESSIONS}")
 
 
-def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="ridge", *,
+def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regression="ridge",
                         n_splits: int = 10, train_size: float = 0.9,
                         split_by: str = "stimulus_id", stratify_by: str | None = "object_name",
                         seed: int = 1, average_repetitions: bool = True,
@@ -182,7 +182,10 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
         ``ceiling_per_neuroid`` and two ceiled scores, named by their formula:
         ``ceiled_score_r2_over_ceiling`` = score² / ceiling (Brain-Score since early 2026) and
         ``ceiled_score_r_over_ceiling_squared`` = (score / ceiling)² (Brain-Score before),
-        each with an ``_error``.
+        each with an ``_error``. Attrs: ``analysis``, every parameter that applies (``alphas``,
+        ``alpha_per_target``, ``cv`` for ridge; ``n_components`` for PLS), the provenance of
+        both inputs (``source_*``, ``target_*``), ``neurogeom_version`` and ``references`` (see
+        :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -202,7 +205,17 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
     >>> ds = neural_predictivity(model, resp, regression="pls", n_components=5)
     >>> float(ds["score"]) > 0.5
     True
+
+    References
+    ----------
+    .. [1] Schrimpf, Kubilius, Hong, Majaj, Rajalingham, Issa, Kar, Bashivan, Prescott-Roy,
+       Geiger, Schmidt, Yamins & DiCarlo (2018). Brain-Score: which artificial neural network
+       for object recognition is most brain-like? bioRxiv 407007.
+    .. [2] Spearman (1910). Correlation calculated from faulty data. Br. J. Psychol. 3,
+       271-295; Brown (1910). Some experimental results in the correlation of mental abilities.
+       Br. J. Psychol. 3, 296-322. Used for the noise ceiling.
     """
+    inputs = {"source": source, "target": target}   # provenance of the data as given
     source = check_source(source)
     target = check_responses(target)
     alphas = check_alphas(alphas)
@@ -248,7 +261,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
             raise AnalysisError(f"n_components={n_components} exceeds the {X.shape[1]} features")
     if (is_ridge or is_pls) and X.shape[1] >= n_train_max:
         # One Gram matrix of all stimuli serves every split, for ridge and kernel PLS alike
-        # (centering per fold is done on the Gram, SCIENCE.md §6); centering globally first
+        # (centering per fold is done on the Gram, as in himalaya); centering globally first
         # keeps that subtraction well conditioned.
         xp = namespace(device, dtype)
         K = xp.centered_gram(xp.asarray(X))
@@ -303,23 +316,26 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
         data["alpha"] = (("split", "neuroid"), chosen)
     if keep_predictions:
         data["prediction"] = (("split", "presentation", "neuroid"), predictions)
-    attrs = {"analysis": "neural_predictivity",
-             "regression": regression if isinstance(regression, str) else type(regression).__name__,
-             "n_splits": int(n_splits), "train_size": float(train_size), "split_by": split_by,
-             "stratify_by": stratify_by or "", "stratified": int(stratified), "seed": int(seed),
-             "protocol": protocol, "average_repetitions": int(average_repetitions),
+    parameters = {"regression": regression if isinstance(regression, str)
+                  else type(regression).__name__,
+                  "n_splits": int(n_splits), "train_size": float(train_size), "split_by": split_by,
+                  "stratify_by": stratify_by, "seed": int(seed), "protocol": protocol,
+                  "average_repetitions": bool(average_repetitions),
+                  "stratify_fallback": bool(stratify_fallback), "ceiling": bool(ceiling),
+                  "keep_predictions": bool(keep_predictions),
+                  "dtype": dtype, "device": str(device) if device is not None else "numpy"}
+    if is_ridge:
+        parameters.update(alphas=alphas.tolist(), alpha_per_target=bool(alpha_per_target),
+                          cv=str(cv))
+    if isinstance(regression, str) and regression == "pls":
+        parameters["n_components"] = int(n_components)
+    attrs = {"stratified": int(stratified),
              "n_stimuli": int(target.sizes["presentation"]), "n_features": int(X.shape[1]),
              "n_excluded_constant_neuroids": len(excluded),
-             "excluded_constant_neuroids": [str(i) for i in excluded] or "",
+             "excluded_constant_neuroids": [str(i) for i in excluded],
              "n_undefined_correlations": int(undefined.sum()),
-             "dtype": dtype, "device": str(device) if device is not None else "numpy",
              "score_definition": "mean over splits of the median over neuroids of Pearson r",
-             "error_definition": "std over splits (ddof 0) / sqrt(n_splits)",
-             "neurogeom_version": __version__}
-    if is_ridge:
-        attrs.update(alphas=alphas.tolist(), alpha_per_target=int(alpha_per_target), cv=str(cv))
-    if isinstance(regression, str) and regression == "pls":
-        attrs["n_components"] = int(n_components)
+             "error_definition": "std over splits (ddof 0) / sqrt(n_splits)"}
     if ceiling_ds is not None:
         c = float(ceiling_ds["ceiling"])
         data.update({
@@ -338,4 +354,6 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
     coords = {"split": np.arange(len(row_splits)),
               "stimulus_id": ("presentation", np.asarray(target["stimulus_id"].values)),
               **neuroid_coords}
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    references = ("brainscore", "spearman_brown") if ceiling_ds is not None else ("brainscore",)
+    return build_result(data, coords, analysis="neural_predictivity", parameters=parameters,
+                        inputs=inputs, references=references, details=attrs)

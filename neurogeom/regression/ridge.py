@@ -1,6 +1,6 @@
 """Ridge regression that solves every alpha from one eigendecomposition per training fold.
 
-The math (SCIENCE.md §6; himalaya and sklearn's ``_RidgeGCV`` are the anchors):
+The math (himalaya and sklearn's ``_RidgeGCV`` are the anchors):
 
 * With centered training data ``Xc`` (n × p) and ``G = Xc Xc^T = U diag(e) U^T``, the dual
   coefficients for ridge ``alpha`` are ``c = (G + alpha I)^-1 Y = U diag(1/(e+alpha)) U^T Y``
@@ -27,7 +27,7 @@ from ..errors import AnalysisError
 from ._backend import namespace
 from ._validation import check_fitted, check_xy
 
-#: Brain-Score's RidgeCV grid, 0.01 … 1e7 (SCIENCE.md §6), thinned to 20 log-spaced values.
+#: Brain-Score's RidgeCV grid, 0.01 … 1e7 (Schrimpf et al. 2018), thinned to 20 log-spaced values.
 DEFAULT_ALPHAS = tuple(np.logspace(-2, 7, 20).tolist())
 
 
