@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from neurogeom._version import __version__
+from neurogeom import __version__
 from neurogeom.io import coord_problem
 from neurogeom.errors import LoaderError, NeurogeomError, format_list
 

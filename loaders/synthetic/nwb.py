@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from neurogeom._version import __version__
+from neurogeom import __version__
 from neurogeom.io import atomic_write, atomic_write_dir
 
 from .assemblies import object_manifolds
