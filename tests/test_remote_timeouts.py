@@ -18,7 +18,7 @@ import loaders
 from loaders import redact_url
 from neurogeom.errors import LoaderError
 
-from nwb_files import RangeServer, macaque, nwb_dir  # noqa: F401
+from nwb_files import RangeServer
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 0.5

@@ -17,7 +17,6 @@ from neurogeom.errors import LoaderError
 from neurogeom_cli import main
 
 from conftest import make_assembly
-from nwb_files import macaque, nwb_dir  # noqa: F401
 from test_nwb_zarr import unchanged
 
 pytest.importorskip("hdmf_zarr")
