@@ -12,8 +12,7 @@ from neurogeom.regression import LinearRegression, PLSRegression, RidgeRegressio
 from neurogeom.regression._backend import namespace
 from neurogeom.regression.pls import kernel_pls_predict, kernel_pls_splits
 from neurogeom.regression.ridge import (decompose_gram, double_center, dual_coefficients,
-                                        gram_ridge_predict, loo_errors, loo_select,
-                                        select_alphas)
+                                        loo_errors, loo_select, select_alphas)
 
 ALPHAS = np.logspace(-2, 4, 9)
 
@@ -116,10 +115,16 @@ def test_alpha_never_sees_test_rows():
     Xg = X - X.mean(0)
     K = Xg @ Xg.T
     train, test = np.arange(0, 50), np.arange(50, 60)
-    pred, best, errors = gram_ridge_predict(K, Y, train, test, ALPHAS, xp)
+
+    def gram_ridge_predict(Y):
+        """The shared-Gram fit neural_predictivity runs on each split."""
+        est = RidgeRegression(alphas=ALPHAS)
+        return est._fit_predict_gram(K, Y, train, test, xp), est.alpha_index_, est.cv_errors_
+
+    pred, best, errors = gram_ridge_predict(Y)
     Y_poisoned = Y.copy()
     Y_poisoned[test] = 1e3 * np.random.default_rng(0).standard_normal((10, 5))
-    pred2, best2, errors2 = gram_ridge_predict(K, Y_poisoned, train, test, ALPHAS, xp)
+    pred2, best2, errors2 = gram_ridge_predict(Y_poisoned)
     assert np.array_equal(best, best2)
     assert np.allclose(errors, errors2, rtol=1e-12)
     assert np.allclose(pred, pred2, rtol=1e-10)
