@@ -16,7 +16,7 @@ import math
 import numpy as np
 import scipy.sparse
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -68,7 +68,7 @@ class _CrossEncoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-class NeuralCrossEncoder(R2ScoreMixin, BaseEstimator):
+class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
     """Neural Cross-Encoder: an MLP encoder to d latents and a one-layer nonlinear decoder.
 
     Parameters
@@ -90,7 +90,7 @@ class NeuralCrossEncoder(R2ScoreMixin, BaseEstimator):
     patience : int
         Stop after this many epochs without improving the validation loss (the training loss
         when no validation set is given); the best checkpoint is restored.
-    warm_start : {"rrr", None}
+    warm_start : {"rrr", None, False}
         ``"rrr"`` first trains the network to reproduce a ridge reduced-rank regression of rank
         d (distillation, ``distill_epochs`` epochs), so training starts from the linear solution.
         Off by default: on the synthetic random-feature data it started the decoder in its
@@ -178,14 +178,16 @@ class NeuralCrossEncoder(R2ScoreMixin, BaseEstimator):
         """Validate shapes, apply the time window; return float arrays (a 1-d target becomes one
         column). After ``fit`` the number of source neurons must match the training data."""
         who = "NeuralCrossEncoder"
-        if not scipy.sparse.issparse(source) and np.ndim(source) == 3:
-            x = np.asarray(source)
+        if not scipy.sparse.issparse(source):
+            source = np.asarray(source)
+        if not scipy.sparse.issparse(source) and source.ndim == 3:
+            x = source
             if np.iscomplexobj(x):
                 raise AnalysisError(f"{who}: Complex data not supported ({name})")
             x = x.astype(np.float64)
             if not np.isfinite(x).all():
                 raise AnalysisError(f"{name} contains NaN or infinite values")
-        elif not scipy.sparse.issparse(source) and np.ndim(source) > 3:
+        elif not scipy.sparse.issparse(source) and source.ndim > 3:
             raise AnalysisError(f"{name} must be (samples, neurons) or (repeats, stimuli, "
                                 f"neurons), got shape {np.shape(source)}")
         else:
@@ -269,8 +271,11 @@ class NeuralCrossEncoder(R2ScoreMixin, BaseEstimator):
             torch.set_num_threads(previous)
 
     def _fit(self, source, target, validation):
+        if target is None:
+            raise AnalysisError("NeuralCrossEncoder requires y to be passed, but the target y is "
+                                "None; call fit(X, Y) with the target neurons' activity")
         x, y = self._prepare(source, target, min_samples=2)
-        y_1d = np.ndim(target) == 1
+        y_1d = np.asarray(target).ndim == 1
         n_src, n_tgt = x.shape[-1], y.shape[-1]
         d = self.n_latents
         if not isinstance(d, (int, np.integer)) or d < 1:
@@ -281,8 +286,9 @@ class NeuralCrossEncoder(R2ScoreMixin, BaseEstimator):
         n_samples = x.shape[-2]
         if n_samples < 2:
             raise AnalysisError(f"need at least 2 training samples, got {n_samples}")
-        if self.warm_start not in ("rrr", None):
-            raise AnalysisError(f"warm_start must be 'rrr' or None, got {self.warm_start!r}")
+        if self.warm_start not in ("rrr", None, False):
+            raise AnalysisError(f"warm_start must be 'rrr' or None (False), got "
+                                f"{self.warm_start!r}")
         self.device_ = torch.device(self.device)
         flat_x, flat_y = x.reshape(-1, n_src), y.reshape(-1, n_tgt)
         self.source_mean_ = flat_x.mean(axis=0)
@@ -350,7 +356,7 @@ class NeuralCrossEncoder(R2ScoreMixin, BaseEstimator):
         self.train_loss_ = np.asarray(train_loss)
         self.validation_loss_ = np.asarray(val_loss)
         self.exponent_ = float(self.module_.decoder.exponent().detach().cpu())
-        self.n_features_in_ = int(np.shape(source)[-1])
+        self.n_features_in_ = int(np.asarray(source).shape[-1])
         self._y_1d = y_1d
         return self
 

@@ -9,7 +9,7 @@ rank, so a whole R²-versus-rank curve costs one fit.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..errors import AnalysisError
 from ..regression._base import (EstimatorNotFittedError, LinearPredictorMixin, check_features,
@@ -49,7 +49,7 @@ def _column(y, one_target: bool):
     return y[:, None] if one_target and y.ndim == 1 else y
 
 
-class ReducedRankRegression(LinearPredictorMixin, BaseEstimator):
+class ReducedRankRegression(TransformerMixin, LinearPredictorMixin, BaseEstimator):
     """Closed-form ridge reduced-rank regression of targets on sources.
 
     Parameters
@@ -200,7 +200,7 @@ class ReducedRankRegression(LinearPredictorMixin, BaseEstimator):
         self._check_fitted()
         rank = self._check_rank(self.rank if rank is None else rank) if (
             rank is not None or self.rank is not None) else self.max_rank_
-        x = _as_matrix(X, "X") - self.x_mean_
+        x = self._check_fitted_features(X, "transform").astype(np.float64) - self.x_mean_
         return (x @ self.coef_ridge_) @ self.components_[:, :rank]
 
     def predict(self, X, rank: int | None = None) -> np.ndarray:
@@ -233,7 +233,7 @@ class ReducedRankRegression(LinearPredictorMixin, BaseEstimator):
         ranks = np.arange(1, self.max_rank_ + 1) if ranks is None else np.asarray(ranks)
         for r in ranks:
             self._check_rank(int(r))
-        x = _as_matrix(X, "X") - self.x_mean_
+        x = self._check_fitted_features(X, "score_ranks").astype(np.float64) - self.x_mean_
         y = _as_matrix(_column(Y, self._y_1d), "Y")
         yc = y - self.y_mean_
         p = (x @ self.coef_ridge_) @ self.components_

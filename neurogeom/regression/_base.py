@@ -162,17 +162,21 @@ class LinearPredictorMixin(R2ScoreMixin):
     def _is_fitted(self) -> bool:
         return hasattr(self, "coef_")
 
-    def _linear_predict(self, X, coef, intercept):
-        """``X @ coef.T + intercept`` after the checks of :meth:`predict`."""
-        who = f"{type(self).__name__}.predict"
-        if coef is None:
-            raise EstimatorNotFittedError(f"this {type(self).__name__} is not fitted yet; call "
-                                          "fit(X, Y) first")
-        X = check_features(X, who=who)
+    def _check_fitted_features(self, X, method: str):
+        """``X`` checked by :func:`check_features`, with as many columns as in ``fit``."""
+        X = check_features(X, who=f"{type(self).__name__}.{method}")
         n_features = self.n_features_in_
         if X.shape[1] != n_features:
             raise AnalysisError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                                 f"expecting {n_features} features as input (it was fitted with "
                                 f"{n_features} features)")
+        return X
+
+    def _linear_predict(self, X, coef, intercept):
+        """``X @ coef.T + intercept`` after the checks of :meth:`predict`."""
+        if coef is None:
+            raise EstimatorNotFittedError(f"this {type(self).__name__} is not fitted yet; call "
+                                          "fit(X, Y) first")
+        X = self._check_fitted_features(X, "predict")
         out = X @ coef.T + intercept[None, :]
         return out[:, 0] if self._y_1d else out
