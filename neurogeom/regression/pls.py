@@ -354,8 +354,8 @@ class PLSRegression(LinearPredictorMixin, BaseEstimator):
     >>> model = PLSRegression(n_components=5).fit(X, Y)
     >>> model.predict(X).shape
     (40, 3)
-    >>> round(model.score(X, Y), 6)
-    1.0
+    >>> model.score(X, Y) > 0.99          # R², the mean over targets
+    True
     """
 
     def __init__(self, n_components: int = 25, device=None, dtype: str = "float64"):
