@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from sklearn.base import clone
 from sklearn.linear_model import Ridge
+from sklearn.metrics import r2_score
+from sklearn.model_selection import KFold, cross_val_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 import loaders
@@ -361,15 +365,10 @@ def test_nce_known_dimensions_on_random_features(d, readout, rrr_about):
 
 # ------------------------------------------------------------- scikit-learn estimator API
 
-from sklearn.base import clone  # noqa: E402
-from sklearn.metrics import r2_score  # noqa: E402
-from sklearn.model_selection import KFold, cross_val_score  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
-
 # Small, fast NCE settings for the generic checks: one latent (the checks use one target and
 # as few as one source feature), a tiny encoder, a few hundred Adam steps.
-FAST_NCE = dict(n_latents=1, hidden=(8,), max_epochs=30, lr=1e-2, batch_size=32, patience=5,
-                progress=False, n_threads=1)
+FAST_NCE = {"n_latents": 1, "hidden": (8,), "max_epochs": 30, "lr": 1e-2, "batch_size": 32,
+            "patience": 5, "progress": False, "n_threads": 1}
 
 
 @parametrize_with_checks([ReducedRankRegression(), ReducedRankRegression(rank=1, alphas=[1.0]),

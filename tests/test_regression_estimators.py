@@ -4,8 +4,12 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.cross_decomposition import PLSRegression as SkPLS
 from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.metrics import r2_score
+from sklearn.model_selection import KFold, cross_val_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from neurogeom.errors import AnalysisError
 from neurogeom.regression import LinearRegression, PLSRegression, RidgeRegression
@@ -334,11 +338,6 @@ def test_estimator_bad_inputs():
 # --------------------------------------------------------------------------------------------
 # scikit-learn estimator API
 # --------------------------------------------------------------------------------------------
-
-from sklearn.base import clone  # noqa: E402
-from sklearn.metrics import r2_score  # noqa: E402
-from sklearn.model_selection import KFold, cross_val_score  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 # PLS with one component: the checks fit data with as few as 1 feature, and n_components may
 # not exceed the number of features (sklearn's own PLSRegression is checked the same way).

@@ -12,8 +12,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..errors import AnalysisError
-from ..regression._base import (EstimatorNotFittedError, LinearPredictorMixin, check_features,
-                                check_xy)
+from ..regression._base import (
+    EstimatorNotFittedError,
+    LinearPredictorMixin,
+    check_features,
+    check_xy,
+)
 
 __all__ = ["ReducedRankRegression", "r2_score", "DEFAULT_ALPHAS"]
 
