@@ -418,8 +418,8 @@ def test_neural_predictivity_fits_a_copy_with_the_estimators_own_parameters():
                        coords={"stimulus_id": ("presentation", ids),
                                "neuroid_id": ("neuroid", [f"n{i}" for i in range(4)])})
     est = RidgeRegression(alphas=[0.5, 5e3])
-    ds = neural_predictivity(src, tgt, est, stratify_by=None, n_splits=3, keep_predictions=True,
-                             ceiling=False)
+    ds = neural_predictivity(src, tgt, regression=est, stratify_by=None, n_splits=3,
+                             keep_predictions=True, ceiling=False)
     assert not hasattr(est, "coef_")
     assert set(np.unique(ds["alpha"].values)) <= {0.5, 5e3}
     for s in range(3):
