@@ -20,8 +20,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._estimators import EstimatorNotFittedError, R2ScoreMixin, check_features
 from ..errors import AnalysisError, ConvergenceError
-from ..regression._base import EstimatorNotFittedError, R2ScoreMixin, check_features
 from .rrr import DEFAULT_ALPHAS, ReducedRankRegression
 from .windows import crossed_pairs, time_window
 
@@ -475,7 +475,7 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
         """Predictions and targets for :meth:`score`; crossed between repeats for 3-d inputs,
         as in training."""
         self._check_fitted()
-        x, target = self._prepare(X, y)
+        _, target = self._prepare(X, y)
         pred = self.predict(X)
         if target.ndim == 3:
             return crossed_pairs(pred, target)[::-1]

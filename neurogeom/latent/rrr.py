@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ..errors import AnalysisError
-from ..regression._base import (
+from .._estimators import (
     EstimatorNotFittedError,
     LinearPredictorMixin,
     check_features,
     check_xy,
 )
+from ..errors import AnalysisError
 
 __all__ = ["ReducedRankRegression", "r2_score", "DEFAULT_ALPHAS"]
 

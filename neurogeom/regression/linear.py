@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .._estimators import LinearPredictorMixin, check_xy
 from ..errors import AnalysisError
 from ._backend import namespace
-from ._base import LinearPredictorMixin, check_xy
 
 
 class LinearRegression(LinearPredictorMixin, BaseEstimator):

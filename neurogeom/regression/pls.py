@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .._estimators import LinearPredictorMixin, check_xy
 from ..errors import AnalysisError
 from ._backend import namespace
-from ._base import LinearPredictorMixin, check_xy
 
 
 def pls_kernel(X, Y, n_components: int, xp):

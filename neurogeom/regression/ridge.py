@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .._estimators import LinearPredictorMixin, check_xy
 from ..errors import AnalysisError
 from ._backend import namespace
-from ._base import LinearPredictorMixin, check_xy
 
 #: Brain-Score's RidgeCV grid, 0.01 … 1e7 (Schrimpf et al. 2018), thinned to 20 log-spaced values.
 DEFAULT_ALPHAS = tuple(np.logspace(-2, 7, 20).tolist())

@@ -17,7 +17,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_array
 
-from ..errors import AnalysisError
+from .errors import AnalysisError
 
 __all__ = ["EstimatorNotFittedError", "LinearPredictorMixin", "R2ScoreMixin", "check_features",
            "check_xy"]
