@@ -6,6 +6,7 @@ assemblies (see :mod:`neurogeom.assembly`).
 
 from . import synthetic
 from ._lazy import lazy_attributes
+from ._urls import redact_url
 from .files import from_brainscore, read_features, to_brainscore, write_features
 from .nwb import binned_activity, calcium_responses, nwb_summary, open_nwb, spike_responses
 
@@ -16,4 +17,4 @@ __getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 __all__ = ["synthetic", "open_nwb", "spike_responses", "calcium_responses", "binned_activity",
            "nwb_summary", "model_activations", "RandomProjection", "fit_pca", "layer_names",
-           "read_features", "write_features", "from_brainscore", "to_brainscore"]
+           "read_features", "write_features", "from_brainscore", "to_brainscore", "redact_url"]

@@ -31,9 +31,11 @@ def add_parser(sub) -> None:
                    help="skip the center-correlation removal step (mft)")
     p.add_argument("--average-repetitions", action="store_true",
                    help="average repeated presentations of each stimulus first")
-    p.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
-                   help="QP solver backend (mft)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (mft)")
+    p.add_argument("--backend", choices=("numpy", "torch"), default=None,
+                   help="QP solver array backend (mft; default numpy, or torch when --device "
+                        "names a GPU)")
+    p.add_argument("--device", default=None,
+                   help="cpu (default) or a GPU such as cuda:0, which runs torch (mft)")
     p.set_defaults(func=run)
 
 

@@ -22,10 +22,11 @@ import scipy.linalg
 import xarray as xr
 from scipy.stats import chi, norm
 
+from .._params import check_seed
 from .._results import build_result
 from ..errors import AnalysisError
-from ._inputs import check_kappa, check_positive_int, gather
-from .joint import DICHOTOMIES, draw_labels, solve_joint
+from ._inputs import check_joint_memory, check_kappa, check_positive_int, gather
+from .joint import DICHOTOMIES, check_joint_backend, draw_labels, solve_joint
 
 
 def ball_capacity(kappa: float, radius: float, dimension: int) -> float:
@@ -118,8 +119,8 @@ def _mean_offdiag(mat: np.ndarray) -> float:
 def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
                         n_dichotomies: int | None = None, dichotomy: str = "random",
                         seed: int = 0, ridge: float | None = None, center: bool = True,
-                        solver: str = "active_set", backend: str = "numpy",
-                        device="cpu") -> xr.Dataset:
+                        solver: str = "active_set", backend=None,
+                        device=None) -> xr.Dataset:
     """Capacity of correlated manifolds by whitening with the center/axis covariance tensor.
 
     Parameters
@@ -148,7 +149,8 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
         component that a center correlation rho_c > 0 adds, which the theory shows is what
         rho_c does there). Set False to follow the uncentered theory exactly.
     solver, backend, device
-        Joint-QP solver options (:func:`neurogeom.capacity.joint.solve_joint`).
+        Joint-QP solver options (:func:`neurogeom.capacity.joint.solve_joint`); ``backend`` and
+        ``device`` (:mod:`neurogeom._backend`) apply to ``solver="shared"``.
 
     Returns
     -------
@@ -184,14 +186,17 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
     """
     kappa = check_kappa(kappa)
     n_t = check_positive_int("n_t", n_t, 2)
+    seed = check_seed(seed)
     if dichotomy not in DICHOTOMIES:
         raise AnalysisError(f"dichotomy must be one of {DICHOTOMIES}, got {dichotomy!r}")
     if ridge is not None and (not np.isfinite(ridge) or ridge < 0):
         raise AnalysisError(f"ridge must be a finite number >= 0, got {ridge}")
+    backend, device = check_joint_backend(solver, backend, device)   # attrs record these
     data = gather(a, by, center=center, normalize=True)
     if n_dichotomies is None:
         n_dichotomies = data.n_manifolds if dichotomy == "one_vs_rest" else 20
     n_dichotomies = check_positive_int("n_dichotomies", n_dichotomies)
+    check_joint_memory(data, n_dichotomies, n_t, "correlated capacity")
     points, info = whitened_points(data.coords, data.owner, ridge)
 
     rng = np.random.default_rng(seed)

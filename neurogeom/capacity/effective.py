@@ -22,10 +22,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .._params import check_seed
 from .._results import build_result
 from ..errors import AnalysisError
-from ._inputs import ManifoldPoints, check_kappa, check_positive_int, gather
-from .joint import DICHOTOMIES, draw_labels, solve_joint
+from ._inputs import ManifoldPoints, check_joint_memory, check_kappa, check_positive_int, gather
+from .joint import DICHOTOMIES, check_joint_backend, draw_labels, solve_joint
 
 #: eigenvalues of Gram matrices below this (data normalized to unit RMS center norm) are zero
 _ABS_CUTOFF = 1e-12
@@ -141,8 +142,8 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
                        n_dichotomies: int | None = None, kappa: float = 0.0, seed: int = 0,
                        center: bool = True,
                        absolute_alignment: bool = True, solver: str = "active_set",
-                       backend: str = "numpy",
-                       device="cpu") -> xr.Dataset:
+                       backend=None,
+                       device=None) -> xr.Dataset:
     """GLUE effective geometry: capacity, effective radius and dimension, alignments.
 
     The points are centered on the global mean and divided by the RMS norm of the manifold
@@ -179,7 +180,9 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
     solver : {"active_set", "shared"}
         Joint-QP solver (:func:`neurogeom.capacity.joint.solve_joint`).
     backend, device
-        Passed to the shared solver (``"torch"`` and e.g. ``"cuda"``).
+        Array backend and device of ``solver="shared"`` (:mod:`neurogeom._backend`; e.g.
+        ``device="cuda:0"``). The active-set solver runs in numpy/scipy: with it, a torch
+        backend or a GPU device is an error.
 
     Returns
     -------
@@ -221,12 +224,15 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
     """
     kappa = check_kappa(kappa)
     n_t = check_positive_int("n_t", n_t, 2)
+    seed = check_seed(seed)
     if dichotomy not in DICHOTOMIES:
         raise AnalysisError(f"dichotomy must be one of {DICHOTOMIES}, got {dichotomy!r}")
+    backend, device = check_joint_backend(solver, backend, device)   # attrs record these
     data = gather(a, by, center=center, normalize=True)
     if n_dichotomies is None:
         n_dichotomies = data.n_manifolds if dichotomy == "one_vs_rest" else 20
     n_dichotomies = check_positive_int("n_dichotomies", n_dichotomies)
+    check_joint_memory(data, n_dichotomies, n_t, "effective geometry")
     rng = np.random.default_rng(seed)
     labels = draw_labels(rng, data.n_manifolds, n_dichotomies, dichotomy)
     t = rng.standard_normal((n_dichotomies, n_t, data.rank))

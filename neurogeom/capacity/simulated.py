@@ -16,6 +16,7 @@ import numpy as np
 import scipy.optimize
 import xarray as xr
 
+from .._params import check_seed
 from .._results import build_result
 from ..errors import AnalysisError, ConvergenceError
 from ._inputs import check_positive_int, gather
@@ -228,6 +229,7 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
         raise AnalysisError(f"dichotomy must be one of {DICHOTOMIES}, got {dichotomy!r}")
     n_dichotomies = check_positive_int("n_dichotomies", n_dichotomies)
     n_bootstrap = check_positive_int("n_bootstrap", n_bootstrap)
+    seed = check_seed(seed)
     if not 0 < precision < 0.5:
         raise AnalysisError(f"precision must lie in (0, 0.5), got {precision}")
     if not 0 < ci_level < 1:

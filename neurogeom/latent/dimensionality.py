@@ -17,6 +17,8 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
+from .._backend import torch_device
+from .._params import check_fraction, check_int, check_seed
 from ..assembly import average_repetitions, repetition_index, sample_dim, validate
 from .._results import build_result
 from ..errors import AnalysisError, format_list
@@ -117,7 +119,7 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
                           threshold: float = 0.95, fractions=(0.5, 0.2, 0.3), window: int = 1,
                           n_chunks: int = 20, gap: int | None = None, crossed="auto",
                           alphas=DEFAULT_ALPHAS, nce_params: dict | None = None,
-                          progress: bool | None = None) -> xr.Dataset:
+                          device=None, progress: bool | None = None) -> xr.Dataset:
     """How many latent dimensions explain an assembly's activity (NCE versus ridge RRR).
 
     Parameters
@@ -154,7 +156,10 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
         Ridge penalties for RRR (chosen on the validation set; sources are z-scored).
     nce_params : dict, optional
         Further :class:`NeuralCrossEncoder` arguments (``hidden``, ``max_epochs``, ``lr``,
-        ``batch_size``, ``device``, …).
+        ``batch_size``, …).
+    device : None, str or torch.device
+        Where the NCE trains: None or ``"cpu"`` the CPU, ``"cuda:0"``… that GPU (the convention
+        of :mod:`neurogeom._backend`; the NCE is torch-only, RRR runs in numpy).
     progress : bool or None
         Progress bar over fits (None: only on a terminal).
 
@@ -186,6 +191,7 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
     .. [2] Izenman (1975). Reduced-rank regression for the multivariate linear model. J.
        Multivar. Anal. 5, 248-264.
     """
+    device = torch_device(device)   # a bad device fails before any work
     validate(a)
     if "time_bin" in a.dims:
         raise AnalysisError("latent_dimensionality needs (presentation, neuroid) or (time, "
@@ -195,16 +201,24 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
     if unknown or not methods:
         raise AnalysisError(f"unknown method(s) {format_list(unknown)}; available: "
                             f"{format_list(METHODS)}")
-    dims = sorted({int(d) for d in dims})
-    if not dims or dims[0] < 1:
-        raise AnalysisError(f"dims must be positive integers, got {dims}")
-    if not 0 < threshold <= 1:
-        raise AnalysisError(f"threshold must be in (0, 1], got {threshold}")
-    if n_splits < 1:
-        raise AnalysisError(f"n_splits must be >= 1, got {n_splits}")
+    dims = sorted({check_int(d, "each of dims (latent dimensions)") for d in dims})
+    if not dims:
+        raise AnalysisError("dims (latent dimensions) must name at least one integer >= 1, got "
+                            "none")
+    threshold = check_fraction(threshold, "threshold")
+    source_fraction = check_fraction(source_fraction, "source_fraction", include_one=False)
+    n_splits = check_int(n_splits, "n_splits")
+    seed = check_seed(seed)
+    window = check_int(window, "window")
+    n_chunks = check_int(n_chunks, "n_chunks")
+    if gap is not None:
+        gap = check_int(gap, "gap", minimum=0)
     dim = sample_dim(a)
     continuous = dim == "time"
     n_neur = a.sizes["neuroid"]
+    if a.sizes[dim] == 0 or n_neur == 0:
+        raise AnalysisError(f"latent_dimensionality: the assembly has {a.sizes[dim]} {dim} "
+                            f"samples and {n_neur} neuroids; it needs samples and neuroids")
     n_source = int(round(source_fraction * n_neur))
     n_target = n_neur - n_source
     if n_source < 1 or n_target < 1:
@@ -218,10 +232,18 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
     if gap is None:
         gap = window
     nce_params = dict(nce_params or {})
-    reserved = [k for k in ("n_latents", "window", "seed") if k in nce_params]
+    reserved = [k for k in ("n_latents", "window", "seed", "device") if k in nce_params]
     if reserved:
         raise AnalysisError(f"nce_params cannot set {format_list(reserved)}: they are "
                             "arguments of latent_dimensionality")
+    if "nce" in methods:
+        from .nce import NeuralCrossEncoder, check_options  # torch only when the NCE runs
+        try:
+            options = NeuralCrossEncoder(dims[0], **nce_params)
+        except TypeError as exc:
+            raise AnalysisError(f"nce_params: {exc}") from None
+        check_options(options)   # bad NCE options fail here, before any fitting
+        max_epochs = options.max_epochs
 
     if continuous:
         values = np.asarray(a.transpose("time", "neuroid").values, dtype=np.float64)
@@ -240,6 +262,7 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
     r2 = np.full((len(methods), len(dims), n_splits), np.nan)
     exponent = np.full((len(dims), n_splits), np.nan)
     epochs = np.zeros((len(dims), n_splits), dtype=np.int64)
+    converged = np.ones((len(dims), n_splits), dtype=bool)
     alpha = np.full(n_splits, np.nan)
     is_source = np.zeros((n_splits, n_neur), dtype=np.int8)
     sets_all = np.empty((n_splits, n_samples), dtype=object)
@@ -265,23 +288,42 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
                                                                          is_crossed)
             bar.update()
         if "nce" in methods:
-            from .nce import NeuralCrossEncoder  # torch is imported only when the NCE runs
+            from .nce import NCEConvergenceWarning, NeuralCrossEncoder
             (xt, yt), (xv, yv), (xs, ys) = parts
             for i, d in enumerate(dims):
                 model = NeuralCrossEncoder(d, seed=seed * 1000 + split, progress=False,
-                                           **nce_params)
-                model.fit(xt, yt, validation=(xv, yv))
+                                           device=device, **nce_params)
+                with warnings.catch_warnings():   # reported once below, for all fits
+                    warnings.simplefilter("ignore", NCEConvergenceWarning)
+                    model.fit(xt, yt, validation=(xv, yv))
+                converged[i, split] = model.converged_
                 r2[methods.index("nce"), i, split] = model.score(xs, ys)
                 exponent[i, split] = model.exponent_
                 epochs[i, split] = model.n_epochs_
                 bar.update()
     bar.close()
 
+    unconverged = ~converged
     best = r2.max(axis=(0, 1))
     if not (best > 0).all():
         bad = np.flatnonzero(~(best > 0)).tolist()
-        raise AnalysisError(f"no model predicts the targets (best test R² <= 0) in split(s) "
-                            f"{bad}: the sources carry no information about the targets")
+        stuck = sorted({int(s) for s in np.flatnonzero(unconverged[:, bad].any(axis=0))})
+        if stuck:
+            stuck = [bad[s] for s in stuck]
+            raise AnalysisError(
+                f"no model predicts the targets (best test R² <= 0) in split(s) {bad}, and the "
+                f"NCE did not converge within max_epochs={max_epochs} in split(s) {stuck} (its "
+                "loss was still improving): raise max_epochs (or lr); this is not evidence that "
+                "the sources carry no information about the targets")
+        raise AnalysisError(
+            f"no model predicts the targets (best test R² <= 0) in split(s) {bad}, every fit "
+            f"having converged ({format_list(methods)}): the sources carry no information about "
+            "the targets that these models can read out")
+    if unconverged.any():
+        warnings.warn(
+            f"the NCE did not converge within max_epochs={max_epochs} in {int(unconverged.sum())}"
+            f" of {unconverged.size} fits (its loss was still improving): its R² and dimension "
+            "may be underestimated; raise max_epochs (or lr)", stacklevel=2)
     normalized = r2 / best
     dimension = np.array([[_first_reaching(normalized[m, :, s], dims, threshold)
                            for s in range(n_splits)] for m in range(len(methods))])
@@ -321,7 +363,7 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
                     "window": int(window), "n_chunks": int(n_chunks), "gap": int(gap),
                     "crossed": bool(is_crossed),
                     "alphas": [float(x) for x in np.atleast_1d(alphas)],
-                    "nce_params": json.dumps(nce_params, default=str)},
+                    "nce_params": json.dumps(nce_params, default=str), "device": str(device)},
         inputs={"input": a},
         references=("nce", "rrr"),
         details={"n_source": n_source, "n_target": n_target,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import numpy as np
 import scipy.sparse
@@ -20,16 +21,49 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._backend import torch_device
 from .._estimators import EstimatorNotFittedError, R2ScoreMixin, check_features
+from .._params import check_int, check_nonnegative, check_positive, check_seed
 from ..errors import AnalysisError, ConvergenceError
 from .rrr import DEFAULT_ALPHAS, ReducedRankRegression
 from .windows import crossed_pairs, time_window
 
-__all__ = ["NeuralCrossEncoder", "time_window", "crossed_pairs"]
+__all__ = ["NeuralCrossEncoder", "NCEConvergenceWarning", "time_window", "crossed_pairs"]
+
+
+class NCEConvergenceWarning(UserWarning):
+    """An NCE fit stopped at ``max_epochs`` while its loss was still improving."""
 
 # p is parametrized as exp(log p) and kept inside this range: p → 0 gives the step function,
 # p = 1 a ReLU; the bounds keep x^p and its gradient finite.
 _LOG_P_RANGE = (math.log(0.02), math.log(5.0))
+
+
+def check_options(est) -> None:
+    """Validate a :class:`NeuralCrossEncoder`'s training options at the door of ``fit`` (one
+    AnalysisError naming the option, its value and the allowed range). The device is resolved
+    (and checked) by torch when training starts."""
+    hidden = est.hidden
+    try:
+        widths = tuple(hidden)
+    except TypeError:
+        widths = None
+    if widths is None or not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool)
+                                 and h >= 1 for h in widths):
+        raise AnalysisError(f"hidden (encoder layer widths) must be a sequence of integers >= 1 "
+                            f"(empty for a linear encoder), got {hidden!r}")
+    check_int(est.max_epochs, "max_epochs")
+    check_int(est.batch_size, "batch_size")
+    check_int(est.patience, "patience")
+    check_int(est.distill_epochs, "distill_epochs", minimum=0)
+    check_int(est.window, "window")
+    check_positive(est.lr, "lr (learning rate)")
+    check_nonnegative(est.weight_decay, "weight_decay")
+    check_nonnegative(est.noise, "noise")
+    check_seed(est.seed, maximum=2**63 - 1)   # torch.Generator.manual_seed's range
+    betas = tuple(np.atleast_1d(est.betas)) if est.betas is not None else ()
+    if len(betas) != 2 or not all(np.isfinite(b) and 0 <= b < 1 for b in betas):
+        raise AnalysisError(f"betas (Adam) must be two numbers in [0, 1), got {est.betas!r}")
 
 
 class _Decoder(nn.Module):
@@ -103,8 +137,10 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
         Standard deviation of Gaussian noise added to the (standardized) sources in training.
     seed : int
         Seed of initialization, batching and noise.
-    device : str or torch.device
-        Where the network trains (``"cpu"``, ``"cuda"``).
+    device : None, str or torch.device
+        Where the network trains: None or ``"cpu"`` the CPU, ``"cuda:0"``… that GPU (the
+        convention of :mod:`neurogeom._backend`; the NCE is torch-only, so there is no
+        ``backend``). An unavailable device is an AnalysisError listing the available ones.
     progress : bool or None
         Show a tqdm progress bar; None shows it only on a terminal.
     n_threads : int, optional
@@ -153,7 +189,7 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
                  max_epochs: int = 300, lr: float = 1e-3, weight_decay: float = 1e-5,
                  betas=(0.85, 0.95), batch_size: int = 64, patience: int = 20,
                  warm_start: str | None = None, distill_epochs: int = 30,
-                 alphas=DEFAULT_ALPHAS, noise: float = 0.0, seed: int = 0, device="cpu",
+                 alphas=DEFAULT_ALPHAS, noise: float = 0.0, seed: int = 0, device=None,
                  progress: bool | None = None, n_threads: int | None = None):
         self.n_latents = n_latents
         self.hidden = hidden
@@ -274,6 +310,7 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
         if target is None:
             raise AnalysisError("NeuralCrossEncoder requires y to be passed, but the target y is "
                                 "None; call fit(X, Y) with the target neurons' activity")
+        check_options(self)
         x, y = self._prepare(source, target, min_samples=2)
         y_1d = np.asarray(target).ndim == 1
         n_src, n_tgt = x.shape[-1], y.shape[-1]
@@ -289,7 +326,7 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
         if self.warm_start not in ("rrr", None, False):
             raise AnalysisError(f"warm_start must be 'rrr' or None (False), got "
                                 f"{self.warm_start!r}")
-        self.device_ = torch.device(self.device)
+        self.device_ = torch_device(self.device)
         flat_x, flat_y = x.reshape(-1, n_src), y.reshape(-1, n_tgt)
         self.source_mean_ = flat_x.mean(axis=0)
         scale = flat_x.std(axis=0)
@@ -352,6 +389,13 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
                 break
         bar.close()
         self.module_.load_state_dict(best_state)
+        # converged: the monitored loss stopped improving for `patience` epochs before the cap
+        self.converged_ = stale >= self.patience
+        if not self.converged_:
+            warnings.warn(f"NCE d={d} did not converge within max_epochs={self.max_epochs}: the "
+                          f"{'validation' if val is not None else 'training'} loss was still "
+                          f"improving at the last epoch; raise max_epochs (or lr)",
+                          NCEConvergenceWarning, stacklevel=3)
         self.n_epochs_ = len(train_loss)
         self.train_loss_ = np.asarray(train_loss)
         self.validation_loss_ = np.asarray(val_loss)

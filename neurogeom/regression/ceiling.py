@@ -13,9 +13,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
+from .._params import check_int, check_seed, unit_scale
 from .._results import build_result
 from ..assembly import align, average_repetitions, repetition_index, validate
 from ..errors import AnalysisError, format_list
@@ -102,6 +102,13 @@ def noise_ceiling(target: xr.DataArray, *, n_splits: int = 10, seed: int = 1) ->
     """
     given = target                                   # provenance of the data as given
     check_responses(target)
+    n_splits = check_int(n_splits, "n_splits")
+    seed = check_seed(seed)
+    if target.sizes["neuroid"] == 0:
+        raise AnalysisError("noise_ceiling: the target has no neuroids")
+    # Pearson r does not depend on the responses' scale: divide by a power of two (exact) so
+    # that no square overflows or underflows.
+    target = target.copy(data=unit_scale(np.asarray(target.values))[0])
     reps = repetition_index(target)
     unique_reps = np.unique(reps)
     if len(unique_reps) < 2:

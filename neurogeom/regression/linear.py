@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .._backend import get_namespace
 from .._estimators import LinearPredictorMixin, check_xy
 from ..errors import AnalysisError
-from ._backend import namespace
 
 
 class LinearRegression(LinearPredictorMixin, BaseEstimator):
@@ -22,8 +22,10 @@ class LinearRegression(LinearPredictorMixin, BaseEstimator):
     ----------
     rcond : float or None
         Relative cut-off; None means ``max(n, p) * eps``.
-    device : None or str
-        None: numpy. ``"cpu"``, ``"cuda"``…: torch on that device.
+    backend : {None, "numpy", "torch"}
+        Array library; None is numpy unless ``device`` names a GPU (:mod:`neurogeom._backend`).
+    device : None, str or torch.device
+        None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     dtype : {"float64", "float32"}
         Working precision.
 
@@ -50,8 +52,9 @@ class LinearRegression(LinearPredictorMixin, BaseEstimator):
     1.0
     """
 
-    def __init__(self, rcond=None, device=None, dtype: str = "float64"):
+    def __init__(self, rcond=None, backend=None, device=None, dtype: str = "float64"):
         self.rcond = rcond
+        self.backend = backend
         self.device = device
         self.dtype = dtype
 
@@ -74,14 +77,14 @@ class LinearRegression(LinearPredictorMixin, BaseEstimator):
         ------
         AnalysisError
             Bad input (shapes, non-finite values, fewer than 2 samples), a bad ``rcond``,
-            ``dtype`` or ``device``, or a constant ``X``.
+            ``backend``, ``device`` or ``dtype``, or a constant ``X``.
         """
         X, Y, y_1d = check_xy(X, Y, who="LinearRegression")
         if self.rcond is not None and not (isinstance(self.rcond, (int, float, np.floating))
                                            and 0 <= self.rcond < 1):
             raise AnalysisError(f"LinearRegression: rcond must be None or a number in [0, 1), "
                                 f"got {self.rcond!r}")
-        xp = namespace(self.device, self.dtype)
+        xp = get_namespace(self.backend, self.device, self.dtype)
         Xb, Yb = xp.asarray(X), xp.asarray(Y)
         x_mean, y_mean = Xb.mean(0), Yb.mean(0)
         Xc, Yc = Xb - x_mean[None, :], Yb - y_mean[None, :]

@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .._backend import get_namespace
 from .._estimators import LinearPredictorMixin, check_xy
 from ..errors import AnalysisError
-from ._backend import namespace
 
 
 def pls_kernel(X, Y, n_components: int, xp):
@@ -218,7 +218,7 @@ def _rank_tolerance(diag, xp) -> float:
 
 def _diag(K, xp):
     """Diagonal of a square backend array."""
-    return xp._torch.diagonal(K) if xp.is_torch else K.diagonal()
+    return xp.diagonal(K)
 
 
 def _dual_weights(T, U, KU, Y, xp):
@@ -325,8 +325,10 @@ class PLSRegression(LinearPredictorMixin, BaseEstimator):
     ----------
     n_components : int
         Number of latent components (Brain-Score uses 25); at most the number of features.
-    device : None or str
-        None: numpy; otherwise torch on that device.
+    backend : {None, "numpy", "torch"}
+        Array library; None is numpy unless ``device`` names a GPU (:mod:`neurogeom._backend`).
+    device : None, str or torch.device
+        None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     dtype : {"float64", "float32"}
         Working precision.
 
@@ -358,8 +360,10 @@ class PLSRegression(LinearPredictorMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, n_components: int = 25, device=None, dtype: str = "float64"):
+    def __init__(self, n_components: int = 25, backend=None, device=None,
+                 dtype: str = "float64"):
         self.n_components = n_components
+        self.backend = backend
         self.device = device
         self.dtype = dtype
 
@@ -397,7 +401,7 @@ class PLSRegression(LinearPredictorMixin, BaseEstimator):
         X, Y, y_1d = check_xy(X, Y, who="PLSRegression")
         n, p = X.shape
         k = self._check_n_components(p)
-        xp = namespace(self.device, self.dtype)
+        xp = get_namespace(self.backend, self.device, self.dtype)
         Xb, Yb = xp.asarray(X), xp.asarray(Y)
         x_mean, y_mean = Xb.mean(0), Yb.mean(0)
         Xc, Yc = Xb - x_mean[None, :], Yb - y_mean[None, :]

@@ -17,11 +17,12 @@ import pandas as pd
 import xarray as xr
 from sklearn.base import clone
 
+from .._backend import get_namespace, resolve
+from .._params import check_fraction, check_int, check_seed, unit_scale
 from .._results import build_result
 from ..assembly import align, presentation_coords
 from ..assembly import average_repetitions as _average_repetitions
 from ..errors import AlignmentError, AnalysisError, format_list
-from ._backend import namespace
 from ._stats import pearson_columns
 from .ceiling import check_responses, drop_constant_neuroids, noise_ceiling
 from .linear import LinearRegression
@@ -107,7 +108,34 @@ def _split_units(target: xr.DataArray, split_by: str, stratify_by, stratify_fall
     return units, inverse, labels
 
 
-def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, device, dtype):
+def _ridge_alphas_for_scale(alphas: np.ndarray, exponent: int, X: np.ndarray) -> np.ndarray:
+    """The ridge penalties for features ``X`` already divided by ``2**exponent``.
+
+    Ridge on (X / s, α / s²) predicts exactly what ridge on (X, α) does, so the penalties stay
+    in the features' units (Brain-Score's absolute alphas). Penalties are then kept within
+    [ε g, g / ε] (g the mean squared norm of a row of X, ε the float epsilon): a smaller one is
+    below the Gram matrix's round-off and acts as ridgeless regression (but divides by
+    round-off), a larger one acts as an infinite penalty whose predictions K y / α have the same
+    Pearson r at any larger α. Data of ordinary scale never reach these bounds.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        scaled = np.ldexp(alphas, -2 * exponent)
+    eps = np.finfo(np.float64).eps
+    g = float(np.mean(np.sum(np.asarray(X, dtype=np.float64) ** 2, axis=1))) or 1.0
+    clipped = np.clip(scaled, eps * g, g / eps)
+    if (clipped != scaled).any():
+        side = "below the round-off" if (scaled < eps * g).any() else "above the reach"
+        warnings.warn(
+            f"{int((clipped != scaled).sum())} of the {alphas.size} ridge alphas are {side} of "
+            f"the features' squared scale (largest |feature| ~ 2**{exponent}): ridge penalties "
+            "are absolute (Brain-Score's convention), so there they act as "
+            f"{'no penalty' if side.startswith('below') else 'an infinite penalty'}; pass alphas "
+            "suited to the features' scale", stacklevel=3)
+    return clipped
+
+
+def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, backend, device,
+                    dtype):
     if not isinstance(regression, str):
         if not (hasattr(regression, "fit") and hasattr(regression, "predict")):
             raise AnalysisError(f"regression must be one of {REGRESSIONS} or an estimator with "
@@ -116,11 +144,12 @@ def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, devi
         return clone(regression, safe=False)
     if regression == "ridge":
         return RidgeRegression(alphas=alphas, alpha_per_target=alpha_per_target, cv=cv,
-                               device=device, dtype=dtype)
+                               backend=backend, device=device, dtype=dtype)
     if regression == "pls":
-        return PLSRegression(n_components=n_components, device=device, dtype=dtype)
+        return PLSRegression(n_components=n_components, backend=backend, device=device,
+                             dtype=dtype)
     if regression == "ols":
-        return LinearRegression(device=device, dtype=dtype)
+        return LinearRegression(backend=backend, device=device, dtype=dtype)
     raise AnalysisError(f"unknown regression {regression!r}; choose one of {REGRESSIONS}")
 
 
@@ -132,7 +161,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
                         alphas=DEFAULT_ALPHAS, alpha_per_target: bool = True, cv="loo",
                         n_components: int = 25, ceiling: bool = True,
                         keep_predictions: bool = False,
-                        device=None, dtype: str = "float64") -> xr.Dataset:
+                        backend=None, device=None, dtype: str = "float64") -> xr.Dataset:
     """How well a linear readout of model features predicts each neuroid, cross-validated.
 
     Parameters
@@ -172,8 +201,12 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     keep_predictions : bool
         Also return ``prediction`` (split, presentation, neuroid): the test-set predictions of
         each split, NaN for the split's training stimuli (they were not predicted).
-    device, dtype
-        Backend for the regression kernels (None = numpy; "cpu"/"cuda" = torch).
+    backend, device
+        Array backend and device of the regression kernels (:mod:`neurogeom._backend`: default
+        numpy on the CPU; ``backend="torch"`` for torch on the CPU, ``device="cuda:0"`` alone
+        for torch on that GPU).
+    dtype : {"float64", "float32"}
+        Working precision of the regression kernels.
 
     Returns
     -------
@@ -218,10 +251,23 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
        271-295; Brown (1910). Some experimental results in the correlation of mental abilities.
        Br. J. Psychol. 3, 296-322. Used for the noise ceiling.
     """
+    backend, device = resolve(backend, device)   # bad options fail first; attrs record these
     inputs = {"source": source, "target": target}   # provenance of the data as given
     source = check_source(source)
     target = check_responses(target)
+    for name, a in (("source", source), ("target", target)):
+        if a.sizes["neuroid"] == 0 or a.sizes["presentation"] == 0:
+            raise AnalysisError(f"neural_predictivity: the {name} has {a.sizes['presentation']} "
+                                f"presentations and {a.sizes['neuroid']} neuroids; both must be "
+                                ">= 1")
+    seed = check_seed(seed)
+    n_splits = check_int(n_splits, "n_splits")
+    train_size = check_fraction(train_size, "train_size", include_one=False)
     alphas = check_alphas(alphas)
+    # Pearson r is unchanged by the targets' overall scale: divide it by a power of two (exact,
+    # so ordinary data give bit-identical results) so that no square overflows or underflows.
+    scaled, y_exponent = unit_scale(np.asarray(target.values))
+    target = target.copy(data=scaled)
     target, excluded = drop_constant_neuroids(target, "neural_predictivity")
 
     ceiling_ds = None
@@ -248,11 +294,20 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     X = np.asarray(source.values, dtype=np.float64 if dtype == "float64" else np.float32)
     Y = np.asarray(target.values, dtype=X.dtype)
     n_train_max = max(len(tr) for tr, _ in row_splits)
-    estimator = _make_estimator(regression, alphas, alpha_per_target, cv, n_components,
-                                device, dtype)
+    x_exponent, fit_alphas = 0, alphas
+    if isinstance(regression, str):
+        # The built-in readouts are exactly equivariant to the features' overall scale (OLS and
+        # PLS predictions do not change; ridge with alpha / s² predicts the same): divide the
+        # features by a power of two so that Gram matrices neither overflow nor underflow.
+        X, x_exponent = unit_scale(X)
+        if regression == "ridge":
+            fit_alphas = _ridge_alphas_for_scale(alphas, x_exponent, X)
+    estimator = _make_estimator(regression, fit_alphas, alpha_per_target, cv, n_components,
+                                backend, device, dtype)
     is_ridge = isinstance(estimator, RidgeRegression)
     is_pls = isinstance(estimator, PLSRegression)
-    if is_ridge:      # the estimator's own grid runs (and is reported) when one was passed
+    if is_ridge and not isinstance(regression, str):
+        # a RidgeRegression passed in runs (and is reported) with its own grid and selection
         alphas = check_alphas(estimator.alphas)
         alpha_per_target, cv = estimator.alpha_per_target, estimator.cv
     if is_pls:
@@ -266,7 +321,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
         # One Gram matrix of all stimuli serves every split, for ridge and kernel PLS alike:
         # the estimators' sample-space fit takes it and centers each training fold on the Gram
         # (as in himalaya); centering globally first keeps that subtraction well conditioned.
-        xp = namespace(device, dtype)
+        xp = get_namespace(backend, device, dtype)
         K = xp.centered_gram(xp.asarray(X))
         Yb = xp.asarray(Y)
         if is_ridge:
@@ -289,6 +344,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
             if keep_predictions:
                 predictions[s, te] = pred
             if is_ridge:
+                # reported in the features' units: the grid value at the chosen position
                 chosen[s] = alphas[estimator.alpha_index_]
     undefined = np.isnan(r)
     if undefined.all(axis=1).any():
@@ -298,6 +354,8 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
         warnings.warn(f"neural_predictivity: {int(undefined.sum())} (split, neuroid) "
                       "correlation(s) are undefined (constant on the test stimuli) and are left "
                       "out of the medians", stacklevel=2)
+    if keep_predictions:
+        predictions = np.ldexp(predictions, y_exponent)      # back in the target's units
     per_split = np.nanmedian(r, axis=1)
     score = float(per_split.mean())
     error = float(per_split.std() / np.sqrt(len(per_split)))
@@ -323,7 +381,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
                   "average_repetitions": bool(average_repetitions),
                   "stratify_fallback": bool(stratify_fallback), "ceiling": bool(ceiling),
                   "keep_predictions": bool(keep_predictions),
-                  "dtype": dtype, "device": str(device) if device is not None else "numpy"}
+                  "dtype": dtype, "backend": backend, "device": str(device)}
     if is_ridge:
         parameters.update(alphas=alphas.tolist(), alpha_per_target=bool(alpha_per_target),
                           cv=str(cv))

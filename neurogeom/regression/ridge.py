@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .._backend import get_namespace
 from .._estimators import LinearPredictorMixin, check_xy
 from ..errors import AnalysisError
-from ._backend import namespace
 
 #: Brain-Score's RidgeCV grid, 0.01 … 1e7 (Schrimpf et al. 2018), thinned to 20 log-spaced values.
 DEFAULT_ALPHAS = tuple(np.logspace(-2, 7, 20).tolist())
@@ -82,7 +82,7 @@ def double_center(K, rows, cols, xp):
 def decompose_gram(G, xp):
     """``G = U diag(e) U^T`` with tiny negative round-off eigenvalues clipped to 0."""
     e, U = xp.eigh(G)
-    return xp.clip_min(e, 0.0), U
+    return xp.maximum(e, 0.0), U
 
 
 def loo_errors(U, e, Y, alphas, xp, *, complete: bool, fit_intercept: bool = True):
@@ -297,8 +297,10 @@ class RidgeRegression(LinearPredictorMixin, BaseEstimator):
         samples.
     fit_intercept : bool
         Center X and Y on the training data and leave the intercept unpenalized.
-    device : None or str
-        None: numpy. ``"cpu"``, ``"cuda"``…: torch on that device.
+    backend : {None, "numpy", "torch"}
+        Array library; None is numpy unless ``device`` names a GPU (:mod:`neurogeom._backend`).
+    device : None, str or torch.device
+        None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     dtype : {"float64", "float32"}
         Working precision (float64 by default).
 
@@ -333,11 +335,13 @@ class RidgeRegression(LinearPredictorMixin, BaseEstimator):
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, alpha_per_target: bool = True, cv="loo",
-                 fit_intercept: bool = True, device=None, dtype: str = "float64"):
+                 fit_intercept: bool = True, backend=None, device=None,
+                 dtype: str = "float64"):
         self.alphas = alphas
         self.alpha_per_target = alpha_per_target
         self.cv = cv
         self.fit_intercept = fit_intercept
+        self.backend = backend
         self.device = device
         self.dtype = dtype
 
@@ -366,7 +370,7 @@ class RidgeRegression(LinearPredictorMixin, BaseEstimator):
         alphas = check_alphas(self.alphas)
         n, p = X.shape
         cv = check_cv(self.cv, n) if alphas.size > 1 else self.cv
-        xp = namespace(self.device, self.dtype)
+        xp = get_namespace(self.backend, self.device, self.dtype)
         Xb, Yb = xp.asarray(X), xp.asarray(Y)
         if self.fit_intercept:
             x_mean, y_mean = Xb.mean(0), Yb.mean(0)

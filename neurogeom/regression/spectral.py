@@ -25,10 +25,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .._backend import get_namespace
 from .._results import build_result
 from ..assembly import average_repetitions as _average_repetitions
 from ..errors import AnalysisError, ConvergenceError
-from ._backend import namespace
 from .ceiling import check_responses, drop_constant_neuroids
 from .predictivity import check_source, has_repeats, match_stimuli
 
@@ -120,8 +120,8 @@ def default_sizes(n_stimuli: int, n: int = 12) -> np.ndarray:
 
 def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, *, p=None,
                            ridge: float = 1e-14, n_trials: int = 5, center: bool = True,
-                           seed: int = 0, span_tol: float | None = None, device=None,
-                           average_repetitions: bool = True) -> xr.Dataset:
+                           seed: int = 0, span_tol: float | None = None, backend=None,
+                           device=None, average_repetitions: bool = True) -> xr.Dataset:
     """Eigenspectrum of a model, alignment of neural responses to it, and E_g(p) in theory and
     practice.
 
@@ -144,8 +144,10 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, *, p=None
     span_tol : float, optional
         Eigenvalues below ``span_tol * lambda_max`` count as outside the span of X (default
         ``P * eps``, the round-off level of the eigendecomposition).
-    device : None or str
-        None: numpy; else torch on that device for the P × P eigendecomposition and the fits.
+    backend, device
+        Array backend and device of the P × P eigendecomposition and the fits
+        (:mod:`neurogeom._backend`: default numpy on the CPU; ``backend="torch"`` for torch on
+        the CPU, ``device="cuda:0"`` alone for torch on that GPU).
     average_repetitions : bool
         Average repeated presentations of the target first (default, as in
         :func:`neurogeom.neural_predictivity`). Without it, repeated target stimulus_ids are an
@@ -178,6 +180,7 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, *, p=None
     .. [1] Canatar, Feather, Wakhloo & Chung (2023). A spectral theory of neural prediction and
        alignment. Advances in Neural Information Processing Systems 36 (NeurIPS 2023).
     """
+    xp = get_namespace(backend, device, "float64")   # bad options fail before any work
     inputs = {"source": source, "target": target}   # provenance of the data as given
     source = check_source(source)
     target = check_responses(target)
@@ -203,7 +206,6 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, *, p=None
         raise AnalysisError(f"p must lie in [1, {n_stim}] (the number of stimuli), "
                             f"got {sizes.tolist()}")
 
-    xp = namespace(device, "float64")
     X = xp.asarray(np.asarray(source.values, dtype=np.float64))
     Y = np.asarray(target.values, dtype=np.float64)
     if center:
@@ -272,7 +274,7 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, *, p=None
         analysis="spectral_decomposition",
         parameters={"p": sizes.tolist(), "ridge": float(ridge), "n_trials": int(n_trials),
                     "center": bool(center), "seed": int(seed), "span_tol": float(tol),
-                    "device": str(device) if device is not None else "numpy",
+                    "backend": xp.name, "device": str(xp.device),
                     "average_repetitions": bool(average_repetitions)},
         inputs=inputs,
         references=("spectral",),
