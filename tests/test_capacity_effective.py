@@ -5,7 +5,6 @@ import pytest
 import scipy.optimize
 from scipy.stats import norm
 
-from neurogeom import assembly as asm
 from neurogeom import io as ngio
 from neurogeom.capacity.effective import effective_geometry
 from neurogeom.capacity.joint import active_set_qp, solve_joint

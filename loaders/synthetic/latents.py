@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from neurogeom._version import __version__
+from neurogeom import __version__
 
 __all__ = ["ring_model", "random_feature_latents", "solvable_rnn", "power_law_responses",
            "with_repetitions"]

@@ -106,16 +106,8 @@ def separable_fraction(coords: np.ndarray, owner: np.ndarray, n_dims: int, n_dic
 
 
 def _isotonic(p: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted pool-adjacent-violators: the nondecreasing fit to ``p`` (sorted by n)."""
-    blocks = [[float(v), float(w), 1] for v, w in zip(p, weights)]
-    out = []
-    for b in blocks:
-        out.append(b)
-        while len(out) > 1 and out[-2][0] > out[-1][0]:
-            v2, w2, c2 = out.pop()
-            v1, w1, c1 = out.pop()
-            out.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
-    return np.concatenate([[v] * c for v, _, c in out])
+    """The weighted nondecreasing (pool-adjacent-violators) fit to ``p`` (sorted by n)."""
+    return scipy.optimize.isotonic_regression(p, weights=weights, increasing=True).x
 
 
 def interpolate_half(n: np.ndarray, p: np.ndarray, weights: np.ndarray) -> float:
