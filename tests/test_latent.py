@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from sklearn.base import clone
 from sklearn.linear_model import Ridge
+from sklearn.metrics import r2_score
+from sklearn.model_selection import KFold, cross_val_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 import loaders
@@ -373,3 +377,47 @@ def test_nce_known_dimensions_on_random_features(d, readout, rrr_about):
     # how close the best model gets to R² = 1; at these sizes step d=2 measured 7 (paper 16)
     # and ReLU d=2 measured 4 (paper 4) — see the issue notes; only "clearly more" is asserted.
     assert rrr_dim >= d + 2
+
+
+# ------------------------------------------------------------- scikit-learn estimator API
+
+# Small, fast NCE settings for the generic checks: one latent (the checks use one target and
+# as few as one source feature), a tiny encoder, a few hundred Adam steps.
+FAST_NCE = {"n_latents": 1, "hidden": (8,), "max_epochs": 30, "lr": 1e-2, "batch_size": 32,
+            "patience": 5, "progress": False, "n_threads": 1}
+
+
+# Short training is the point of these settings, so NCE's "still improving" warning is expected.
+@pytest.mark.filterwarnings("ignore::neurogeom.latent.nce.NCEConvergenceWarning")
+@parametrize_with_checks([ReducedRankRegression(), ReducedRankRegression(rank=1, alphas=[1.0]),
+                          NeuralCrossEncoder(**FAST_NCE)])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.filterwarnings("ignore::neurogeom.latent.nce.NCEConvergenceWarning")
+def test_rrr_and_nce_clone_score_and_cross_val_score(regression_data):
+    x, y, xt, yt = regression_data
+    for est in (ReducedRankRegression(rank=3, alphas=(3.0,)),
+                NeuralCrossEncoder(2, hidden=(16,), max_epochs=3, progress=False, n_threads=1)):
+        copy = clone(est)
+        assert copy.get_params() == est.get_params() and not hasattr(copy, "n_features_in_")
+        fitted = clone(est).fit(x, y)
+        assert not hasattr(clone(fitted), "n_features_in_")
+        # score is R² pooled over targets: sklearn's variance-weighted R²
+        pred = fitted.predict(xt)
+        assert fitted.score(xt, yt) == pytest.approx(
+            r2_score(yt, pred, multioutput="variance_weighted"), rel=1e-12)
+        pooled = 1 - np.sum((yt - pred) ** 2) / np.sum((yt - yt.mean(0)) ** 2)
+        assert fitted.score(xt, yt) == pytest.approx(pooled, rel=1e-10)
+        folds = KFold(3, shuffle=True, random_state=1)
+        manual = [r2_score(y[te], clone(est).fit(x[tr], y[tr]).predict(x[te]),
+                           multioutput="variance_weighted") for tr, te in folds.split(x)]
+        np.testing.assert_allclose(cross_val_score(est, x, y, cv=folds), manual, rtol=1e-10)
+    # RRR: one shared predict at the rank of the fit; other ranks from the same fit
+    rrr = ReducedRankRegression(rank=3, alphas=(3.0,)).fit(x, y)
+    np.testing.assert_allclose(rrr.predict(xt), xt @ rrr.coef_.T + rrr.intercept_, atol=1e-12)
+    np.testing.assert_allclose(rrr.predict(xt, rank=2),
+                               ReducedRankRegression(rank=2, alphas=(3.0,)).fit(x, y).predict(xt),
+                               rtol=1e-10, atol=1e-10)
+    assert rrr.set_params(rank=5) is rrr and rrr.get_params()["rank"] == 5

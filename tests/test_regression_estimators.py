@@ -4,16 +4,19 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.cross_decomposition import PLSRegression as SkPLS
 from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.metrics import r2_score
+from sklearn.model_selection import KFold, cross_val_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from neurogeom.errors import AnalysisError
 from neurogeom.regression import LinearRegression, PLSRegression, RidgeRegression
 from neurogeom._backend import get_namespace
 from neurogeom.regression.pls import kernel_pls_predict, kernel_pls_splits
 from neurogeom.regression.ridge import (decompose_gram, double_center, dual_coefficients,
-                                        gram_ridge_predict, loo_errors, loo_select,
-                                        select_alphas)
+                                        loo_errors, loo_select, select_alphas)
 
 ALPHAS = np.logspace(-2, 4, 9)
 
@@ -116,10 +119,16 @@ def test_alpha_never_sees_test_rows():
     Xg = X - X.mean(0)
     K = Xg @ Xg.T
     train, test = np.arange(0, 50), np.arange(50, 60)
-    pred, best, errors = gram_ridge_predict(K, Y, train, test, ALPHAS, xp)
+
+    def gram_ridge_predict(Y):
+        """The shared-Gram fit neural_predictivity runs on each split."""
+        est = RidgeRegression(alphas=ALPHAS)
+        return est._fit_predict_gram(K, Y, train, test, xp), est.alpha_index_, est.cv_errors_
+
+    pred, best, errors = gram_ridge_predict(Y)
     Y_poisoned = Y.copy()
     Y_poisoned[test] = 1e3 * np.random.default_rng(0).standard_normal((10, 5))
-    pred2, best2, errors2 = gram_ridge_predict(K, Y_poisoned, train, test, ALPHAS, xp)
+    pred2, best2, errors2 = gram_ridge_predict(Y_poisoned)
     assert np.array_equal(best, best2)
     assert np.allclose(errors, errors2, rtol=1e-12)
     assert np.allclose(pred, pred2, rtol=1e-10)
@@ -324,3 +333,117 @@ def test_estimator_bad_inputs():
         RidgeRegression(alphas=1.0).fit(X, Y).predict(X[:, :5])
     with pytest.raises(AnalysisError, match="dtype must be one of"):
         RidgeRegression(dtype="float16").fit(X, Y)
+
+
+# --------------------------------------------------------------------------------------------
+# scikit-learn estimator API
+# --------------------------------------------------------------------------------------------
+
+# PLS with one component: the checks fit data with as few as 1 feature, and n_components may
+# not exceed the number of features (sklearn's own PLSRegression is checked the same way).
+SKLEARN_CHECKED = [RidgeRegression(), RidgeRegression(alphas=ALPHAS, alpha_per_target=False, cv=3),
+                   PLSRegression(n_components=1), LinearRegression()]
+
+
+@parametrize_with_checks(SKLEARN_CHECKED)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_issue_check_clone_of_public_ridge():
+    """The issue's check: ``clone(ng.RidgeRegression())`` works."""
+    import neurogeom as ng
+
+    est = clone(ng.RidgeRegression())
+    assert isinstance(est, ng.RidgeRegression)
+    assert est.get_params() == ng.RidgeRegression().get_params()
+
+
+@pytest.mark.parametrize("est", [RidgeRegression(alphas=tuple(ALPHAS[::2]), cv=4, alpha_per_target=False,
+                                                 fit_intercept=False, dtype="float32"),
+                                 PLSRegression(n_components=3, device="cpu"),
+                                 LinearRegression(rcond=1e-10)], ids=lambda e: type(e).__name__)
+def test_clone_round_trip_and_set_params(est):
+    X, Y = make_data(30, 12)
+    params = est.get_params()
+    copy = clone(est)
+    assert copy is not est and copy.get_params() == params
+    fitted = clone(est).fit(X, Y)
+    unfitted = clone(fitted)
+    assert not hasattr(unfitted, "coef_") and unfitted.get_params() == params
+    # a parameter set through set_params is what the next fit uses
+    name = {"RidgeRegression": "alphas", "PLSRegression": "n_components",
+            "LinearRegression": "rcond"}[type(est).__name__]
+    value = {"alphas": 5.0, "n_components": 2, "rcond": None}[name]
+    assert est.set_params(**{name: value}) is est and est.get_params()[name] == value
+    expected = type(est)(**{**params, name: value}).fit(X, Y).predict(X)
+    np.testing.assert_array_equal(clone(est).fit(X, Y).predict(X), expected)
+
+
+@pytest.mark.parametrize("n,p", [(40, 120), (60, 25)])
+@pytest.mark.parametrize("est", [RidgeRegression(alphas=ALPHAS), PLSRegression(n_components=4),
+                                 LinearRegression()], ids=lambda e: type(e).__name__)
+def test_score_is_r2_and_cross_val_score_equals_manual_loop(est, n, p):
+    X, Y = make_data(n, p, t=3, seed=12)
+    fit = clone(est).fit(X[:30], Y[:30])
+    pred = fit.predict(X[30:])
+    assert fit.score(X[30:], Y[30:]) == pytest.approx(r2_score(Y[30:], pred), rel=1e-12)
+    weights = np.linspace(0.5, 2.0, n - 30)
+    assert fit.score(X[30:], Y[30:], sample_weight=weights) == pytest.approx(
+        r2_score(Y[30:], pred, sample_weight=weights), rel=1e-12)
+    # cross_val_score (which clones, fits and calls score) equals the loop written out
+    folds = KFold(5, shuffle=True, random_state=0)
+    manual = [r2_score(Y[te], clone(est).fit(X[tr], Y[tr]).predict(X[te]))
+              for tr, te in folds.split(X)]
+    np.testing.assert_allclose(cross_val_score(est, X, Y, cv=folds), manual, rtol=1e-12)
+    # one target: 1-d in, 1-d out
+    one = clone(est).fit(X, Y[:, 0])
+    assert one.predict(X).shape == (n,)
+    assert one.score(X, Y[:, 0]) == pytest.approx(r2_score(Y[:, 0], one.predict(X)))
+
+
+def test_neural_predictivity_fits_a_copy_with_the_estimators_own_parameters():
+    """A RidgeRegression instance runs with its own grid (not neural_predictivity's defaults),
+    through the same shared-Gram fit, and the caller's object stays unfitted."""
+    import xarray as xr
+
+    from neurogeom.regression import neural_predictivity
+
+    X, Y = make_data(60, 150, t=4, seed=13)
+    ids = [f"s{i}" for i in range(60)]
+    src = xr.DataArray(X, dims=("presentation", "neuroid"),
+                       coords={"stimulus_id": ("presentation", ids),
+                               "neuroid_id": ("neuroid", [f"f{i}" for i in range(150)])})
+    tgt = xr.DataArray(Y, dims=("presentation", "neuroid"),
+                       coords={"stimulus_id": ("presentation", ids),
+                               "neuroid_id": ("neuroid", [f"n{i}" for i in range(4)])})
+    est = RidgeRegression(alphas=[0.5, 5e3])
+    ds = neural_predictivity(src, tgt, regression=est, stratify_by=None, n_splits=3,
+                             keep_predictions=True, ceiling=False)
+    assert not hasattr(est, "coef_")
+    assert set(np.unique(ds["alpha"].values)) <= {0.5, 5e3}
+    for s in range(3):
+        test = ds["is_test"].values[s].astype(bool)
+        ref = RidgeRegression(alphas=[0.5, 5e3]).fit(X[~test], Y[~test])
+        np.testing.assert_array_equal(ds["alpha"].values[s], ref.alpha_)
+        np.testing.assert_allclose(ds["prediction"].values[s][test], ref.predict(X[test]),
+                                   rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [1, 6])
+def test_pls_sample_space_fit_equals_sklearn(k):
+    """With samples < features PLSRegression fits from the Gram matrix (the solver
+    neural_predictivity shares across splits); weights, loadings, rotations, scores and
+    predictions equal converged sklearn, signs included (largest weight positive)."""
+    X, Y, X_new = pls_data(seed=4, n=60, p=120, t=5)
+    ours = PLSRegression(n_components=k).fit(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = SkPLS(n_components=k, scale=False, tol=1e-28, max_iter=20000).fit(X, Y)
+    assert max(ref.n_iter_) < 20000, "sklearn did not converge; comparison meaningless"
+    for name in ("x_weights_", "x_loadings_", "y_loadings_", "x_rotations_", "x_scores_"):
+        ref_value = getattr(ref, name)
+        np.testing.assert_allclose(getattr(ours, name), ref_value, rtol=0,
+                                   atol=1e-7 * np.abs(ref_value).max(), err_msg=name)
+    np.testing.assert_allclose(ours.predict(X_new), ref.predict(X_new), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=0, atol=1e-8 * np.abs(ref.coef_).max())

@@ -15,14 +15,17 @@ import math
 import warnings
 
 import numpy as np
+import scipy.sparse
 import torch
+from sklearn.base import BaseEstimator, TransformerMixin
 from torch import nn
 from tqdm.auto import tqdm
 
 from .._backend import torch_device
+from .._estimators import EstimatorNotFittedError, R2ScoreMixin, check_features
 from .._params import check_int, check_nonnegative, check_positive, check_seed
 from ..errors import AnalysisError, ConvergenceError
-from .rrr import DEFAULT_ALPHAS, ReducedRankRegression, r2_score
+from .rrr import DEFAULT_ALPHAS, ReducedRankRegression
 from .windows import crossed_pairs, time_window
 
 __all__ = ["NeuralCrossEncoder", "NCEConvergenceWarning", "time_window", "crossed_pairs"]
@@ -99,7 +102,7 @@ class _CrossEncoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-class NeuralCrossEncoder:
+class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
     """Neural Cross-Encoder: an MLP encoder to d latents and a one-layer nonlinear decoder.
 
     Parameters
@@ -121,7 +124,7 @@ class NeuralCrossEncoder:
     patience : int
         Stop after this many epochs without improving the validation loss (the training loss
         when no validation set is given); the best checkpoint is restored.
-    warm_start : {"rrr", None}
+    warm_start : {"rrr", None, False}
         ``"rrr"`` first trains the network to reproduce a ridge reduced-rank regression of rank
         d (distillation, ``distill_epochs`` epochs), so training starts from the linear solution.
         Off by default: on the synthetic random-feature data it started the decoder in its
@@ -146,8 +149,12 @@ class NeuralCrossEncoder:
 
     Attributes
     ----------
+    module_ : torch.nn.Module
+        The trained network (best checkpoint).
     exponent_ : float
         Learned p.
+    n_features_in_ : int
+        Number of source neurons seen by ``fit`` (before the time window).
     best_epoch_, n_epochs_ : int
         Epoch of the restored checkpoint and epochs run.
     train_loss_, validation_loss_ : ndarray
@@ -158,7 +165,10 @@ class NeuralCrossEncoder:
     Inputs are 2-d ``(samples, neurons)`` or 3-d ``(repeats, stimuli, neurons)``. With repeats
     the loss is crossed: sources of one repeat predict targets of another (the paper's). Sources
     are z-scored per neuron; targets are centered per neuron and divided by one global scale, so
-    the loss stays proportional to the raw MSE that :meth:`score` measures.
+    the loss stays proportional to the raw MSE that :meth:`score` measures. :meth:`score` is R²
+    pooled over target neurons (``sklearn.metrics.r2_score`` with
+    ``multioutput="variance_weighted"``), the quantity the latent-dimensionality curves compare
+    with reduced-rank regression.
 
     Examples
     --------
@@ -169,7 +179,11 @@ class NeuralCrossEncoder:
     >>> nce = NeuralCrossEncoder(2, hidden=(32,), max_epochs=5, progress=False).fit(src, tgt)
     >>> nce.transform(src).shape
     (300, 2)
+    >>> nce.predict(src).shape
+    (300, 30)
     """
+
+    _r2_multioutput = "variance_weighted"
 
     def __init__(self, n_latents: int, hidden=(500, 250, 100), window: int = 1,
                  max_epochs: int = 300, lr: float = 1e-3, weight_decay: float = 1e-5,
@@ -196,14 +210,29 @@ class NeuralCrossEncoder:
         self.n_threads = n_threads
 
     # ---------------------------------------------------------------- input handling
-    def _prepare(self, source, target=None, name="source"):
-        """Validate shapes, apply the time window; return float arrays."""
-        x = np.asarray(source, dtype=np.float64)
-        if x.ndim not in (2, 3):
+    def _prepare(self, source, target=None, name="source", min_samples=1):
+        """Validate shapes, apply the time window; return float arrays (a 1-d target becomes one
+        column). After ``fit`` the number of source neurons must match the training data."""
+        who = "NeuralCrossEncoder"
+        if not scipy.sparse.issparse(source):
+            source = np.asarray(source)
+        if not scipy.sparse.issparse(source) and source.ndim == 3:
+            x = source
+            if np.iscomplexobj(x):
+                raise AnalysisError(f"{who}: Complex data not supported ({name})")
+            x = x.astype(np.float64)
+            if not np.isfinite(x).all():
+                raise AnalysisError(f"{name} contains NaN or infinite values")
+        elif not scipy.sparse.issparse(source) and source.ndim > 3:
             raise AnalysisError(f"{name} must be (samples, neurons) or (repeats, stimuli, "
-                                f"neurons), got shape {x.shape}")
-        if not np.isfinite(x).all():
-            raise AnalysisError(f"{name} contains NaN or infinite values")
+                                f"neurons), got shape {np.shape(source)}")
+        else:
+            x = check_features(source, who=who, name=name,
+                               min_samples=min_samples).astype(np.float64, copy=False)
+        if hasattr(self, "n_features_in_") and x.shape[-1] != self.n_features_in_:
+            raise AnalysisError(f"X has {x.shape[-1]} features, but {who} is expecting "
+                                f"{self.n_features_in_} features as input ({name} neurons it was "
+                                "fitted with)")
         if self.window != 1:
             if x.ndim != 2:
                 raise AnalysisError("a time window (window > 1) needs continuous (time, neurons) "
@@ -211,11 +240,16 @@ class NeuralCrossEncoder:
             x = time_window(x, self.window)
         y = None
         if target is not None:
-            y = np.asarray(target, dtype=np.float64)
+            y = np.asarray(target)
+            if np.iscomplexobj(y):
+                raise AnalysisError(f"{who}: Complex data not supported (target)")
+            y = y.astype(np.float64)
+            if x.ndim == 2 and y.ndim == 1:
+                y = y[:, None]
             tname = name.replace("source", "target")
             if y.ndim != x.ndim or y.shape[:-1] != x.shape[:-1]:
                 raise AnalysisError(f"{name} has shape {np.shape(source)} but {tname} has "
-                                    f"{y.shape}: the sample (and repeat) axes must match")
+                                    f"{np.shape(target)}: the sample (and repeat) axes must match")
             if not np.isfinite(y).all():
                 raise AnalysisError(f"{tname} contains NaN or infinite values")
             if y.ndim == 3 and y.shape[0] < 2:
@@ -234,25 +268,51 @@ class NeuralCrossEncoder:
         return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=self.device_)
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, source, target, validation=None) -> "NeuralCrossEncoder":
-        """Train on ``source`` → ``target``; ``validation`` is an optional (source, target) pair.
+    def fit(self, X, Y, validation=None) -> "NeuralCrossEncoder":
+        """Train the network to predict target neurons from source neurons.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_sources) or (n_repeats, n_stimuli, n_sources)
+            Source activity; with a leading repeat axis the loss is crossed between repeats.
+            With ``window > 1``, the continuous (time, neurons) series.
+        Y : array-like of shape (n_samples,), (n_samples, n_targets) or (n_repeats, n_stimuli,
+            n_targets)
+            Target activity, with the same sample (and repeat) axes as ``X``.
+        validation : (array-like, array-like), optional
+            Held-out ``(sources, targets)``; its loss picks the checkpoint and stops training.
 
         Returns
         -------
         self
+            The fitted estimator.
+
+        Raises
+        ------
+        AnalysisError
+            Bad input or parameters (``n_latents`` above the number of neurons, unknown
+            ``warm_start``, fewer than 2 samples or repeats).
+        ConvergenceError
+            The loss became non-finite.
         """
+        for attr in ("n_features_in_", "_y_1d"):   # a refit checks against the new data
+            self.__dict__.pop(attr, None)
         if self.n_threads is None:
-            return self._fit(source, target, validation)
+            return self._fit(X, Y, validation)
         previous = torch.get_num_threads()
         torch.set_num_threads(int(self.n_threads))
         try:
-            return self._fit(source, target, validation)
+            return self._fit(X, Y, validation)
         finally:
             torch.set_num_threads(previous)
 
     def _fit(self, source, target, validation):
+        if target is None:
+            raise AnalysisError("NeuralCrossEncoder requires y to be passed, but the target y is "
+                                "None; call fit(X, Y) with the target neurons' activity")
         check_options(self)
-        x, y = self._prepare(source, target)
+        x, y = self._prepare(source, target, min_samples=2)
+        y_1d = np.asarray(target).ndim == 1
         n_src, n_tgt = x.shape[-1], y.shape[-1]
         d = self.n_latents
         if not isinstance(d, (int, np.integer)) or d < 1:
@@ -263,8 +323,9 @@ class NeuralCrossEncoder:
         n_samples = x.shape[-2]
         if n_samples < 2:
             raise AnalysisError(f"need at least 2 training samples, got {n_samples}")
-        if self.warm_start not in ("rrr", None):
-            raise AnalysisError(f"warm_start must be 'rrr' or None, got {self.warm_start!r}")
+        if self.warm_start not in ("rrr", None, False):
+            raise AnalysisError(f"warm_start must be 'rrr' or None (False), got "
+                                f"{self.warm_start!r}")
         self.device_ = torch_device(self.device)
         flat_x, flat_y = x.reshape(-1, n_src), y.reshape(-1, n_tgt)
         self.source_mean_ = flat_x.mean(axis=0)
@@ -339,6 +400,8 @@ class NeuralCrossEncoder:
         self.train_loss_ = np.asarray(train_loss)
         self.validation_loss_ = np.asarray(val_loss)
         self.exponent_ = float(self.module_.decoder.exponent().detach().cpu())
+        self.n_features_in_ = int(np.asarray(source).shape[-1])
+        self._y_1d = y_1d
         return self
 
     def _batches(self, n, generator):
@@ -416,28 +479,48 @@ class NeuralCrossEncoder:
     # ---------------------------------------------------------------- inference
     def _check_fitted(self):
         if not hasattr(self, "module_"):
-            raise AnalysisError("this NeuralCrossEncoder is not fitted yet; call fit first")
+            raise EstimatorNotFittedError("this NeuralCrossEncoder is not fitted yet; call fit "
+                                          "first")
 
-    def transform(self, source) -> np.ndarray:
-        """Latents z, shape ``source.shape[:-1] + (n_latents,)``."""
+    def transform(self, X) -> np.ndarray:
+        """Latents z, shape ``X.shape[:-1] + (n_latents,)``."""
         self._check_fitted()
-        x, _ = self._prepare(source)
+        x, _ = self._prepare(X)
         z = self._forward(self._tensor(self._x(x)), part="encoder")
         return z.cpu().numpy().astype(np.float64)
 
-    def predict(self, source) -> np.ndarray:
-        """Predicted targets in the targets' units, shape ``source.shape[:-1] + (n_targets,)``."""
-        self._check_fitted()
-        x, _ = self._prepare(source)
-        pred = self._forward(self._tensor(self._x(x))).cpu().numpy().astype(np.float64)
-        return pred * self.target_scale_ + self.target_mean_
+    def predict(self, X) -> np.ndarray:
+        """Predict target neurons from source neurons.
 
-    def score(self, source, target) -> float:
-        """R² of the prediction (pooled over target neurons; crossed between repeats for 3-d
-        inputs, as in training)."""
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_sources) or (n_repeats, n_stimuli, n_sources)
+            Source activity (the continuous series with ``window > 1``).
+
+        Returns
+        -------
+        ndarray of shape ``X.shape[:-1] + (n_targets,)``
+            Predictions in the targets' units; ``(n_samples,)`` after a fit on a 1-d target.
+
+        Raises
+        ------
+        EstimatorNotFittedError
+            Before ``fit``.
+        AnalysisError
+            Bad input, or a different number of source neurons than in training.
+        """
         self._check_fitted()
-        x, y = self._prepare(source, target)
-        pred = self.predict(source)
-        if y.ndim == 3:
-            pred, y = crossed_pairs(pred, y)
-        return r2_score(y, pred)
+        x, _ = self._prepare(X)
+        pred = self._forward(self._tensor(self._x(x))).cpu().numpy().astype(np.float64)
+        pred = pred * self.target_scale_ + self.target_mean_
+        return pred[..., 0] if self._y_1d else pred
+
+    def _score_pairs(self, X, y):
+        """Predictions and targets for :meth:`score`; crossed between repeats for 3-d inputs,
+        as in training."""
+        self._check_fitted()
+        _, target = self._prepare(X, y)
+        pred = self.predict(X)
+        if target.ndim == 3:
+            return crossed_pairs(pred, target)[::-1]
+        return y, pred

@@ -9,7 +9,14 @@ rank, so a whole R²-versus-rank curve costs one fit.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 
+from .._estimators import (
+    EstimatorNotFittedError,
+    LinearPredictorMixin,
+    check_features,
+    check_xy,
+)
 from ..errors import AnalysisError
 
 __all__ = ["ReducedRankRegression", "r2_score", "DEFAULT_ALPHAS"]
@@ -36,21 +43,24 @@ def r2_score(target, prediction) -> float:
 
 
 def _as_matrix(x, name: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise AnalysisError(f"{name} must be a (samples, neurons) array, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise AnalysisError(f"{name} contains NaN or infinite values")
-    return x
+    return check_features(x, who="ReducedRankRegression", name=name).astype(np.float64,
+                                                                           copy=False)
 
 
-class ReducedRankRegression:
+def _column(y, one_target: bool):
+    """A 1-d target array as one column when the model was fitted on a 1-d target."""
+    y = np.asarray(y) if one_target else y
+    return y[:, None] if one_target and y.ndim == 1 else y
+
+
+class ReducedRankRegression(TransformerMixin, LinearPredictorMixin, BaseEstimator):
     """Closed-form ridge reduced-rank regression of targets on sources.
 
     Parameters
     ----------
     rank : int, optional
-        Rank used by :meth:`predict` and :meth:`score` when none is given; default full rank.
+        Rank of the fit :meth:`predict` and :meth:`score` use (``coef_``); default full rank.
+        :meth:`predict` and :meth:`score_ranks` also answer for other ranks from the same fit.
     alphas : sequence of float
         Ridge penalties. One is chosen at full rank: by validation R² when ``fit`` gets
         ``validation``, otherwise by efficient leave-one-out error on the training data.
@@ -59,12 +69,27 @@ class ReducedRankRegression:
     ----------
     alpha_ : float
         The chosen penalty.
+    coef_ : ndarray (n_targets, n_sources)
+        Coefficients of the rank-``rank`` fit on the uncentered sources.
+    intercept_ : ndarray (n_targets,)
+        Its intercept.
     coef_ridge_ : ndarray (n_sources, n_targets)
-        Full-rank ridge coefficients.
+        Full-rank ridge coefficients (on centered sources).
     components_ : ndarray (n_targets, max_rank_)
         Principal axes of the ridge fitted values, by decreasing variance.
     max_rank_ : int
         ``min(n_sources, n_targets, n_samples - 1)``.
+    x_mean_, y_mean_ : ndarray
+        Training means of sources and targets.
+    n_features_in_ : int
+        Number of sources seen by ``fit``.
+
+    Notes
+    -----
+    :meth:`score` is R² pooled over targets (``sklearn.metrics.r2_score`` with
+    ``multioutput="variance_weighted"``: 1 − Σ(y − ŷ)² / Σ(y − ȳ)² over all targets), the
+    quantity :meth:`score_ranks` and the latent-dimensionality curves report, so that every
+    neuron weighs by its variance as in Schmutz et al. (NeurIPS 2025).
 
     Examples
     --------
@@ -76,24 +101,43 @@ class ReducedRankRegression:
     1.0
     """
 
+    _r2_multioutput = "variance_weighted"
+
     def __init__(self, rank: int | None = None, alphas=DEFAULT_ALPHAS):
         self.rank = rank
         self.alphas = alphas
 
-    def fit(self, source, target, validation=None) -> "ReducedRankRegression":
-        """Fit on ``source`` (samples, n_sources) → ``target`` (samples, n_targets).
+    def fit(self, X, Y, validation=None) -> "ReducedRankRegression":
+        """Fit ridge at every penalty, choose one, and find the principal axes of the fit.
 
-        ``validation`` is an optional ``(source, target)`` pair used to choose ``alpha_``.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_sources)
+            Source activity (at least 3 samples).
+        Y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Target activity; predictions keep this shape.
+        validation : (array-like, array-like), optional
+            ``(sources, targets)`` of held-out samples whose squared error chooses ``alpha_``;
+            without it, efficient leave-one-out on the training samples does.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Raises
+        ------
+        AnalysisError
+            Bad input (shapes, NaN or inf, fewer than 3 samples), negative ``alphas`` or a
+            ``rank`` outside ``1..max_rank_``.
         """
-        x = _as_matrix(source, "source")
-        y = _as_matrix(target, "target")
-        if x.shape[0] != y.shape[0]:
-            raise AnalysisError(f"source has {x.shape[0]} samples but target has {y.shape[0]}")
-        if x.shape[0] < 3:
-            raise AnalysisError(f"need at least 3 training samples, got {x.shape[0]}")
+        x, y, y_1d = check_xy(X, Y, who="ReducedRankRegression", min_samples=3)
+        x, y = x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
         alphas = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
-        if alphas.size == 0 or (alphas < 0).any():
-            raise AnalysisError(f"alphas must be non-negative numbers, got {self.alphas!r}")
+        if alphas.ndim != 1 or alphas.size == 0 or not np.isfinite(alphas).all() or (
+                alphas < 0).any():
+            raise AnalysisError(f"alphas must be a non-empty sequence of finite, non-negative "
+                                f"numbers, got {self.alphas!r}")
         self.max_rank_ = int(min(x.shape[1], y.shape[1], x.shape[0] - 1))
         if self.rank is not None:
             self._check_rank(self.rank)
@@ -106,7 +150,7 @@ class ReducedRankRegression:
         uty = u.T @ yc
         if validation is not None:
             xv = _as_matrix(validation[0], "validation source") - self.x_mean_
-            yv = _as_matrix(validation[1], "validation target")
+            yv = _as_matrix(_column(validation[1], y_1d), "validation target")
             xvw = xv @ wt.T
             errors = [np.sum((yv - self.y_mean_ - (xvw * (s / (s ** 2 + a))) @ uty) ** 2)
                       for a in alphas]
@@ -124,7 +168,20 @@ class ReducedRankRegression:
         fitted = xc @ self.coef_ridge_
         _, _, vt = np.linalg.svd(fitted, full_matrices=False)
         self.components_ = vt[: self.max_rank_].T
+        coef = self.coef(self.rank)
+        self.coef_ = coef.T
+        self.intercept_ = self.y_mean_ - self.x_mean_ @ coef
+        self.n_features_in_ = x.shape[1]
+        self._y_1d = y_1d
         return self
+
+    def _is_fitted(self) -> bool:
+        return hasattr(self, "components_")
+
+    def _check_fitted(self):
+        if not self._is_fitted():
+            raise EstimatorNotFittedError("this ReducedRankRegression is not fitted yet; call "
+                                          "fit(X, Y) first")
 
     def _check_rank(self, rank) -> int:
         if not isinstance(rank, (int, np.integer)) or not 1 <= rank <= self.max_rank_:
@@ -135,39 +192,53 @@ class ReducedRankRegression:
 
     def coef(self, rank: int | None = None) -> np.ndarray:
         """Coefficients (n_sources, n_targets) of the rank-``rank`` fit: B_α V_r V_rᵀ."""
+        self._check_fitted()
         rank = self.rank if rank is None else rank
         if rank is None:
             return self.coef_ridge_
         v = self.components_[:, : self._check_rank(rank)]
         return (self.coef_ridge_ @ v) @ v.T
 
-    def transform(self, source, rank: int | None = None) -> np.ndarray:
+    def transform(self, X, rank: int | None = None) -> np.ndarray:
         """Latents (samples, rank): the ridge predictions projected on the top axes."""
+        self._check_fitted()
         rank = self._check_rank(self.rank if rank is None else rank) if (
             rank is not None or self.rank is not None) else self.max_rank_
-        x = _as_matrix(source, "source") - self.x_mean_
+        x = self._check_fitted_features(X, "transform").astype(np.float64) - self.x_mean_
         return (x @ self.coef_ridge_) @ self.components_[:, :rank]
 
-    def predict(self, source, rank: int | None = None) -> np.ndarray:
-        """Predicted targets (samples, n_targets) at ``rank`` (default ``self.rank``)."""
-        x = _as_matrix(source, "source") - self.x_mean_
-        return x @ self.coef(rank) + self.y_mean_
+    def predict(self, X, rank: int | None = None) -> np.ndarray:
+        """Predict targets from sources with the rank-``rank`` fit.
 
-    def score(self, source, target, rank: int | None = None) -> float:
-        """R² (:func:`r2_score`) of the rank-``rank`` prediction."""
-        return r2_score(_as_matrix(target, "target"), self.predict(source, rank))
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_sources)
+            Source activity.
+        rank : int, optional
+            Rank of the fit (1..``max_rank_``); default the ``rank`` parameter (``coef_``).
 
-    def score_ranks(self, source, target, ranks=None) -> np.ndarray:
-        """R² at every rank in ``ranks`` (default 1..max_rank_) from one projection.
+        Returns
+        -------
+        ndarray of shape (n_samples, n_targets), or (n_samples,) after a 1-d fit
+        """
+        if rank is None or not self._is_fitted():
+            return super().predict(X)
+        coef = self.coef(rank)
+        return self._linear_predict(X, coef.T, self.y_mean_ - self.x_mean_ @ coef)
+
+    def score_ranks(self, X, Y, ranks=None) -> np.ndarray:
+        """R² (pooled over targets) at every rank in ``ranks`` (default 1..max_rank_) from one
+        projection.
 
         With P = Ŷ V (full-rank predictions on the orthonormal axes), the rank-r residual is
         ‖Y − P_r V_rᵀ‖² = ‖Y‖² − 2 Σ_{k≤r} (YV)_k·P_k + Σ_{k≤r} ‖P_k‖², a cumulative sum.
         """
+        self._check_fitted()
         ranks = np.arange(1, self.max_rank_ + 1) if ranks is None else np.asarray(ranks)
         for r in ranks:
             self._check_rank(int(r))
-        x = _as_matrix(source, "source") - self.x_mean_
-        y = _as_matrix(target, "target")
+        x = self._check_fitted_features(X, "score_ranks").astype(np.float64) - self.x_mean_
+        y = _as_matrix(_column(Y, self._y_1d), "Y")
         yc = y - self.y_mean_
         p = (x @ self.coef_ridge_) @ self.components_
         q = yc @ self.components_

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
+from sklearn.base import BaseEstimator
+
 from .._backend import get_namespace
+from .._estimators import LinearPredictorMixin, check_xy
 from ..errors import AnalysisError
-from ._validation import check_fitted, check_xy
 
 
-class LinearRegression:
+class LinearRegression(LinearPredictorMixin, BaseEstimator):
     """Ordinary least squares with an intercept, solved through the SVD of the centered data.
 
     Directions whose Gram eigenvalue (squared singular value) is below ``rcond * e_max`` are
@@ -24,12 +27,29 @@ class LinearRegression:
     device : None, str or torch.device
         None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     dtype : {"float64", "float32"}
+        Working precision.
 
     Attributes
     ----------
     coef_ : ndarray (n_targets, n_features)
+        Coefficients on the uncentered features.
     intercept_ : ndarray (n_targets,)
+        ``mean(Y) - mean(X) @ coef_.T``.
     rank_ : int
+        Number of directions kept (the numerical rank of the centered ``X``).
+    n_features_in_ : int
+        Number of features seen by ``fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((30, 4)); y = X @ [1.0, -2.0, 0.5, 0.0] + 3.0
+    >>> model = LinearRegression().fit(X, y)
+    >>> np.round(model.coef_, 6).tolist(), round(float(model.intercept_[0]), 6)
+    ([[1.0, -2.0, 0.5, 0.0]], 3.0)
+    >>> round(model.score(X, y), 6)
+    1.0
     """
 
     def __init__(self, rcond=None, backend=None, device=None, dtype: str = "float64"):
@@ -39,7 +59,31 @@ class LinearRegression:
         self.dtype = dtype
 
     def fit(self, X, Y):
-        X, Y, self._y_1d = check_xy(X, Y, who="LinearRegression")
+        """Fit the least-squares coefficients and intercept.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features (at least 2 samples).
+        Y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets; predictions keep this shape.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Raises
+        ------
+        AnalysisError
+            Bad input (shapes, non-finite values, fewer than 2 samples), a bad ``rcond``,
+            ``backend``, ``device`` or ``dtype``, or a constant ``X``.
+        """
+        X, Y, y_1d = check_xy(X, Y, who="LinearRegression")
+        if self.rcond is not None and not (isinstance(self.rcond, (int, float, np.floating))
+                                           and 0 <= self.rcond < 1):
+            raise AnalysisError(f"LinearRegression: rcond must be None or a number in [0, 1), "
+                                f"got {self.rcond!r}")
         xp = get_namespace(self.backend, self.device, self.dtype)
         Xb, Yb = xp.asarray(X), xp.asarray(Y)
         x_mean, y_mean = Xb.mean(0), Yb.mean(0)
@@ -63,13 +107,5 @@ class LinearRegression:
         self.coef_ = xp.to_numpy(coef.T)
         self.intercept_ = xp.to_numpy(y_mean - x_mean @ coef)
         self.n_features_in_ = p
+        self._y_1d = y_1d
         return self
-
-    def predict(self, X):
-        check_fitted(self)
-        X, _, _ = check_xy(X, who="LinearRegression.predict")
-        if X.shape[1] != self.n_features_in_:
-            raise AnalysisError(f"LinearRegression was fitted with {self.n_features_in_} "
-                                f"features, X has {X.shape[1]}")
-        out = X @ self.coef_.T + self.intercept_[None, :]
-        return out[:, 0] if self._y_1d else out

@@ -21,10 +21,11 @@ Predictions then follow sklearn exactly: rotations ``R = W (P^T W)^-1`` and
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from .._backend import get_namespace
+from .._estimators import LinearPredictorMixin, check_xy
 from ..errors import AnalysisError
-from ._validation import check_fitted, check_xy
 
 
 def pls_kernel(X, Y, n_components: int, xp):
@@ -107,10 +108,22 @@ def kernel_pls_predict(K, K_test, Y, n_components: int, xp):
     -------
     (predictions of the centered targets (m × t), number of components extracted)
     """
-    tiny = _rank_tolerance(_diag(K, xp), xp)
-    (T, U, KU, used), = _pls_lockstep([Y], [K @ Y], lambda items: [K @ x for _, x in items],
-                                      n_components, [tiny], xp)
+    T, U, KU, used = kernel_pls_fit(K, Y, n_components, xp)
     return K_test @ _dual_weights(T, U, KU, Y, xp), used
+
+
+def kernel_pls_fit(K, Y, n_components: int, xp):
+    """Kernel PLS on one centered training Gram ``K`` and centered targets ``Y``.
+
+    Returns
+    -------
+    (T, U, KU, used) : the X-scores (n × k), deflated Y-scores (n × k), ``K U`` and the number
+    of components extracted (see :func:`kernel_pls_predict`).
+    """
+    tiny = _rank_tolerance(_diag(K, xp), xp)
+    (fit,) = _pls_lockstep([Y], [K @ Y], lambda items: [K @ x for _, x in items],
+                           n_components, [tiny], xp)
+    return fit
 
 
 def kernel_pls_splits(K, Y, splits, n_components: int, xp):
@@ -299,35 +312,52 @@ def _project_out(x, T, xp):
     return x - T @ _coefficients(x, T)
 
 
-class PLSRegression:
+class PLSRegression(LinearPredictorMixin, BaseEstimator):
     """PLS regression (sklearn ``PLSRegression(scale=False)`` semantics, exact singular vectors).
+
+    With samples <= features the model is fitted in sample space from the Gram matrix
+    (:func:`kernel_pls_fit`, the same solver :func:`~neurogeom.regression.neural_predictivity`
+    runs on all splits at once); otherwise on the cross-covariance (:func:`pls_kernel`). Both
+    give the NIPALS regression-mode model with every weight vector an exact leading singular
+    vector.
 
     Parameters
     ----------
     n_components : int
-        Number of latent components (Brain-Score uses 25).
+        Number of latent components (Brain-Score uses 25); at most the number of features.
     backend : {None, "numpy", "torch"}
         Array library; None is numpy unless ``device`` names a GPU (:mod:`neurogeom._backend`).
     device : None, str or torch.device
         None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     dtype : {"float64", "float32"}
+        Working precision.
 
     Attributes
     ----------
     coef_ : ndarray (n_targets, n_features)
+        Coefficients on the uncentered features.
     intercept_ : ndarray (n_targets,)
+        ``mean(Y) - mean(X) @ coef_.T``.
     x_weights_, x_loadings_, y_loadings_, x_rotations_ : ndarray
-        As in sklearn (features × components / targets × components).
+        As in sklearn (features × components / targets × components), each weight vector's
+        largest entry positive.
+    x_scores_ : ndarray (n_samples, n_components_)
+        Training X-scores.
     n_components_ : int
         Components actually extracted (fewer than requested when X has lower rank).
+    n_features_in_ : int
+        Number of features seen by ``fit``.
 
     Examples
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((40, 100)); Y = X[:, :2] @ np.ones((2, 3))
-    >>> PLSRegression(n_components=5).fit(X, Y).predict(X).shape
+    >>> model = PLSRegression(n_components=5).fit(X, Y)
+    >>> model.predict(X).shape
     (40, 3)
+    >>> model.score(X, Y) > 0.99          # R², the mean over targets
+    True
     """
 
     def __init__(self, n_components: int = 25, backend=None, device=None,
@@ -337,25 +367,56 @@ class PLSRegression:
         self.device = device
         self.dtype = dtype
 
-    def fit(self, X, Y):
-        X, Y, self._y_1d = check_xy(X, Y, who="PLSRegression")
-        n, p = X.shape
+    def _check_n_components(self, n_features: int) -> int:
         k = self.n_components
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise AnalysisError(f"PLSRegression: n_components must be a positive integer, "
                                 f"got {k!r}")
-        if k > p:
-            raise AnalysisError(f"PLSRegression: n_components={k} exceeds the {p} features")
+        if k > n_features:
+            raise AnalysisError(f"PLSRegression: n_components={k} exceeds the {n_features} "
+                                "features")
+        return int(k)
+
+    def fit(self, X, Y):
+        """Extract the components and fit the regression coefficients.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features (at least 2 samples).
+        Y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets; predictions keep this shape.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Raises
+        ------
+        AnalysisError
+            Bad input, ``n_components`` not a positive integer or above the number of
+            features, ``X^T Y`` zero (constant features or targets).
+        """
+        X, Y, y_1d = check_xy(X, Y, who="PLSRegression")
+        n, p = X.shape
+        k = self._check_n_components(p)
         xp = get_namespace(self.backend, self.device, self.dtype)
         Xb, Yb = xp.asarray(X), xp.asarray(Y)
         x_mean, y_mean = Xb.mean(0), Yb.mean(0)
         Xc, Yc = Xb - x_mean[None, :], Yb - y_mean[None, :]
-        W, T, P, Q, used = pls_kernel(Xc, Yc, int(k), xp)
-        if used == 0:
-            raise AnalysisError("PLSRegression: X^T Y is zero (constant X or Y); nothing to fit")
+        if n <= p:
+            W, T, P, Q, coef, used = self._fit_sample_space(Xc, Yc, k, xp)
+        else:
+            W, T, P, Q, used = pls_kernel(Xc, Yc, k, xp)
+            if used == 0:
+                raise AnalysisError("PLSRegression: X^T Y is zero (constant X or Y); "
+                                    "nothing to fit")
+            coef = None
         # R = W (P^T W)^-1; P^T W is upper triangular with unit diagonal, hence invertible.
         R = W @ xp.asarray(np.linalg.inv(xp.to_numpy(P.T @ W)))
-        coef = R @ Q.T
+        if coef is None:
+            coef = R @ Q.T
         self.x_weights_, self.x_loadings_ = xp.to_numpy(W), xp.to_numpy(P)
         self.y_loadings_, self.x_rotations_ = xp.to_numpy(Q), xp.to_numpy(R)
         self.x_scores_ = xp.to_numpy(T)
@@ -363,13 +424,40 @@ class PLSRegression:
         self.intercept_ = xp.to_numpy(y_mean - x_mean @ coef)
         self.n_components_ = used
         self.n_features_in_ = p
+        self._y_1d = y_1d
         return self
 
-    def predict(self, X):
-        check_fitted(self)
-        X, _, _ = check_xy(X, who="PLSRegression.predict")
-        if X.shape[1] != self.n_features_in_:
-            raise AnalysisError(f"PLSRegression was fitted with {self.n_features_in_} features, "
-                                f"X has {X.shape[1]}")
-        out = X @ self.coef_.T + self.intercept_[None, :]
-        return out[:, 0] if self._y_1d else out
+    @staticmethod
+    def _fit_sample_space(Xc, Yc, k: int, xp):
+        """Kernel-form fit on centered data: the scores from :func:`kernel_pls_fit`, then the
+        feature-space weights and loadings from one product with ``Xc^T``.
+
+        ``u_k`` and ``t_k`` lie in the range of the deflation projector, so ``X_k^T u_k =
+        X^T u_k`` and ``X_k^T t_k = X^T t_k``: ``w_k = X^T u_k / ||X^T u_k||``,
+        ``p_k = X^T t_k / t_k·t_k``, ``q_k = Y^T t_k / t_k·t_k``; ``coef = X^T U (T^T K U)^-1
+        T^T Y``, the same dual weights the Gram path predicts with.
+        """
+        T, U, KU, used = kernel_pls_fit(xp.matmul_self_t(Xc), Yc, k, xp)
+        both = Xc.T @ xp.asarray(np.concatenate([xp.to_numpy(U), xp.to_numpy(T)], axis=1))
+        XtU, XtT = both[:, :used], both[:, used:]
+        tt = (T * T).sum(0)
+        W = XtU / xp.sqrt((XtU * XtU).sum(0))[None, :]
+        P, Q = XtT / tt[None, :], (Yc.T @ T) / tt[None, :]
+        # sklearn's sign convention (_svd_flip_1d): largest |weight| positive; flipping a
+        # component's w, t, p, q together leaves the coefficients unchanged.
+        Wn = xp.to_numpy(W)
+        signs = np.sign(Wn[np.abs(Wn).argmax(0), np.arange(used)])
+        s = xp.asarray(np.where(signs == 0, 1.0, signs))[None, :]
+        coef = Xc.T @ _dual_weights(T, U, KU, Yc, xp)
+        return W * s, T * s, P * s, Q * s, coef, used
+
+    def _fit_predict_gram_splits(self, K, Y, splits, n_features: int, xp):
+        """Fit on each split's training rows and predict its test rows from one Gram
+        ``K = X X^T`` of all samples (:func:`kernel_pls_splits`: the splits run in lockstep, one
+        product with ``K`` per component for all of them). ``n_features`` is that of ``X``.
+
+        Each split's result equals ``fit(X[train], Y[train]).predict(X[test])`` in sample
+        space; returns a list of (backend predictions, components used). Sets no attributes.
+        """
+        k = self._check_n_components(n_features)
+        return kernel_pls_splits(K, Y, splits, k, xp)

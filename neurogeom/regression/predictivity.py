@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import xarray as xr
+from sklearn.base import clone
 
 from .._backend import get_namespace, resolve
 from .._params import check_fraction, check_int, check_seed, unit_scale
@@ -25,8 +26,8 @@ from ..errors import AlignmentError, AnalysisError, format_list
 from ._stats import pearson_columns
 from .ceiling import check_responses, drop_constant_neuroids, noise_ceiling
 from .linear import LinearRegression
-from .pls import PLSRegression, kernel_pls_splits
-from .ridge import DEFAULT_ALPHAS, RidgeRegression, check_alphas, check_cv, gram_ridge_predict
+from .pls import PLSRegression
+from .ridge import DEFAULT_ALPHAS, RidgeRegression, check_alphas
 from .splits import stimulus_splits
 
 REGRESSIONS = ("ridge", "pls", "ols")
@@ -139,7 +140,8 @@ def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, back
         if not (hasattr(regression, "fit") and hasattr(regression, "predict")):
             raise AnalysisError(f"regression must be one of {REGRESSIONS} or an estimator with "
                                 f"fit/predict, got {regression!r}")
-        return regression
+        # Fitted on a copy, as sklearn's cross-validation does; the caller's object is untouched.
+        return clone(regression, safe=False)
     if regression == "ridge":
         return RidgeRegression(alphas=alphas, alpha_per_target=alpha_per_target, cv=cv,
                                backend=backend, device=device, dtype=dtype)
@@ -173,7 +175,8 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     regression : {"ridge", "pls", "ols"} or estimator
         Ridge (:class:`RidgeRegression`, alpha chosen per neuroid by LOO on the training fold),
         PLS (:class:`PLSRegression`, ``n_components``), ordinary least squares, or any object
-        with ``fit(X, Y)``/``predict(X)``.
+        with ``fit(X, Y)``/``predict(X)`` (fitted on a copy; a :class:`RidgeRegression` or
+        :class:`PLSRegression` instance runs with its own parameters).
     n_splits, train_size, seed
         Brain-Score defaults: 10 splits, 90% train, random_state 1.
     split_by : str
@@ -302,36 +305,34 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     estimator = _make_estimator(regression, fit_alphas, alpha_per_target, cv, n_components,
                                 backend, device, dtype)
     is_ridge = isinstance(estimator, RidgeRegression)
+    is_pls = isinstance(estimator, PLSRegression)
+    if is_ridge and not isinstance(regression, str):
+        # a RidgeRegression passed in runs (and is reported) with its own grid and selection
+        alphas = check_alphas(estimator.alphas)
+        alpha_per_target, cv = estimator.alpha_per_target, estimator.cv
+    if is_pls:
+        estimator._check_n_components(X.shape[1])
     n_neuroids = Y.shape[1]
     r = np.empty((len(row_splits), n_neuroids))
     predictions = (np.full((len(row_splits), Y.shape[0], n_neuroids), np.nan)
                    if keep_predictions else None)
     chosen = np.full((len(row_splits), n_neuroids), np.nan)
-    is_pls = isinstance(estimator, PLSRegression)
-    if is_pls:
-        if not isinstance(n_components, (int, np.integer)) or n_components < 1:
-            raise AnalysisError(f"n_components must be a positive integer, got {n_components!r}")
-        if n_components > X.shape[1]:
-            raise AnalysisError(f"n_components={n_components} exceeds the {X.shape[1]} features")
-    if (is_ridge or is_pls) and X.shape[1] >= n_train_max:
-        # One Gram matrix of all stimuli serves every split, for ridge and kernel PLS alike
-        # (centering per fold is done on the Gram, as in himalaya); centering globally first
-        # keeps that subtraction well conditioned.
+    if ((is_ridge and estimator.fit_intercept) or is_pls) and X.shape[1] >= n_train_max:
+        # One Gram matrix of all stimuli serves every split, for ridge and kernel PLS alike:
+        # the estimators' sample-space fit takes it and centers each training fold on the Gram
+        # (as in himalaya); centering globally first keeps that subtraction well conditioned.
         xp = get_namespace(backend, device, dtype)
         K = xp.centered_gram(xp.asarray(X))
         Yb = xp.asarray(Y)
         if is_ridge:
-            cv_checked = (check_cv(cv, min(len(tr) for tr, _ in row_splits))
-                          if alphas.size > 1 else cv)
-            fits = (gram_ridge_predict(K, Yb, tr, te, fit_alphas, xp,
-                                       alpha_per_target=alpha_per_target, cv=cv_checked)
+            fits = ((estimator._fit_predict_gram(K, Yb, tr, te, xp), estimator.alpha_index_)
                     for tr, te in row_splits)
         else:
-            fits = kernel_pls_splits(K, Yb, row_splits, int(n_components), xp)
+            fits = estimator._fit_predict_gram_splits(K, Yb, row_splits, X.shape[1], xp)
         for s, ((tr, te), fit) in enumerate(zip(row_splits, fits)):
             pred = xp.to_numpy(fit[0]).astype(np.float64)
             if is_ridge:
-                chosen[s] = alphas[xp.to_numpy(fit[1])]
+                chosen[s] = alphas[fit[1]]
             r[s] = pearson_columns(pred, Y[te].astype(np.float64))
             if keep_predictions:
                 predictions[s, te] = pred
@@ -343,10 +344,8 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
             if keep_predictions:
                 predictions[s, te] = pred
             if is_ridge:
-                # reported in the features' units: the grid value the chosen penalty came from
-                picked = np.abs(np.log(np.asarray(estimator.alpha_))[..., None]
-                                - np.log(fit_alphas)).argmin(axis=-1)
-                chosen[s] = alphas[picked]
+                # reported in the features' units: the grid value at the chosen position
+                chosen[s] = alphas[estimator.alpha_index_]
     undefined = np.isnan(r)
     if undefined.all(axis=1).any():
         raise AnalysisError("neural_predictivity: in some split every neuroid's correlation is "

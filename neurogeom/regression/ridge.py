@@ -22,10 +22,11 @@ Alpha is therefore chosen from training stimuli only; test stimuli never enter t
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from .._backend import get_namespace
+from .._estimators import LinearPredictorMixin, check_xy
 from ..errors import AnalysisError
-from ._validation import check_fitted, check_xy
 
 #: Brain-Score's RidgeCV grid, 0.01 … 1e7 (Schrimpf et al. 2018), thinned to 20 log-spaced values.
 DEFAULT_ALPHAS = tuple(np.logspace(-2, 7, 20).tolist())
@@ -278,42 +279,11 @@ def kfold_errors(K, Y, alphas, n_folds: int, xp, *, fit_intercept: bool = True):
     return errors / n
 
 
-def gram_ridge_predict(K, Y, train, test, alphas, xp, *, alpha_per_target=True, cv="loo"):
-    """Fit on ``train`` rows and predict ``test`` rows of a precomputed Gram ``K = X X^T``.
-
-    This is how :func:`neural_predictivity` reuses one Gram matrix across all splits.
-
-    Returns
-    -------
-    (predictions, alpha_index, cv_errors) as backend arrays. With LOO and an alpha per target
-    the selection is :func:`loo_select`, whose ``cv_errors`` are ``inf`` for the
-    (alpha, target) pairs it proved cannot win.
-    """
-    ti, si = xp.asarray(train, dtype="int"), xp.asarray(test, dtype="int")
-    K_tt, K_st = double_center(K, si, ti, xp)
-    y_mean = Y[ti].mean(0)
-    Yc = Y[ti] - y_mean[None, :]
-    e, U = decompose_gram(K_tt, xp)
-    if len(alphas) > 1 and cv == "loo" and alpha_per_target:
-        best, errors, C = loo_select(U, e, Yc, alphas, xp, complete=True)
-        return K_st @ C + y_mean[None, :], xp.asarray(best, dtype="int"), xp.asarray(errors)
-    if len(alphas) == 1:
-        errors = xp.zeros((1, Y.shape[1]))
-    elif cv == "loo":
-        errors = loo_errors(U, e, Yc, alphas, xp, complete=True)
-    else:
-        errors = kfold_errors(K[ti][:, ti], Y[ti], alphas, cv, xp)
-    best = select_alphas(errors, alpha_per_target, xp)
-    alpha_col = xp.asarray(np.asarray(alphas))[best]
-    C = dual_coefficients(U, e, Yc, alpha_col, xp, complete=True)
-    return K_st @ C + y_mean[None, :], best, errors
-
-
 # --------------------------------------------------------------------------------------------
 # estimator
 # --------------------------------------------------------------------------------------------
 
-class RidgeRegression:
+class RidgeRegression(LinearPredictorMixin, BaseEstimator):
     """Ridge regression with alpha chosen per target from a grid, on the training data only.
 
     Parameters
@@ -337,13 +307,19 @@ class RidgeRegression:
     Attributes
     ----------
     coef_ : ndarray (n_targets, n_features)
+        Coefficients on the uncentered features.
     intercept_ : ndarray (n_targets,)
+        ``mean(Y) - mean(X) @ coef_.T`` (zeros without ``fit_intercept``).
     alpha_ : ndarray (n_targets,)
         Chosen alpha per target.
+    alpha_index_ : ndarray (n_targets,)
+        Position of each chosen alpha in ``alphas``.
     cv_errors_ : ndarray (n_alphas, n_targets)
         Mean squared CV error of every alpha (zeros when only one alpha was given).
     solver_ : str
         ``"kernel"`` (samples <= features) or ``"primal"``.
+    n_features_in_ : int
+        Number of features seen by ``fit``.
 
     Examples
     --------
@@ -353,6 +329,9 @@ class RidgeRegression:
     >>> model = RidgeRegression(alphas=np.logspace(-2, 3, 6)).fit(X, Y)
     >>> model.predict(X).shape
     (50, 3)
+    >>> from sklearn.base import clone
+    >>> clone(model).get_params()["alpha_per_target"]
+    True
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, alpha_per_target: bool = True, cv="loo",
@@ -367,7 +346,27 @@ class RidgeRegression:
         self.dtype = dtype
 
     def fit(self, X, Y):
-        X, Y, self._y_1d = check_xy(X, Y, who="RidgeRegression")
+        """Choose alpha(s) on the training data and fit the coefficients.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features (at least 2 samples; 3 for leave-one-out selection).
+        Y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets; predictions keep this shape.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Raises
+        ------
+        AnalysisError
+            Bad input (shapes, non-finite values, too few samples), bad ``alphas`` or ``cv``,
+            an unknown ``dtype`` or ``device``.
+        """
+        X, Y, y_1d = check_xy(X, Y, who="RidgeRegression")
         alphas = check_alphas(self.alphas)
         n, p = X.shape
         cv = check_cv(self.cv, n) if alphas.size > 1 else self.cv
@@ -378,46 +377,87 @@ class RidgeRegression:
             Xb, Yb = Xb - x_mean[None, :], Yb - y_mean[None, :]
         else:
             x_mean, y_mean = xp.zeros((p,)), xp.zeros((Y.shape[1],))
-        kernel = n <= p
-        if kernel:
-            G = xp.matmul_self_t(Xb)
-            e, U = decompose_gram(G, xp)
+        if n <= p:
+            C = self._fit_gram(xp.matmul_self_t(Xb), Yb, alphas, cv, xp)
+            coef = Xb.T @ C                                  # push-through identity
         else:
             e, V = decompose_gram(Xb.T @ Xb, xp)
             keep = e > e.max() * max(n, p) * xp.finfo_eps()
             e, V = e[keep], V[:, keep]
             U = (Xb @ V) / xp.sqrt(e)[None, :]
-        complete = kernel
+            if alphas.size == 1:
+                errors = xp.zeros((1, Y.shape[1]))
+            elif cv == "loo":
+                errors = loo_errors(U, e, Yb, alphas, xp, complete=False,
+                                    fit_intercept=self.fit_intercept)
+            else:
+                errors = kfold_errors(xp.matmul_self_t(Xb), Yb, alphas, cv, xp,
+                                      fit_intercept=self.fit_intercept)
+            best = select_alphas(errors, self.alpha_per_target, xp)
+            alpha_col = xp.asarray(alphas)[best]
+            Z = V.T @ (Xb.T @ Yb)
+            coef = V @ (Z / (e[:, None] + alpha_col[None, :]))
+            self._set_selection(alphas, best, errors, "primal", xp)
+        self.coef_ = xp.to_numpy(coef.T)
+        self.intercept_ = xp.to_numpy(y_mean - x_mean @ coef)
+        self.n_features_in_ = p
+        self._y_1d = y_1d
+        return self
+
+    def _fit_gram(self, G, Y, alphas, cv, xp, *, exact_errors: bool = True):
+        """The kernel-form fit: alpha selection and dual coefficients ``(G + alpha_j I)^-1 y_j``
+        from the training Gram ``G = Xc Xc^T`` (n × n) and targets ``Y`` (n × t), both centered
+        on the training data when ``fit_intercept``.
+
+        Used by :meth:`fit` when samples <= features and, with a Gram shared across splits, by
+        :func:`~neurogeom.regression.neural_predictivity` (:meth:`_fit_predict_gram`). Sets
+        ``alpha_``, ``alpha_index_``, ``cv_errors_`` and ``solver_``. With
+        ``exact_errors=False`` leave-one-out selection of an alpha per target uses
+        :func:`loo_select`, which finds the same alphas but leaves ``cv_errors_`` at ``inf``
+        for the (alpha, target) pairs it proved cannot win.
+        """
+        e, U = decompose_gram(G, xp)
+        if alphas.size > 1 and cv == "loo" and self.alpha_per_target and not exact_errors:
+            best, errors, C = loo_select(U, e, Y, alphas, xp, complete=True,
+                                         fit_intercept=self.fit_intercept)
+            self._set_selection(alphas, best, errors, "kernel", xp)
+            return C
         if alphas.size == 1:
             errors = xp.zeros((1, Y.shape[1]))
         elif cv == "loo":
-            errors = loo_errors(U, e, Yb, alphas, xp, complete=complete,
+            errors = loo_errors(U, e, Y, alphas, xp, complete=True,
                                 fit_intercept=self.fit_intercept)
         else:
-            G = G if kernel else xp.matmul_self_t(Xb)
-            errors = kfold_errors(G, Yb, alphas, cv, xp, fit_intercept=self.fit_intercept)
+            errors = kfold_errors(G, Y, alphas, cv, xp, fit_intercept=self.fit_intercept)
         best = select_alphas(errors, self.alpha_per_target, xp)
-        alpha_col = xp.asarray(alphas)[best]
-        if kernel:
-            C = dual_coefficients(U, e, Yb, alpha_col, xp, complete=True)
-            coef = Xb.T @ C                                  # push-through identity
-        else:
-            Z = V.T @ (Xb.T @ Yb)
-            coef = V @ (Z / (e[:, None] + alpha_col[None, :]))
-        self.coef_ = xp.to_numpy(coef.T)
-        self.intercept_ = xp.to_numpy(y_mean - x_mean @ coef)
-        self.alpha_ = xp.to_numpy(alpha_col)
-        self.alpha_index_ = xp.to_numpy(best)
-        self.cv_errors_ = xp.to_numpy(errors)
-        self.solver_ = "kernel" if kernel else "primal"
-        self.n_features_in_ = p
-        return self
+        self._set_selection(alphas, best, errors, "kernel", xp)
+        return dual_coefficients(U, e, Y, xp.asarray(alphas)[best], xp, complete=True)
 
-    def predict(self, X):
-        check_fitted(self)
-        X, _, _ = check_xy(X, who="RidgeRegression.predict")
-        if X.shape[1] != self.n_features_in_:
-            raise AnalysisError(f"RidgeRegression was fitted with {self.n_features_in_} features, "
-                                f"X has {X.shape[1]}")
-        out = X @ self.coef_.T + self.intercept_[None, :]
-        return out[:, 0] if self._y_1d else out
+    def _fit_predict_gram(self, K, Y, train, test, xp):
+        """Fit on the ``train`` rows and predict the ``test`` rows from a Gram ``K = X X^T`` of
+        all samples (a backend array, best centered globally for conditioning), as
+        :func:`~neurogeom.regression.neural_predictivity` does with one ``K`` for every split.
+
+        Training rows are double-centered on their own mean (:func:`double_center`), so the
+        result equals ``fit(X[train], Y[train]).predict(X[test])`` (``fit_intercept=True``
+        only); ``alpha_``, ``alpha_index_`` and ``cv_errors_`` are set, ``coef_`` is not (the
+        features are never seen). Returns the predictions as a backend array.
+        """
+        if not self.fit_intercept:
+            raise AnalysisError("RidgeRegression: fitting from a shared Gram needs "
+                                "fit_intercept=True (it centers each training fold)")
+        alphas = check_alphas(self.alphas)
+        cv = check_cv(self.cv, len(train)) if alphas.size > 1 else self.cv
+        ti, si = xp.asarray(train, dtype="int"), xp.asarray(test, dtype="int")
+        K_tt, K_st = double_center(K, si, ti, xp)
+        y_mean = Y[ti].mean(0)
+        C = self._fit_gram(K_tt, Y[ti] - y_mean[None, :], alphas, cv, xp, exact_errors=False)
+        return K_st @ C + y_mean[None, :]
+
+    def _set_selection(self, alphas, best, errors, solver: str, xp):
+        """Record the selection (``best``/``errors`` are numpy or backend arrays)."""
+        best, errors = (x if isinstance(x, np.ndarray) else xp.to_numpy(x) for x in (best, errors))
+        self.alpha_ = alphas[best].astype(xp.dtype_name)
+        self.alpha_index_ = best
+        self.cv_errors_ = errors
+        self.solver_ = solver
