@@ -19,27 +19,11 @@ from .._estimators import (
 )
 from ..errors import AnalysisError
 
-__all__ = ["ReducedRankRegression", "r2_score", "DEFAULT_ALPHAS"]
+__all__ = ["ReducedRankRegression", "DEFAULT_ALPHAS"]
 
 #: Ridge penalties tried by default (absolute; inputs are expected roughly unit-variance per
 #: feature, as :func:`~neurogeom.latent.latent_dimensionality` makes them).
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 6, 17))
-
-
-def r2_score(target, prediction) -> float:
-    """Fraction of the target's total variance explained: 1 − Σ(y − ŷ)² / Σ(y − ȳ)².
-
-    Pooled over neurons (each centered on its own mean), so neurons weigh by their variance.
-    Works on (samples, neurons) arrays or stacks of them.
-    """
-    target = np.asarray(target, dtype=np.float64)
-    prediction = np.asarray(prediction, dtype=np.float64)
-    flat_t = target.reshape(-1, target.shape[-1])
-    flat_p = prediction.reshape(-1, prediction.shape[-1])
-    total = np.sum((flat_t - flat_t.mean(axis=0)) ** 2)
-    if total == 0:
-        raise AnalysisError("R² is undefined: the targets do not vary across samples")
-    return float(1.0 - np.sum((flat_t - flat_p) ** 2) / total)
 
 
 def _as_matrix(x, name: str) -> np.ndarray:
