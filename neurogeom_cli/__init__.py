@@ -60,7 +60,14 @@ def build_parser():
 
     from neurogeom import __version__
 
-    parser = argparse.ArgumentParser(
+    class Parser(argparse.ArgumentParser):
+        """Usage errors in one line, like every other error (the full usage is in --help)."""
+
+        def error(self, message):
+            _say(f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)")
+            self.exit(2)
+
+    parser = Parser(
         prog="neurogeom",
         description="Neural population geometry: load recordings and model activations into "
                     "labeled assemblies and measure capacity, alignment, predictivity and "

@@ -43,6 +43,8 @@ def run(args) -> int:
     path = Path(args.path)
     if not path.exists():
         raise LoaderError(f"no such file: {path}")
+    if args.output:
+        io.check_destination(args.output, sources=[path])   # before the work, not after
     a = io.open(path)
     if not isinstance(a, xr.DataArray):
         raise LoaderError(f"{path} holds a result Dataset, not an assembly; "

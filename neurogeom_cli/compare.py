@@ -36,10 +36,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from neurogeom.io import open as open_assembly, to_netcdf
+    from neurogeom.io import check_destination, open as open_assembly, to_netcdf
     from neurogeom import neural_predictivity
     from neurogeom import spectral_decomposition
 
+    check_destination(args.output, sources=[args.model, args.neural])   # before the work
     model = open_assembly(args.model)
     neural = open_assembly(args.neural)
     for path, obj in ((args.model, model), (args.neural, neural)):

@@ -55,9 +55,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from neurogeom.io import open as open_assembly, to_netcdf
+    from neurogeom.io import check_destination, open as open_assembly, to_netcdf
     from neurogeom import latent_dimensionality
 
+    check_destination(args.output, sources=[args.path])   # before the work, not after
     a = open_assembly(args.path)
     if not hasattr(a, "dims") or "neuroid" not in a.dims:
         raise AnalysisError(f"{args.path} holds no assembly with a 'neuroid' dim")

@@ -68,7 +68,9 @@ def _need(args, *names):
 
 def run(args) -> int:
     import loaders
-    from neurogeom.io import to_netcdf
+    from neurogeom.io import check_destination, to_netcdf
+
+    check_destination(args.output, sources=[args.source])   # before the work, not after
 
     region = args.region[0] if args.region and len(args.region) == 1 else args.region
     if args.binned:
