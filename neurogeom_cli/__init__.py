@@ -58,8 +58,6 @@ def _exception_for(signum: int) -> BaseException:
 def build_parser():
     import argparse
 
-    from neurogeom import __version__
-
     class Parser(argparse.ArgumentParser):
         """Usage errors in one line, like every other error (the full usage is in --help)."""
 
@@ -72,7 +70,8 @@ def build_parser():
         description="Neural population geometry: load recordings and model activations into "
                     "labeled assemblies and measure capacity, alignment, predictivity and "
                     "dimensionality.")
-    parser.add_argument("--version", action="version", version=f"neurogeom {__version__}")
+    parser.add_argument("--version", action=_version_action(), nargs=0,
+                        help="show the version number and exit")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of errors instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -80,6 +79,20 @@ def build_parser():
     for name in SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     return parser
+
+
+def _version_action():
+    import argparse
+
+    class Version(argparse.Action):
+        """``--version``, importing neurogeom only when asked (parsing stays light)."""
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            from neurogeom import __version__
+            print(f"neurogeom {__version__}")
+            parser.exit()
+
+    return Version
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +129,8 @@ def _run(argv, signals: _Signals) -> int:
     signals.deferring = True
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "func", None):
+        import neurogeom  # noqa: F401 - every command needs it: import it while deferring
     signals.raise_pending()
     if not getattr(args, "func", None):
         parser.print_help()

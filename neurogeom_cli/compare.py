@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import xarray as xr
-
-from neurogeom.errors import AnalysisError
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -36,6 +32,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import xarray as xr
+
+    from neurogeom.errors import AnalysisError
     from neurogeom.io import check_destination, open as open_assembly, to_netcdf
     from neurogeom import neural_predictivity
     from neurogeom import spectral_decomposition

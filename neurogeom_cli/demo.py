@@ -15,9 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import xarray as xr
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the end-to-end demo on synthetic data",
@@ -44,6 +41,9 @@ class _Steps:
 
 
 def run(args) -> int:
+    import numpy as np
+    import xarray as xr
+
     import loaders
 
     from neurogeom import assembly, io

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-import numpy as np
-import xarray as xr
-
-from neurogeom.errors import LoaderError
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
 
@@ -27,6 +21,9 @@ def add_parser(sub) -> None:
 
 def summarize_xarray(obj) -> dict:
     """A JSON-ready summary of an assembly or result."""
+    import numpy as np
+    import xarray as xr
+
     def coord_info(c):
         values = np.asarray(c.values)
         info = {"dims": list(c.dims), "dtype": str(values.dtype)}
@@ -48,6 +45,9 @@ def summarize_xarray(obj) -> dict:
 
 
 def run(args) -> int:
+    import json
+
+    from neurogeom.errors import LoaderError
     from neurogeom.io import open as open_assembly
 
     source = args.path
@@ -67,6 +67,8 @@ def run(args) -> int:
 
 def _summarize_recording(source: str) -> dict:
     """Recording files (NWB, local or remote) are summarized by the loaders package."""
+    from neurogeom.errors import LoaderError
+
     try:
         from loaders.nwb import nwb_summary
     except ImportError as exc:

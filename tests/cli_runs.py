@@ -1,0 +1,96 @@
+"""Running the ``neurogeom`` command in real subprocesses: signals, file-size limits, hashes.
+
+Shared by the CLI reliability tests and the failure corpus. The child imports this checkout
+(PYTHONPATH), whatever its working directory, so a test can run it inside a scratch folder and
+see every file it leaves there.
+"""
+
+import hashlib
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: our temporaries: ``.NAME.XXXXXXXX.SUFFIX`` (neurogeom.io.atomic_write, atomic_write_dir)
+TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.[A-Za-z0-9]+")
+
+
+def env(**extra):
+    out = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]), **extra}
+    out.pop("COLUMNS", None)
+    return out
+
+
+def limit_file_size(nbytes):
+    """A ``preexec_fn`` simulating a full disk: writes past ``nbytes`` fail with EFBIG (the
+    SIGXFSZ that would kill the process is ignored, as a full disk does not signal)."""
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+    return apply
+
+
+def temps(folder):
+    return sorted(p.name for p in Path(folder).iterdir() if TEMP.fullmatch(p.name))
+
+
+def run_cli(args, *, cwd=None, fsize=None, send=None, at=None, timeout=240, stdout=None):
+    """Run ``neurogeom ARGS``; return ``(returncode, stdout, stderr)``.
+
+    ``send`` (a signal) is sent ``at`` seconds after the start, or, with ``at="write"``, as
+    soon as a temporary file of ours in ``cwd`` holds data (the write is under way).
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "neurogeom_cli", *map(str, args)],
+                            cwd=cwd, env=env(), text=True,
+                            stdout=subprocess.PIPE if stdout is None else stdout,
+                            stderr=subprocess.PIPE,
+                            preexec_fn=limit_file_size(fsize) if fsize else None)
+    if send is not None:
+        _signal_when(proc, send, at, cwd)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out or "", err or ""
+
+
+def _signal_when(proc, sig, at, cwd):
+    if at == "write":
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if any((Path(cwd) / t).stat().st_size > 0 for t in _safe_temps(cwd)):
+                break
+            time.sleep(0.002)
+        else:
+            raise AssertionError("the command ended (or stalled) before writing a temporary")
+    else:
+        time.sleep(at)
+    if proc.poll() is None:
+        proc.send_signal(sig)
+
+
+def _safe_temps(folder):
+    try:
+        return temps(folder)
+    except FileNotFoundError:
+        return []
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def snapshot(folder):
+    """Every file under ``folder`` (names relative to it) with its hash; symlinks as links."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            p = Path(dirpath, name)
+            rel = str(p.relative_to(folder))
+            out[rel] = ("link", os.readlink(p)) if p.is_symlink() else sha256(p)
+        for d in dirnames:
+            out.setdefault(str(Path(dirpath, d).relative_to(folder)) + "/", "dir")
+    return out
