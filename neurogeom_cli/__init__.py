@@ -195,4 +195,4 @@ def _install_signal_handlers(signals: _Signals):
     return restore
 
 
-__all__ = ["main", "build_parser", "SUBCOMMANDS", "Terminated"]
+__all__ = ["SUBCOMMANDS", "Terminated", "build_parser", "main"]

@@ -8,8 +8,6 @@ see every file it leaves there.
 import hashlib
 import os
 import re
-import resource
-import signal
 import subprocess
 import sys
 import time
@@ -27,13 +25,16 @@ def env(**extra):
     return out
 
 
-def limit_file_size(nbytes):
-    """A ``preexec_fn`` simulating a full disk: writes past ``nbytes`` fail with EFBIG (the
-    SIGXFSZ that would kill the process is ignored, as a full disk does not signal)."""
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
-    return apply
+def limit_file_size(nbytes, command):
+    """``command`` run with writes past ``nbytes`` failing with EFBIG, which is how a full disk
+    is simulated (SIGXFSZ, which would kill the process, is ignored: a full disk does not
+    signal). A small launcher sets the limit and execs ``command``; both survive the exec, and
+    no ``preexec_fn`` is needed (unsafe with the corpus's threads)."""
+    launcher = ("import os, resource, signal, sys; n = int(sys.argv[1]); "
+                "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+                "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+                "os.execv(sys.argv[2], sys.argv[2:])")
+    return [sys.executable, "-c", launcher, str(nbytes), *command]
 
 
 def temps(folder):
@@ -46,11 +47,12 @@ def run_cli(args, *, cwd=None, fsize=None, send=None, at=None, timeout=240, stdo
     ``send`` (a signal) is sent ``at`` seconds after the start, or, with ``at="write"``, as
     soon as a temporary file of ours in ``cwd`` holds data (the write is under way).
     """
-    proc = subprocess.Popen([sys.executable, "-m", "neurogeom_cli", *map(str, args)],
-                            cwd=cwd, env=env(), text=True,
+    command = [sys.executable, "-m", "neurogeom_cli", *map(str, args)]
+    if fsize:
+        command = limit_file_size(fsize, command)
+    proc = subprocess.Popen(command, cwd=cwd, env=env(), text=True,
                             stdout=subprocess.PIPE if stdout is None else stdout,
-                            stderr=subprocess.PIPE,
-                            preexec_fn=limit_file_size(fsize) if fsize else None)
+                            stderr=subprocess.PIPE)
     if send is not None:
         _signal_when(proc, send, at, cwd)
     out, err = proc.communicate(timeout=timeout)

@@ -14,13 +14,12 @@ import textwrap
 import numpy as np
 import pytest
 import xarray as xr
+from cli_runs import env, limit_file_size, run_cli, sha256, temps
 
 import loaders
 from loaders.synthetic import nwb as syn
 from neurogeom import io as ngio
 from neurogeom.errors import NeurogeomError, StorageError
-
-from cli_runs import env, limit_file_size, run_cli, sha256, temps
 
 MAC = ["--spikes", "--intervals", "trials", "--stimulus", "stimulus_presented",
        "--window", "0.07", "0.17"]
@@ -153,12 +152,12 @@ def test_full_disk_is_one_line_and_keeps_the_old_file(files, tmp_path):
     old.write_bytes((files / "good.nc").read_bytes())
     old.chmod(0o640)
     before = sha256(old)
-    code, out, err = run_cli(["capacity", files / "good.nc", "--by", "object_name", "--n-t",
+    code, _out, err = run_cli(["capacity", files / "good.nc", "--by", "object_name", "--n-t",
                               "20", "-o", "out.nc"], cwd=tmp_path, fsize=6000)
     assert code == 2, err        # not -11: HDF5 no longer crashes the interpreter at exit
     assert err.strip().splitlines() == [
-        "neurogeom capacity: error: no space left writing out.nc (File too large); any "
-        "previous file there is unchanged"]
+        ("neurogeom capacity: error: no space left writing out.nc (File too large); any "
+        "previous file there is unchanged")]
     assert sha256(old) == before and stat.S_IMODE(old.stat().st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]
 
@@ -174,9 +173,8 @@ def test_full_disk_in_the_library_raises_storage_error(tmp_path):
         except StorageError as exc:
             print("StorageError:", exc)
     """)
-    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env(),
-                         capture_output=True, text=True, timeout=120,
-                         preexec_fn=limit_file_size(20000))
+    out = subprocess.run(limit_file_size(20000, [sys.executable, "-c", script]), cwd=tmp_path,
+                         env=env(), capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0 and out.stderr == "", out.stderr
     assert out.stdout.startswith("StorageError: no space left writing big.nc")
     assert list(tmp_path.iterdir()) == []
@@ -191,7 +189,7 @@ def test_full_disk_in_the_library_raises_storage_error(tmp_path):
 def test_signal_during_the_write_cleans_up(files, tmp_path, sig, code, says):
     old = tmp_path / "out.nc"
     old.write_bytes(b"previous result")
-    got, out, err = run_cli(["load", files / "mac.nwb", *MAC, "--bins", "400", "-o", "out.nc"],
+    got, _out, err = run_cli(["load", files / "mac.nwb", *MAC, "--bins", "400", "-o", "out.nc"],
                             cwd=tmp_path, send=sig, at="write")
     assert got == code and err.strip() == f"neurogeom: {says}", err
     assert old.read_bytes() == b"previous result" and temps(tmp_path) == []
@@ -205,7 +203,7 @@ def test_a_killed_write_leaves_a_temporary_that_the_next_write_sweeps(files, tmp
     assert len(left) == 1 and left[0].startswith(".out.nc.")
     (tmp_path / ".other.nc.abcd1234.tmp").write_text("another file's temporary")
     (tmp_path / ".out.nc.partial").write_text("not our pattern")
-    code, out, err = run_cli(args, cwd=tmp_path)
+    code, _out, err = run_cli(args, cwd=tmp_path)
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".other.nc.abcd1234.tmp", ".out.nc.partial", "out.nc"]

@@ -14,19 +14,18 @@ import shlex
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Optional, Union
 
 import pytest
+from cli_runs import run_cli, snapshot, temps
+from nwb_files import write_plain_units
 
 import loaders
 from loaders.synthetic import nwb as syn
-from neurogeom import io as ngio, manifold_capacity
-
-from cli_runs import run_cli, snapshot, temps
-from nwb_files import write_plain_units
+from neurogeom import io as ngio
+from neurogeom import manifold_capacity
 
 MAC = "--spikes --intervals trials --stimulus stimulus_presented --window 0.07 0.17"
 
@@ -60,10 +59,10 @@ class Case:
     id: str
     args: str                               # shell words; {in} inputs, {w} work folder
     says: str = ""                          # expected (lower-case) in stderr
-    setup: Optional[Callable] = None        # setup(work, inputs) before the run
-    fsize: Optional[int] = None             # RLIMIT_FSIZE: a disk that fills up
-    send: Optional[int] = None              # a signal ...
-    at: Union[float, str, None] = None      # ... seconds after the start, or "write"
+    setup: Callable | None = None        # setup(work, inputs) before the run
+    fsize: int | None = None             # RLIMIT_FSIZE: a disk that fills up
+    send: int | None = None              # a signal ...
+    at: float | str | None = None      # ... seconds after the start, or "write"
     expect: int = 2
 
 
