@@ -8,6 +8,7 @@ see every file it leaves there.
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -44,8 +45,9 @@ def temps(folder):
 def run_cli(args, *, cwd=None, fsize=None, send=None, at=None, timeout=240, stdout=None):
     """Run ``neurogeom ARGS``; return ``(returncode, stdout, stderr)``.
 
-    ``send`` (a signal) is sent ``at`` seconds after the start, or, with ``at="write"``, as
-    soon as a temporary file of ours in ``cwd`` holds data (the write is under way).
+    ``send`` (a signal) is sent ``at`` seconds after the command has installed its signal
+    handlers, or, with ``at="write"``, as soon as a temporary file of ours in ``cwd`` holds
+    data (the write is under way).
     """
     command = [sys.executable, "-m", "neurogeom_cli", *map(str, args)]
     if fsize:
@@ -59,7 +61,25 @@ def run_cli(args, *, cwd=None, fsize=None, send=None, at=None, timeout=240, stdo
     return proc.returncode, out or "", err or ""
 
 
+def _handlers_installed(pid) -> bool:
+    """Whether the command has installed its own handlers: Python catches SIGINT from the
+    start, SIGTERM only once ``neurogeom_cli.main`` runs (Linux: SigCgt in /proc/PID/status).
+    Before that the interpreter is still starting, where no program can catch a signal."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            caught = next(int(line.split()[1], 16) for line in status
+                          if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return True     # not Linux, or already gone: nothing to wait for
+    return bool(caught >> (signal.SIGTERM - 1) & 1)
+
+
 def _signal_when(proc, sig, at, cwd):
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and not _handlers_installed(proc.pid):
+        if time.monotonic() > deadline:
+            raise AssertionError("the command never installed its signal handlers")
+        time.sleep(0.002)
     if at == "write":
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
