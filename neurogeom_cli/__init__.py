@@ -182,12 +182,29 @@ def _install_signal_handlers(signals: _Signals):
     def again(signum, frame):
         os._exit(128 + signum)
 
+    def unraisable(info):
+        # the handler ran inside a weakref callback or a __del__, where Python prints the
+        # exception and drops it: re-arm and signal again a moment later (from a thread: in
+        # here it would land in this hook), to raise it from ordinary code
+        if isinstance(info.exc_value, (KeyboardInterrupt, Terminated)) and signals.received:
+            import threading
+
+            for s in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(s, first)
+            resend = threading.Timer(0.01, os.kill, (os.getpid(), signals.received.pop()))
+            resend.daemon = True
+            resend.start()
+            return
+        previous_hook(info)
+
     try:
         previous = {s: signal.signal(s, first) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:      # not the main thread
         return lambda exiting=False: None
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
 
     def restore(exiting=False):
+        sys.unraisablehook = previous_hook
         for s, handler in previous.items():
             signal.signal(s, again if exiting else
                           handler if handler is not None else signal.SIG_DFL)

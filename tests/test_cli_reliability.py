@@ -279,3 +279,34 @@ def test_replacing_a_store_keeps_its_mode(tmp_path):
 
     ngio.atomic_write_dir(store, write)
     assert stat.S_IMODE(store.stat().st_mode) == 0o750 and (store / "a").exists()
+
+
+def test_ctrl_c_landing_in_a_weakref_callback_still_interrupts(tmp_path):
+    # Python prints and drops an exception raised inside a weakref callback or __del__; the
+    # command's handler must not lose Ctrl-C there (seen as "Exception ignored in:
+    # WeakValueDictionary...remove" and a run that went on)
+    script = textwrap.dedent("""
+        import os, signal, weakref
+        from neurogeom_cli import _Signals, _install_signal_handlers
+        restore = _install_signal_handlers(_Signals())
+
+        class Thing:
+            pass
+
+        def callback(ref):
+            os.kill(os.getpid(), signal.SIGINT)     # the handler runs in here
+            sum(range(1000))
+
+        thing = Thing()
+        ref = weakref.ref(thing, callback)
+        try:
+            del thing
+            for _ in range(10**7):
+                pass
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("interrupted")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env(),
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.stdout.strip() == "interrupted" and out.stderr == "", out.stderr

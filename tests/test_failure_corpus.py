@@ -151,8 +151,8 @@ CASES = [
          "interrupted", send=SIGINT, at=0.3, expect=130),
     Case("sigterm-at-startup", "capacity {in}/good.nc --by object_name -o out.nc",
          "terminated", send=SIGTERM, at=0.3, expect=143),
-    Case("sigint-while-computing", "latents {in}/good.nc -o out.nc --quiet", "interrupted",
-         send=SIGINT, at=4.0, expect=130),
+    Case("sigint-while-computing", "latents {in}/good.nc --dims 1:2 --max-epochs 100000 "
+         "--quiet -o out.nc", "interrupted", send=SIGINT, at=3.0, expect=130),
     Case("sigterm-while-writing", "load {in}/mac.nwb " + MAC + " --bins 400 -o out.nc",
          "terminated", setup=copy("out.nc", "good.nc"), send=SIGTERM, at="write", expect=143),
     Case("sigint-while-writing", "load {in}/mac.nwb " + MAC + " --bins 400 -o out.nc",
