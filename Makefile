@@ -1,12 +1,13 @@
 # Two commands: `make test` and `make demo`. Each creates .venv when it is missing and installs
 # the project with constraints.txt, which pins torch==2.13.0 so pip never pulls a CUDA build.
+# Also: `make slow` (the tests marked slow, over ~30 s), `make lint` (ruff), `make bench`.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.neurogeom-installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo slow bench setup clean
+.PHONY: test demo slow lint bench setup clean
 
 setup: $(STAMP)
 
@@ -21,6 +22,9 @@ test: $(STAMP)
 
 slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 demo: $(STAMP)
 	$(VENV)/bin/neurogeom demo

@@ -167,8 +167,8 @@ def main(argv=None):
           f"{CPU_TIMES['mft_analysis']:.3f} s CPU")
 
     # --- the QP stage alone, ours vs per-QP baselines on the same t vectors -----------------
-    (coords, T, *_), t_prep = timed(_prepare, data, 0.0, n_t, 0, True, "reference", None,
-                                    "numpy", 3, list(range(P)), 1e-12)
+    (coords, T, *_), t_prep = timed(_prepare, data, 0.0, n_t, 0, True, "reference", None, 3,
+                                    list(range(P)), 1e-12)
     T = [T[i] for i in range(len(T))]  # materialize the (lazily drawn) samples for the baselines
     print(f"shared preparation (centering, center correlations, reduction): {t_prep:.3f} s "
           f"wall, {CPU_TIMES['_prepare']:.3f} s CPU")

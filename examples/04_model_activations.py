@@ -28,7 +28,8 @@ def cross_position_decoding(a):
     return clf.score(x[~corner], y[~corner])
 
 
-def main(outdir):
+def main(outdir) -> dict:
+    """Run the story; return accuracy, decoding per layer and what the files held (tests assert)."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
 
@@ -45,10 +46,12 @@ def main(outdir):
     untrained = loaders.model_activations(loaders.synthetic.untrained_convnet(), images, layers,
                                           metadata=meta, progress=False)
     print(f"{'layer':12s} {'units':>6s} {'object decoding across positions':>34s}")
+    decoding = {}
     for name in layers:
         a = acts[name]
-        print(f"{name:12s} {a.sizes['neuroid']:6d} {cross_position_decoding(a):20.2f} trained"
-              f" / {cross_position_decoding(untrained[name]):.2f} untrained")
+        decoding[name] = (cross_position_decoding(a), cross_position_decoding(untrained[name]))
+        print(f"{name:12s} {a.sizes['neuroid']:6d} {decoding[name][0]:20.2f} trained"
+              f" / {decoding[name][1]:.2f} untrained")
 
     # 3. a separate stimulus set fits the PCA used to reduce the benchmark set (Brain-Score style)
     fit_images, _ = loaders.synthetic.translated_digits(n_exemplars=4, seed=1)
@@ -76,6 +79,10 @@ def main(outdir):
     features, neural_like = asm.align(acts["fc"], from_bs)
     print(f"wrote {path.name} and {bs_path.name}; both read back identical "
           f"({features.sizes['presentation']} aligned presentations)")
+    return {"accuracy": accuracy, "images": len(images), "decoding": decoding,
+            "pca_components": reduced.sizes["neuroid"], "spilled": bool(spilled.attrs["spilled"]),
+            "spilled_backend": type(spilled.data).__module__,
+            "aligned_presentations": features.sizes["presentation"]}
 
 
 if __name__ == "__main__":

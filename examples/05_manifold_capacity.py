@@ -15,7 +15,10 @@ import loaders
 import neurogeom as ng
 
 
-def main(out_dir: Path) -> None:
+def main(out_dir: Path) -> dict:
+    """Run the story; return capacity, R_M and D_M per manifold radius (the tests assert them)."""
+    out_dir = Path(out_dir)
+    numbers = {}
     for radius in (0.3, 1.0):
         responses = loaders.synthetic.object_manifolds(n_objects=8, n_images=20, n_neuroids=100,
                                                        n_repetitions=2, radius=radius,
@@ -26,8 +29,11 @@ def main(out_dir: Path) -> None:
               f"R_M {float(result.radius_overall):.3f}, D_M {float(result.dimension_overall):.2f}, "
               f"center correlation {float(result.center_correlation):.3f} (K={int(result.K)})")
         path = ng.io.to_netcdf(result, out_dir / f"capacity_radius{radius}.nc")
+        numbers[radius] = {name: float(result[f"{name}_overall"])
+                           for name in ("capacity", "radius", "dimension")}
     print(result[["capacity", "radius", "dimension"]].to_dataframe().round(3))
     print(f"saved {path}")
+    return numbers
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ import loaders
 import neurogeom as ng
 
 
-def main(out_dir: Path) -> None:
+def main(out_dir: Path) -> dict:
+    """Run the story; return each area's capacities and GLUE radius (the tests assert them)."""
+    out_dir = Path(out_dir)
+    numbers = {}
     for area, radius in (("compact", 0.3), ("wide", 1.0)):
         raw = loaders.synthetic.object_manifolds(n_objects=20, n_images=5, n_neuroids=100,
                                                  n_repetitions=2, radius=radius, dimension=4,
@@ -38,7 +41,15 @@ def main(out_dir: Path) -> None:
               f"  n* = {float(sim.n_star):.1f} of {sim.attrs['rank']} dims")
         for name, ds in (("glue", glue), ("correlated", corr), ("simulated", sim)):
             ng.io.to_netcdf(ds, out_dir / f"{area}_{name}.nc")
+        numbers[area] = {"radius": radius, "glue": float(glue.capacity_overall),
+                         "glue_se": float(glue.capacity_overall_se),
+                         "glue_radius": float(glue.radius_overall),
+                         "correlated": float(corr.capacity_overall),
+                         "simulated": float(sim.capacity_overall),
+                         "simulated_ci": (float(sim.capacity_overall_ci_low),
+                                          float(sim.capacity_overall_ci_high))}
     print(f"results written to {out_dir}")
+    return numbers
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ import loaders
 import neurogeom as ng
 
 
-def main(out_dir: Path) -> None:
+def main(out_dir: Path) -> dict:
+    """Run the story; return the ceiling and each layer's scores (the tests assert them)."""
+    out_dir = Path(out_dir)
     shape = dict(n_objects=8, n_images=16, n_neuroids=40, seed=0)
     neural = loaders.synthetic.object_manifolds(**shape, n_repetitions=4, noise=0.6)
     # The same population without trial noise (same seed, same stimuli): what a model could
@@ -30,6 +32,7 @@ def main(out_dir: Path) -> None:
     # The ceiling is a reliability (a squared-correlation scale): a perfect model reaches
     # r = sqrt(ceiling), so r slightly above the ceiling itself is expected for good models.
     print(f"noise ceiling (split-half, Spearman-Brown): {float(ceiling['ceiling']):.3f}")
+    numbers = {"ceiling": float(ceiling["ceiling"])}
     for name, features in layers.items():
         ridge = ng.neural_predictivity(features, neural, regression="ridge")
         pls = ng.neural_predictivity(features, neural, regression="pls", n_components=25)
@@ -45,7 +48,16 @@ def main(out_dir: Path) -> None:
               f", D_em {float(last['error_mode_dimension']):.2f}")
         ng.io.to_netcdf(ridge, out_dir / f"{name}_predictivity.nc")
         ng.io.to_netcdf(spec, out_dir / f"{name}_spectral.nc")
+        numbers[name] = {
+            "ridge_r": float(ridge["score"]), "pls_r": float(pls["score"]),
+            "r2_over_ceiling": float(ridge["ceiled_score_r2_over_ceiling"]),
+            "power_outside_span": float(spec["power_outside_span"]),
+            "theory_error": float(last["theory_error"]),
+            "empirical_error": float(last["empirical_error"]),
+            "error_mode_radius": float(last["error_mode_radius"]),
+            "error_mode_dimension": float(last["error_mode_dimension"])}
     print(f"results written to {out_dir}")
+    return numbers
 
 
 if __name__ == "__main__":

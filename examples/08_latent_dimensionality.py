@@ -17,10 +17,18 @@ import loaders
 import neurogeom as ng
 
 
-def main(out_dir: Path) -> None:
+def main(out_dir: Path) -> dict:
+    """Run the story; return its dimension estimates (the tests assert them)."""
+    out_dir = Path(out_dir)
+    with threadpool_limits(1):   # small decompositions run faster single-threaded
+        return _story(out_dir)
+
+
+def _story(out_dir: Path) -> dict:
     # the ring model: a step readout of one angle; PR = 3 although the latent is 2-d
     ring = loaders.synthetic.ring_model(n_neuroids=200, n_samples=5000, seed=0)
-    print(f"ring model participation ratio: {ng.participation_ratio(ring):.2f} (theory 3)")
+    ring_pr = ng.participation_ratio(ring)
+    print(f"ring model participation ratio: {ring_pr:.2f} (theory 3)")
 
     # two noisy repeats of 1,000 stimuli: cvPCA removes the noise floor from the spectrum
     responses = loaders.synthetic.random_feature_latents(2, n_neuroids=300, n_stimuli=1000,
@@ -36,15 +44,17 @@ def main(out_dir: Path) -> None:
         responses, dims=range(1, 7), n_splits=1,
         nce_params=dict(hidden=(100,), lr=1e-2, batch_size=32, max_epochs=40, patience=8,
                         n_threads=1))
+    dimensions = {}
     for method in result.method.values:
         r2 = result["r2"].sel({"method": method}).values[:, 0]
-        dim = float(result["dimension"].sel({"method": method})[0])
+        dimensions[str(method)] = dim = float(result["dimension"].sel({"method": method})[0])
         print(f"{method}: test R2 by d = {[round(float(v), 3) for v in r2]} -> "
               f"95% dimension {dim:g}")
     path = ng.io.to_netcdf(result, out_dir / "latent_dimensionality.nc")
     print(f"saved {path}")
+    return {"ring_participation_ratio": float(ring_pr), "cvpca_dimension": linear_dims,
+            **{f"{method}_dimension": dim for method, dim in dimensions.items()}}
 
 
 if __name__ == "__main__":
-    with threadpool_limits(1):   # small decompositions run faster single-threaded
-        main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp()))
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp()))

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from neurogeom._version import __version__
+from neurogeom import __version__
 from neurogeom.io import coord_problem
 from neurogeom.errors import LoaderError, NeurogeomError, format_list
 
@@ -278,8 +278,6 @@ class _LayerBuffer:
         self.final_path: Path | None = None
 
     def _spill(self, rows_per_chunk: int):
-        import zarr
-
         self.spill_root.mkdir(parents=True, exist_ok=True)
         self.tmp_path = self.spill_root / f".{self.store_name}.{uuid.uuid4().hex[:8]}.tmp"
         # chunks of at most 16 MB and a quarter of the budget (zarr holds a chunk and its

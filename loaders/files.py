@@ -30,6 +30,8 @@ from neurogeom.assembly import validate
 from neurogeom.io import atomic_write, atomic_write_dir
 from neurogeom.errors import LoaderError, NeurogeomError, format_list
 
+from ._zarr import CheckedArray, chunk_keys, corrupt_chunk_error, is_pickled, pickle_refusal
+
 __all__ = ["read_features", "write_features", "from_brainscore", "to_brainscore", "FORMATS"]
 
 #: File suffix -> format name.
@@ -397,6 +399,9 @@ def _read_zarr(path, stimulus_ids):
         gattrs = dict(group.attrs)
     except Exception as exc:  # zarr raises its own errors (PathNotFoundError, KeyError…)
         raise LoaderError(f"{path} is not a readable zarr store: {type(exc).__name__}: {exc}") from exc
+    pickled = sorted(k for k, v in arrays.items() if is_pickled(v))
+    if pickled:  # refused before any chunk is read: unpickling file bytes can run code
+        raise pickle_refusal(path, pickled[0])
     missing = sorted(k for k, v in arrays.items() if _DIMS not in v.attrs)
     if missing:
         raise LoaderError(f"{path}: arrays {format_list(missing)} do not name their dims "
@@ -418,10 +423,23 @@ def _read_zarr(path, stimulus_ids):
     def attrs_of(v):
         return {k: val for k, val in v.attrs.items() if k not in (_DIMS, "coordinates")}
 
-    coords = {k: (list(v.attrs[_DIMS]), v[...], attrs_of(v))
+    def values_of(k, v):
+        try:
+            return v[...]
+        except Exception as exc:  # a corrupt chunk: name it, not the codec's bare complaint
+            error = corrupt_chunk_error(path, path, chunk_keys(path, k))
+            if error is None:
+                raise LoaderError(f"{path}: array {k!r} cannot be read: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            raise error from exc
+
+    coords = {k: (list(v.attrs[_DIMS]), values_of(k, v), attrs_of(v))
               for k, v in arrays.items() if k != name and k in coord_names}
     main = arrays[name]
-    a = xr.DataArray(da.from_zarr(main), dims=list(main.attrs[_DIMS]),
+    # decode errors in the lazily read data surface when dask computes: name the chunk there
+    checked = CheckedArray(main, path, path, name)
+    data = da.from_array(checked, chunks=main.chunks, fancy=False)
+    a = xr.DataArray(data, dims=list(main.attrs[_DIMS]),
                      coords={k: xr.Variable(*c) for k, c in coords.items()},
                      attrs=attrs_of(main))
     a.name = None if name == ngio.UNNAMED else name  # not the dask array's generated name

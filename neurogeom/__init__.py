@@ -2,9 +2,12 @@
 
 Analyses take assemblies (``xarray.DataArray`` with ``presentation``/``time`` and ``neuroid``
 dims; see :mod:`neurogeom.assembly`) and return ``xarray.Dataset`` results whose attrs record the
-parameters that produced them. Loaders for NWB files, model activations and saved features live
-in the separate ``loaders`` package.
+analysis, the parameters that produced them, the inputs' provenance, the neurogeom version and
+the papers the method comes from (:mod:`neurogeom._results`). Options are keyword-only. Loaders
+for NWB files, model activations and saved features live in the separate ``loaders`` package.
 """
+
+from typing import TYPE_CHECKING
 
 from ._version import __version__
 from . import assembly, io
@@ -21,6 +24,9 @@ from .regression import (LinearRegression, PLSRegression, RidgeRegression, neura
                          noise_ceiling)
 from .latent.eigenspectrum import cvpca, participation_ratio, power_law_exponent, svca
 from .regression.spectral import spectral_decomposition
+
+if TYPE_CHECKING:  # imported lazily by __getattr__ below
+    from .latent.nce import NeuralCrossEncoder
 
 __all__ = [
     "__version__", "assembly", "io", "align", "average_repetitions", "manifolds", "validate",

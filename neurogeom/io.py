@@ -426,18 +426,32 @@ def open(path, *, lazy: bool = False):  # noqa: A001 - mirrors xarray.open_datas
     """Read a file written by :func:`to_netcdf` (or any netCDF) as a DataArray or Dataset.
 
     With ``lazy=False`` (default) the data are loaded and the file is closed. Object-dtype
-    string coords are restored to numpy unicode, as they were written.
+    string coords are restored to numpy unicode, as they were written. netCDF4 (HDF5) files are
+    read with h5netcdf; netCDF3 files (classic and 64-bit offset, as written by
+    ``to_netcdf(engine="scipy")`` and many older tools) with scipy's reader.
     """
     path = Path(path)
     if not path.exists():
         raise LoaderError(f"no such file: {path}")
+    if path.is_dir():
+        raise LoaderError(f"{path} is a directory, not a netCDF file")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise LoaderError(f"cannot read {path}: {exc.strerror}") from exc
+    engine = "scipy" if head in (b"CDF\x01", b"CDF\x02") else "h5netcdf"
+    if head == b"CDF\x05":
+        raise LoaderError(f"{path} is a netCDF3 64-bit data (CDF-5) file, which is not supported; "
+                          f"convert it to netCDF4 with `nccopy -k nc4 {path} out.nc`")
     try:
         if lazy:
-            ds = xr.open_dataset(path, engine="h5netcdf", chunks={})
+            ds = xr.open_dataset(path, engine=engine, chunks={})
         else:
-            ds = xr.load_dataset(path, engine="h5netcdf")
-    except Exception as exc:  # h5py/h5netcdf raise OSError/ValueError with their own wording
-        raise LoaderError(f"{path} is not a readable netCDF file: {exc}") from exc
+            ds = xr.load_dataset(path, engine=engine)
+    except Exception as exc:  # h5py/h5netcdf/scipy raise OSError/ValueError/TypeError
+        kind = "netCDF3" if engine == "scipy" else "netCDF"
+        raise LoaderError(f"{path} is not a readable {kind} file: {exc}") from exc
     ds = _restore_list_attrs(restore_strings(ds))
     kind = ds.attrs.get(KIND_ATTR)
     if kind == "DataArray":

@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", help="write the result Dataset to this .nc file")
     p.add_argument("--kappa", type=float, default=0.0, help="margin kappa >= 0 (mft, glue)")
     p.add_argument("--n-t", type=int, default=200,
-                   help="Gaussian samples per manifold (mft, glue; default 200)")
+                   help="number of Gaussian samples t (mft: per manifold; glue: per "
+                        "dichotomy; default 200)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--dimension", choices=("rank", "reference"), default="rank",
                    help="manifold dimension reduction (mft; default rank)")
@@ -28,9 +29,11 @@ def add_parser(sub) -> None:
                    help="skip the center-correlation removal step (mft)")
     p.add_argument("--average-repetitions", action="store_true",
                    help="average repeated presentations of each stimulus first")
-    p.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
-                   help="QP solver backend (mft)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (mft)")
+    p.add_argument("--backend", choices=("numpy", "torch"), default=None,
+                   help="QP solver array backend (mft; default numpy, or torch when --device "
+                        "names a GPU)")
+    p.add_argument("--device", default=None,
+                   help="cpu (default) or a GPU such as cuda:0, which runs torch (mft)")
     p.set_defaults(func=run)
 
 

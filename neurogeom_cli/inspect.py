@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
@@ -15,7 +17,9 @@ def add_parser(sub) -> None:
                                    "regions, intervals tables, imaging series and behaviour, "
                                    "so you can choose loader and analysis arguments.")
     p.add_argument("path", help="file to inspect (.nc assembly or result, .nwb file, URL, .zarr)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON summary (strict JSON: NaN and infinities are written as "
+                        "null)")
     p.set_defaults(func=run)
 
 
@@ -45,8 +49,6 @@ def summarize_xarray(obj) -> dict:
 
 
 def run(args) -> int:
-    import json
-
     from neurogeom.errors import LoaderError
     from neurogeom.io import open as open_assembly
 
@@ -59,10 +61,29 @@ def run(args) -> int:
     else:
         summary = _summarize_recording(source)
     if args.json:
-        print(json.dumps(summary, indent=2, default=str))
+        print(json.dumps(jsonable(summary), indent=2, allow_nan=False))
     else:
         print(_render(summary))
     return 0
+
+
+def jsonable(value):
+    """``value`` as strict JSON data: non-finite floats (NaN, +-inf, which ``json`` would write
+    as the invalid tokens ``NaN``/``Infinity``) become None (``null``), numpy scalars and arrays
+    become Python numbers and lists, and anything else its ``str``."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    return str(value)
 
 
 def _summarize_recording(source: str) -> dict:
@@ -72,8 +93,10 @@ def _summarize_recording(source: str) -> dict:
     try:
         from loaders.nwb import nwb_summary
     except ImportError as exc:
-        raise LoaderError(f"cannot inspect {source}: it is not a netCDF assembly "
-                          f"({', '.join(NETCDF_SUFFIXES)}) and NWB support is unavailable ({exc})")
+        what = "a URL" if "://" in source else source  # a URL may hold credentials
+        raise LoaderError(f"cannot inspect {what}: it is not a netCDF assembly "
+                          f"({', '.join(NETCDF_SUFFIXES)}) and NWB support is unavailable "
+                          f"({exc})") from None
     return nwb_summary(source)
 
 

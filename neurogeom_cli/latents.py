@@ -73,7 +73,8 @@ def run(args) -> int:
         n_splits=args.splits, seed=args.seed, methods=methods, threshold=args.threshold,
         window=args.window,
         nce_params={"hidden": hidden, "max_epochs": args.max_epochs,
-                    "batch_size": args.batch_size, "lr": args.lr, "device": args.device},
+                    "batch_size": args.batch_size, "lr": args.lr},
+        device=args.device,
         progress=False if args.quiet else None)
     ds.attrs["input"] = str(Path(args.path))
     to_netcdf(ds, args.output)

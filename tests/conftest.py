@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+# the synthetic NWB recordings (module-scoped fixtures) shared by the tests of loaders.nwb
+from nwb_files import allen, macaque, nwb_dir, twophoton  # noqa: F401
+
 
 def make_assembly(n_stim=6, n_rep=3, n_neuroids=4, seed=0):
     rng = np.random.default_rng(seed)

@@ -66,7 +66,7 @@ def twophoton(nwb_dir):
 
 
 # --------------------------------------------------------------------------------------------
-# a local HTTP server with Range support (remfile streams files with range requests)
+# a local HTTP server with Range support (remote files are read with HTTP range requests)
 # --------------------------------------------------------------------------------------------
 
 class RangeServer:

@@ -359,7 +359,6 @@ def test_digits_convnet_is_cached_atomically(monkeypatch, tmp_path):
     assert not torch.equal(net.fc.weight, synth.untrained_convnet().fc.weight)  # it trained
 
 
-@pytest.mark.slow
 def test_digits_convnet_learns(tmp_path, monkeypatch):
     monkeypatch.setenv(synth.CACHE_ENV, str(tmp_path))
     _, acc = synth.digits_convnet(return_accuracy=True)

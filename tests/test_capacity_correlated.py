@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from neurogeom import assembly as asm
 from neurogeom import io as ngio
 from neurogeom.capacity.correlated import ball_capacity, correlated_capacity, whitened_points
 from neurogeom.errors import AnalysisError, AssemblyError
@@ -60,7 +59,6 @@ def test_center_and_axis_correlations_move_capacity_as_predicted():
     assert values[(0.5, 0.0)] < values[(0.0, 0.0)] < values[(0.0, 0.5)]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("rho_c,rho_a,table", [(0.0, 0.0, 1.258), (0.5, 0.0, 1.121),
                                                (0.0, 0.5, 1.396), (0.5, 0.5, 1.258)])
 def test_sphere_duality_table(rho_c, rho_a, table):

@@ -5,7 +5,6 @@ import pytest
 import scipy.optimize
 from scipy.stats import norm
 
-from neurogeom import assembly as asm
 from neurogeom import io as ngio
 from neurogeom.capacity.effective import effective_geometry
 from neurogeom.capacity.joint import active_set_qp, solve_joint
@@ -98,7 +97,7 @@ def test_globally_centered_circles_keep_the_sphere_radius():
     pts, owner = circles(rng, 10, 40, radius, 32)
     ds = effective_geometry(as_assembly(pts, owner), by="object_name", n_t=50,
                             n_dichotomies=10, seed=4)
-    assert ds.attrs["global_centering"] == "yes"
+    assert ds.attrs["center"] == 1
     assert float(ds.radius_overall) == pytest.approx(radius, rel=0.04)
     np.testing.assert_allclose(ds.radius, radius / np.sqrt(0.9), rtol=0.03)
     assert float(ds.dimension_overall) == pytest.approx(2.0, rel=0.05)
@@ -157,13 +156,13 @@ def test_one_vs_rest_and_serialization(tmp_path):
     ds = effective_geometry(as_assembly(pts, owner), by="object_name", dichotomy="one_vs_rest",
                             n_t=5, seed=0)
     assert ds.attrs["n_dichotomies"] == 4 and ds.attrs["dichotomy"] == "one_vs_rest"
-    assert ds.attrs["alignment_uses_absolute_cosine"] == "yes"
+    assert ds.attrs["absolute_alignment"] == 1
     assert ds.sizes["manifold"] == 4
     back = ngio.open(ngio.to_netcdf(ds, tmp_path / "glue.nc"))
     assert float(back.radius_overall) == float(ds.radius_overall)
     signed = effective_geometry(as_assembly(pts, owner), by="object_name", n_t=5,
                                 n_dichotomies=3, absolute_alignment=False)
-    assert signed.attrs["alignment_uses_absolute_cosine"] == "no"
+    assert signed.attrs["absolute_alignment"] == 0
 
 
 def test_bad_inputs_are_named():

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from neurogeom import assembly as asm
 from neurogeom import io as ngio
 from neurogeom_cli import main
 

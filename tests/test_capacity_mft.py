@@ -104,7 +104,6 @@ def test_segment_capacity(R):
     assert (res.embedding_dim == 1).all()
 
 
-@pytest.mark.slow
 def test_ball_capacity_formula_matches_table():
     # the quadrature used below reproduces SCIENCE.md's exact table
     assert abs(ball_capacity(1.0, 2) - 2 / 3) < 1e-4
@@ -152,7 +151,6 @@ def test_segment_dimension_rank_vs_reference():
     assert abs(np.mean(1 / ref.capacity) - np.mean(1 / rank.capacity)) < 0.05
 
 
-@pytest.mark.slow
 def test_reference_readme_dataset():
     """mftma's README example: α ≈ 0.0396, R ≈ 1.47, D ≈ 36.2 (dimension="reference"),
     ρ_c ≈ 0.014, K = 1. Our samples differ from the reference's, so α, R, D agree within MC error:
@@ -261,11 +259,12 @@ def test_result_dataset(clouds):
     assert float(ds.radius_overall) == pytest.approx(float(ds.radius.mean()))
     assert 0 < float(ds.center_correlation) < 1 and int(ds.K) >= 1
     assert ds.attrs["by"] == "object" and ds.attrs["n_t"] == 80
-    assert ds.attrs["dimension_method"] == "rank" and ds.attrs["center_correlations"] == 1
+    assert ds.attrs["dimension"] == "rank" and ds.attrs["center_correlations"] == 1
     assert np.isfinite(ds.capacity).all()
     # the result is storable as netCDF
     from neurogeom.io import open as open_result, to_netcdf
-    import tempfile, pathlib
+    import pathlib
+    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         back = open_result(to_netcdf(ds, pathlib.Path(tmp) / "r.nc"))
     assert np.allclose(back.capacity, ds.capacity)

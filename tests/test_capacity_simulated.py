@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 from scipy.special import comb
-from scipy.stats import binom
 
-from neurogeom import assembly as asm
 from neurogeom import io as ngio
 from neurogeom.capacity.simulated import (interpolate_half, is_separable, separable_fraction,
                                           simulated_capacity)

@@ -1,20 +1,160 @@
-"""Every example script runs to completion (each is a user story the docs point to)."""
+"""Every example (a user story the docs point to) runs in-process, and its key numbers are right.
 
+Each ``examples/NN_name.py`` has ``main(out_dir)`` returning the numbers it prints; the bounds
+below come from the math of the synthetic data each example builds (known answers in
+SCIENCE.md), not from a previous run.
+"""
+
+import importlib.util
+import math
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 
+# SCIENCE.md §1, exact D-ball capacities α_B(κ = 0, R, D = 5) (reproduced by the quadrature in
+# test_capacity_mft.py::test_ball_capacity_formula_matches_table)
+BALL_D5 = {0.3: 0.8525, 1.0: 0.3333}
+POINT_CAPACITY = 2.0  # κ = 0: a single point, the most separable manifold there is
 
-def test_there_are_examples():
-    assert EXAMPLES
+
+def run_example(stem: str, out_dir: Path) -> dict:
+    """Import examples/<stem>.py as a module (not as __main__) and run its main()."""
+    path = next(p for p in EXAMPLES if p.stem == stem)
+    spec = importlib.util.spec_from_file_location(f"example_{stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(out_dir)
 
 
-@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
-def test_example_runs(script, tmp_path):
+def test_every_example_is_tested_and_runnable_as_a_script():
+    tested = {name[len("test_"):] for name in globals() if name.startswith("test_")}
+    for path in EXAMPLES:
+        text = path.read_text()
+        assert "def main(" in text and 'if __name__ == "__main__":' in text, path.name
+        assert any(path.stem.split("_", 1)[1] in name for name in tested), path.name
+
+
+def test_example_runs_as_a_script(tmp_path):
+    # the smallest example through the command line, as the docs show it
+    script = next(p for p in EXAMPLES if p.stem == "01_assembly_basics")
     out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
                          text=True, timeout=600, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
+    assert (tmp_path / "mean_responses.nc").exists()
+
+
+def test_assembly_basics(tmp_path):
+    n = run_example("01_assembly_basics", tmp_path)
+    # 4 objects x 10 images x 3 repeats; averaging leaves one row per image
+    assert n["presentations"] == 4 * 10 * 3
+    assert n["mean_dims"] == {"presentation": 40, "neuroid": 50}
+    assert n["manifold_shapes"] == {f"object_{o:02d}": (10, 50) for o in range(4)}
+    assert n["round_trip_identical"]
+
+
+def test_load_nwb(tmp_path):
+    n = run_example("02_load_nwb", tmp_path)
+    # write_macaque_rsvp's defaults: 48 units split over V4 and IT, 8 objects x 8 images x 4
+    # repeats; presentations with a broken fixation are excluded
+    assert n["units"] == 48 and n["regions"] == {"IT": 24, "V4": 24}
+    assert n["responses"] == {"presentation": n["fixation_correct"], "neuroid": 48}
+    assert n["it_manifolds"] == [8] * 8
+    # spike counts in the 70-170 ms response window track the evoked rates the file was written
+    # with (4 repeats of Poisson counts in 0.1 s: noise ~8 spikes/s against a spread of tuned
+    # rates of the same order), on top of each unit's background rate, which the writer draws
+    # from 5 x U(0.5, 1.5) spikes/s: the mean excess lies in [2.5, 7.5]
+    assert n["rate_correlation"] > 0.6
+    assert 2.5 < n["mean_excess_rate"] < 7.5
+    # calcium: every non-blank scene presentation, every ROI; binned: (60 - 1) s / 0.1 s
+    assert n["calcium"] == {"presentation": n["scenes_shown"], "neuroid": n["rois"]}
+    assert n["binned"] == {"time": 590, "neuroid": n["rois"]}
+
+
+def test_model_activations(tmp_path):
+    n = run_example("04_model_activations", tmp_path)
+    chance = 0.1  # ten digits
+    assert n["accuracy"] > 0.7                       # as test_digits_convnet_learns
+    assert n["images"] == 10 * 4 * 9                 # digits x exemplars x positions
+    trained, untrained = n["decoding"]["fc"]
+    # the trained readout layer carries digit identity across positions; the untrained one
+    # barely does (its 10 random units are near chance)
+    assert trained > 5 * chance and trained > untrained + 0.3
+    assert n["decoding"]["fc"][0] > n["decoding"]["block1.pool"][0]
+    assert n["pca_components"] == 20
+    assert n["spilled"] and n["spilled_backend"].startswith("dask.array")
+    assert n["aligned_presentations"] == n["images"]
+
+
+def test_manifold_capacity(tmp_path):
+    n = run_example("05_manifold_capacity", tmp_path)
+    for radius, ball in BALL_D5.items():
+        alpha = n[radius]["capacity"]
+        # each object is 20 points drawn inside a 5-ball of this radius (relative to a center of
+        # norm ~1): a subset of the ball is at least as separable as the ball, and no manifold
+        # beats a single point
+        assert ball <= alpha < POINT_CAPACITY, (radius, alpha)
+        # anchors lie inside the ball (plus the averaged trial noise): R_M stays near or below R
+        assert n[radius]["radius"] < 1.2 * radius
+    assert n[0.3]["capacity"] > 1.5 * n[1.0]["capacity"]   # wider manifolds: lower capacity
+
+
+def test_capacity_geometry(tmp_path):
+    n = run_example("06_capacity_geometry", tmp_path)
+    for area in ("compact", "wide"):
+        a = n[area]
+        low, high = a["simulated_ci"]
+        assert low <= a["simulated"] <= high
+        # three estimates of the same separability (5 points per object in a 4-ball): at least
+        # the 5-ball's capacity, below a point's; the joint-QP estimates agree with the
+        # brute-force simulation within 20% (their Monte-Carlo SE is ~5%, the simulation's
+        # interval ~±10%, and their hyperplanes through the global mean bias them at P = 20)
+        for name in ("glue", "correlated", "simulated"):
+            assert BALL_D5[a["radius"]] <= a[name] < POINT_CAPACITY, (area, name, a[name])
+        for name in ("glue", "correlated"):
+            assert abs(a[name] - a["simulated"]) < 0.2 * a["simulated"], (area, name)
+        assert a["glue_radius"] < 1.2 * a["radius"]
+    for name in ("glue", "correlated", "simulated"):
+        assert n["compact"][name] > n["wide"][name], name
+    # the GLUE effective radius explains the drop
+    assert n["compact"]["glue_radius"] < n["wide"]["glue_radius"]
+
+
+def test_model_to_brain(tmp_path):
+    n = run_example("07_model_to_brain", tmp_path)
+    # per neuroid, signal variance ≈ gain² (1 + R²·D/(D+2)) = 1.18 gain² against trial noise
+    # (0.6 gain)²: the reliability of the mean of 4 repeats is 1.18 / (1.18 + 0.36/4) = 0.93,
+    # which the split-half Spearman-Brown ceiling estimates (8 object centers: sampling spread)
+    assert 0.85 < n["ceiling"] < 0.97
+    good, poor = n["good_layer"], n["poor_layer"]
+    for layer in (good, poor):
+        # no model predicts held-out means better than the data's own reliability allows:
+        # r <= sqrt(ceiling), so r²/ceiling <= 1 (up to the ceiling's estimation error)
+        assert 0 < layer["ridge_r"] <= math.sqrt(n["ceiling"]) + 0.02
+        assert layer["r2_over_ceiling"] <= 1.03
+        # 150 features of 128 stimuli span every centered direction: nothing lies outside
+        assert layer["power_outside_span"] == pytest.approx(0.0, abs=1e-9)
+        # error-mode geometry: E_g = R_em sqrt(D_em) exactly (SCIENCE.md §7), and the theory
+        # matches the empirical ridge error on held-out stimuli
+        assert layer["theory_error"] == pytest.approx(
+            layer["error_mode_radius"] * math.sqrt(layer["error_mode_dimension"]), rel=1e-6)
+        assert abs(layer["theory_error"] - layer["empirical_error"]) < 0.05
+    assert good["ridge_r"] > 0.85 and good["r2_over_ceiling"] > 0.85
+    assert poor["ridge_r"] < good["ridge_r"] - 0.15 and poor["pls_r"] < good["pls_r"]
+    assert good["theory_error"] < poor["theory_error"]
+
+
+def test_latent_dimensionality(tmp_path):
+    n = run_example("08_latent_dimensionality", tmp_path)
+    # ring model: eigenvalues (4/π²)(2k+1)⁻² in pairs give participation ratio exactly 3
+    assert n["ring_participation_ratio"] == pytest.approx(3.0, abs=0.1)
+    # a ReLU readout of a point on a circle (d = 2): NCE finds d = 2; the linear views need
+    # more (SCIENCE.md §8: RRR ≈ 4 for ReLU, d = 2; the spectrum is not 2-dim either)
+    assert n["nce_dimension"] == 2
+    assert 3 <= n["rrr_dimension"] <= 5
+    assert n["cvpca_dimension"] > 2
+    assert np.isfinite(list(n.values())).all()

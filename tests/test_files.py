@@ -294,42 +294,6 @@ def test_brainscore_bad_input(tmp_path):
         to_brainscore(cont, tmp_path / "c.nc")
 
 
-def _brainio_assemblies():
-    """BrainIO's assemblies module from an installed brainscore-core, loaded on its own.
-
-    The module needs only numpy/pandas/xarray/netCDF4; the package's ``__init__`` also pulls in
-    S3 and packaging dependencies (boto3, PIL, …) that reading a file does not need.
-    """
-    import importlib.util
-    spec = importlib.util.find_spec("brainscore_core")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("brainscore-core is not installed")
-    pytest.importorskip("netCDF4")
-    from pathlib import Path
-    path = (Path(list(spec.submodule_search_locations)[0]) / "supported_data_standards"
-            / "brainio" / "assemblies.py")
-    mspec = importlib.util.spec_from_file_location("_brainio_assemblies", path)
-    module = importlib.util.module_from_spec(mspec)
-    mspec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.slow
-def test_brainscore_core_loads_our_file(tmp_path):
-    """Optional: the real BrainIO loader (brainscore-core) reads what to_brainscore wrote."""
-    assemblies = _brainio_assemblies()
-    ours = binned()
-    ours.name = "it_responses"
-    path = to_brainscore(ours, tmp_path / "ours.nc")
-    loaded = assemblies.AssemblyLoader(assemblies.NeuronRecordingAssembly, str(path)).load()
-    assert isinstance(loaded, assemblies.NeuronRecordingAssembly)
-    loaded.validate()  # BrainIO's own dims check
-    assert isinstance(loaded.indexes["presentation"], pd.MultiIndex)
-    np.testing.assert_array_equal(loaded["stimulus_id"].values, ["im0", "im1", "im2", "im3"])
-    np.testing.assert_array_equal(loaded["time_bin_start"].values, [70.0, 170.0])
-    xr.testing.assert_identical(from_brainscore(loaded), ours)
-
-
 @pytest.mark.parametrize("fmt", ["nc", "h5", "brainscore"])
 def test_model_activations_survive_every_writer(fmt, tmp_path):
     """Assemblies from model_activations keep every coord and attr through files."""

@@ -7,7 +7,7 @@ import loaders
 from loaders.synthetic import nwb as syn
 from neurogeom.errors import LoaderError
 
-from nwb_files import allen, nwb_dir, sha256, twophoton  # noqa: F401
+from nwb_files import sha256
 
 
 def brute_bin_counts(trains, starts, width):

@@ -7,7 +7,7 @@ import pytest
 import loaders
 from neurogeom.errors import LoaderError
 
-from nwb_files import RangeServer, allen, brute_counts, macaque, nwb_dir, twophoton  # noqa: F401
+from nwb_files import RangeServer, brute_counts
 
 
 @pytest.fixture(scope="module")

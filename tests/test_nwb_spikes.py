@@ -14,7 +14,7 @@ from loaders.synthetic import nwb as syn
 from neurogeom import assembly as asm
 from neurogeom.errors import LoaderError
 
-from nwb_files import allen, brute_counts, macaque, nwb_dir, sha256, write_plain_units  # noqa: F401
+from nwb_files import brute_counts, sha256, write_plain_units
 
 
 def test_macaque_counts_match_brute_force(macaque):

@@ -3,15 +3,13 @@
 import json
 
 import numpy as np
-import pytest
 
 import loaders
 from loaders.synthetic import nwb as syn
-from neurogeom import assembly as asm
 from neurogeom import io as ngio
 from neurogeom_cli import main
 
-from nwb_files import allen, macaque, nwb_dir, sha256, twophoton  # noqa: F401
+from nwb_files import sha256
 
 #: nwbinspector checks that flag exactly the quirk the rois × time variant reproduces.
 ORIENTATION_CHECKS = {"check_roi_response_series_dims", "check_data_orientation",
@@ -33,7 +31,6 @@ def test_synthetic_layouts_are_valid_nwb(macaque, allen, twophoton):
         assert critical(truth.path) == [], truth.path
 
 
-@pytest.mark.slow
 def test_other_tool_variants_are_valid_nwb(nwb_dir):
     from pynwb import validate
 

@@ -17,12 +17,11 @@ import xarray as xr
 
 import loaders
 from loaders.synthetic import nwb as syn
-from neurogeom import assembly as asm
 from neurogeom import io as ngio
 from neurogeom_cli import main
 from neurogeom.errors import LoaderError
 
-from nwb_files import allen, brute_counts, macaque, nwb_dir, twophoton  # noqa: F401
+from nwb_files import brute_counts
 
 pytest.importorskip("hdmf_zarr")
 

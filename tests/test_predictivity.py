@@ -289,10 +289,12 @@ def test_torch_device_gives_the_same_result(responses, features):
         a = neural_predictivity(features, responses, regression=regression, alphas=ALPHAS,
                                 n_components=5, ceiling=False)
         b = neural_predictivity(features, responses, regression=regression, alphas=ALPHAS,
-                                n_components=5, ceiling=False, device="cpu")
+                                n_components=5, ceiling=False, backend="torch")
         assert np.allclose(a["r"], b["r"], atol=1e-9)
-        assert b.attrs["device"] == "cpu"
+        assert (b.attrs["backend"], b.attrs["device"]) == ("torch", "cpu")
+        assert (a.attrs["backend"], a.attrs["device"]) == ("numpy", "cpu")
     spec_np = ng.spectral_decomposition(features, responses, p=[5, 20], n_trials=2)
-    spec_t = ng.spectral_decomposition(features, responses, p=[5, 20], n_trials=2, device="cpu")
+    spec_t = ng.spectral_decomposition(features, responses, p=[5, 20], n_trials=2,
+                                       backend="torch")
     for name in ("eigenvalue", "alignment", "theory_error", "empirical_error"):
         assert np.allclose(spec_np[name], spec_t[name], rtol=1e-8, atol=1e-12)

@@ -7,7 +7,7 @@ import numpy as np
 import xarray as xr
 
 from neurogeom import assembly as asm
-from neurogeom._version import __version__
+from neurogeom import __version__
 from neurogeom.errors import LoaderError, format_list
 
 from .behaviour import covariate_coords
@@ -61,7 +61,7 @@ def _epochs(rec, epoch, extent) -> tuple[np.ndarray, str]:
 
 def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=None, *,
                     region=None, rate: bool = True, series=None,
-                    max_in_memory_bytes: int = MAX_IN_MEMORY_BYTES):
+                    max_in_memory_bytes: int = MAX_IN_MEMORY_BYTES, timeout=None):
     """Spike counts/rates (or calcium samples) of every unit in consecutive time bins.
 
     Parameters
@@ -91,6 +91,9 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
     max_in_memory_bytes : int
         Imaging series larger than this are read through dask in time chunks.
 
+    timeout : float, optional
+        For URLs: seconds before a stalled connection, response or body read fails (see
+        :func:`loaders.open_nwb`; default ``$NEUROGEOM_HTTP_TIMEOUT`` or 30).
     Returns
     -------
     xarray.DataArray
@@ -105,7 +108,7 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
     """
     if not (isinstance(bin_size, (int, float)) and np.isfinite(bin_size) and bin_size > 0):
         raise LoaderError(f"bin_size must be a positive number of seconds, got {bin_size!r}")
-    with open_nwb(source) as rec:
+    with open_nwb(source, timeout=timeout) as rec:
         info = rec.info()
         use_calcium = series is not None or rec.units() is None
         attrs = {"source": rec.name, "species": info["species"],

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from neurogeom import assembly as asm
-from neurogeom._version import __version__
+from neurogeom import __version__
 from neurogeom.errors import LoaderError, format_list
 
 from .presentations import presentation_coords

@@ -197,7 +197,7 @@ def chunk_samples_for(series, n_samples: int, n_rois: int, max_in_memory_bytes: 
 
 def calcium_responses(source, intervals, stimulus: str, window=None, *, baseline=None,
                       series=None, bins=None, rois=None, region=None, exclude=None,
-                      max_in_memory_bytes: int = MAX_IN_MEMORY_BYTES):
+                      max_in_memory_bytes: int = MAX_IN_MEMORY_BYTES, timeout=None):
     """Mean calcium signal of every ROI in a window around every stimulus presentation.
 
     Parameters
@@ -227,6 +227,9 @@ def calcium_responses(source, intervals, stimulus: str, window=None, *, baseline
     max_in_memory_bytes : int
         Series larger than this are read through dask in time chunks of about this size / 4.
 
+    timeout : float, optional
+        For URLs: seconds before a stalled connection, response or body read fails (see
+        :func:`loaders.open_nwb`; default ``$NEUROGEOM_HTTP_TIMEOUT`` or 30).
     Returns
     -------
     xarray.DataArray
@@ -242,7 +245,7 @@ def calcium_responses(source, intervals, stimulus: str, window=None, *, baseline
     """
     edges = window_edges(window, bins)
     base = window_edges(baseline, None) if baseline is not None else None
-    with open_nwb(source) as rec:
+    with open_nwb(source, timeout=timeout) as rec:
         path, obj = choose_series(rec, series)
         where = rec.where(path)
         df, pattrs = presentation_table(rec, intervals, stimulus, exclude)

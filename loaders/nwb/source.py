@@ -3,8 +3,10 @@
 :func:`open_nwb` is a context manager yielding an :class:`NWBSource`: table accessors (units,
 intervals, electrodes, stimulus images, subject) that read HDF5 datasets directly, the pynwb
 ``NWBFile`` built on first use, and the name used in error messages. Nothing is read until a
-dataset is sliced; remote files are streamed with ``remfile`` (HTTP range requests), never
-downloaded whole. Files are opened with mode ``"r"``, so loading can never modify them.
+dataset is sliced; remote files are streamed with HTTP range requests (:mod:`.http`: bounded
+in time, retried, never downloaded whole) and their URL is recorded and printed only redacted
+(:func:`loaders.redact_url`). Files are opened with mode ``"r"``, so loading can never modify
+them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from neurogeom.errors import LoaderError, format_list
+from neurogeom.errors import LoaderError, NeurogeomError, format_list
+
+from .._urls import redact_text, redact_url
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -31,17 +35,28 @@ class NWBSource:
     Attributes
     ----------
     name : str
-        The path or URL, as given, for messages and the ``source`` attr.
+        The path, or the URL without its credentials (:func:`loaders.redact_url`), for
+        messages and the ``source`` attr.
     kind : str
         ``"local"``, ``"http"`` or ``"zarr"``.
     """
 
-    def __init__(self, name: str, kind: str, *, h5=None, nwbfile=None, reader=None):
+    def __init__(self, name: str, kind: str, *, h5=None, nwbfile=None, reader=None,
+                 remote=None):
         self.name = name
         self.kind = kind
         self._h5 = h5
         self._nwbfile = nwbfile
         self._reader = reader
+        self._remote = remote
+
+    def failure(self):
+        """The LoaderError behind a read that failed, or None: for a URL, the stall or HTTP
+        error that ended reading (h5py turns a file object's exception into a bare OSError);
+        for a zarr store, the corrupt chunk among those read last (codecs name no chunk)."""
+        if hasattr(self._remote, "diagnose"):
+            return self._remote.diagnose(self.name)
+        return getattr(self._remote, "failure", None)
 
     @property
     def nwbfile(self):
@@ -205,7 +220,7 @@ def _is_zarr(source: str) -> bool:
 
 
 @contextlib.contextmanager
-def open_nwb(source):
+def open_nwb(source, *, timeout=None):
     """Open an NWB recording read-only, as a context manager.
 
     Parameters
@@ -215,6 +230,11 @@ def open_nwb(source):
         range requests, never downloaded whole), or an NWB zarr store (a ``.zarr`` directory,
         read with ``hdmf-zarr``). An already open :class:`NWBSource` is passed through and left
         open.
+    timeout : float, optional
+        For URLs: seconds allowed to connect, to receive response headers, and for each
+        stretch of a body (a body slower than 1 KiB per ``timeout`` is stalled). Default: the
+        ``NEUROGEOM_HTTP_TIMEOUT`` environment variable, else 30. A failed request is retried
+        twice with backoff before a LoaderError says which phase stalled.
 
     Yields
     ------
@@ -225,7 +245,8 @@ def open_nwb(source):
     ------
     LoaderError
         Missing file, a file that is not HDF5, HDF5 that is not NWB, a truncated or corrupt file,
-        or a URL that cannot be read — naming the source.
+        or a URL that cannot be read (HTTP error, connection refused, a stalled server) —
+        naming the source (URLs without credentials or signatures).
 
     Examples
     --------
@@ -239,18 +260,30 @@ def open_nwb(source):
     if not isinstance(source, (str, os.PathLike)):
         raise LoaderError(f"an NWB source is a path, URL or zarr store, got {type(source).__name__}")
     source = os.fspath(source)
+    name = redact_url(source)
+    if "://" in source and not _is_url(source):
+        raise LoaderError(f"cannot read {name}: only http:// and https:// URLs are read (or "
+                          "local files and zarr stores)")
     with contextlib.ExitStack() as stack:
         if _is_url(source):
-            rec = _open_http(source, stack)
+            rec = _open_http(source, stack, timeout)
         elif _is_zarr(source):
-            rec = NWBSource(source, "zarr", nwbfile=_open_zarr(source, stack))
+            rec = _open_zarr(source, stack)
         else:
             rec = _open_local(source, stack)
         try:
             yield rec
-        except OSError as exc:  # h5py reading a damaged file mid-way
-            raise LoaderError(f"{source}: reading failed, the file is truncated or corrupt "
-                              f"({exc})") from exc
+        except Exception as exc:
+            # our own errors already say what is wrong; a zarr store is checked (its recent
+            # chunks decompressed again) only behind an error a library raised
+            failure = None if rec.kind == "zarr" and isinstance(exc, NeurogeomError) else \
+                rec.failure()
+            if failure is not None and str(failure) != str(exc):
+                raise failure from exc  # the stall/HTTP error behind h5py's OSError
+            if isinstance(exc, OSError):  # h5py reading a damaged file mid-way
+                raise LoaderError(f"{name}: reading failed, the file is truncated or corrupt "
+                                  f"({redact_text(str(exc), source)})") from exc
+            raise
 
 
 def _check_nwb(h5file, name: str) -> None:
@@ -279,7 +312,7 @@ def _quiet_pynwb():
         yield
 
 
-def _read_nwb(h5file, name: str, stack):
+def _read_nwb(h5file, name: str, stack, remote=None):
     """Read the NWBFile from an open h5py file; errors name the file."""
     from pynwb import NWBHDF5IO
 
@@ -288,6 +321,9 @@ def _read_nwb(h5file, name: str, stack):
             io = stack.enter_context(NWBHDF5IO(file=h5file, mode="r", load_namespaces=True))
             return io.read()
     except Exception as exc:  # pynwb/hdmf raise many types when a file is damaged
+        failure = getattr(remote, "failure", None)
+        if failure is not None:
+            raise failure from exc
         raise LoaderError(f"{name} is not a readable NWB file: {type(exc).__name__}: {exc}") from exc
 
 
@@ -313,28 +349,29 @@ def _open_local(path: str, stack):
     return _source(h5, path, "local", stack)
 
 
-def _open_http(url: str, stack):
+def _open_http(url: str, stack, timeout=None):
     import h5py
 
-    try:
-        import remfile
-    except ImportError as exc:  # pragma: no cover - remfile is a dependency
-        raise LoaderError(f"cannot stream {url}: the 'remfile' package is not installed") from exc
-    try:
-        remote = remfile.File(url)
-        stack.callback(remote.close)
-        head = remote.read(8)
-        remote.seek(0)
-    except Exception as exc:
-        raise LoaderError(f"cannot read {url}: {type(exc).__name__}: {exc}") from exc
+    from .http import HTTPRangeFile
+
+    remote = HTTPRangeFile(url, timeout=timeout)  # LoaderError naming what failed
+    stack.callback(remote.close)
+    name = remote.name
+    head = remote.read(8)
+    remote.seek(0)
     try:
         h5 = stack.enter_context(h5py.File(remote, "r"))
     except OSError as exc:
+        failure = remote.failure
+        if failure is not None:
+            raise failure from exc
         if head == HDF5_SIGNATURE:
-            raise LoaderError(f"{url} is truncated or corrupt: {exc}") from exc
-        raise LoaderError(f"{url} is not an HDF5/NWB file (it does not start with the HDF5 "
+            raise LoaderError(f"{name} is truncated or corrupt: {exc}") from exc
+        raise LoaderError(f"{name} is not an HDF5/NWB file (it does not start with the HDF5 "
                           "signature)") from exc
-    return _source(h5, url, "http", stack)
+    _check_nwb(h5, name)
+    return NWBSource(name, "http", h5=h5, remote=remote,
+                     reader=lambda: _read_nwb(h5, name, stack, remote))
 
 
 def _open_zarr(path: str, stack):
@@ -352,11 +389,17 @@ def _open_zarr(path: str, stack):
         found = sorted(p.name for p in Path(path).iterdir())[:10]
         raise LoaderError(f"{path} is not an NWB zarr store (no '.zgroup' at its root; it holds "
                           f"{format_list(found) if found else 'nothing'})")
+    from .._zarr import recording_store
+
+    store = recording_store(path)  # remembers the chunks read, to name a corrupt one
     try:
         with _quiet_pynwb():  # as for HDF5 files
-            io = stack.enter_context(NWBZarrIO(path, mode="r"))
-            return io.read()
+            io = stack.enter_context(NWBZarrIO(store, mode="r"))
+            return NWBSource(path, "zarr", nwbfile=io.read(), remote=store)
     except Exception as exc:
+        corrupt = store.diagnose(path)
+        if corrupt is not None:
+            raise corrupt from exc
         if "UnsafeDecodeError" in _exception_chain(exc):
             # hdmf-zarr's default codec for object references is Pickle; decoding pickles from
             # a file runs arbitrary code, so numcodecs refuses unless the user opts in

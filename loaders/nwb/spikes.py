@@ -160,7 +160,7 @@ def check_inside(where, onsets, edges, extent, df_ids):
 
 
 def spike_responses(source, intervals, stimulus: str, window=None, *, bins=None, units=None,
-                    rate: bool = True, region=None, exclude=None):
+                    rate: bool = True, region=None, exclude=None, timeout=None):
     """Spike counts or rates of every unit in a window around every stimulus presentation.
 
     Parameters
@@ -188,6 +188,9 @@ def spike_responses(source, intervals, stimulus: str, window=None, *, bins=None,
     exclude : dict, optional
         ``{column: value(s)}`` presentations to drop, e.g. ``{"frame": -1}``.
 
+    timeout : float, optional
+        For URLs: seconds before a stalled connection, response or body read fails (see
+        :func:`loaders.open_nwb`; default ``$NEUROGEOM_HTTP_TIMEOUT`` or 30).
     Returns
     -------
     xarray.DataArray
@@ -208,7 +211,7 @@ def spike_responses(source, intervals, stimulus: str, window=None, *, bins=None,
     ...                        window=(0.07, 0.17))                   # doctest: +SKIP
     """
     edges = window_edges(window, bins)
-    with open_nwb(source) as rec:
+    with open_nwb(source, timeout=timeout) as rec:
         units_table(rec)
         df, pattrs = presentation_table(rec, intervals, stimulus, exclude)
         rows, ids, regions, region_source, trains = selected_trains(rec, units, region)

@@ -32,7 +32,7 @@ def _series_timing(series, n_samples=None) -> dict:
     return {"timing": "rate", "rate": rate, "start": start, "stop": start + (n - 1) / rate}
 
 
-def nwb_summary(source) -> dict:
+def nwb_summary(source, *, timeout=None) -> dict:
     """Summarize an NWB recording: subject, units and regions, intervals tables, ophys, behaviour.
 
     Parameters
@@ -40,6 +40,9 @@ def nwb_summary(source) -> dict:
     source : str, Path or NWBSource
         Local file, http(s) URL or NWB zarr store.
 
+    timeout : float, optional
+        For URLs: seconds before a stalled connection, response or body read fails (see
+        :func:`loaders.open_nwb`; default ``$NEUROGEOM_HTTP_TIMEOUT`` or 30).
     Returns
     -------
     dict
@@ -51,7 +54,7 @@ def nwb_summary(source) -> dict:
     """
     from .calcium import series_layout
 
-    with open_nwb(source) as rec:
+    with open_nwb(source, timeout=timeout) as rec:
         f = rec.nwbfile
         subject = f.subject
         out = {

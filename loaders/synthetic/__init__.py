@@ -7,6 +7,8 @@ stimuli), :mod:`.models` (small torch models and digit image sets with controlle
 translation), :mod:`.latents` (activity driven by known low-dimensional latents).
 """
 
+from typing import TYPE_CHECKING
+
 from .._lazy import lazy_attributes
 from .assemblies import object_manifolds
 from .features import random_features
@@ -18,6 +20,8 @@ from .nwb import Truth, to_zarr, write_allen_neuropixels, write_macaque_rsvp, wr
 _LAZY = {"untrained_convnet": "models", "digits_convnet": "models",
          "translated_digits": "models"}
 __getattr__ = lazy_attributes(__name__, _LAZY, globals())
+if TYPE_CHECKING:  # what the lazy names are, for readers, linters and type checkers
+    from .models import digits_convnet, translated_digits, untrained_convnet
 
 __all__ = ["object_manifolds", "random_features", "Truth", "to_zarr", "write_macaque_rsvp",
            "write_allen_neuropixels", "write_mouse_2p", "untrained_convnet", "digits_convnet",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from neurogeom._version import __version__
+from neurogeom import __version__
 
 
 def object_manifolds(n_objects: int = 8, n_images: int = 20, n_neuroids: int = 100, *,

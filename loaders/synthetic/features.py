@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from neurogeom._version import __version__
+from neurogeom import __version__
 
 
 def random_features(responses: xr.DataArray, n_features: int = 200, *, noise: float = 0.0,

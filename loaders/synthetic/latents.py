@@ -1,4 +1,4 @@
-"""Synthetic population activity driven by known low-dimensional latents (SCIENCE.md §8–9).
+"""Synthetic population activity driven by known low-dimensional latents.
 
 Each generator returns an assembly whose true latents are coords on the sample dim
 (``latent_0``, ``latent_1``, …), so a latent-dimensionality analysis can be checked against
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from neurogeom._version import __version__
+from neurogeom import __version__
 
 __all__ = ["ring_model", "random_feature_latents", "solvable_rnn", "power_law_responses",
            "with_repetitions"]
@@ -35,8 +35,8 @@ def ring_model(n_neuroids: int = 200, n_samples: int = 2000, *, readout: str = "
     Neuron i has preferred angle θ_i = 2πi/N and responds ``Θ(cos(θ_i − ϑ_t))`` to the latent
     angle ϑ_t. Its covariance eigenvalues per neuron come in pairs ∝ (2k+1)⁻² (the Fourier
     series of a square wave): ``(1/π²)(2⌊(n−1)/2⌋+1)⁻²`` for the 0/1 step and
-    ``(4/π²)(2⌊(n−1)/2⌋+1)⁻²`` for the ±1 readout ``sign(cos)`` (SCIENCE.md §8 quotes the
-    latter); the participation ratio is 3 for both.
+    ``(4/π²)(2⌊(n−1)/2⌋+1)⁻²`` for the ±1 readout ``sign(cos)`` (Schmutz et al. 2025
+    quote the latter); the participation ratio is 3 for both.
 
     Parameters
     ----------
@@ -92,7 +92,7 @@ def random_feature_latents(d: int, n_neuroids: int = 1000, n_stimuli: int = 2000
 
     U is an (N, d) standard Gaussian matrix; p = 1 (``"relu"``) or p = 0 (``"step"``, the
     Heaviside function). With c = 0 the covariance spectrum decays as n^{−α},
-    α = 1 + (2p+1)/(d−1) (SCIENCE.md §8), so linear methods need many more dimensions than d.
+    α = 1 + (2p+1)/(d−1) (Schmutz et al. 2025), so linear methods need many more dimensions than d.
 
     Parameters
     ----------

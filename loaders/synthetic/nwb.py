@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from neurogeom._version import __version__
+from neurogeom import __version__
 from neurogeom.io import atomic_write, atomic_write_dir
 
 from .assemblies import object_manifolds
@@ -654,8 +654,6 @@ def write_mouse_2p(path, *, n_objects: int = 6, n_images_per_object: int = 6,
         cy, cx = rng.uniform(3, image_size - 3, 2)
         mask = (((yy - cy) ** 2 + (xx - cx) ** 2) <= 4.0).astype(np.float32)
         plane_seg.add_roi(image_mask=mask)
-    rois = plane_seg.create_roi_table_region(region=list(range(n_rois)),
-                                             description="all ROIs")
     if orientation not in ("time_by_rois", "rois_by_time"):
         raise ValueError(f"orientation must be 'time_by_rois' or 'rois_by_time', got {orientation!r}")
     time_kw = {"timestamps": times} if timestamps else {"rate": frame_rate, "starting_time": 0.0}

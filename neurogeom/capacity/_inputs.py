@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from .._params import check_finite, check_int, check_memory, check_nonnegative, unit_scale
 from ..assembly import manifolds
 from ..errors import AnalysisError, format_list
 
@@ -38,16 +39,22 @@ class ManifoldPoints:
 
 
 def check_kappa(kappa) -> float:
-    kappa = float(kappa)
-    if not np.isfinite(kappa) or kappa < 0:
-        raise AnalysisError(f"kappa (the margin) must be a finite number >= 0, got {kappa}")
-    return kappa
+    return check_nonnegative(kappa, "kappa (the margin)")
 
 
 def check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or int(value) != value or value < minimum:
-        raise AnalysisError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return check_int(value, name, minimum)
+
+
+def check_joint_memory(data: ManifoldPoints, n_dichotomies: int, n_t: int, what: str) -> None:
+    """Fail before sampling when the joint QPs' samples, duals and anchors cannot fit in memory
+    (per (dichotomy, sample): t (r), duals (m) and one anchor per manifold (P r), doubled for
+    the solver's working copies)."""
+    per_sample = data.rank * (data.n_manifolds + 1) + len(data.owner)
+    check_memory(2 * 8.0 * n_dichotomies * n_t * per_sample,
+                 f"{what} with n_t={n_t} samples x {n_dichotomies} dichotomies "
+                 f"({data.n_manifolds} manifolds, {len(data.owner)} points, rank {data.rank})",
+                 "lower n_t or n_dichotomies")
 
 
 def gather(a, by: str, *, center: bool = True, normalize: bool = False,
@@ -75,6 +82,9 @@ def gather(a, by: str, *, center: bool = True, normalize: bool = False,
     """
     groups = manifolds(a, by, min_points=min_points)
     labels = [label for label, _ in groups]
+    if groups and groups[0][1].shape[1] == 0:
+        raise AnalysisError("the assembly has no neuroids (0 features): capacity needs at least "
+                            "one")
     if len(groups) < 2:
         raise AnalysisError(
             f"capacity needs at least 2 manifolds; by={by!r} gives {len(groups)}: "
@@ -86,10 +96,14 @@ def gather(a, by: str, *, center: bool = True, normalize: bool = False,
             f"all {len(groups)} manifolds by {by!r} consist of the same points: no dichotomy "
             "can be separated, the capacity is zero (check the labels in the assembly)")
     points = np.concatenate([p for _, p in groups])
+    # The estimators are scale-free (kappa is relative when normalizing): divide by a power of
+    # two (exact) so that squares below neither overflow nor underflow.
+    points, exponent = unit_scale(points)
     n_points = np.array([len(p) for _, p in groups])
     owner = np.repeat(np.arange(len(groups)), n_points)
     if center:
         points = points - points.mean(axis=0)
+    check_finite(points, "the globally centered points")
     scale = 1.0
     if normalize:
         centers = np.stack([points[owner == mu].mean(axis=0) for mu in range(len(groups))])
@@ -101,7 +115,11 @@ def gather(a, by: str, *, center: bool = True, normalize: bool = False,
         raise AnalysisError(
             f"all {len(points)} points of the {len(groups)} manifolds by {by!r} are identical "
             "(after subtracting the global mean): no manifold can be separated from another")
-    return ManifoldPoints(labels, coords / scale, owner, n_points, points.shape[1], scale)
+    coords = coords / scale
+    check_finite(coords, "the points in span coordinates")
+    with np.errstate(over="ignore"):   # the scale in input units may exceed the float range
+        scale = float(np.ldexp(scale, exponent))
+    return ManifoldPoints(labels, coords, owner, n_points, points.shape[1], scale)
 
 
 def span_coordinates(points: np.ndarray, rtol: float = 1e-10) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Center-correlation removal: the low-rank subspace of manifold centers (Cohen et al. 2020).
 
 Correlated manifold centers inflate MFT capacity estimates. Following the reference MFT pipeline
-(SCIENCE.md §1 step 2), we look for a K-dimensional subspace V of the span of the mean-subtracted
+(Cohen et al. 2020), we look for a K-dimensional subspace V of the span of the mean-subtracted
 centers X (P × r) that, when projected out, leaves the centers as decorrelated as possible:
 
     cost(V) = ½ Σ_{μν} (C_μν − (c cᵀ)_μν)² / (c0_μ c0_ν),  C = XXᵀ, c = XV, c0_μ = C_μμ − ||c_μ||²,
@@ -144,7 +144,7 @@ def mean_abs_cosine(X):
 
 def center_subspace(centers, *, seed: int = 0, n_reps: int = 3, max_iter: int = 300,
                     gtol: float = 1e-5, ftol: float = 1e-7, keys=None):
-    """Find the center-correlation subspace to project out (SCIENCE.md §1 step 2).
+    """Find the center-correlation subspace to project out (Cohen et al. 2020).
 
     Parameters
     ----------

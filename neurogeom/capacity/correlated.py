@@ -1,6 +1,6 @@
 """Capacity of correlated manifolds (Wakhloo, Sussman & Chung, PRL 2023).
 
-SCIENCE.md §3. Each manifold mu is written as its center ``u^mu_0`` plus axes ``u^mu_i`` (the
+Each manifold mu is written as its center ``u^mu_0`` plus axes ``u^mu_i`` (the
 principal directions of its centered points, scaled by their singular values), so every point is
 ``x = u^mu_0 + sum_i s_i u^mu_i``. The covariance tensor ``C^{mu i}_{nu j} = <u^mu_i, u^nu_j>``
 holds every correlation between centers and axes of different manifolds. With ``C = L Lᵀ``
@@ -11,7 +11,7 @@ matrix and live in ``R^{P(D+1)}``; the capacity is the joint QP (:mod:`.joint`) 
 
 For spheres of radius R and dimension D whose centers correlate with rho_c and axes with rho_a,
 ``alpha = alpha_Ball(kappa/sqrt(1-rho_c), R sqrt((1-rho_a)/(1-rho_c)), D)``;
-:func:`ball_capacity` gives ``alpha_Ball`` (SCIENCE.md §1) for that prediction.
+:func:`ball_capacity` gives ``alpha_Ball`` (Chung et al. PRX 2018) for that prediction.
 """
 
 from __future__ import annotations
@@ -22,16 +22,18 @@ import scipy.linalg
 import xarray as xr
 from scipy.stats import chi, norm
 
+from .._params import check_seed
+from .._results import build_result
 from ..errors import AnalysisError
-from ._inputs import check_kappa, check_positive_int, gather
-from .joint import DICHOTOMIES, draw_labels, solve_joint
+from ._inputs import check_joint_memory, check_kappa, check_positive_int, gather
+from .joint import DICHOTOMIES, check_joint_backend, draw_labels, solve_joint
 
 
 def ball_capacity(kappa: float, radius: float, dimension: int) -> float:
     """Exact MFT capacity of D-balls of radius R (relative to a unit center) at margin kappa.
 
     1/alpha_B = E_{r ~ chi_D} [ int_{kappa - r/R}^{kappa + R r} Dt (R r - t + kappa)² / (1 + R²)
-    + int_{-inf}^{kappa - r/R} Dt ((t - kappa)² + r²) ]   (SCIENCE.md §1; PRX 2018). The
+    + int_{-inf}^{kappa - r/R} Dt ((t - kappa)² + r²) ]   (PRX 2018). The
     Gaussian integrals are closed-form; the chi_D expectation is by quadrature.
     """
     kappa, radius = float(kappa), float(radius)
@@ -114,11 +116,11 @@ def _mean_offdiag(mat: np.ndarray) -> float:
     return float((mat.sum() - np.trace(mat)) / (p * (p - 1)))
 
 
-def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
+def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
                         n_dichotomies: int | None = None, dichotomy: str = "random",
                         seed: int = 0, ridge: float | None = None, center: bool = True,
-                        solver: str = "active_set", backend: str = "numpy",
-                        device="cpu") -> xr.Dataset:
+                        solver: str = "active_set", backend=None,
+                        device=None) -> xr.Dataset:
     """Capacity of correlated manifolds by whitening with the center/axis covariance tensor.
 
     Parameters
@@ -130,7 +132,8 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
     kappa : float
         Margin (>= 0), in units of the RMS center norm (the data are scaled to make it 1).
     n_t : int
-        Gaussian samples per dichotomy.
+        Number of Gaussian samples t per dichotomy (default 200, as in
+        :func:`neurogeom.manifold_capacity`).
     n_dichotomies : int, optional
         Dichotomies (default 20 for ``"random"``, P for ``"one_vs_rest"``).
     dichotomy : {"random", "one_vs_rest"}
@@ -146,7 +149,8 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
         component that a center correlation rho_c > 0 adds, which the theory shows is what
         rho_c does there). Set False to follow the uncentered theory exactly.
     solver, backend, device
-        Joint-QP solver options (:func:`neurogeom.capacity.joint.solve_joint`).
+        Joint-QP solver options (:func:`neurogeom.capacity.joint.solve_joint`); ``backend`` and
+        ``device`` (:mod:`neurogeom._backend`) apply to ``solver="shared"``.
 
     Returns
     -------
@@ -156,7 +160,8 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
         ``||A_mu A_nuᵀ||_F / sqrt(D_mu D_nu)`` for unit axis directions A: |cos| for D = 1);
         on dim ``manifold``: ``capacity`` (1 / E of its share of ``||v* - t||²``), ``radius``
         (RMS distance to the center / center norm), ``dimension`` (rank of the centered
-        points), ``n_points``. Parameters in attrs.
+        points), ``n_points``. Attrs: ``analysis``, every parameter, the input's provenance,
+        ``neurogeom_version`` and ``references`` (see :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -171,17 +176,27 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
     >>> ds = correlated_capacity(a, by="object_name", n_t=10, n_dichotomies=4)
     >>> float(ds.capacity_overall) > 0
     True
+
+    References
+    ----------
+    .. [1] Wakhloo, Sussman & Chung (2023). Linear classification of neural manifolds with
+       correlated variability. Phys. Rev. Lett. 131, 027301.
+    .. [2] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
     """
     kappa = check_kappa(kappa)
     n_t = check_positive_int("n_t", n_t, 2)
+    seed = check_seed(seed)
     if dichotomy not in DICHOTOMIES:
         raise AnalysisError(f"dichotomy must be one of {DICHOTOMIES}, got {dichotomy!r}")
     if ridge is not None and (not np.isfinite(ridge) or ridge < 0):
         raise AnalysisError(f"ridge must be a finite number >= 0, got {ridge}")
+    backend, device = check_joint_backend(solver, backend, device)   # attrs record these
     data = gather(a, by, center=center, normalize=True)
     if n_dichotomies is None:
         n_dichotomies = data.n_manifolds if dichotomy == "one_vs_rest" else 20
     n_dichotomies = check_positive_int("n_dichotomies", n_dichotomies)
+    check_joint_memory(data, n_dichotomies, n_t, "correlated capacity")
     points, info = whitened_points(data.coords, data.owner, ridge)
 
     rng = np.random.default_rng(seed)
@@ -203,7 +218,7 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
             if di and dj:
                 overlap[i, j] = (np.linalg.norm(info["axes"][i] @ info["axes"][j].T)
                                  / np.sqrt(di * dj))
-    ds = xr.Dataset(
+    ds = build_result(
         {
             "capacity": ("manifold", np.divide(1.0, per_share, out=np.full(p, np.inf),
                                                where=per_share > 0)),
@@ -216,16 +231,20 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 100,
             "axis_correlation": ((), _mean_offdiag(overlap)),
         },
         coords={"manifold": np.asarray(data.labels)},
-        attrs={
-            "method": "correlated manifold capacity (Wakhloo et al. 2023): joint QP in "
-                      "coordinates whitened by the center/axis covariance tensor",
+        analysis="correlated_capacity",
+        parameters={
             "by": by, "kappa": kappa, "n_t": n_t, "n_dichotomies": n_dichotomies,
-            "dichotomy": dichotomy, "seed": seed,
-            "ridge_requested": "default" if ridge is None else float(ridge),
+            "dichotomy": dichotomy, "seed": seed, "ridge": ridge, "center": bool(center),
+            "solver": solver, "backend": backend, "device": str(device),
+        },
+        inputs={"input": a},
+        references=("correlated", "mft"),
+        details={
+            "method": "correlated manifold capacity: joint QP in coordinates whitened by the "
+                      "center/axis covariance tensor",
             "ridge_used": info["ridge"], "tensor_size": info["tensor_size"],
             "tensor_rank": info["tensor_rank"],
-            "global_centering": "yes" if center else "no",
-            "solver": solver, "backend": backend, "device": str(device),
+            "centering": "global mean subtracted" if center else "none",
             "n_manifolds": p, "n_features": data.n_features, "rank": data.rank,
             "n_samples": int(len(total)), "max_kkt_residual": float(sol.kkt.max()),
             "scale": "points divided by the RMS norm of the manifold centers "

@@ -1,6 +1,6 @@
 """Effective manifold geometry from the joint capacity QP (GLUE / GCMC measures).
 
-SCIENCE.md §2 (Chou, Wakhloo, Canatar, Chung et al. 2024; official code not public, so the
+Chou, Wakhloo, Canatar, Chung et al. (bioRxiv 2024; official code not public, so the
 formulas are a reconstruction, verified here to reduce to the PRX sphere results). For Gaussian
 ``t`` in the span of the data and dichotomies ``y``, the joint QP (:mod:`.joint`) gives one
 anchor point ``s_mu`` per manifold. With the anchor centers ``s0_mu = E s_mu``, axis parts
@@ -22,9 +22,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .._params import check_seed
+from .._results import build_result
 from ..errors import AnalysisError
-from ._inputs import ManifoldPoints, check_kappa, check_positive_int, gather
-from .joint import DICHOTOMIES, draw_labels, solve_joint
+from ._inputs import ManifoldPoints, check_joint_memory, check_kappa, check_positive_int, gather
+from .joint import DICHOTOMIES, check_joint_backend, draw_labels, solve_joint
 
 #: eigenvalues of Gram matrices below this (data normalized to unit RMS center norm) are zero
 _ABS_CUTOFF = 1e-12
@@ -136,12 +138,12 @@ def geometry_from_anchors(anchors: np.ndarray, t: np.ndarray, share: np.ndarray,
     return out
 
 
-def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 100,
+def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
                        n_dichotomies: int | None = None, kappa: float = 0.0, seed: int = 0,
                        center: bool = True,
                        absolute_alignment: bool = True, solver: str = "active_set",
-                       backend: str = "numpy",
-                       device="cpu") -> xr.Dataset:
+                       backend=None,
+                       device=None) -> xr.Dataset:
     """GLUE effective geometry: capacity, effective radius and dimension, alignments.
 
     The points are centered on the global mean and divided by the RMS norm of the manifold
@@ -161,7 +163,8 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 100,
         ``"random"``: i.i.d. fair signs per manifold (the MFT ensemble). ``"one_vs_rest"``: one
         manifold positive, cycling through the manifolds.
     n_t : int
-        Gaussian samples per dichotomy.
+        Number of Gaussian samples t per dichotomy (default 200, as in
+        :func:`neurogeom.manifold_capacity`).
     n_dichotomies : int, optional
         Dichotomies (default 20 for ``"random"``, P for ``"one_vs_rest"``).
     kappa : float
@@ -177,7 +180,9 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 100,
     solver : {"active_set", "shared"}
         Joint-QP solver (:func:`neurogeom.capacity.joint.solve_joint`).
     backend, device
-        Passed to the shared solver (``"torch"`` and e.g. ``"cuda"``).
+        Array backend and device of ``solver="shared"`` (:mod:`neurogeom._backend`; e.g.
+        ``device="cuda:0"``). The active-set solver runs in numpy/scipy: with it, a torch
+        backend or a GPU device is an error.
 
     Returns
     -------
@@ -191,7 +196,8 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 100,
         ``radius`` (sqrt(E|s1|²)/|s0|), ``dimension`` (E (t . s1/|s1|)²), ``center_norm``,
         ``fraction_active``, the alignments with the other manifolds, ``n_points``. Point
         manifolds (one point each) have zero axis parts: radius and dimension 0,
-        ``capacity_approx_overall`` inf.
+        ``capacity_approx_overall`` inf. Attrs: ``analysis``, every parameter, the input's
+        provenance, ``neurogeom_version`` and ``references`` (see :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -206,15 +212,27 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 100,
     >>> ds = effective_geometry(a, by="object_name", n_t=20, n_dichotomies=5)
     >>> ds.capacity.dims, ds.capacity_overall.dims
     (('manifold',), ())
+
+    References
+    ----------
+    .. [1] Chou, Wakhloo, Canatar, Chung et al. (2024). Neural manifold capacity captures
+       representation geometry, correlations, and task-efficiency across species and behaviors.
+       bioRxiv (v1 'GCMC', v2 'GLUE'). The formulas are a reconstruction (no official code is
+       public), verified to reduce to the sphere results of [2].
+    .. [2] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
     """
     kappa = check_kappa(kappa)
     n_t = check_positive_int("n_t", n_t, 2)
+    seed = check_seed(seed)
     if dichotomy not in DICHOTOMIES:
         raise AnalysisError(f"dichotomy must be one of {DICHOTOMIES}, got {dichotomy!r}")
+    backend, device = check_joint_backend(solver, backend, device)   # attrs record these
     data = gather(a, by, center=center, normalize=True)
     if n_dichotomies is None:
         n_dichotomies = data.n_manifolds if dichotomy == "one_vs_rest" else 20
     n_dichotomies = check_positive_int("n_dichotomies", n_dichotomies)
+    check_joint_memory(data, n_dichotomies, n_t, "effective geometry")
     rng = np.random.default_rng(seed)
     labels = draw_labels(rng, data.n_manifolds, n_dichotomies, dichotomy)
     t = rng.standard_normal((n_dichotomies, n_t, data.rank))
@@ -222,17 +240,17 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 100,
                       device=device)
     geo = geometry_from_anchors(sol.anchors, sol.t, sol.share, absolute_alignment,
                                 null_direction=data.n_points if center else None)
-    return _dataset(geo, sol, data, by, {
-        "method": "effective geometry (GLUE): joint QP over all manifolds per (t, dichotomy)",
-        "dichotomy": dichotomy, "n_t": n_t, "n_dichotomies": n_dichotomies, "kappa": kappa,
-        "seed": seed, "global_centering": "yes" if center else "no", "solver": solver, "backend": backend, "device": str(device),
-        "alignment_uses_absolute_cosine": "yes" if absolute_alignment else "no",
+    return _dataset(geo, sol, data, a, {
+        "by": by, "dichotomy": dichotomy, "n_t": n_t, "n_dichotomies": n_dichotomies,
+        "kappa": kappa, "seed": seed, "center": bool(center),
+        "absolute_alignment": bool(absolute_alignment), "solver": solver, "backend": backend,
+        "device": str(device),
     })
 
 
-def _dataset(geo: dict, sol, data: ManifoldPoints, by: str, attrs: dict) -> xr.Dataset:
+def _dataset(geo: dict, sol, data: ManifoldPoints, a, parameters: dict) -> xr.Dataset:
     per = geo["per_manifold"]
-    ds = xr.Dataset(
+    ds = build_result(
         {
             "capacity": ("manifold", per["capacity"]),
             "radius": ("manifold", per["radius"]),
@@ -253,8 +271,13 @@ def _dataset(geo: dict, sol, data: ManifoldPoints, by: str, attrs: dict) -> xr.D
             "center_axis_alignment_overall": ((), float(geo["center_axis_alignment"])),
         },
         coords={"manifold": np.asarray(data.labels)},
-        attrs={
-            "by": by, **attrs,
+        analysis="effective_geometry", parameters=parameters, inputs={"input": a},
+        references=("glue", "mft"),
+        details={
+            "method": "effective geometry (GLUE): joint QP over all manifolds per (t, dichotomy)",
+            "centering": "global mean subtracted" if parameters["center"] else "none",
+            "alignments": "mean over manifold pairs of "
+                          + ("|cos|" if parameters["absolute_alignment"] else "signed cos"),
             "n_manifolds": data.n_manifolds, "n_features": data.n_features, "rank": data.rank,
             "n_samples": int(sol.t.shape[0]), "max_kkt_residual": float(sol.kkt.max()),
             "scale": "points divided by the RMS norm of the centered manifold centers "
@@ -262,7 +285,8 @@ def _dataset(geo: dict, sol, data: ManifoldPoints, by: str, attrs: dict) -> xr.D
             "samples": "t ~ N(0, I) in a pivoted-QR orthonormal basis of the data's span",
             "anchors": "dual-weighted mean of each manifold's points; inactive manifolds: the "
                        "point nearest the margin",
-            "formulas": "SCIENCE.md section 2 (GLUE reconstruction, unconfirmed in detail)",
+            "formulas": "GLUE measures as reconstructed from Chou et al. 2024 (official code "
+                        "not public; unconfirmed in detail), reducing to PRX 2018 for spheres",
         })
     ds["capacity_overall"].attrs["long_name"] = "1 / ((1/P) E ||v* - t||^2)"
     ds["radius_overall"].attrs["long_name"] = "effective radius R_eff"

@@ -1,7 +1,7 @@
 """The joint capacity QP over all manifolds' points for a dichotomy, and its anchor points.
 
 For a Gaussian vector ``t`` and labels ``y`` (one sign per manifold), the joint problem
-(SCIENCE.md §2; GLUE/GCMC; the correlated MFT of Wakhloo et al. 2023) is
+(GLUE/GCMC, Chou et al. 2024; the correlated MFT of Wakhloo et al. 2023) is
 
     v* = argmin_v ||v - t||²   subject to   y_mu x . v >= kappa  for every point x of manifold mu.
 
@@ -27,10 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 
+from .._backend import resolve
 from ..errors import AnalysisError, ConvergenceError
 from .qp import solve_nonneg_qp
 
 DICHOTOMIES = ("random", "one_vs_rest")
+SOLVERS = ("active_set", "shared")
 
 
 @dataclass
@@ -116,9 +118,25 @@ def active_set_qp(Z: np.ndarray, t: np.ndarray, kappa: float = 0.0, *, tol: floa
                            "constraints are feasible)")
 
 
+def check_joint_backend(solver: str, backend=None, device=None):
+    """Resolve ``backend``/``device`` (:mod:`neurogeom._backend`) for a joint-QP ``solver``.
+
+    Only the shared batched solver has a torch path; the active-set solver is numpy/scipy, so
+    asking it for torch or a GPU is an error rather than a silent CPU run.
+    """
+    if solver not in SOLVERS:
+        raise AnalysisError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    backend, device = resolve(backend, device)
+    if solver == "active_set" and backend != "numpy":
+        raise AnalysisError(f"solver='active_set' runs in numpy/scipy only, but backend="
+                            f"{backend!r}, device={str(device)!r} was requested; use "
+                            "solver='shared' for torch or a GPU")
+    return backend, device
+
+
 def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np.ndarray,
-                kappa: float = 0.0, *, solver: str = "active_set", backend: str = "numpy",
-                device="cpu", tol: float = 1e-10,
+                kappa: float = 0.0, *, solver: str = "active_set", backend=None,
+                device=None, tol: float = 1e-10,
                 max_chunk_bytes: int = 64 * 2**20) -> JointSolution:
     """Solve the joint QP for every dichotomy and its Gaussian samples.
 
@@ -137,8 +155,10 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
     solver : {"active_set", "shared"}
         :func:`active_set_qp` per sample (exact; fast when m >> r; at kappa = 0 the same
         Lawson–Hanson iteration from ``scipy.optimize.nnls``), or the shared batched
-        solver :func:`neurogeom.capacity.qp.solve_nonneg_qp` (``backend``/``device`` apply).
+        solver :func:`neurogeom.capacity.qp.solve_nonneg_qp` (``backend``/``device`` apply, with
+        the convention of :mod:`neurogeom._backend`).
     """
+    backend, device = check_joint_backend(solver, backend, device)
     n_dich, n_t, rank = t.shape
     m = coords.shape[0]
     n_manifolds = labels.shape[1]
@@ -146,11 +166,9 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
         _check_feasible(coords, owner, labels, kappa)
     if solver == "active_set":
         lam, kkt = _solve_active_set(coords, owner, labels, t, kappa, tol)
-    elif solver == "shared":
+    else:
         lam, kkt = _solve_shared(coords, owner, labels, t, kappa, tol, backend, device,
                                  max_chunk_bytes)
-    else:
-        raise AnalysisError(f"solver must be 'active_set' or 'shared', got {solver!r}")
     if np.max(kkt) > 1e-6:
         raise ConvergenceError(f"the joint QP did not converge: worst KKT residual "
                                f"{np.max(kkt):.2e} (tolerance 1e-6)")

@@ -1,6 +1,6 @@
 """Replica mean-field theory (MFT) manifold capacity, radius and dimension (Chung et al. PRX 2018).
 
-The pipeline follows SCIENCE.md §1 and the public reference (``mftma``): global centering,
+The pipeline follows the paper and the public reference (``mftma``): global centering,
 optional center-correlation removal (:mod:`.centers`), per-manifold normalization by the center
 norm, reduction of each manifold to its own span plus a constant "center" coordinate, and for
 each Gaussian sample t the anchor point of the projection QP (solved batched by :mod:`.qp`).
@@ -18,12 +18,15 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import xarray as xr
 
+from .._backend import get_namespace, resolve
 from .._blas import single_threaded_blas
+from .._params import check_finite, check_int, check_memory, check_nonnegative, check_seed, unit_scale
+from .._results import build_result
 from ..assembly import manifolds as group_manifolds
 from ..assembly import validate
 from ..errors import AnalysisError, format_list
 from .centers import center_subspace, mean_abs_cosine
-from .qp import BACKENDS, get_backend, solve_nonneg_qp
+from .qp import solve_nonneg_qp
 
 DIMENSIONS = ("rank", "reference")
 
@@ -108,6 +111,9 @@ def _check_points(points: Sequence[np.ndarray], names: Sequence[str]) -> list[np
             raise AnalysisError(f"manifold {name} has no points")
         if N is None:
             N = X.shape[0]
+            if N == 0:
+                raise AnalysisError(f"manifold {name} has no features (0 neuroids): MFT capacity "
+                                    "needs at least one neuroid")
         elif X.shape[0] != N:
             raise AnalysisError(f"manifold {name} has {X.shape[0]} features, the first has {N}")
         if not np.isfinite(X).all():
@@ -118,8 +124,8 @@ def _check_points(points: Sequence[np.ndarray], names: Sequence[str]) -> list[np
 
 def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int = 200, *,
                  seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
-                 t_vectors: Sequence[np.ndarray] | None = None, backend: str = "numpy",
-                 device="cpu", n_reps: int = 3, keys: Sequence | None = None,
+                 t_vectors: Sequence[np.ndarray] | None = None, backend=None,
+                 device=None, n_reps: int = 3, keys: Sequence | None = None,
                  rank_tol: float = 1e-12, qp_tol: float = 1e-10,
                  max_chunk_bytes: int = 64 * 2**20) -> MFTResult:
     """MFT capacity of manifolds given in the reference's layout (list of N × M_i arrays).
@@ -147,7 +153,8 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
         ``t_vecs``). D_i is the reduced dimension (:attr:`MFTResult.embedding_dim`; with
         ``dimension="reference"`` it is min(N, M_i)). Overrides ``n_t`` and ``seed`` for t.
     backend, device
-        QP solver backend (``"numpy"`` or ``"torch"``) and torch device.
+        Array backend and device of the QP solver (:mod:`neurogeom._backend`: default numpy on
+        the CPU; ``device="cuda:0"`` alone runs torch on that GPU).
     n_reps : int
         Random starts per K of the center-correlation optimizer (the reference uses 10; 3 by
         default here for speed).
@@ -166,9 +173,10 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
     -------
     MFTResult
     """
+    get_namespace(backend, device)   # a bad backend/device fails before any work
     coords, T, rho_c, K, residuals = _prepare(
-        manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, backend, n_reps,
-        keys, rank_tol)
+        manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, n_reps, keys,
+        rank_tol)
     dims = np.array([S.shape[0] for S in coords])
     capacity, radius, dimension_m, interior, max_kkt = _solve_and_measure(
         coords, T, kappa, backend, device, qp_tol, max_chunk_bytes)
@@ -176,31 +184,41 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
                      max_kkt, residuals)
 
 
-def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, backend,
-             n_reps, keys, rank_tol):
+def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, n_reps,
+             keys, rank_tol):
     """Steps 1–5 of the pipeline up to the QPs: validated inputs → (reduced coordinates per
     manifold, Gaussian samples per manifold, ρ_c, K, residual correlations)."""
     names = [repr(k) for k in keys] if keys is not None else [str(i) for i in
                                                               range(len(manifolds))]
     points = _check_points(manifolds, names)
-    if not np.isfinite(kappa) or kappa < 0:
-        raise AnalysisError(f"kappa must be a finite number >= 0, got {kappa}")
+    kappa = check_nonnegative(kappa, "kappa")
+    seed = check_seed(seed)
+    n_reps = check_int(n_reps, "n_reps")
     if dimension not in DIMENSIONS:
         raise AnalysisError(f"dimension must be one of {DIMENSIONS}, got {dimension!r}")
-    if backend not in BACKENDS:
-        raise AnalysisError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    if t_vectors is None and (int(n_t) != n_t or n_t < 1):
-        raise AnalysisError(f"n_t (number of Gaussian samples) must be a positive integer, "
-                            f"got {n_t}")
+    if t_vectors is None:
+        n_t = check_int(n_t, "n_t (number of Gaussian samples)")
+        # the QPs of one manifold at least must fit: its samples, its Gram matrix, and the
+        # solver's (n_t, M) working arrays (duals, gradients, active sets: about 8 of them)
+        worst = max(points, key=lambda X: X.shape[1])
+        M, D = worst.shape[1], min(worst.shape)
+        check_memory(8.0 * (n_t * (D + 1 + 8 * M) + M * M),
+                     f"MFT capacity with n_t={n_t} Gaussian samples per manifold "
+                     f"({M} points in {worst.shape[0]} features)", "lower n_t")
     if t_vectors is not None and len(t_vectors) != len(points):
         raise AnalysisError(f"t_vectors has {len(t_vectors)} arrays for {len(points)} manifolds")
+    # Capacity, radius and dimension do not depend on the data's scale: divide
+    # by a common power of two (exact) so that nothing below overflows or underflows.
+    _, exponent = unit_scale(np.array([np.abs(X).max() for X in points]))
+    points = [np.ldexp(X, -exponent) for X in points]
     P = len(points)
     keys = list(keys) if keys is not None else list(range(P))
 
-    # 1. global centering and centers (SCIENCE.md §1 step 1); one pass over the data
+    # 1. global centering and centers (reference pipeline step 1); one pass over the data
     n_total = sum(X.shape[1] for X in points)
     origin = sum(X.sum(axis=1) for X in points) / n_total
     centers = np.stack([X.mean(axis=1) for X in points]) - origin        # (P, N)
+    check_finite(centers, "the manifold centers")
     spread = np.abs(centers - centers.mean(axis=0)).max()
     if spread <= 1e-12 * (np.abs(centers).max() + np.abs(origin).max() + 1e-300):
         raise AnalysisError(
@@ -226,12 +244,14 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
         B = V.T @ Y
         c_ns = c - V @ (V.T @ c)          # center in the null space of V, explicitly (no
         norm2 = float(c_ns @ c_ns)        # cancellation when the center lies mostly in V)
+        check_finite(norm2, f"manifold {name}'s squared center norm")
         if norm2 <= 1e-24 * (float(c @ c) + float(np.sum(Y * Y)) / Y.shape[1] + 1e-300):
             raise AnalysisError(
                 f"manifold {name}'s center coincides with the global mean"
                 + (" after removing the center-correlation subspace" if K else "")
                 + ": its capacity is undefined (MFT normalizes by the center norm)")
         grams.append(((Y.T @ Y) - B.T @ B) / norm2)
+        check_finite(grams[-1], f"manifold {name}'s normalized Gram matrix")
     with single_threaded_blas():   # small matrices: threads only cost
         coords = [_reduce(g, N, dimension, rank_tol) for g in grams]
 
@@ -258,7 +278,7 @@ def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_byte
     P = len(coords)
     capacity, radius, dimension_m = np.zeros(P), np.zeros(P), np.zeros(P)
     interior, max_kkt = np.zeros(P), np.zeros(P)
-    xp = get_backend(backend, device)
+    xp = get_namespace(backend, device)
     by_m: dict[tuple[int, int], list[int]] = {}
     for i, S in enumerate(coords):
         n_samples = T.n_t if isinstance(T, _LazySamples) else T[i].shape[1]
@@ -289,7 +309,7 @@ def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_byte
 
 
 def _manifold_measures(X, T, lam, kappa):
-    """Capacity, radius and dimension of one manifold from its QP duals (SCIENCE.md §1 step 6).
+    """Capacity, radius and dimension of one manifold from its QP duals (PRX 2018).
 
     X (D, M) reduced coordinates, T (D+1, n_t) samples, lam (n_t, M) duals.
     """
@@ -320,10 +340,10 @@ def _manifold_measures(X, T, lam, kappa):
     return capacity, radius, dim, float(np.mean(~moved))
 
 
-def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 200,
+def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int = 200,
                       seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
-                      t_vectors: Sequence[np.ndarray] | None = None, backend: str = "numpy",
-                      device="cpu", *, n_reps: int = 3) -> xr.Dataset:
+                      t_vectors: Sequence[np.ndarray] | None = None, backend=None,
+                      device=None, n_reps: int = 3) -> xr.Dataset:
     """Replica MFT manifold capacity, radius and dimension of the manifolds ``by`` labels.
 
     Parameters
@@ -337,8 +357,8 @@ def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 2
     kappa : float
         Margin κ ≥ 0.
     n_t : int
-        Number of Gaussian samples t per manifold (Monte-Carlo error of one manifold's capacity
-        is ≈ 2/√n_t relative, SCIENCE.md §1).
+        Number of Gaussian samples t per manifold (default 200, as in the other capacity
+        analyses; the Monte-Carlo error of one manifold's capacity is ≈ 2/√n_t relative).
     seed : int
         Seeds the samples (one stream per manifold label) and the center-correlation starts.
     center_correlations : bool
@@ -348,10 +368,11 @@ def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 2
         reproduces the reference's zero-padded reduction (biased D_M).
     t_vectors : sequence of ndarray (D_i + 1, n_t), optional
         The Gaussian samples per manifold (sorted label order), for exact comparisons.
-    backend : {"numpy", "torch"}
-        QP solver backend.
-    device : str
-        Torch device (``"cuda"`` on a GPU).
+    backend : {None, "numpy", "torch"}
+        Array library of the QP solver; None is numpy unless ``device`` names a GPU (the
+        convention of :mod:`neurogeom._backend`, shared by every analysis).
+    device : None, str or torch.device
+        None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     n_reps : int
         Random starts per K of the center-correlation optimizer (reference: 10).
 
@@ -361,7 +382,9 @@ def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 2
         On dim ``manifold`` (the labels): ``capacity`` (α_M), ``radius`` (R_M), ``dimension``
         (D_M), ``n_points``, ``embedding_dim``, ``interior_fraction``, ``qp_max_kkt``.
         Scalars: ``capacity_overall`` (harmonic mean), ``radius_overall``, ``dimension_overall``
-        (means), ``center_correlation`` (ρ_c), ``K``. Every parameter is in attrs.
+        (means), ``center_correlation`` (ρ_c), ``K``. Attrs: ``analysis``, every parameter,
+        the input's provenance, ``neurogeom_version`` and ``references`` (see
+        :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -378,7 +401,15 @@ def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 2
     >>> res = ng.manifold_capacity(ng.average_repetitions(a), by="object_name", n_t=50)
     >>> sorted(res.data_vars)[:3]
     ['K', 'capacity', 'capacity_overall']
+
+    References
+    ----------
+    .. [1] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
+    .. [2] Cohen, Chung, Lee & Sompolinsky (2020). Separability and geometry of object
+       manifolds in deep neural networks. Nat. Commun. 11, 746.
     """
+    backend, device = resolve(backend, device)   # bad options fail first; attrs record these
     validate(a)
     groups = group_manifolds(a, by, min_points=1)
     labels = [label for label, _ in groups]
@@ -387,7 +418,7 @@ def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 2
                           t_vectors=t_vectors, backend=backend, device=device, n_reps=n_reps,
                           keys=labels)
     cap = result.capacity
-    ds = xr.Dataset(
+    ds = build_result(
         {
             "capacity": ("manifold", cap),
             "radius": ("manifold", result.radius),
@@ -405,13 +436,18 @@ def manifold_capacity(a: xr.DataArray, by: str, kappa: float = 0.0, n_t: int = 2
         },
         coords={"manifold": np.asarray(labels),
                 "k": np.arange(1, len(result.residual_correlations) + 1)},
-        attrs={
-            "analysis": "manifold_capacity (replica MFT, Chung, Lee & Sompolinsky PRX 2018)",
+        analysis="manifold_capacity",
+        parameters={
             "by": str(by), "kappa": float(kappa),
             "n_t": int(n_t if t_vectors is None else np.asarray(t_vectors[0]).shape[1]),
-            "seed": int(seed), "center_correlations": int(bool(center_correlations)),
-            "dimension_method": dimension, "t_vectors": "given" if t_vectors is not None
+            "seed": int(seed), "center_correlations": bool(center_correlations),
+            "dimension": dimension, "t_vectors": "given" if t_vectors is not None
             else "sampled", "backend": backend, "device": str(device), "n_reps": int(n_reps),
+        },
+        inputs={"input": a},
+        references=("mft", "mft_dnn"),
+        details={
+            "method": "replica mean-field theory, one QP per manifold and Gaussian sample t",
             "capacity_overall_is": "harmonic mean of per-manifold capacity",
             "sign_convention": "constraints s.v <= -kappa (reference mftma)",
         },

@@ -7,7 +7,8 @@ manifold per Gaussian sample ``t``. In dual form each is
 
 with ``G = SᵀS`` the Gram matrix of one manifold's points (shared by all its samples) and
 ``q = −(Sᵀt + κ)``. This module solves a whole batch of them at once, vectorized over the batch,
-with one code path for numpy and torch (``backend="torch"``, ``device="cuda"`` on a GPU).
+with one code path for numpy and torch (the :mod:`neurogeom._backend` namespace; ``device="cuda:0"``
+solves on a GPU).
 
 The extreme eigenvalues μ ≤ L of each distinct G choose its method:
 
@@ -42,16 +43,13 @@ dimensions, repeated points) λ is not unique but ``Gλ`` — hence the primal s
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .._blas import single_threaded_blas
+from .._backend import get_namespace
 from ..errors import AnalysisError, ConvergenceError
-
-BACKENDS = ("numpy", "torch")
 
 #: ADMM hands a problem to the active-set polish once its KKT residual is below this.
 POLISH_AT = 1e-3
@@ -63,252 +61,7 @@ PG_SPARE_ITER = 5
 #: Projected gradient works on blocks of problems of about this many bytes per vector (CPU cache).
 PG_BLOCK_BYTES = 2**20
 
-__all__ = ["QPResult", "solve_nonneg_qp", "project_onto_polyhedral_cone", "kkt_residual",
-           "BACKENDS"]
-
-
-# --------------------------------------------------------------------------------------------
-# a tiny array namespace, so one code path serves numpy and torch (himalaya-style)
-# --------------------------------------------------------------------------------------------
-
-class _Numpy:
-    name = "numpy"
-
-    def __init__(self, device="cpu"):
-        if str(device) != "cpu":
-            raise AnalysisError(f"backend='numpy' runs on the CPU only, got device={device!r}; "
-                                "use backend='torch' for a GPU")
-        self.device = "cpu"
-
-    def asarray(self, x):
-        if hasattr(x, "detach"):  # a torch tensor handed to the numpy backend
-            x = x.detach().cpu().numpy()
-        return np.asarray(x, dtype=np.float64)
-
-    def to_numpy(self, x):
-        return np.asarray(x)
-
-    zeros = staticmethod(lambda shape: np.zeros(shape))
-    ones = staticmethod(lambda shape: np.ones(shape))
-    eye = staticmethod(lambda n: np.eye(n))
-    where = staticmethod(np.where)
-    maximum = staticmethod(np.maximum)
-    minimum = staticmethod(np.minimum)
-    sqrt = staticmethod(np.sqrt)
-    abs = staticmethod(np.abs)
-
-    @staticmethod
-    def amax(x, axis):
-        return x.max(axis=axis)
-
-    @staticmethod
-    def eigh(x):
-        return np.linalg.eigh(x)
-
-    @staticmethod
-    def eigvalsh(x):
-        return np.linalg.eigvalsh(x)
-
-    @staticmethod
-    def copy(x):
-        return x.copy()
-
-    @staticmethod
-    def solve(a, b):
-        return np.linalg.solve(a, b[..., None])[..., 0]
-
-    @staticmethod
-    def diagonal(x):
-        return np.diagonal(x, axis1=-2, axis2=-1)
-
-    @staticmethod
-    def swap(x):
-        return np.swapaxes(x, -1, -2)
-
-    @staticmethod
-    def clip(x, lo, hi):
-        return np.clip(x, lo, hi)
-
-    @staticmethod
-    def take(x, idx):
-        return x[idx]
-
-    @staticmethod
-    def index(idx):
-        return np.asarray(idx)
-
-    @staticmethod
-    def nonzero(mask):
-        return np.flatnonzero(mask)
-
-    @staticmethod
-    def any(x, axis=None):
-        return x.any(axis=axis)
-
-    @staticmethod
-    def all(x, axis=None):
-        return x.all(axis=axis)
-
-    @staticmethod
-    def setitem(x, idx, values):
-        x[idx] = values
-
-    @staticmethod
-    def arange(n):
-        return np.arange(n)
-
-    @staticmethod
-    def take_along(x, idx, axis):
-        return np.take_along_axis(x, idx, axis=axis)
-
-    @staticmethod
-    def argmin_last(x):
-        return np.argmin(x, axis=-1)
-
-    @staticmethod
-    def amin_last(x):
-        return np.min(x, axis=-1)
-
-    @staticmethod
-    def sum_int(x, axis):
-        return x.sum(axis=axis)
-
-    @staticmethod
-    def argsort_stable(x):
-        return np.argsort(x, axis=-1, kind="stable")
-
-    @staticmethod
-    def add_to_diagonal(x, values):
-        n = x.shape[-1]
-        x.reshape(x.shape[:-2] + (n * n,))[..., ::n + 1] += values
-
-
-class _Torch:
-    name = "torch"
-
-    def __init__(self, device="cpu"):
-        import torch
-        self.torch = torch
-        try:
-            self.device = torch.device(device)
-            torch.zeros(1, device=self.device)
-        except (RuntimeError, AssertionError) as exc:
-            raise AnalysisError(f"torch device {device!r} is not available: {exc}") from exc
-
-    def asarray(self, x):
-        t = self.torch
-        if isinstance(x, t.Tensor):
-            return x.to(device=self.device, dtype=t.float64)
-        return t.as_tensor(np.asarray(x, dtype=np.float64), device=self.device)
-
-    def to_numpy(self, x):
-        return x.detach().cpu().numpy()
-
-    def zeros(self, shape):
-        return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
-
-    def ones(self, shape):
-        return self.torch.ones(shape, dtype=self.torch.float64, device=self.device)
-
-    def eye(self, n):
-        return self.torch.eye(n, dtype=self.torch.float64, device=self.device)
-
-    def where(self, c, a, b):
-        t = self.torch
-        a = a if isinstance(a, t.Tensor) else t.as_tensor(a, dtype=t.float64, device=self.device)
-        b = b if isinstance(b, t.Tensor) else t.as_tensor(b, dtype=t.float64, device=self.device)
-        return t.where(c, a, b)
-
-    def maximum(self, a, b):
-        t = self.torch
-        if not isinstance(b, t.Tensor):
-            return t.clamp(a, min=b)
-        return t.maximum(a, b)
-
-    def minimum(self, a, b):
-        t = self.torch
-        if not isinstance(b, t.Tensor):
-            return t.clamp(a, max=b)
-        return t.minimum(a, b)
-
-    def sqrt(self, x):
-        return self.torch.sqrt(x) if isinstance(x, self.torch.Tensor) else float(np.sqrt(x))
-
-    def abs(self, x):
-        return self.torch.abs(x)
-
-    def amax(self, x, axis):
-        return self.torch.amax(x, dim=axis)
-
-    def eigh(self, x):
-        return self.torch.linalg.eigh(x)
-
-    def eigvalsh(self, x):
-        return self.torch.linalg.eigvalsh(x)
-
-    def copy(self, x):
-        return x.clone()
-
-    def solve(self, a, b):
-        return self.torch.linalg.solve(a, b)
-
-    def diagonal(self, x):
-        return self.torch.diagonal(x, dim1=-2, dim2=-1)
-
-    def swap(self, x):
-        return x.transpose(-1, -2)
-
-    def clip(self, x, lo, hi):
-        return self.torch.clamp(x, lo, hi)
-
-    def take(self, x, idx):
-        return x[idx]
-
-    def index(self, idx):
-        return self.torch.as_tensor(np.asarray(idx), device=self.device, dtype=self.torch.long)
-
-    def nonzero(self, mask):
-        return self.torch.nonzero(mask, as_tuple=True)[0]
-
-    def any(self, x, axis=None):
-        return x.any() if axis is None else x.any(dim=axis)
-
-    def all(self, x, axis=None):
-        return x.all() if axis is None else x.all(dim=axis)
-
-    def setitem(self, x, idx, values):
-        x[idx] = values
-
-    def arange(self, n):
-        return self.torch.arange(n, device=self.device)
-
-    def take_along(self, x, idx, axis):
-        return self.torch.take_along_dim(x, idx, dim=axis)
-
-    def argmin_last(self, x):
-        return self.torch.argmin(x, dim=-1)
-
-    def amin_last(self, x):
-        return self.torch.amin(x, dim=-1)
-
-    def sum_int(self, x, axis):
-        return x.sum(dim=axis)
-
-    def argsort_stable(self, x):
-        return self.torch.argsort(x.to(self.torch.int8), dim=-1, stable=True)
-
-    def add_to_diagonal(self, x, values):
-        self.torch.diagonal(x, dim1=-2, dim2=-1).add_(values)
-
-
-
-def get_backend(backend: str = "numpy", device: Any = "cpu"):
-    """The array namespace for ``backend`` ("numpy" or "torch") on ``device``."""
-    if backend == "numpy":
-        return _Numpy(device)
-    if backend == "torch":
-        return _Torch(device)
-    raise AnalysisError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+__all__ = ["QPResult", "solve_nonneg_qp", "project_onto_polyhedral_cone", "kkt_residual"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,32 +105,20 @@ class QPResult:
 # the solver
 # --------------------------------------------------------------------------------------------
 
-def _matvec(xp, G, x):
-    """G @ x for each row of x (G shared (n, n), or per problem (B, n, n))."""
-    if G.ndim == 2:
-        return x @ G  # G symmetric
-    return (G @ x[..., None])[..., 0]
-
-
-def _kkt(xp, G, q, lam, d):
-    """Natural KKT residual per problem: max_i |min(d_i λ_i, μ_i)| / (1 + ||q||∞)."""
-    mu = _matvec(xp, G, lam) + q
-    r = xp.amax(xp.abs(xp.minimum(d * lam, mu)), -1)
-    return r / (1.0 + xp.amax(xp.abs(q), -1))
-
-
-def kkt_residual(G, q, lam, *, backend: str = "numpy", device="cpu") -> np.ndarray:
+def kkt_residual(G, q, lam, *, backend=None, device=None) -> np.ndarray:
     """KKT natural residual of candidate solutions ``lam`` of problems (1).
 
     ``r = max_i |min(G_ii λ_i, μ_i)| / (1 + max_i |q_i|)`` with ``μ = Gλ + q``. It is zero iff
     λ ≥ 0, μ ≥ 0 and λ_i μ_i = 0 for every i, i.e. iff λ solves (1); scaling λ by the diagonal of
     G makes both arguments of the min carry the units of q.
 
+    ``backend`` and ``device`` follow :mod:`neurogeom._backend` (default: numpy on the CPU).
+
     Returns
     -------
     ndarray (B,)
     """
-    xp = get_backend(backend, device)
+    xp = get_namespace(backend, device)
     G, q, lam = xp.asarray(G), xp.asarray(q), xp.asarray(lam)
     Gg, qg, layout = _canonical(xp, G, q)
     lg = lam.reshape(qg.shape)
@@ -420,7 +161,7 @@ def _canonical(xp, G, q):
 
 
 def solve_nonneg_qp(G, q, *, tol: float = 1e-10, max_iter: int = 20000,
-                    polish: bool = True, backend: str = "numpy", device="cpu",
+                    polish: bool = True, backend=None, device=None,
                     max_chunk_bytes: int = 64 * 2**20,
                     raise_on_failure: bool = False) -> QPResult:
     """Solve a batch of QPs ``min_{λ≥0} ½ λᵀGλ + qᵀλ`` (see the module docstring).
@@ -442,11 +183,11 @@ def solve_nonneg_qp(G, q, *, tol: float = 1e-10, max_iter: int = 20000,
     polish : bool
         Run the active-set polish (recommended; it makes the answer exact to rounding once the
         active set is identified, instead of waiting for ADMM's linear convergence).
-    backend : {"numpy", "torch"}
-        Array library. ``"torch"`` runs on ``device`` (``"cpu"``, ``"cuda"``, …). Everything is
-        computed in float64.
-    device : str or torch.device
-        Device for the torch backend.
+    backend : {None, "numpy", "torch"}
+        Array library; None is numpy unless ``device`` names a GPU (:mod:`neurogeom._backend`).
+        Everything is computed in float64.
+    device : None, str or torch.device
+        None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     max_chunk_bytes : int
         Problems are solved in chunks whose solver state (ADMM vectors, and the polish's masked
         (n, n) systems) stays near this size, so memory holds the inputs plus one chunk.
@@ -467,32 +208,9 @@ def solve_nonneg_qp(G, q, *, tol: float = 1e-10, max_iter: int = 20000,
     >>> solve_nonneg_qp(G, q).lam.round(12)
     array([[1., 0.]])
     """
-    xp = get_backend(backend, device)
-    with _small_matrix_threads(xp):
+    xp = get_namespace(backend, device)
+    with xp.single_threaded():
         return _solve(xp, G, q, tol, max_iter, polish, max_chunk_bytes, raise_on_failure)
-
-
-@contextlib.contextmanager
-def _small_matrix_threads(xp):
-    """Run single-threaded BLAS/LAPACK on the CPU.
-
-    The matrices here are tiny (n ≲ a few hundred) and batched; multithreaded OpenBLAS spends
-    more time synchronizing than computing on them (measured 50× slower ``eigh`` of 50×50
-    stacks on a loaded 2-core machine), so the batch is the parallelism.
-    """
-    if xp.name == "torch" and xp.device.type != "cpu":
-        yield
-        return
-    old = None
-    if xp.name == "torch":
-        old = xp.torch.get_num_threads()
-        xp.torch.set_num_threads(1)
-    try:
-        with single_threaded_blas():
-            yield
-    finally:
-        if old is not None:
-            xp.torch.set_num_threads(old)
 
 
 def _solve(xp, G, q, tol, max_iter, polish, max_chunk_bytes, raise_on_failure):
@@ -527,10 +245,10 @@ def _solve(xp, G, q, tol, max_iter, polish, max_chunk_bytes, raise_on_failure):
             qc = qg[p0:p1, b0:b1]
             rest = np.flatnonzero(pg_iters > PG_MAX_ITER)
             if fast.size:
-                fi = xp.index(fast)
+                fi = xp.asarray(fast, dtype="int")
                 out = _solve_pg(xp, Gc[fi], qc[fi], ev[fi], tol,
                                 int(pg_iters[fast].max()) + PG_SPARE_ITER)
-                dst = xp.index(p0 + fast)
+                dst = xp.asarray(p0 + fast, dtype="int")
                 lam[dst, b0:b1] = out[0]
                 kkt[p0 + fast, b0:b1] = out[1]
                 iters[p0 + fast, b0:b1] = out[2]
@@ -538,11 +256,11 @@ def _solve(xp, G, q, tol, max_iter, polish, max_chunk_bytes, raise_on_failure):
                 rest = np.union1d(rest, fast[~out[3]])
             if rest.size:
                 whole = rest.size == p1 - p0
-                Gr = Gc if whole else Gc[xp.index(rest)]
-                qr = qc if whole else qc[xp.index(rest)]
+                Gr = Gc if whole else Gc[xp.asarray(rest, dtype="int")]
+                qr = qc if whole else qc[xp.asarray(rest, dtype="int")]
                 w, U = xp.eigh(Gr)
                 out = _solve_chunk(xp, Gr, qr, w, U, tol, max_iter, polish)
-                lam[xp.index(p0 + rest), b0:b1] = out[0]
+                lam[xp.asarray(p0 + rest, dtype="int"), b0:b1] = out[0]
                 kkt[p0 + rest, b0:b1] = out[1]
                 iters[p0 + rest, b0:b1] = out[2]
                 polished[p0 + rest, b0:b1] = out[3]
@@ -605,7 +323,7 @@ def _solve_pg(xp, G, q, ev, tol, max_iter):
     lam = xp.zeros((P, B, n))
     kkt = np.zeros((P, B))
     iters = np.zeros((P, B), dtype=np.int64)
-    if xp.name == "numpy" or xp.device.type == "cpu":
+    if xp.on_cpu:
         b_blk = min(B, max(1, PG_BLOCK_BYTES // (8 * n)))
         p_blk = max(1, PG_BLOCK_BYTES // (8 * n * b_blk))
     else:
@@ -692,7 +410,7 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
             # polish when close, and again each time ADMM has gained two more digits
             try_now = act & (k > tol) & (((k < polish_at) & (k < 1e-2 * last_try)) | final)
             if bool(xp.any(try_now)):
-                gi, bi = _nonzero2(xp, try_now)
+                gi, bi = xp.nonzero2(try_now)
                 mu_sel = (_gmatvec(Ga, z) + qa)[gi, bi]
                 zp, kp = _polish(xp, Ga, gi, qa[gi, bi], z[gi, bi], mu_sel, da[gi], tol)
                 kold = k[gi, bi]
@@ -709,7 +427,7 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
         actn = np.asarray(xp.to_numpy(act), dtype=bool)
         iters[gall[:, None].repeat(B, 1)[actn], np.nonzero(actn)[1]] = it
         if bool(xp.any(done)):
-            gi, bi = _nonzero2(xp, done)
+            gi, bi = xp.nonzero2(done)
             xp.setitem(lam, (groups[gi], bi), z[gi, bi])
             xp.setitem(kkt, (groups[gi], bi), k[gi, bi])
             act = act & ~done
@@ -720,12 +438,6 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
                 act, z, u, rho, last_try = act[keep], z[keep], u[keep], rho[keep], last_try[keep]
                 m = groups.shape[0]
     return lam, np.asarray(xp.to_numpy(kkt)), iters, polished
-
-
-def _nonzero2(xp, mask):
-    if xp.name == "numpy":
-        return np.nonzero(mask)
-    return xp.torch.nonzero(mask, as_tuple=True)
 
 
 def _gkkt(xp, G, q, lam, d):
@@ -860,7 +572,7 @@ def project_onto_polyhedral_cone(S, T, kappa: float = 0.0, **kwargs):
     result : QPResult
         The dual solution ``lam`` (B, m) and diagnostics.
     """
-    xp = get_backend(kwargs.get("backend", "numpy"), kwargs.get("device", "cpu"))
+    xp = get_namespace(kwargs.get("backend"), kwargs.get("device"))
     S = xp.asarray(S)
     T = xp.asarray(T)
     if S.ndim == 2:

@@ -1,11 +1,11 @@
 """Simulated (empirical) manifold capacity: random projections, exact separability, bisection.
 
-SCIENCE.md §4. The data are projected to ``n`` random dimensions; for random dichotomies of the
-P manifolds we test *exactly* whether every point can be put on its side by a hyperplane with a
-bias (LP feasibility). ``p(n)`` is the fraction of separable dichotomies; the projection
-dimension ``n*`` where ``p = 1/2`` is found by a bisection whose bracket really moves (the public
-Chung-lab script evaluates three fixed ``n`` and interpolates), interpolated between the
-evaluated dimensions that straddle 1/2, and ``alpha_sim = P / n*``.
+Cover (1965); Chung et al. (PRX 2018). The data are projected to ``n`` random dimensions; for
+random dichotomies of the P manifolds we test *exactly* whether every point can be put on its side
+by a hyperplane with a bias (LP feasibility). ``p(n)`` is the fraction of separable dichotomies;
+the projection dimension ``n*`` where ``p = 1/2`` is found by a bisection whose bracket really
+moves (the public Chung-lab script evaluates three fixed ``n`` and interpolates), interpolated
+between the evaluated dimensions that straddle 1/2, and ``alpha_sim = P / n*``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import numpy as np
 import scipy.optimize
 import xarray as xr
 
+from .._params import check_seed
+from .._results import build_result
 from ..errors import AnalysisError, ConvergenceError
 from ._inputs import check_positive_int, gather
 
@@ -104,16 +106,8 @@ def separable_fraction(coords: np.ndarray, owner: np.ndarray, n_dims: int, n_dic
 
 
 def _isotonic(p: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted pool-adjacent-violators: the nondecreasing fit to ``p`` (sorted by n)."""
-    blocks = [[float(v), float(w), 1] for v, w in zip(p, weights)]
-    out = []
-    for b in blocks:
-        out.append(b)
-        while len(out) > 1 and out[-2][0] > out[-1][0]:
-            v2, w2, c2 = out.pop()
-            v1, w1, c1 = out.pop()
-            out.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
-    return np.concatenate([[v] * c for v, _, c in out])
+    """The weighted nondecreasing (pool-adjacent-violators) fit to ``p`` (sorted by n)."""
+    return scipy.optimize.isotonic_regression(p, weights=weights, increasing=True).x
 
 
 def interpolate_half(n: np.ndarray, p: np.ndarray, weights: np.ndarray) -> float:
@@ -193,7 +187,9 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
         ``capacity_overall`` (alpha_sim), ``capacity_overall_ci_low``/``_ci_high``, ``n_star`` and its
         interval; on dim ``manifold``: ``n_points``; on dim ``projection_dim`` (the evaluated
         dimensions, sorted): ``p_separable``, ``n_separable``, ``n_tested``,
-        ``evaluation_order``. Parameters and method choices are in attrs.
+        ``evaluation_order``. Attrs: ``analysis``, every parameter, the method choices, the
+        input's provenance, ``neurogeom_version`` and ``references`` (see
+        :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -210,11 +206,22 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
     >>> ds = simulated_capacity(a, by="object_name", n_dichotomies=20)
     >>> float(ds.capacity_overall) > 0
     True
+
+    References
+    ----------
+    .. [1] Cover (1965). Geometrical and statistical properties of systems of linear
+       inequalities with applications in pattern recognition. IEEE Trans. Electron. Comput.
+       EC-14, 326-334.
+    .. [2] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
+    .. [3] Cohen, Chung, Lee & Sompolinsky (2020). Separability and geometry of object
+       manifolds in deep neural networks. Nat. Commun. 11, 746.
     """
     if dichotomy not in DICHOTOMIES:
         raise AnalysisError(f"dichotomy must be one of {DICHOTOMIES}, got {dichotomy!r}")
     n_dichotomies = check_positive_int("n_dichotomies", n_dichotomies)
     n_bootstrap = check_positive_int("n_bootstrap", n_bootstrap)
+    seed = check_seed(seed)
     if not 0 < precision < 0.5:
         raise AnalysisError(f"precision must lie in (0, 0.5), got {precision}")
     if not 0 < ci_level < 1:
@@ -299,7 +306,7 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
                       stacklevel=2)
     n_lo = max(n_lo, 1e-12)
 
-    ds = xr.Dataset(
+    ds = build_result(
         {
             "capacity_overall": ((), n_manifolds / n_star),
             "capacity_overall_ci_low": ((), n_manifolds / n_hi),
@@ -315,11 +322,17 @@ def simulated_capacity(a, by: str, *, n_dichotomies: int = 100, precision: float
             "bracket_low": ((), lo), "bracket_high": ((), hi),
         },
         coords={"manifold": np.asarray(data.labels), "projection_dim": n_eval},
-        attrs={
-            "method": "simulated capacity (random projection, exact separability, bisection)",
+        analysis="simulated_capacity",
+        parameters={
             "by": by, "n_dichotomies": n_dichotomies, "precision": precision,
             "dichotomy": dichotomy, "seed": seed, "n_bootstrap": n_bootstrap,
-            "ci_level": ci_level, "max_steps": max_steps, "bisection_steps": steps,
+            "ci_level": ci_level, "max_steps": max_steps,
+        },
+        inputs={"input": a},
+        references=("cover", "mft", "mft_dnn"),
+        details={
+            "method": "simulated capacity (random projection, exact separability, bisection)",
+            "bisection_steps": steps,
             "n_manifolds": n_manifolds, "n_features": data.n_features, "rank": rank,
             "centering": "global mean subtracted",
             "projection": "Gaussian N x n matrix with unit-norm columns, fresh per draw",

@@ -1,10 +1,10 @@
 """Latent dimensionality of an assembly: test R² versus d for the NCE and ridge RRR.
 
-SCIENCE.md §8. Neurons are split at random into disjoint source and target sets; samples into
-train/validation/test sets (by stimulus identity for stimulus data, by time chunks separated by
-gaps for continuous data). For each d the NCE (and, from one decomposition, RRR of every rank)
-predicts the targets from the sources; test R² is normalized by its maximum over both methods and
-all d, and the dimension estimate is the smallest d reaching ``threshold`` (95%) of it.
+Schmutz et al. (NeurIPS 2025). Neurons are split at random into disjoint source and target sets;
+samples into train/validation/test sets (by stimulus identity for stimulus data, by time chunks
+separated by gaps for continuous data). For each d the NCE (and, from one decomposition, RRR of
+every rank) predicts the targets from the sources; test R² is normalized by its maximum over both
+methods and all d, and the dimension estimate is the smallest d reaching ``threshold`` (95%) of it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
+from .._backend import torch_device
+from .._params import check_fraction, check_int, check_seed
 from ..assembly import average_repetitions, repetition_index, sample_dim, validate
+from .._results import build_result
 from ..errors import AnalysisError, format_list
 from .windows import crossed_pairs, time_window
 from .rrr import DEFAULT_ALPHAS, ReducedRankRegression
@@ -110,12 +113,13 @@ def _check_sets(sets: np.ndarray, what: str, minimum: int = 2) -> None:
             f"{sizes}; each needs at least {minimum} (more samples, fewer chunks or a smaller gap)")
 
 
-def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: float = 1 / 3,
-                          n_splits: int = 5, seed: int = 0, methods=METHODS, *,
+def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
+                          source_fraction: float = 1 / 3, n_splits: int = 5, seed: int = 0,
+                          methods=METHODS,
                           threshold: float = 0.95, fractions=(0.5, 0.2, 0.3), window: int = 1,
                           n_chunks: int = 20, gap: int | None = None, crossed="auto",
                           alphas=DEFAULT_ALPHAS, nce_params: dict | None = None,
-                          progress: bool | None = None) -> xr.Dataset:
+                          device=None, progress: bool | None = None) -> xr.Dataset:
     """How many latent dimensions explain an assembly's activity (NCE versus ridge RRR).
 
     Parameters
@@ -152,7 +156,10 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
         Ridge penalties for RRR (chosen on the validation set; sources are z-scored).
     nce_params : dict, optional
         Further :class:`NeuralCrossEncoder` arguments (``hidden``, ``max_epochs``, ``lr``,
-        ``batch_size``, ``device``, …).
+        ``batch_size``, …).
+    device : None, str or torch.device
+        Where the NCE trains: None or ``"cpu"`` the CPU, ``"cuda:0"``… that GPU (the convention
+        of :mod:`neurogeom._backend`; the NCE is torch-only, RRR runs in numpy).
     progress : bool or None
         Progress bar over fits (None: only on a terminal).
 
@@ -165,15 +172,26 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
         ``dimension_of_mean`` (``method``): the same on the split-averaged normalized curve;
         ``is_source`` (``split``, ``neuroid``, 1 = source); ``sample_set`` (``split``, sample
         dim: "train", "validation", "test" or "gap"); ``nce_exponent`` and ``nce_epochs``
-        (``latent_dim``, ``split``) and ``rrr_alpha`` (``split``) when fitted. Attrs hold every
-        parameter.
+        (``latent_dim``, ``split``) and ``rrr_alpha`` (``split``) when fitted. Attrs:
+        ``analysis``, every parameter that affects the numbers (``crossed`` as applied), the
+        input's provenance, ``neurogeom_version`` and ``references`` (see
+        :mod:`neurogeom._results`).
 
     Raises
     ------
     AnalysisError
         Unknown method, d larger than the source or target count, an empty source or target
         side, too few samples for the split, fewer than 2 repeats with ``crossed=True``.
+
+    References
+    ----------
+    .. [1] Schmutz, Haydaroğlu, Wang, Feng, Carandini & Harris (2025). High-dimensional
+       neuronal activity from low-dimensional latent dynamics: a solvable model. Advances in
+       Neural Information Processing Systems (NeurIPS 2025).
+    .. [2] Izenman (1975). Reduced-rank regression for the multivariate linear model. J.
+       Multivar. Anal. 5, 248-264.
     """
+    device = torch_device(device)   # a bad device fails before any work
     validate(a)
     if "time_bin" in a.dims:
         raise AnalysisError("latent_dimensionality needs (presentation, neuroid) or (time, "
@@ -183,16 +201,24 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
     if unknown or not methods:
         raise AnalysisError(f"unknown method(s) {format_list(unknown)}; available: "
                             f"{format_list(METHODS)}")
-    dims = sorted({int(d) for d in dims})
-    if not dims or dims[0] < 1:
-        raise AnalysisError(f"dims must be positive integers, got {dims}")
-    if not 0 < threshold <= 1:
-        raise AnalysisError(f"threshold must be in (0, 1], got {threshold}")
-    if n_splits < 1:
-        raise AnalysisError(f"n_splits must be >= 1, got {n_splits}")
+    dims = sorted({check_int(d, "each of dims (latent dimensions)") for d in dims})
+    if not dims:
+        raise AnalysisError("dims (latent dimensions) must name at least one integer >= 1, got "
+                            "none")
+    threshold = check_fraction(threshold, "threshold")
+    source_fraction = check_fraction(source_fraction, "source_fraction", include_one=False)
+    n_splits = check_int(n_splits, "n_splits")
+    seed = check_seed(seed)
+    window = check_int(window, "window")
+    n_chunks = check_int(n_chunks, "n_chunks")
+    if gap is not None:
+        gap = check_int(gap, "gap", minimum=0)
     dim = sample_dim(a)
     continuous = dim == "time"
     n_neur = a.sizes["neuroid"]
+    if a.sizes[dim] == 0 or n_neur == 0:
+        raise AnalysisError(f"latent_dimensionality: the assembly has {a.sizes[dim]} {dim} "
+                            f"samples and {n_neur} neuroids; it needs samples and neuroids")
     n_source = int(round(source_fraction * n_neur))
     n_target = n_neur - n_source
     if n_source < 1 or n_target < 1:
@@ -206,10 +232,18 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
     if gap is None:
         gap = window
     nce_params = dict(nce_params or {})
-    reserved = [k for k in ("n_latents", "window", "seed") if k in nce_params]
+    reserved = [k for k in ("n_latents", "window", "seed", "device") if k in nce_params]
     if reserved:
         raise AnalysisError(f"nce_params cannot set {format_list(reserved)}: they are "
                             "arguments of latent_dimensionality")
+    if "nce" in methods:
+        from .nce import NeuralCrossEncoder, check_options  # torch only when the NCE runs
+        try:
+            options = NeuralCrossEncoder(dims[0], **nce_params)
+        except TypeError as exc:
+            raise AnalysisError(f"nce_params: {exc}") from None
+        check_options(options)   # bad NCE options fail here, before any fitting
+        max_epochs = options.max_epochs
 
     if continuous:
         values = np.asarray(a.transpose("time", "neuroid").values, dtype=np.float64)
@@ -228,6 +262,7 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
     r2 = np.full((len(methods), len(dims), n_splits), np.nan)
     exponent = np.full((len(dims), n_splits), np.nan)
     epochs = np.zeros((len(dims), n_splits), dtype=np.int64)
+    converged = np.ones((len(dims), n_splits), dtype=bool)
     alpha = np.full(n_splits, np.nan)
     is_source = np.zeros((n_splits, n_neur), dtype=np.int8)
     sets_all = np.empty((n_splits, n_samples), dtype=object)
@@ -253,23 +288,42 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
                                                                          is_crossed)
             bar.update()
         if "nce" in methods:
-            from .nce import NeuralCrossEncoder  # torch is imported only when the NCE runs
+            from .nce import NCEConvergenceWarning, NeuralCrossEncoder
             (xt, yt), (xv, yv), (xs, ys) = parts
             for i, d in enumerate(dims):
                 model = NeuralCrossEncoder(d, seed=seed * 1000 + split, progress=False,
-                                           **nce_params)
-                model.fit(xt, yt, validation=(xv, yv))
+                                           device=device, **nce_params)
+                with warnings.catch_warnings():   # reported once below, for all fits
+                    warnings.simplefilter("ignore", NCEConvergenceWarning)
+                    model.fit(xt, yt, validation=(xv, yv))
+                converged[i, split] = model.converged_
                 r2[methods.index("nce"), i, split] = model.score(xs, ys)
                 exponent[i, split] = model.exponent_
                 epochs[i, split] = model.n_epochs_
                 bar.update()
     bar.close()
 
+    unconverged = ~converged
     best = r2.max(axis=(0, 1))
     if not (best > 0).all():
         bad = np.flatnonzero(~(best > 0)).tolist()
-        raise AnalysisError(f"no model predicts the targets (best test R² <= 0) in split(s) "
-                            f"{bad}: the sources carry no information about the targets")
+        stuck = sorted({int(s) for s in np.flatnonzero(unconverged[:, bad].any(axis=0))})
+        if stuck:
+            stuck = [bad[s] for s in stuck]
+            raise AnalysisError(
+                f"no model predicts the targets (best test R² <= 0) in split(s) {bad}, and the "
+                f"NCE did not converge within max_epochs={max_epochs} in split(s) {stuck} (its "
+                "loss was still improving): raise max_epochs (or lr); this is not evidence that "
+                "the sources carry no information about the targets")
+        raise AnalysisError(
+            f"no model predicts the targets (best test R² <= 0) in split(s) {bad}, every fit "
+            f"having converged ({format_list(methods)}): the sources carry no information about "
+            "the targets that these models can read out")
+    if unconverged.any():
+        warnings.warn(
+            f"the NCE did not converge within max_epochs={max_epochs} in {int(unconverged.sum())}"
+            f" of {unconverged.size} fits (its loss was still improving): its R² and dimension "
+            "may be underestimated; raise max_epochs (or lr)", stacklevel=2)
     normalized = r2 / best
     dimension = np.array([[_first_reaching(normalized[m, :, s], dims, threshold)
                            for s in range(n_splits)] for m in range(len(methods))])
@@ -301,18 +355,22 @@ def latent_dimensionality(a: xr.DataArray, dims=range(1, 21), source_fraction: f
         coords["time"] = ("time", sample_labels)
     else:
         coords["stimulus_id"] = ("stimulus", np.asarray(sample_labels).astype(str))
-    ds = xr.Dataset(data, coords=coords)
+    ds = build_result(
+        data, coords, analysis="latent_dimensionality",
+        parameters={"dims": dims, "source_fraction": float(source_fraction),
+                    "n_splits": int(n_splits), "seed": int(seed), "methods": list(methods),
+                    "threshold": float(threshold), "fractions": [float(f) for f in fractions],
+                    "window": int(window), "n_chunks": int(n_chunks), "gap": int(gap),
+                    "crossed": bool(is_crossed),
+                    "alphas": [float(x) for x in np.atleast_1d(alphas)],
+                    "nce_params": json.dumps(nce_params, default=str), "device": str(device)},
+        inputs={"input": a},
+        references=("nce", "rrr"),
+        details={"n_source": n_source, "n_target": n_target,
+                 "split_by": "time chunks" if continuous else "stimulus",
+                 "r2": "pooled over target neurons: 1 - SS_res / SS_tot on test samples"})
     ds["dimension"].attrs["note"] = ("smallest latent_dim whose test R2 reaches threshold times "
                                      "the split's maximum over methods and dims; NaN if none")
-    ds.attrs = {"analysis": "latent_dimensionality", "dims": dims, "methods": list(methods),
-                "source_fraction": float(source_fraction), "n_source": n_source,
-                "n_target": n_target, "n_splits": int(n_splits), "seed": int(seed),
-                "threshold": float(threshold), "fractions": [float(f) for f in fractions],
-                "window": int(window), "n_chunks": int(n_chunks), "gap": int(gap),
-                "crossed": int(is_crossed), "split_by": "time chunks" if continuous else "stimulus",
-                "alphas": [float(x) for x in np.atleast_1d(alphas)],
-                "nce_params": json.dumps(nce_params, default=str),
-                "r2": "pooled over target neurons: 1 - SS_res / SS_tot on test samples"}
     return ds
 
 

@@ -1,9 +1,10 @@
 """Eigenspectra of population activity: cross-validated PCA, power laws, participation ratio, SVCA.
 
-Methods follow Stringer, Pachitariu, Steinmetz, Carandini & Harris (Nature 2019) for cvPCA and
-the power-law fit, and Stringer et al. (Science 2019) for shared variance component analysis;
-see SCIENCE.md §9. Kernels are plain numpy functions (``cvpca_spectrum``, ``svca_spectrum``);
-``cvpca`` and ``svca`` wrap them for assemblies and return labeled ``xarray.Dataset`` results.
+Methods follow Stringer, Pachitariu, Steinmetz, Carandini & Harris (Nature 2019) for cvPCA and the
+power-law fit, and Stringer et al. (Science 2019) for shared variance component analysis; see the
+References of :func:`cvpca` and :func:`svca`. Kernels are plain numpy functions
+(``cvpca_spectrum``, ``svca_spectrum``); ``cvpca`` and ``svca`` wrap them for assemblies and return
+labeled ``xarray.Dataset`` results.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._backend import get_namespace
+from .._results import build_result
 from ..assembly import align, repetition_index, validate
 from ..errors import AnalysisError, format_list
 
@@ -25,8 +28,9 @@ __all__ = ["cvpca", "cvpca_spectrum", "power_law_exponent", "participation_ratio
 # cvPCA
 # --------------------------------------------------------------------------------------------
 
-def cvpca_spectrum(r1, r2, n_shuffles: int = 5, seed: int = 0) -> np.ndarray:
-    """Cross-validated PCA spectrum of two repeats (numpy kernel).
+def cvpca_spectrum(r1, r2, n_shuffles: int = 5, seed: int = 0, *, backend=None,
+                   device=None) -> np.ndarray:
+    """Cross-validated PCA spectrum of two repeats (array kernel).
 
     Parameters
     ----------
@@ -37,6 +41,9 @@ def cvpca_spectrum(r1, r2, n_shuffles: int = 5, seed: int = 0) -> np.ndarray:
         swaps the two repeats of every stimulus with probability 1/2 (seeded).
     seed : int
         Seed of the swaps.
+    backend, device
+        Array backend and device of the Gram products and eigendecompositions
+        (:mod:`neurogeom._backend`; default numpy on the CPU).
 
     Returns
     -------
@@ -64,40 +71,43 @@ def cvpca_spectrum(r1, r2, n_shuffles: int = 5, seed: int = 0) -> np.ndarray:
         raise AnalysisError(f"n_shuffles must be >= 1, got {n_shuffles}")
     if not (np.isfinite(r1).all() and np.isfinite(r2).all()):
         raise AnalysisError("cvPCA input contains NaN or infinite values")
+    xp = get_namespace(backend, device)
     rng = np.random.default_rng(seed)
     n_modes = min(n_stim - 1, n_neur)
     swaps = [np.zeros(n_stim, bool)] + [rng.random(n_stim) < 0.5 for _ in range(n_shuffles - 1)]
     out = np.empty((n_shuffles, n_modes))
     if n_stim <= n_neur:
-        stacked = np.concatenate([r1, r2])
+        stacked = xp.asarray(np.concatenate([r1, r2]))
         gram = stacked @ stacked.T
         rows = np.arange(n_stim)
         for s, swap in enumerate(swaps):
-            first = np.where(swap, rows + n_stim, rows)
-            second = np.where(swap, rows, rows + n_stim)
-            a11 = _double_center(gram[np.ix_(first, first)])
-            c21 = _double_center(gram[np.ix_(second, first)])
-            evals, evecs = np.linalg.eigh(a11)
-            u = evecs[:, ::-1][:, :n_modes]
-            out[s] = np.sum(u * (c21 @ u), axis=0)   # diag(Uᵀ C U) through one gemm
+            first = xp.asarray(np.where(swap, rows + n_stim, rows), dtype="int")
+            second = xp.asarray(np.where(swap, rows, rows + n_stim), dtype="int")
+            a11 = _double_center(xp.take2d(gram, first, first))
+            c21 = _double_center(xp.take2d(gram, second, first))
+            evals, evecs = xp.eigh(a11)
+            u = xp.flip(evecs, 1)[:, :n_modes]
+            out[s] = xp.to_numpy((u * (c21 @ u)).sum(0))   # diag(Uᵀ C U) through one gemm
     else:
+        r1b, r2b = xp.asarray(r1), xp.asarray(r2)
         for s, swap in enumerate(swaps):
-            a = np.where(swap[:, None], r2, r1)
-            b = np.where(swap[:, None], r1, r2)
-            a = a - a.mean(axis=0)
-            b = b - b.mean(axis=0)
+            mask = xp.asarray(swap[:, None], dtype="bool")
+            a = xp.where(mask, r2b, r1b)
+            b = xp.where(mask, r1b, r2b)
+            a = a - a.mean(0)[None, :]
+            b = b - b.mean(0)[None, :]
             # PCs of R1 from its neuron covariance (eigh of a Gram matrix is much cheaper than
             # an SVD of the data); ss_k = v_k^T (R1^T R2) v_k
-            _, evecs = np.linalg.eigh(a.T @ a)
-            v = evecs[:, ::-1][:, :n_modes]
-            out[s] = np.sum(v * ((a.T @ b) @ v), axis=0)
+            _, evecs = xp.eigh(a.T @ a)
+            v = xp.flip(evecs, 1)[:, :n_modes]
+            out[s] = xp.to_numpy((v * ((a.T @ b) @ v)).sum(0))
     return out
 
 
-def _double_center(g: np.ndarray) -> np.ndarray:
-    """H g H with H = I - 11^T/n: the Gram matrix of column-centered data."""
-    g = g - g.mean(axis=0, keepdims=True)
-    return g - g.mean(axis=1, keepdims=True)
+def _double_center(g):
+    """H g H with H = I - 11^T/n: the Gram matrix of column-centered data (numpy or torch)."""
+    g = g - g.mean(0)[None, :]
+    return g - g.mean(1)[:, None]
 
 
 def _two_repeats(a: xr.DataArray, repeats, what: str):
@@ -129,7 +139,8 @@ def _two_repeats(a: xr.DataArray, repeats, what: str):
             list(repeats))
 
 
-def cvpca(a: xr.DataArray, n_shuffles: int = 5, *, repeats=None, seed: int = 0) -> xr.Dataset:
+def cvpca(a: xr.DataArray, *, n_shuffles: int = 5, repeats=None, seed: int = 0, backend=None,
+          device=None) -> xr.Dataset:
     """Cross-validated PCA spectrum of stimulus responses (Stringer et al., Nature 2019).
 
     PCs are found on one repeat and their variance is measured as the covariance with the other
@@ -148,6 +159,9 @@ def cvpca(a: xr.DataArray, n_shuffles: int = 5, *, repeats=None, seed: int = 0) 
         Which two repetitions to use; default the first two.
     seed : int
         Seed of the swaps.
+    backend, device
+        Array backend and device of the kernel (:mod:`neurogeom._backend`: default numpy on the
+        CPU; ``backend="torch"`` for torch on the CPU, ``device="cuda:0"`` alone for that GPU).
 
     Returns
     -------
@@ -155,7 +169,8 @@ def cvpca(a: xr.DataArray, n_shuffles: int = 5, *, repeats=None, seed: int = 0) 
         On dim ``mode`` (1-based rank): ``cv_variance`` (mean over shuffles),
         ``cv_variance_normalized`` (divided by its sum), and ``cv_variance_shuffle``
         (``shuffle``, ``mode``). The tail can be negative: it is an unbiased estimate of small
-        numbers.
+        numbers. Attrs: ``analysis``, every parameter, the input's provenance,
+        ``neurogeom_version`` and ``references`` (see :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -169,23 +184,33 @@ def cvpca(a: xr.DataArray, n_shuffles: int = 5, *, repeats=None, seed: int = 0) 
     >>> ds = cvpca(a)
     >>> ds.cv_variance.dims
     ('mode',)
+
+    References
+    ----------
+    .. [1] Stringer, Pachitariu, Steinmetz, Carandini & Harris (2019). High-dimensional
+       geometry of population responses in visual cortex. Nature 571, 361-365.
     """
+    xp = get_namespace(backend, device)   # bad options fail before the data are split
     r1, r2, repeats = _two_repeats(a, repeats, "cvPCA")
-    per_shuffle = cvpca_spectrum(r1, r2, n_shuffles=n_shuffles, seed=seed)
+    per_shuffle = cvpca_spectrum(r1, r2, n_shuffles=n_shuffles, seed=seed, backend=backend,
+                                 device=device)
     mean = per_shuffle.mean(axis=0)
     total = mean.sum()
     if not total > 0:
         raise AnalysisError("the cross-validated variance sums to a non-positive number: the "
                             "repeats share no stimulus-related variance")
     mode = np.arange(1, mean.size + 1)
-    return xr.Dataset(
+    return build_result(
         {"cv_variance": ("mode", mean),
          "cv_variance_normalized": ("mode", mean / total),
          "cv_variance_shuffle": (("shuffle", "mode"), per_shuffle)},
         coords={"mode": mode, "shuffle": np.arange(n_shuffles)},
-        attrs={"analysis": "cvpca", "n_shuffles": int(n_shuffles), "seed": int(seed),
-               "repeats": [int(r) for r in repeats], "n_stimuli": int(r1.shape[0]),
-               "n_neuroids": int(r1.shape[1])})
+        analysis="cvpca",
+        parameters={"n_shuffles": int(n_shuffles), "repeats": [int(r) for r in repeats],
+                    "seed": int(seed), "backend": xp.name, "device": str(xp.device)},
+        inputs={"input": a},
+        references=("cvpca",),
+        details={"n_stimuli": int(r1.shape[0]), "n_neuroids": int(r1.shape[1])})
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,8 +315,9 @@ def participation_ratio(a_or_spectrum) -> float:
 # SVCA
 # --------------------------------------------------------------------------------------------
 
-def svca_spectrum(fa_train, fb_train, fa_test, fb_test, n_components: int):
-    """Shared variance component analysis kernel (numpy; Stringer et al., Science 2019).
+def svca_spectrum(fa_train, fb_train, fa_test, fb_test, n_components: int, *, backend=None,
+                  device=None):
+    """Shared variance component analysis kernel (array kernel; Stringer et al., Science 2019).
 
     Parameters
     ----------
@@ -299,6 +325,8 @@ def svca_spectrum(fa_train, fb_train, fa_test, fb_test, n_components: int):
         Activity of neuron sets A and B on train and test time points, each neuron centered.
     n_components : int
         Components kept.
+    backend, device
+        Array backend and device of the products and the SVD (:mod:`neurogeom._backend`).
 
     Returns
     -------
@@ -306,19 +334,24 @@ def svca_spectrum(fa_train, fb_train, fa_test, fb_test, n_components: int):
         Reliable variance ``Σ_t (u_k^T F_A)(v_k^T F_B)`` on test time and the mean of the two
         projections' variances, both per time point.
     """
+    xp = get_namespace(backend, device)
+    fa_train, fb_train, fa_test, fb_test = (xp.asarray(f) for f in (fa_train, fb_train,
+                                                                    fa_test, fb_test))
     cross = fa_train @ fb_train.T
-    u, _, vt = np.linalg.svd(cross, full_matrices=False)
+    # the sign of each singular pair is arbitrary (and may differ between backends); shared
+    # and total are products within a pair, so they do not depend on it
+    u, _, vt = xp.svd(cross)
     u, v = u[:, :n_components], vt[:n_components].T
     pa = u.T @ fa_test
     pb = v.T @ fb_test
     n_t = fa_test.shape[1]
-    shared = np.einsum("kt,kt->k", pa, pb) / n_t
-    total = (np.einsum("kt,kt->k", pa, pa) + np.einsum("kt,kt->k", pb, pb)) / (2 * n_t)
-    return shared, total
+    shared = (pa * pb).sum(1) / n_t
+    total = ((pa * pa).sum(1) + (pb * pb).sum(1)) / (2 * n_t)
+    return xp.to_numpy(shared), xp.to_numpy(total)
 
 
-def svca(a: xr.DataArray, n_components: int | None = None, *, chunk: int = 10,
-         seed: int = 0) -> xr.Dataset:
+def svca(a: xr.DataArray, *, n_components: int | None = None, chunk: int = 10,
+         seed: int = 0, backend=None, device=None) -> xr.Dataset:
     """Reliable (shared) variance of activity components, for spontaneous activity.
 
     Neurons are split at random into two halves A and B, time into alternating chunks of
@@ -337,13 +370,24 @@ def svca(a: xr.DataArray, n_components: int | None = None, *, chunk: int = 10,
         than the autocorrelation time).
     seed : int
         Seed of the neuron split.
+    backend, device
+        Array backend and device of the kernel (:mod:`neurogeom._backend`: default numpy on the
+        CPU; ``backend="torch"`` for torch on the CPU, ``device="cuda:0"`` alone for that GPU).
 
     Returns
     -------
     xarray.Dataset
         ``shared_variance``, ``total_variance`` and ``reliable_fraction`` on dim ``mode``;
-        ``neuron_set`` (``neuroid``: "A"/"B"); attrs record the parameters.
+        ``neuron_set`` (``neuroid``: "A"/"B"). Attrs: ``analysis``, every parameter
+        (``n_components`` as used), the input's provenance, ``neurogeom_version`` and
+        ``references`` (see :mod:`neurogeom._results`).
+
+    References
+    ----------
+    .. [1] Stringer, Pachitariu, Steinmetz, Reddy, Carandini & Harris (2019). Spontaneous
+       behaviors drive multidimensional, brainwide activity. Science 364, eaav7893.
     """
+    xp = get_namespace(backend, device)   # bad options fail before any work
     validate(a)
     if "time_bin" in a.dims:
         raise AnalysisError("svca needs (time, neuroid) data; average or select 'time_bin' first")
@@ -371,16 +415,20 @@ def svca(a: xr.DataArray, n_components: int | None = None, *, chunk: int = 10,
                             f"neuron halves {set_a.size}, {set_b.size} and {train.size} train "
                             f"samples), got {n_components}")
     shared, total = svca_spectrum(x[train][:, set_a].T, x[train][:, set_b].T,
-                                  x[test][:, set_a].T, x[test][:, set_b].T, n_components)
+                                  x[test][:, set_a].T, x[test][:, set_b].T, n_components,
+                                  backend=backend, device=device)
     label = np.full(n_neur, "B")
     label[set_a] = "A"
     with np.errstate(divide="ignore", invalid="ignore"):
         fraction = np.where(total > 0, shared / np.where(total > 0, total, 1.0), 0.0)
-    return xr.Dataset(
+    return build_result(
         {"shared_variance": ("mode", shared), "total_variance": ("mode", total),
          "reliable_fraction": ("mode", fraction), "neuron_set": ("neuroid", label)},
         coords={"mode": np.arange(1, n_components + 1),
                 "neuroid_id": ("neuroid", np.asarray(a["neuroid_id"].values))},
-        attrs={"analysis": "svca", "chunk": int(chunk), "seed": int(seed),
-               "n_components": int(n_components), "n_train": int(train.size),
-               "n_test": int(test.size)})
+        analysis="svca",
+        parameters={"n_components": int(n_components), "chunk": int(chunk), "seed": int(seed),
+                    "backend": xp.name, "device": str(xp.device)},
+        inputs={"input": a},
+        references=("svca",),
+        details={"n_train": int(train.size), "n_test": int(test.size)})

@@ -1,6 +1,6 @@
 """The Neural Cross-Encoder: predict target neurons from source neurons through d latents.
 
-Schmutz, Haydaroğlu, Wang, Feng, Carandini & Harris (NeurIPS 2025); SCIENCE.md §8. An MLP
+Schmutz, Haydaroğlu, Wang, Feng, Carandini & Harris (NeurIPS 2025). An MLP
 encoder maps source activity (or a time window of it) to a d-dimensional bottleneck z; a single
 decoder layer maps z to every target neuron, b̂ = φ_{p,c}(U z) + r with φ_{p,c}(x) = max(0, x+c)^p,
 one exponent p shared by all neurons and per-neuron threshold c and baseline r. Because the
@@ -12,21 +12,55 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._backend import torch_device
+from .._params import check_int, check_nonnegative, check_positive, check_seed
 from ..errors import AnalysisError, ConvergenceError
 from .rrr import DEFAULT_ALPHAS, ReducedRankRegression, r2_score
 from .windows import crossed_pairs, time_window
 
-__all__ = ["NeuralCrossEncoder", "time_window", "crossed_pairs"]
+__all__ = ["NeuralCrossEncoder", "NCEConvergenceWarning", "time_window", "crossed_pairs"]
+
+
+class NCEConvergenceWarning(UserWarning):
+    """An NCE fit stopped at ``max_epochs`` while its loss was still improving."""
 
 # p is parametrized as exp(log p) and kept inside this range: p → 0 gives the step function,
 # p = 1 a ReLU; the bounds keep x^p and its gradient finite.
 _LOG_P_RANGE = (math.log(0.02), math.log(5.0))
+
+
+def check_options(est) -> None:
+    """Validate a :class:`NeuralCrossEncoder`'s training options at the door of ``fit`` (one
+    AnalysisError naming the option, its value and the allowed range). The device is resolved
+    (and checked) by torch when training starts."""
+    hidden = est.hidden
+    try:
+        widths = tuple(hidden)
+    except TypeError:
+        widths = None
+    if widths is None or not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool)
+                                 and h >= 1 for h in widths):
+        raise AnalysisError(f"hidden (encoder layer widths) must be a sequence of integers >= 1 "
+                            f"(empty for a linear encoder), got {hidden!r}")
+    check_int(est.max_epochs, "max_epochs")
+    check_int(est.batch_size, "batch_size")
+    check_int(est.patience, "patience")
+    check_int(est.distill_epochs, "distill_epochs", minimum=0)
+    check_int(est.window, "window")
+    check_positive(est.lr, "lr (learning rate)")
+    check_nonnegative(est.weight_decay, "weight_decay")
+    check_nonnegative(est.noise, "noise")
+    check_seed(est.seed, maximum=2**63 - 1)   # torch.Generator.manual_seed's range
+    betas = tuple(np.atleast_1d(est.betas)) if est.betas is not None else ()
+    if len(betas) != 2 or not all(np.isfinite(b) and 0 <= b < 1 for b in betas):
+        raise AnalysisError(f"betas (Adam) must be two numbers in [0, 1), got {est.betas!r}")
 
 
 class _Decoder(nn.Module):
@@ -80,7 +114,7 @@ class NeuralCrossEncoder:
     max_epochs : int
         Upper bound on training epochs.
     lr, weight_decay, betas : float, float, (float, float)
-        Adam settings (SCIENCE.md §8: 1e-3, 1e-5, (0.85, 0.95)).
+        Adam settings (the paper's: 1e-3, 1e-5, (0.85, 0.95)).
     batch_size : int
         Samples per step. The paper trains on large datasets with large batches; on a few
         thousand samples small batches (32–64) converge in far fewer epochs (more Adam steps).
@@ -100,8 +134,10 @@ class NeuralCrossEncoder:
         Standard deviation of Gaussian noise added to the (standardized) sources in training.
     seed : int
         Seed of initialization, batching and noise.
-    device : str or torch.device
-        Where the network trains (``"cpu"``, ``"cuda"``).
+    device : None, str or torch.device
+        Where the network trains: None or ``"cpu"`` the CPU, ``"cuda:0"``… that GPU (the
+        convention of :mod:`neurogeom._backend`; the NCE is torch-only, so there is no
+        ``backend``). An unavailable device is an AnalysisError listing the available ones.
     progress : bool or None
         Show a tqdm progress bar; None shows it only on a terminal.
     n_threads : int, optional
@@ -120,7 +156,7 @@ class NeuralCrossEncoder:
     Notes
     -----
     Inputs are 2-d ``(samples, neurons)`` or 3-d ``(repeats, stimuli, neurons)``. With repeats
-    the loss is crossed: sources of one repeat predict targets of another (SCIENCE.md §8). Sources
+    the loss is crossed: sources of one repeat predict targets of another (the paper's). Sources
     are z-scored per neuron; targets are centered per neuron and divided by one global scale, so
     the loss stays proportional to the raw MSE that :meth:`score` measures.
 
@@ -139,7 +175,7 @@ class NeuralCrossEncoder:
                  max_epochs: int = 300, lr: float = 1e-3, weight_decay: float = 1e-5,
                  betas=(0.85, 0.95), batch_size: int = 64, patience: int = 20,
                  warm_start: str | None = None, distill_epochs: int = 30,
-                 alphas=DEFAULT_ALPHAS, noise: float = 0.0, seed: int = 0, device="cpu",
+                 alphas=DEFAULT_ALPHAS, noise: float = 0.0, seed: int = 0, device=None,
                  progress: bool | None = None, n_threads: int | None = None):
         self.n_latents = n_latents
         self.hidden = hidden
@@ -215,6 +251,7 @@ class NeuralCrossEncoder:
             torch.set_num_threads(previous)
 
     def _fit(self, source, target, validation):
+        check_options(self)
         x, y = self._prepare(source, target)
         n_src, n_tgt = x.shape[-1], y.shape[-1]
         d = self.n_latents
@@ -228,7 +265,7 @@ class NeuralCrossEncoder:
             raise AnalysisError(f"need at least 2 training samples, got {n_samples}")
         if self.warm_start not in ("rrr", None):
             raise AnalysisError(f"warm_start must be 'rrr' or None, got {self.warm_start!r}")
-        self.device_ = torch.device(self.device)
+        self.device_ = torch_device(self.device)
         flat_x, flat_y = x.reshape(-1, n_src), y.reshape(-1, n_tgt)
         self.source_mean_ = flat_x.mean(axis=0)
         scale = flat_x.std(axis=0)
@@ -291,6 +328,13 @@ class NeuralCrossEncoder:
                 break
         bar.close()
         self.module_.load_state_dict(best_state)
+        # converged: the monitored loss stopped improving for `patience` epochs before the cap
+        self.converged_ = stale >= self.patience
+        if not self.converged_:
+            warnings.warn(f"NCE d={d} did not converge within max_epochs={self.max_epochs}: the "
+                          f"{'validation' if val is not None else 'training'} loss was still "
+                          f"improving at the last epoch; raise max_epochs (or lr)",
+                          NCEConvergenceWarning, stacklevel=3)
         self.n_epochs_ = len(train_loss)
         self.train_loss_ = np.asarray(train_loss)
         self.validation_loss_ = np.asarray(val_loss)

@@ -22,7 +22,7 @@ def time_window(x, window: int) -> np.ndarray:
     ----------
     x : array_like, shape (n_times, n_neurons)
     window : int
-        Number of time bins L (SCIENCE.md §8 uses L = 6 for spontaneous activity).
+        Number of time bins L (Schmutz et al. 2025 use L = 6 for spontaneous activity).
 
     Returns
     -------

@@ -13,11 +13,16 @@ def pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     a = a - a.mean(0)
     b = b - b.mean(0)
-    num = (a * b).sum(0)
-    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
     # Zero variance up to round-off (relative to the column scale) counts as constant.
     scale_a = np.abs(a).max(0) if len(a) else 0.0
     scale_b = np.abs(b).max(0) if len(b) else 0.0
+    # r does not depend on each column's scale: divide by its largest deviation first so the
+    # products below neither overflow (values ~1e200) nor underflow (~1e-200)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = a / np.where(scale_a > 0, scale_a, 1.0)
+        b = b / np.where(scale_b > 0, scale_b, 1.0)
+    num = (a * b).sum(0)
+    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
     flat = (den == 0) | (scale_a == 0) | (scale_b == 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(flat, np.nan, num / np.where(flat, 1.0, den))

@@ -1,6 +1,7 @@
 """Noise ceiling: split-half internal consistency of repeated responses, Spearman–Brown corrected.
 
-Brain-Score's ``InternalConsistency`` (SCIENCE.md §6): split the repetition indices in two halves
+Brain-Score's ``InternalConsistency`` (Schrimpf et al. 2018): split the repetition indices in
+two halves
 10 times (``ShuffleSplit(train_size=0.5, test_size=0.5, random_state=1)``), average the
 repetitions within each half, correlate the two half-means per neuroid across stimuli, correct
 with Spearman–Brown for the halved number of trials (``2r/(1+r)``), take the median over
@@ -12,10 +13,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from .._version import __version__
+from .._params import check_int, check_seed, unit_scale
+from .._results import build_result
 from ..assembly import align, average_repetitions, repetition_index, validate
 from ..errors import AnalysisError, format_list
 from ._stats import constant_columns, pearson_columns, spearman_brown
@@ -51,7 +52,7 @@ def drop_constant_neuroids(target: xr.DataArray, what: str):
     return target, ids
 
 
-def noise_ceiling(target: xr.DataArray, n_splits: int = 10, seed: int = 1) -> xr.Dataset:
+def noise_ceiling(target: xr.DataArray, *, n_splits: int = 10, seed: int = 1) -> xr.Dataset:
     """Split-half internal consistency of repeated responses, per neuroid and aggregated.
 
     Parameters
@@ -72,7 +73,9 @@ def noise_ceiling(target: xr.DataArray, n_splits: int = 10, seed: int = 1) -> xr
         (split, neuroid): Spearman–Brown corrected; ``ceiling_per_neuroid`` (neuroid): mean over
         splits; ``ceiling_per_split`` (split): median over neuroids; ``ceiling``: mean over
         splits; ``ceiling_error``: std over splits (ddof 0) / sqrt(n_splits). Constant neuroids
-        are excluded (warning) and listed in ``attrs["excluded_constant_neuroids"]``.
+        are excluded (warning) and listed in ``attrs["excluded_constant_neuroids"]``. Attrs
+        also hold ``analysis``, every parameter, the input's provenance, ``neurogeom_version``
+        and ``references`` (see :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -87,8 +90,25 @@ def noise_ceiling(target: xr.DataArray, n_splits: int = 10, seed: int = 1) -> xr
     >>> ds = noise_ceiling(resp)
     >>> 0 < float(ds["ceiling"]) <= 1
     True
+
+    References
+    ----------
+    .. [1] Schrimpf, Kubilius, Hong, Majaj, Rajalingham, Issa, Kar, Bashivan, Prescott-Roy,
+       Geiger, Schmidt, Yamins & DiCarlo (2018). Brain-Score: which artificial neural network
+       for object recognition is most brain-like? bioRxiv 407007.
+    .. [2] Spearman (1910). Correlation calculated from faulty data. Br. J. Psychol. 3,
+       271-295; Brown (1910). Some experimental results in the correlation of mental abilities.
+       Br. J. Psychol. 3, 296-322.
     """
+    given = target                                   # provenance of the data as given
     check_responses(target)
+    n_splits = check_int(n_splits, "n_splits")
+    seed = check_seed(seed)
+    if target.sizes["neuroid"] == 0:
+        raise AnalysisError("noise_ceiling: the target has no neuroids")
+    # Pearson r does not depend on the responses' scale: divide by a power of two (exact) so
+    # that no square overflows or underflows.
+    target = target.copy(data=unit_scale(np.asarray(target.values))[0])
     reps = repetition_index(target)
     unique_reps = np.unique(reps)
     if len(unique_reps) < 2:
@@ -126,7 +146,7 @@ def noise_ceiling(target: xr.DataArray, n_splits: int = 10, seed: int = 1) -> xr
     neuroid_coords = {name: ("neuroid", np.asarray(c.values)) for name, c in target.coords.items()
                       if c.dims == ("neuroid",)}
     split = np.arange(len(halves))
-    return xr.Dataset(
+    return build_result(
         {"consistency": (("split", "neuroid"), raw),
          "ceiling_split_neuroid": (("split", "neuroid"), corrected),
          "ceiling_per_neuroid": ("neuroid", np.nanmean(corrected, axis=0)),
@@ -135,11 +155,13 @@ def noise_ceiling(target: xr.DataArray, n_splits: int = 10, seed: int = 1) -> xr
          "ceiling_error": ((), float(per_split.std() / np.sqrt(len(halves)))),
          "n_stimuli_per_split": ("split", n_stimuli)},
         coords={"split": split, **neuroid_coords},
-        attrs={"analysis": "noise_ceiling", "method": "split-half internal consistency, "
-               "Spearman-Brown 2r/(1+r), median over neuroids, mean over splits",
-               "n_splits": int(n_splits), "seed": int(seed),
-               "n_repetitions": int(len(unique_reps)),
-               "n_excluded_constant_neuroids": len(excluded),
-               "excluded_constant_neuroids": [str(i) for i in excluded] or "",
-               "n_undefined_correlations": int(undefined.sum()),
-               "neurogeom_version": __version__})
+        analysis="noise_ceiling",
+        parameters={"n_splits": int(n_splits), "seed": int(seed)},
+        inputs={"input": given},
+        references=("brainscore", "spearman_brown"),
+        details={"method": "split-half internal consistency, "
+                 "Spearman-Brown 2r/(1+r), median over neuroids, mean over splits",
+                 "n_repetitions": int(len(unique_reps)),
+                 "n_excluded_constant_neuroids": len(excluded),
+                 "excluded_constant_neuroids": [str(i) for i in excluded],
+                 "n_undefined_correlations": int(undefined.sum())})

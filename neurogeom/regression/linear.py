@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .._backend import get_namespace
 from ..errors import AnalysisError
-from ._backend import namespace
 from ._validation import check_fitted, check_xy
 
 
@@ -19,7 +19,10 @@ class LinearRegression:
     ----------
     rcond : float or None
         Relative cut-off; None means ``max(n, p) * eps``.
-    device : None or str
+    backend : {None, "numpy", "torch"}
+        Array library; None is numpy unless ``device`` names a GPU (:mod:`neurogeom._backend`).
+    device : None, str or torch.device
+        None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     dtype : {"float64", "float32"}
 
     Attributes
@@ -29,14 +32,15 @@ class LinearRegression:
     rank_ : int
     """
 
-    def __init__(self, rcond=None, device=None, dtype: str = "float64"):
+    def __init__(self, rcond=None, backend=None, device=None, dtype: str = "float64"):
         self.rcond = rcond
+        self.backend = backend
         self.device = device
         self.dtype = dtype
 
     def fit(self, X, Y):
         X, Y, self._y_1d = check_xy(X, Y, who="LinearRegression")
-        xp = namespace(self.device, self.dtype)
+        xp = get_namespace(self.backend, self.device, self.dtype)
         Xb, Yb = xp.asarray(X), xp.asarray(Y)
         x_mean, y_mean = Xb.mean(0), Yb.mean(0)
         Xc, Yc = Xb - x_mean[None, :], Yb - y_mean[None, :]

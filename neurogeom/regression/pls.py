@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import get_namespace
 from ..errors import AnalysisError
-from ._backend import namespace
 from ._validation import check_fitted, check_xy
 
 
@@ -205,7 +205,7 @@ def _rank_tolerance(diag, xp) -> float:
 
 def _diag(K, xp):
     """Diagonal of a square backend array."""
-    return xp._torch.diagonal(K) if xp.is_torch else K.diagonal()
+    return xp.diagonal(K)
 
 
 def _dual_weights(T, U, KU, Y, xp):
@@ -306,8 +306,10 @@ class PLSRegression:
     ----------
     n_components : int
         Number of latent components (Brain-Score uses 25).
-    device : None or str
-        None: numpy; otherwise torch on that device.
+    backend : {None, "numpy", "torch"}
+        Array library; None is numpy unless ``device`` names a GPU (:mod:`neurogeom._backend`).
+    device : None, str or torch.device
+        None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     dtype : {"float64", "float32"}
 
     Attributes
@@ -328,8 +330,10 @@ class PLSRegression:
     (40, 3)
     """
 
-    def __init__(self, n_components: int = 25, device=None, dtype: str = "float64"):
+    def __init__(self, n_components: int = 25, backend=None, device=None,
+                 dtype: str = "float64"):
         self.n_components = n_components
+        self.backend = backend
         self.device = device
         self.dtype = dtype
 
@@ -342,7 +346,7 @@ class PLSRegression:
                                 f"got {k!r}")
         if k > p:
             raise AnalysisError(f"PLSRegression: n_components={k} exceeds the {p} features")
-        xp = namespace(self.device, self.dtype)
+        xp = get_namespace(self.backend, self.device, self.dtype)
         Xb, Yb = xp.asarray(X), xp.asarray(Y)
         x_mean, y_mean = Xb.mean(0), Yb.mean(0)
         Xc, Yc = Xb - x_mean[None, :], Yb - y_mean[None, :]

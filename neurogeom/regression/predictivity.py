@@ -1,6 +1,6 @@
 """Neural predictivity: cross-validated regression from model features to neurons, ceiled.
 
-Brain-Score's ``CrossRegressedCorrelation`` protocol (SCIENCE.md §6): repetition-average the
+Brain-Score's ``CrossRegressedCorrelation`` protocol (Schrimpf et al. 2018): repetition-average the
 neural data, split stimuli 10 times (90% train, stratified by ``object_name``, random_state 1),
 fit the regression on the training stimuli, predict the test stimuli, correlate predictions and
 responses per neuroid (Pearson r), take the median over neuroids per split, the mean over splits
@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._version import __version__
+from .._backend import get_namespace, resolve
+from .._params import check_fraction, check_int, check_seed, unit_scale
+from .._results import build_result
 from ..assembly import align, presentation_coords
 from ..assembly import average_repetitions as _average_repetitions
 from ..errors import AlignmentError, AnalysisError, format_list
-from ._backend import namespace
 from ._stats import pearson_columns
 from .ceiling import check_responses, drop_constant_neuroids, noise_ceiling
 from .linear import LinearRegression
@@ -106,7 +107,34 @@ def _split_units(target: xr.DataArray, split_by: str, stratify_by, stratify_fall
     return units, inverse, labels
 
 
-def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, device, dtype):
+def _ridge_alphas_for_scale(alphas: np.ndarray, exponent: int, X: np.ndarray) -> np.ndarray:
+    """The ridge penalties for features ``X`` already divided by ``2**exponent``.
+
+    Ridge on (X / s, α / s²) predicts exactly what ridge on (X, α) does, so the penalties stay
+    in the features' units (Brain-Score's absolute alphas). Penalties are then kept within
+    [ε g, g / ε] (g the mean squared norm of a row of X, ε the float epsilon): a smaller one is
+    below the Gram matrix's round-off and acts as ridgeless regression (but divides by
+    round-off), a larger one acts as an infinite penalty whose predictions K y / α have the same
+    Pearson r at any larger α. Data of ordinary scale never reach these bounds.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        scaled = np.ldexp(alphas, -2 * exponent)
+    eps = np.finfo(np.float64).eps
+    g = float(np.mean(np.sum(np.asarray(X, dtype=np.float64) ** 2, axis=1))) or 1.0
+    clipped = np.clip(scaled, eps * g, g / eps)
+    if (clipped != scaled).any():
+        side = "below the round-off" if (scaled < eps * g).any() else "above the reach"
+        warnings.warn(
+            f"{int((clipped != scaled).sum())} of the {alphas.size} ridge alphas are {side} of "
+            f"the features' squared scale (largest |feature| ~ 2**{exponent}): ridge penalties "
+            "are absolute (Brain-Score's convention), so there they act as "
+            f"{'no penalty' if side.startswith('below') else 'an infinite penalty'}; pass alphas "
+            "suited to the features' scale", stacklevel=3)
+    return clipped
+
+
+def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, backend, device,
+                    dtype):
     if not isinstance(regression, str):
         if not (hasattr(regression, "fit") and hasattr(regression, "predict")):
             raise AnalysisError(f"regression must be one of {REGRESSIONS} or an estimator with "
@@ -114,15 +142,16 @@ def _make_estimator(regression, alphas, alpha_per_target, cv, n_components, devi
         return regression
     if regression == "ridge":
         return RidgeRegression(alphas=alphas, alpha_per_target=alpha_per_target, cv=cv,
-                               device=device, dtype=dtype)
+                               backend=backend, device=device, dtype=dtype)
     if regression == "pls":
-        return PLSRegression(n_components=n_components, device=device, dtype=dtype)
+        return PLSRegression(n_components=n_components, backend=backend, device=device,
+                             dtype=dtype)
     if regression == "ols":
-        return LinearRegression(device=device, dtype=dtype)
+        return LinearRegression(backend=backend, device=device, dtype=dtype)
     raise AnalysisError(f"unknown regression {regression!r}; choose one of {REGRESSIONS}")
 
 
-def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="ridge", *,
+def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regression="ridge",
                         n_splits: int = 10, train_size: float = 0.9,
                         split_by: str = "stimulus_id", stratify_by: str | None = "object_name",
                         seed: int = 1, average_repetitions: bool = True,
@@ -130,7 +159,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
                         alphas=DEFAULT_ALPHAS, alpha_per_target: bool = True, cv="loo",
                         n_components: int = 25, ceiling: bool = True,
                         keep_predictions: bool = False,
-                        device=None, dtype: str = "float64") -> xr.Dataset:
+                        backend=None, device=None, dtype: str = "float64") -> xr.Dataset:
     """How well a linear readout of model features predicts each neuroid, cross-validated.
 
     Parameters
@@ -169,8 +198,12 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
     keep_predictions : bool
         Also return ``prediction`` (split, presentation, neuroid): the test-set predictions of
         each split, NaN for the split's training stimuli (they were not predicted).
-    device, dtype
-        Backend for the regression kernels (None = numpy; "cpu"/"cuda" = torch).
+    backend, device
+        Array backend and device of the regression kernels (:mod:`neurogeom._backend`: default
+        numpy on the CPU; ``backend="torch"`` for torch on the CPU, ``device="cuda:0"`` alone
+        for torch on that GPU).
+    dtype : {"float64", "float32"}
+        Working precision of the regression kernels.
 
     Returns
     -------
@@ -182,7 +215,10 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
         ``ceiling_per_neuroid`` and two ceiled scores, named by their formula:
         ``ceiled_score_r2_over_ceiling`` = score² / ceiling (Brain-Score since early 2026) and
         ``ceiled_score_r_over_ceiling_squared`` = (score / ceiling)² (Brain-Score before),
-        each with an ``_error``.
+        each with an ``_error``. Attrs: ``analysis``, every parameter that applies (``alphas``,
+        ``alpha_per_target``, ``cv`` for ridge; ``n_components`` for PLS), the provenance of
+        both inputs (``source_*``, ``target_*``), ``neurogeom_version`` and ``references`` (see
+        :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -202,10 +238,33 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
     >>> ds = neural_predictivity(model, resp, regression="pls", n_components=5)
     >>> float(ds["score"]) > 0.5
     True
+
+    References
+    ----------
+    .. [1] Schrimpf, Kubilius, Hong, Majaj, Rajalingham, Issa, Kar, Bashivan, Prescott-Roy,
+       Geiger, Schmidt, Yamins & DiCarlo (2018). Brain-Score: which artificial neural network
+       for object recognition is most brain-like? bioRxiv 407007.
+    .. [2] Spearman (1910). Correlation calculated from faulty data. Br. J. Psychol. 3,
+       271-295; Brown (1910). Some experimental results in the correlation of mental abilities.
+       Br. J. Psychol. 3, 296-322. Used for the noise ceiling.
     """
+    backend, device = resolve(backend, device)   # bad options fail first; attrs record these
+    inputs = {"source": source, "target": target}   # provenance of the data as given
     source = check_source(source)
     target = check_responses(target)
+    for name, a in (("source", source), ("target", target)):
+        if a.sizes["neuroid"] == 0 or a.sizes["presentation"] == 0:
+            raise AnalysisError(f"neural_predictivity: the {name} has {a.sizes['presentation']} "
+                                f"presentations and {a.sizes['neuroid']} neuroids; both must be "
+                                ">= 1")
+    seed = check_seed(seed)
+    n_splits = check_int(n_splits, "n_splits")
+    train_size = check_fraction(train_size, "train_size", include_one=False)
     alphas = check_alphas(alphas)
+    # Pearson r is unchanged by the targets' overall scale: divide it by a power of two (exact,
+    # so ordinary data give bit-identical results) so that no square overflows or underflows.
+    scaled, y_exponent = unit_scale(np.asarray(target.values))
+    target = target.copy(data=scaled)
     target, excluded = drop_constant_neuroids(target, "neural_predictivity")
 
     ceiling_ds = None
@@ -232,8 +291,16 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
     X = np.asarray(source.values, dtype=np.float64 if dtype == "float64" else np.float32)
     Y = np.asarray(target.values, dtype=X.dtype)
     n_train_max = max(len(tr) for tr, _ in row_splits)
-    estimator = _make_estimator(regression, alphas, alpha_per_target, cv, n_components,
-                                device, dtype)
+    x_exponent, fit_alphas = 0, alphas
+    if isinstance(regression, str):
+        # The built-in readouts are exactly equivariant to the features' overall scale (OLS and
+        # PLS predictions do not change; ridge with alpha / s² predicts the same): divide the
+        # features by a power of two so that Gram matrices neither overflow nor underflow.
+        X, x_exponent = unit_scale(X)
+        if regression == "ridge":
+            fit_alphas = _ridge_alphas_for_scale(alphas, x_exponent, X)
+    estimator = _make_estimator(regression, fit_alphas, alpha_per_target, cv, n_components,
+                                backend, device, dtype)
     is_ridge = isinstance(estimator, RidgeRegression)
     n_neuroids = Y.shape[1]
     r = np.empty((len(row_splits), n_neuroids))
@@ -248,15 +315,15 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
             raise AnalysisError(f"n_components={n_components} exceeds the {X.shape[1]} features")
     if (is_ridge or is_pls) and X.shape[1] >= n_train_max:
         # One Gram matrix of all stimuli serves every split, for ridge and kernel PLS alike
-        # (centering per fold is done on the Gram, SCIENCE.md §6); centering globally first
+        # (centering per fold is done on the Gram, as in himalaya); centering globally first
         # keeps that subtraction well conditioned.
-        xp = namespace(device, dtype)
+        xp = get_namespace(backend, device, dtype)
         K = xp.centered_gram(xp.asarray(X))
         Yb = xp.asarray(Y)
         if is_ridge:
             cv_checked = (check_cv(cv, min(len(tr) for tr, _ in row_splits))
                           if alphas.size > 1 else cv)
-            fits = (gram_ridge_predict(K, Yb, tr, te, alphas, xp,
+            fits = (gram_ridge_predict(K, Yb, tr, te, fit_alphas, xp,
                                        alpha_per_target=alpha_per_target, cv=cv_checked)
                     for tr, te in row_splits)
         else:
@@ -276,7 +343,10 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
             if keep_predictions:
                 predictions[s, te] = pred
             if is_ridge:
-                chosen[s] = estimator.alpha_
+                # reported in the features' units: the grid value the chosen penalty came from
+                picked = np.abs(np.log(np.asarray(estimator.alpha_))[..., None]
+                                - np.log(fit_alphas)).argmin(axis=-1)
+                chosen[s] = alphas[picked]
     undefined = np.isnan(r)
     if undefined.all(axis=1).any():
         raise AnalysisError("neural_predictivity: in some split every neuroid's correlation is "
@@ -285,6 +355,8 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
         warnings.warn(f"neural_predictivity: {int(undefined.sum())} (split, neuroid) "
                       "correlation(s) are undefined (constant on the test stimuli) and are left "
                       "out of the medians", stacklevel=2)
+    if keep_predictions:
+        predictions = np.ldexp(predictions, y_exponent)      # back in the target's units
     per_split = np.nanmedian(r, axis=1)
     score = float(per_split.mean())
     error = float(per_split.std() / np.sqrt(len(per_split)))
@@ -303,23 +375,26 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
         data["alpha"] = (("split", "neuroid"), chosen)
     if keep_predictions:
         data["prediction"] = (("split", "presentation", "neuroid"), predictions)
-    attrs = {"analysis": "neural_predictivity",
-             "regression": regression if isinstance(regression, str) else type(regression).__name__,
-             "n_splits": int(n_splits), "train_size": float(train_size), "split_by": split_by,
-             "stratify_by": stratify_by or "", "stratified": int(stratified), "seed": int(seed),
-             "protocol": protocol, "average_repetitions": int(average_repetitions),
+    parameters = {"regression": regression if isinstance(regression, str)
+                  else type(regression).__name__,
+                  "n_splits": int(n_splits), "train_size": float(train_size), "split_by": split_by,
+                  "stratify_by": stratify_by, "seed": int(seed), "protocol": protocol,
+                  "average_repetitions": bool(average_repetitions),
+                  "stratify_fallback": bool(stratify_fallback), "ceiling": bool(ceiling),
+                  "keep_predictions": bool(keep_predictions),
+                  "dtype": dtype, "backend": backend, "device": str(device)}
+    if is_ridge:
+        parameters.update(alphas=alphas.tolist(), alpha_per_target=bool(alpha_per_target),
+                          cv=str(cv))
+    if isinstance(regression, str) and regression == "pls":
+        parameters["n_components"] = int(n_components)
+    attrs = {"stratified": int(stratified),
              "n_stimuli": int(target.sizes["presentation"]), "n_features": int(X.shape[1]),
              "n_excluded_constant_neuroids": len(excluded),
-             "excluded_constant_neuroids": [str(i) for i in excluded] or "",
+             "excluded_constant_neuroids": [str(i) for i in excluded],
              "n_undefined_correlations": int(undefined.sum()),
-             "dtype": dtype, "device": str(device) if device is not None else "numpy",
              "score_definition": "mean over splits of the median over neuroids of Pearson r",
-             "error_definition": "std over splits (ddof 0) / sqrt(n_splits)",
-             "neurogeom_version": __version__}
-    if is_ridge:
-        attrs.update(alphas=alphas.tolist(), alpha_per_target=int(alpha_per_target), cv=str(cv))
-    if isinstance(regression, str) and regression == "pls":
-        attrs["n_components"] = int(n_components)
+             "error_definition": "std over splits (ddof 0) / sqrt(n_splits)"}
     if ceiling_ds is not None:
         c = float(ceiling_ds["ceiling"])
         data.update({
@@ -338,4 +413,6 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, regression="
     coords = {"split": np.arange(len(row_splits)),
               "stimulus_id": ("presentation", np.asarray(target["stimulus_id"].values)),
               **neuroid_coords}
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    references = ("brainscore", "spearman_brown") if ceiling_ds is not None else ("brainscore",)
+    return build_result(data, coords, analysis="neural_predictivity", parameters=parameters,
+                        inputs=inputs, references=references, details=attrs)

@@ -1,6 +1,6 @@
 """Ridge regression that solves every alpha from one eigendecomposition per training fold.
 
-The math (SCIENCE.md §6; himalaya and sklearn's ``_RidgeGCV`` are the anchors):
+The math (himalaya and sklearn's ``_RidgeGCV`` are the anchors):
 
 * With centered training data ``Xc`` (n × p) and ``G = Xc Xc^T = U diag(e) U^T``, the dual
   coefficients for ridge ``alpha`` are ``c = (G + alpha I)^-1 Y = U diag(1/(e+alpha)) U^T Y``
@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import get_namespace
 from ..errors import AnalysisError
-from ._backend import namespace
 from ._validation import check_fitted, check_xy
 
-#: Brain-Score's RidgeCV grid, 0.01 … 1e7 (SCIENCE.md §6), thinned to 20 log-spaced values.
+#: Brain-Score's RidgeCV grid, 0.01 … 1e7 (Schrimpf et al. 2018), thinned to 20 log-spaced values.
 DEFAULT_ALPHAS = tuple(np.logspace(-2, 7, 20).tolist())
 
 
@@ -81,7 +81,7 @@ def double_center(K, rows, cols, xp):
 def decompose_gram(G, xp):
     """``G = U diag(e) U^T`` with tiny negative round-off eigenvalues clipped to 0."""
     e, U = xp.eigh(G)
-    return xp.clip_min(e, 0.0), U
+    return xp.maximum(e, 0.0), U
 
 
 def loo_errors(U, e, Y, alphas, xp, *, complete: bool, fit_intercept: bool = True):
@@ -327,8 +327,10 @@ class RidgeRegression:
         samples.
     fit_intercept : bool
         Center X and Y on the training data and leave the intercept unpenalized.
-    device : None or str
-        None: numpy. ``"cpu"``, ``"cuda"``…: torch on that device.
+    backend : {None, "numpy", "torch"}
+        Array library; None is numpy unless ``device`` names a GPU (:mod:`neurogeom._backend`).
+    device : None, str or torch.device
+        None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     dtype : {"float64", "float32"}
         Working precision (float64 by default).
 
@@ -354,11 +356,13 @@ class RidgeRegression:
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, alpha_per_target: bool = True, cv="loo",
-                 fit_intercept: bool = True, device=None, dtype: str = "float64"):
+                 fit_intercept: bool = True, backend=None, device=None,
+                 dtype: str = "float64"):
         self.alphas = alphas
         self.alpha_per_target = alpha_per_target
         self.cv = cv
         self.fit_intercept = fit_intercept
+        self.backend = backend
         self.device = device
         self.dtype = dtype
 
@@ -367,7 +371,7 @@ class RidgeRegression:
         alphas = check_alphas(self.alphas)
         n, p = X.shape
         cv = check_cv(self.cv, n) if alphas.size > 1 else self.cv
-        xp = namespace(self.device, self.dtype)
+        xp = get_namespace(self.backend, self.device, self.dtype)
         Xb, Yb = xp.asarray(X), xp.asarray(Y)
         if self.fit_intercept:
             x_mean, y_mean = Xb.mean(0), Yb.mean(0)

@@ -1,6 +1,6 @@
 """Spectral theory of neural prediction: which eigenmodes of a model carry its prediction error.
 
-Canatar, Feather, Wakhloo & Chung (NeurIPS 2023), SCIENCE.md §7. With model activations X
+Canatar, Feather, Wakhloo & Chung (NeurIPS 2023). With model activations X
 (P stimuli × N features) and neural responses Y (P × C), both centered across stimuli:
 
 * ``K = X X^T / P = sum_i lambda_i u_i u_i^T`` (descending); the trace-normalized spectrum
@@ -25,10 +25,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .._version import __version__
-from ..assembly import average_repetitions
+from .._backend import get_namespace
+from .._results import build_result
+from ..assembly import average_repetitions as _average_repetitions
 from ..errors import AnalysisError, ConvergenceError
-from ._backend import namespace
 from .ceiling import check_responses, drop_constant_neuroids
 from .predictivity import check_source, has_repeats, match_stimuli
 
@@ -88,7 +88,7 @@ def solve_kappa(eigenvalues, p, ridge: float, *, tol: float = 1e-12, max_iter: i
 
 
 def theory_errors(eigenvalues, p, ridge: float):
-    """Per-mode errors ``E_i(p)`` (len(p) × modes), ``kappa`` and ``gamma`` (SCIENCE.md §7)."""
+    """Per-mode errors ``E_i(p)`` (len(p) × modes), ``kappa`` and ``gamma`` (NeurIPS 2023)."""
     lam = np.asarray(eigenvalues, dtype=np.float64)
     p = np.atleast_1d(np.asarray(p, dtype=np.float64))
     kappa = solve_kappa(lam, p, ridge)
@@ -118,10 +118,10 @@ def default_sizes(n_stimuli: int, n: int = 12) -> np.ndarray:
     return np.unique(np.round(np.geomspace(2, top, n)).astype(int))
 
 
-def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, p=None,
-                           ridge: float = 1e-14, n_trials: int = 5, *, center: bool = True,
-                           seed: int = 0, span_tol: float | None = None, device=None,
-                           average_repetitions_first: bool = True) -> xr.Dataset:
+def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, *, p=None,
+                           ridge: float = 1e-14, n_trials: int = 5, center: bool = True,
+                           seed: int = 0, span_tol: float | None = None, backend=None,
+                           device=None, average_repetitions: bool = True) -> xr.Dataset:
     """Eigenspectrum of a model, alignment of neural responses to it, and E_g(p) in theory and
     practice.
 
@@ -144,8 +144,14 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, p=None,
     span_tol : float, optional
         Eigenvalues below ``span_tol * lambda_max`` count as outside the span of X (default
         ``P * eps``, the round-off level of the eigendecomposition).
-    device : None or str
-        None: numpy; else torch on that device for the P × P eigendecomposition and the fits.
+    backend, device
+        Array backend and device of the P × P eigendecomposition and the fits
+        (:mod:`neurogeom._backend`: default numpy on the CPU; ``backend="torch"`` for torch on
+        the CPU, ``device="cuda:0"`` alone for torch on that GPU).
+    average_repetitions : bool
+        Average repeated presentations of the target first (default, as in
+        :func:`neurogeom.neural_predictivity`). Without it, repeated target stimulus_ids are an
+        error. A source with repeated stimulus_ids is always averaged.
 
     Returns
     -------
@@ -157,7 +163,10 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, p=None,
         ``theory_error_per_neuroid`` (p, neuroid), ``kappa``, ``gamma``,
         ``empirical_error`` (p; mean over trials), ``empirical_error_trials`` (p, trial),
         ``empirical_error_sem`` (p), ``empirical_error_per_neuroid`` (p, neuroid),
-        ``error_mode_radius`` R_em and ``error_mode_dimension`` D_em (p).
+        ``error_mode_radius`` R_em and ``error_mode_dimension`` D_em (p). Attrs:
+        ``analysis``, every parameter, the provenance of both inputs (``source_*``,
+        ``target_*``), ``neurogeom_version`` and ``references`` (see
+        :mod:`neurogeom._results`).
 
     Raises
     ------
@@ -165,7 +174,14 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, p=None,
         Bad sizes, ridge, n_trials, a source without variance, or a target without variance.
     AlignmentError
         Target stimuli missing from the source.
+
+    References
+    ----------
+    .. [1] Canatar, Feather, Wakhloo & Chung (2023). A spectral theory of neural prediction and
+       alignment. Advances in Neural Information Processing Systems 36 (NeurIPS 2023).
     """
+    xp = get_namespace(backend, device, "float64")   # bad options fail before any work
+    inputs = {"source": source, "target": target}   # provenance of the data as given
     source = check_source(source)
     target = check_responses(target)
     target, excluded = drop_constant_neuroids(target, "spectral_decomposition")
@@ -174,11 +190,12 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, p=None,
     if not ridge > 0:
         raise AnalysisError(f"ridge must be > 0, got {ridge}")
     if has_repeats(target):
-        if not average_repetitions_first:
-            raise AnalysisError("the target repeats stimulus_id values; average them first")
-        target = average_repetitions(target)
+        if not average_repetitions:
+            raise AnalysisError("the target repeats stimulus_id values; pass "
+                                "average_repetitions=True or average them first")
+        target = _average_repetitions(target)
     if has_repeats(source):
-        source = average_repetitions(source)
+        source = _average_repetitions(source)
     target, source = match_stimuli(source, target)
     n_stim = target.sizes["presentation"]
     sizes = default_sizes(n_stim) if p is None else np.atleast_1d(np.asarray(p))
@@ -189,7 +206,6 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, p=None,
         raise AnalysisError(f"p must lie in [1, {n_stim}] (the number of stimuli), "
                             f"got {sizes.tolist()}")
 
-    xp = namespace(device, "float64")
     X = xp.asarray(np.asarray(source.values, dtype=np.float64))
     Y = np.asarray(target.values, dtype=np.float64)
     if center:
@@ -237,7 +253,7 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, p=None,
     modes = np.arange(n_stim)
     neuroid_coords = {name: ("neuroid", np.asarray(c.values)) for name, c in target.coords.items()
                       if c.dims == ("neuroid",)}
-    return xr.Dataset(
+    return build_result(
         {"eigenvalue": ("mode", lam), "eigenvalue_raw": ("mode", lam_raw),
          "in_span": ("mode", in_span.astype(np.int8)),
          "alignment": ("mode", weights),
@@ -255,16 +271,18 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, p=None,
          "empirical_error_per_neuroid": (("p", "neuroid"), per_neuroid),
          "error_mode_radius": ("p", radius), "error_mode_dimension": ("p", dimension)},
         coords={"p": sizes, "mode": modes, "trial": np.arange(n_trials), **neuroid_coords},
-        attrs={"analysis": "spectral_decomposition",
-               "reference": "Canatar, Feather, Wakhloo & Chung, NeurIPS 2023",
-               "ridge": float(ridge), "ridge_units": "trace-normalized eigenvalues "
-               "(objective: mean squared error + ridge * ||w||^2)",
-               "n_trials": int(n_trials), "center": int(center), "seed": int(seed),
-               "span_tol": float(tol), "n_stimuli": int(n_stim),
-               "n_features": int(source.sizes["neuroid"]), "rank": int(in_span.sum()),
-               "empirical_error_definition": "sum over neuroids and all P stimuli of squared "
-               "error / total sum of squares, kernel ridge on random subsets of p stimuli",
-               "device": str(device) if device is not None else "numpy",
-               "n_excluded_constant_neuroids": len(excluded),
-               "excluded_constant_neuroids": [str(i) for i in excluded] or "",
-               "neurogeom_version": __version__})
+        analysis="spectral_decomposition",
+        parameters={"p": sizes.tolist(), "ridge": float(ridge), "n_trials": int(n_trials),
+                    "center": bool(center), "seed": int(seed), "span_tol": float(tol),
+                    "backend": xp.name, "device": str(xp.device),
+                    "average_repetitions": bool(average_repetitions)},
+        inputs=inputs,
+        references=("spectral",),
+        details={"ridge_units": "trace-normalized eigenvalues "
+                 "(objective: mean squared error + ridge * ||w||^2)",
+                 "n_stimuli": int(n_stim),
+                 "n_features": int(source.sizes["neuroid"]), "rank": int(in_span.sum()),
+                 "empirical_error_definition": "sum over neuroids and all P stimuli of squared "
+                 "error / total sum of squares, kernel ridge on random subsets of p stimuli",
+                 "n_excluded_constant_neuroids": len(excluded),
+                 "excluded_constant_neuroids": [str(i) for i in excluded]})

@@ -1,0 +1,129 @@
+"""Checks of analysis parameters at the door: one function per kind of option.
+
+Every analysis validates its scalar options here before touching data, so a bad value fails
+with the same :class:`~neurogeom.errors.AnalysisError` wording everywhere: the parameter's
+name, the value that arrived and what is allowed. Also home of the up-front memory estimate
+(:func:`check_memory`) and of the overflow-safe power-of-two rescaling (:func:`unit_scale`)
+that scale-free analyses apply before squaring anything.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+
+import numpy as np
+
+from .errors import AnalysisError
+
+#: Seeds must fit numpy's legacy ``RandomState`` (which scikit-learn's ``random_state`` uses).
+MAX_SEED = 2**32 - 1
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_seed(value, name: str = "seed", maximum: int = MAX_SEED) -> int:
+    """``value`` as an int in [0, maximum] (default 2**32 - 1); AnalysisError otherwise."""
+    if not _is_int(value) or not 0 <= value <= maximum:
+        raise AnalysisError(f"{name} must be an integer in [0, {maximum}], got {value!r}")
+    return int(value)
+
+
+def check_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value`` as an int in [minimum, maximum]; AnalysisError otherwise."""
+    integral = _is_int(value) or (isinstance(value, (float, np.floating))
+                                  and math.isfinite(value) and value == int(value))
+    if (not integral or value < minimum or (maximum is not None and value > maximum)):
+        allowed = (f"an integer >= {minimum}" if maximum is None
+                   else f"an integer in [{minimum}, {maximum}]")
+        raise AnalysisError(f"{name} must be {allowed}, got {value!r}")
+    return int(value)
+
+
+def _real(value, name: str, allowed: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise AnalysisError(f"{name} must be {allowed}, got {value!r}")
+    return float(value)
+
+
+def check_positive(value, name: str) -> float:
+    """A finite float > 0 (learning rates, tolerances); AnalysisError otherwise."""
+    allowed = "a finite number > 0"
+    x = _real(value, name, allowed)
+    if not math.isfinite(x) or x <= 0:
+        raise AnalysisError(f"{name} must be {allowed}, got {value!r}")
+    return x
+
+
+def check_nonnegative(value, name: str) -> float:
+    """A finite float >= 0 (margins, penalties, noise levels); AnalysisError otherwise."""
+    allowed = "a finite number >= 0"
+    x = _real(value, name, allowed)
+    if not math.isfinite(x) or x < 0:
+        raise AnalysisError(f"{name} must be {allowed}, got {value!r}")
+    return x
+
+
+def check_fraction(value, name: str, *, include_one: bool = True) -> float:
+    """A float in (0, 1] (or (0, 1) with ``include_one=False``); AnalysisError otherwise."""
+    allowed = f"a number in (0, 1{']' if include_one else ')'}"
+    x = _real(value, name, allowed)
+    if not (0 < x < 1 or (include_one and x == 1)):   # NaN fails both comparisons
+        raise AnalysisError(f"{name} must be {allowed}, got {value!r}")
+    return x
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (psutil, else sysconf), or None."""
+    try:
+        import psutil  # optional
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        return int(psutil.virtual_memory().available)
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def check_memory(n_bytes: float, what: str, hint: str) -> None:
+    """Fail before allocating when ``what`` needs more than the memory available.
+
+    ``n_bytes`` is the caller's estimate of what the computation must hold at once; ``hint``
+    says which parameter to lower.
+    """
+    available = available_memory()
+    if available is not None and n_bytes > available:
+        raise AnalysisError(f"{what} needs about {_gib(n_bytes)} of memory but only "
+                            f"{_gib(available)} is available; {hint}")
+
+
+def unit_scale(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """``values / 2**e`` with ``e`` chosen so the largest magnitude is in [0.5, 1), and ``e``.
+
+    For analyses whose result does not depend on the data's overall scale (capacity, radius,
+    dimension, correlations): dividing by a power of two is exact in binary floating point, so
+    data of ordinary scale give bit-identical results, while data near the overflow (1e200) or
+    underflow (1e-200) limits no longer overflow to inf or lose digits when squared. The scale
+    comes from the maximum magnitude, which needs no squares and so cannot itself overflow.
+    """
+    peak = float(np.max(np.abs(values))) if values.size else 0.0
+    if not (peak > 0 and math.isfinite(peak)):
+        return values, 0
+    exponent = math.frexp(peak)[1]
+    return np.ldexp(values, -exponent), exponent
+
+
+def check_finite(value, what: str, cause: str = "") -> None:
+    """AnalysisError naming the intermediate result ``what`` when ``value`` is not all finite."""
+    if not np.all(np.isfinite(value)):
+        raise AnalysisError(f"{what} became non-finite (NaN or inf) during the computation"
+                            + (f": {cause}" if cause else ""))

@@ -1,0 +1,180 @@
+"""Scale invariance: capacity and correlation scores do not depend on the data's overall scale.
+
+SCIENCE.md §1: "scaling all data by a constant ... change[s] nothing" for MFT capacity, radius
+and dimension; GLUE and correlated capacity normalize by the RMS center norm, simulated capacity
+tests separability (scale-free); Pearson r is invariant to each column's scale, so PLS and OLS
+scores do not depend on the features' or the targets' scale, and ridge scores do not depend on
+the targets' scale (its penalties are absolute: ridge on (cX, c²α) predicts what (X, α) does).
+
+Tolerances. Multiplying by a power of two is exact in binary floating point and the analyses
+divide by a power of two before anything else, so those scales must give bit-identical results.
+A decimal scale (1e80) rounds every input entry once, a relative perturbation of at most 2⁻⁵³;
+the results are smooth functions of the inputs (QPs solved to KKT residual 1e-10, closed-form
+regressions), so they move by that perturbation times a modest condition number. Measured
+differences are below 1e-14 (capacity) and 1e-14 (scores); rtol = 1e-9 leaves room for the
+conditioning of other data while still catching any real dependence on scale (before the fix,
+1e±80 moved MFT capacity by 6% and 1e±200 failed outright).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import loaders
+import neurogeom as ng
+from neurogeom.capacity.correlated import correlated_capacity
+from neurogeom.errors import AnalysisError
+from neurogeom.regression.ceiling import noise_ceiling
+
+DECIMAL = [1e-200, 1e-80, 1e80, 1e200]
+RTOL = 1e-9
+
+
+@pytest.fixture(scope="module")
+def manifolds():
+    return ng.average_repetitions(loaders.synthetic.object_manifolds(
+        n_objects=5, n_images=8, n_neuroids=30, seed=0))
+
+
+def _quiet(fn, *args, **kwargs):
+    """Run ``fn`` turning every warning (overflow, underflow, invalid value) into an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise"):
+            return fn(*args, **kwargs)
+
+
+CAPACITY = {
+    "mft": lambda a: ng.manifold_capacity(a, by="object_name", n_t=100),
+    "glue": lambda a: ng.effective_geometry(a, "object_name", n_t=20, n_dichotomies=4),
+    "correlated": lambda a: correlated_capacity(a, "object_name", n_t=20, n_dichotomies=4),
+    "simulated": lambda a: ng.simulated_capacity(a, "object_name", n_dichotomies=20,
+                                                 n_bootstrap=50),
+}
+MEASURES = {"mft": ("capacity", "radius", "dimension"), "glue": ("capacity", "radius",
+                                                                   "dimension"),
+            "correlated": ("capacity",), "simulated": ()}
+
+
+@pytest.mark.parametrize("method", list(CAPACITY))
+def test_capacity_is_the_same_at_every_scale(manifolds, method):
+    run = CAPACITY[method]
+    ref = run(manifolds)
+    names = ["capacity_overall"] + [m for m in MEASURES[method]]
+    for s in DECIMAL:
+        res = _quiet(run, manifolds * s)
+        for name in names:
+            np.testing.assert_allclose(np.asarray(res[name]), np.asarray(ref[name]), rtol=RTOL,
+                                       err_msg=f"{method} {name} at scale {s:g}")
+    for k in (-600, 600):   # powers of two: exact, so bit-identical
+        res = _quiet(run, manifolds * 2.0 ** k)
+        for name in names:
+            np.testing.assert_array_equal(np.asarray(res[name]), np.asarray(ref[name]),
+                                          err_msg=f"{method} {name} at scale 2**{k}")
+
+
+def test_mft_known_value_survives_extreme_scales(manifolds):
+    # the issue's symptom: 1e±80 moved the capacity, 1e±200 blamed a center at the global mean
+    ref = float(ng.manifold_capacity(manifolds, by="object_name", n_t=100).capacity_overall)
+    for s in (1e-200, 1e200):
+        got = float(_quiet(ng.manifold_capacity, manifolds * s, by="object_name",
+                           n_t=100).capacity_overall)
+        assert got == pytest.approx(ref, rel=RTOL)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1.0, 1e200])
+def test_identical_manifolds_are_still_degenerate_at_any_scale(manifolds, scale):
+    a = manifolds.copy(data=np.tile(manifolds.values[:1], (manifolds.sizes["presentation"], 1)))
+    a = a + 0.0
+    with pytest.raises(AnalysisError, match="same center|same points|identical"):
+        ng.manifold_capacity(a * scale, by="object_name", n_t=20)
+    with pytest.raises(AnalysisError, match="same points|identical"):
+        ng.effective_geometry(a * scale, "object_name", n_t=5, n_dichotomies=2)
+
+
+# ------------------------------------------------------------------------------- regression
+
+@pytest.fixture(scope="module")
+def regression_data():
+    neural = loaders.synthetic.object_manifolds(n_objects=4, n_images=10, n_neuroids=12,
+                                                n_repetitions=3, seed=1)
+    model = loaders.synthetic.random_features(neural, 60, noise=0.5, seed=2)
+    return model, neural
+
+
+def _scores(ds):
+    return np.concatenate([np.atleast_1d(ds["score"].values), ds["r"].values.ravel(),
+                           np.atleast_1d(ds["ceiling"].values)])
+
+
+SCALES = [1e-150, 1e-50, 1e50, 1e150]
+
+
+@pytest.mark.parametrize("regression", ["pls", "ols"])
+def test_predictivity_is_the_same_at_every_feature_and_target_scale(regression_data, regression):
+    model, neural = regression_data
+    kw = dict(regression=regression, n_components=5, n_splits=4)
+    ref = _scores(ng.neural_predictivity(model, neural, **kw))
+    for sx in SCALES:
+        for sy in (1.0, 1e-150, 1e150):
+            got = _scores(_quiet(ng.neural_predictivity, model * sx, neural * sy, **kw))
+            np.testing.assert_allclose(got, ref, rtol=RTOL, err_msg=f"features x{sx:g}, "
+                                                                     f"targets x{sy:g}")
+
+
+def test_ridge_is_invariant_to_target_scale_and_equivariant_to_feature_scale(regression_data):
+    model, neural = regression_data
+    alphas = np.logspace(-2, 7, 10)
+    ref_ds = ng.neural_predictivity(model, neural, alphas=alphas, n_splits=4)
+    ref = _scores(ref_ds)
+    for sy in SCALES:
+        got = _scores(_quiet(ng.neural_predictivity, model, neural * sy, alphas=alphas,
+                             n_splits=4))
+        np.testing.assert_allclose(got, ref, rtol=RTOL, err_msg=f"targets x{sy:g}")
+    # ridge penalties are absolute (Brain-Score): (c X, c² α) is the same problem as (X, α),
+    # and the chosen alphas are reported in the features' units
+    for c in (1e-100, 1e100):
+        ds = _quiet(ng.neural_predictivity, model * c, neural, alphas=alphas * c ** 2,
+                    n_splits=4)
+        np.testing.assert_allclose(_scores(ds), ref, rtol=RTOL, err_msg=f"features x{c:g}")
+        np.testing.assert_allclose(ds["alpha"].values, ref_ds["alpha"].values * c ** 2,
+                                   rtol=1e-12)
+
+
+def test_noise_ceiling_is_the_same_at_every_scale(regression_data):
+    _, neural = regression_data
+    ref = noise_ceiling(neural)["ceiling_split_neuroid"].values
+    for s in (1e-200, 1e200):
+        got = _quiet(noise_ceiling, neural * s)["ceiling_split_neuroid"].values
+        np.testing.assert_allclose(got, ref, rtol=RTOL)
+
+
+def test_features_at_1e300_are_not_called_constant_but_constant_ones_are(regression_data):
+    model, neural = regression_data
+    ref = float(ng.neural_predictivity(model, neural, regression="pls", n_components=5,
+                                       n_splits=4)["score"])
+    got = float(_quiet(ng.neural_predictivity, model * 1e300, neural, regression="pls",
+                       n_components=5, n_splits=4)["score"])
+    assert got == pytest.approx(ref, rel=RTOL) and got > 0.5
+    constant = model.copy(data=np.full(model.shape, 1e300))
+    with pytest.raises(AnalysisError, match="constant predictions"):
+        ng.neural_predictivity(constant, neural, regression="ols", n_splits=4)
+    # a target neuroid that truly is constant is still excluded as constant, at any scale
+    flat = neural.copy(data=neural.values.copy())
+    flat[:, 0] = 3.0
+    with pytest.warns(UserWarning, match="excluding 1 neuroid"):
+        ds = ng.neural_predictivity(model, flat * 1e200, regression="ols", n_splits=4)
+    assert ds.attrs["n_excluded_constant_neuroids"] == 1
+
+
+def test_ridge_alphas_negligible_for_huge_features_act_as_ridgeless_with_a_warning(
+        regression_data):
+    # default alphas (0.01..1e7) against features of 1e300: every penalty is below round-off of
+    # X Xᵀ ~ 1e600, so ridge is ridgeless least squares (the minimum-norm OLS solution)
+    model, neural = regression_data
+    with pytest.warns(UserWarning, match="ridge alphas are below the round-off .* act as no "
+                                         "penalty"):
+        ridge = float(ng.neural_predictivity(model * 1e300, neural, n_splits=4)["score"])
+    ols = float(ng.neural_predictivity(model, neural, regression="ols", n_splits=4)["score"])
+    assert ridge == pytest.approx(ols, rel=1e-6)
