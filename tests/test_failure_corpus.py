@@ -121,6 +121,28 @@ CASES = [
     Case("latents-empty-dims", "latents {in}/good.nc --dims 5:1 -o out.nc", "no dimension"),
     Case("latents-bad-hidden", "latents {in}/good.nc --hidden 5,x -o out.nc", "--hidden"),
     Case("latents-no-output", "latents {in}/good.nc", "--output"),
+    Case("capacity-seed-negative", "capacity {in}/good.nc --by object_name --seed -1", "seed"),
+    Case("compare-seed-negative", "compare {in}/model.nc {in}/good.nc --seed -1 -o out.nc",
+         "seed"),
+    Case("latents-seed-negative", "latents {in}/good.nc --seed -1 -o out.nc", "seed"),
+    Case("latents-source-fraction-nan", "latents {in}/good.nc --source-fraction nan -o out.nc",
+         "source_fraction"),
+    Case("latents-max-epochs-0", "latents {in}/good.nc --dims 1:2 --max-epochs 0 -o out.nc",
+         "max_epochs"),
+    Case("latents-batch-size-0", "latents {in}/good.nc --dims 1:2 --batch-size 0 -o out.nc",
+         "batch_size"),
+    Case("latents-lr-negative", "latents {in}/good.nc --dims 1:2 --lr -1 -o out.nc", "lr"),
+    Case("latents-lr-nan", "latents {in}/good.nc --dims 1:2 --lr nan -o out.nc", "lr"),
+    Case("latents-device-bogus", "latents {in}/good.nc --dims 1:2 --device bogus -o out.nc",
+         "bogus"),
+    Case("latents-hidden-0", "latents {in}/good.nc --dims 1:2 --hidden 0 -o out.nc", "hidden"),
+    Case("capacity-n-t-huge", "capacity {in}/good.nc --by object_name --n-t 1000000000",
+         "gib"),
+    Case("capacity-zero-neuroids", "capacity {in}/no_neuroids.nc --by object_name", "neuroid"),
+    Case("compare-zero-neuroids", "compare {in}/model.nc {in}/no_neuroids.nc -o out.nc",
+         "neuroid"),
+    Case("latents-zero-presentations", "latents {in}/no_presentations.nc -o out.nc",
+         "presentation"),
     # ---- outputs ----------------------------------------------------------------------
     Case("load-output-is-input", "load {in}/mac.nwb " + MAC + " -o {in}/mac.nwb", "is the input"),
     Case("capacity-output-is-input", "capacity {in}/good.nc --by object_name -o {in}/good.nc",
@@ -159,11 +181,9 @@ CASES = [
          "interrupted", send=SIGINT, at="write", expect=130),
 ]
 
-#: cases that belong in this table once other work on issue 12 is merged (see the PR notes):
-#: capacity/compare/latents --seed -1, latents --source-fraction nan, NCE --max-epochs 0,
-#: --batch-size 0, --lr -1, --lr nan, --device bogus, capacity --n-t 1000000000, zero neuroids
-#: or presentations, corrupt zarr chunks, Pickle-codec zarr stores, netCDF3 inputs, stalled
-#: HTTP servers.
+#: cases for other parts of issue 12 that could join this table: corrupt zarr chunks and
+#: Pickle-codec zarr stores (loaders), stalled HTTP servers (they need a server per case; see
+#: tests/test_remote_timeouts.py).
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +197,8 @@ def inputs(tmp_path_factory):
     ngio.to_netcdf(a, d / "good.nc")
     ngio.to_netcdf(loaders.synthetic.random_features(a, 40, seed=1), d / "model.nc")
     ngio.to_netcdf(manifold_capacity(a, by="object_name", n_t=20), d / "result.nc")
+    ngio.to_netcdf(a.isel(neuroid=slice(0, 0)), d / "no_neuroids.nc")
+    ngio.to_netcdf(a.isel(presentation=slice(0, 0)), d / "no_presentations.nc")
     rng = __import__("numpy").random.default_rng(0)
     for name in ("garbage.nc", "garbage.nwb"):
         (d / name).write_bytes(rng.bytes(4096))
