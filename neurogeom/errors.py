@@ -31,6 +31,14 @@ class ConvergenceError(AnalysisError):
     """An iterative solver did not reach its tolerance."""
 
 
+class StorageError(NeurogeomError, OSError):
+    """An output cannot be written: a bad destination, a full disk, or the output is an input.
+
+    Raised before any temporary file is left behind; an existing file at the destination is
+    unchanged. It is an ``OSError`` too, so code that caught the raw error keeps working.
+    """
+
+
 def format_list(items, limit: int = 10) -> str:
     """Render ``items`` as ``'a', 'b', … (N in all)`` showing at most ``limit`` entries."""
     items = list(items)

@@ -11,10 +11,16 @@ loaders use them so a non-storable attr is reported when it is made, not when it
 
 from __future__ import annotations
 
+import builtins
+import errno
 import os
+import re
 import shutil
+import stat
 import tempfile
+import time
 import uuid
+from io import FileIO, RawIOBase
 from numbers import Number
 from pathlib import Path
 from typing import Hashable
@@ -22,9 +28,9 @@ from typing import Hashable
 import numpy as np
 import xarray as xr
 
-from .errors import AssemblyError, LoaderError
+from .errors import AssemblyError, LoaderError, NeurogeomError, StorageError
 
-__all__ = ["to_netcdf", "open", "atomic_write", "atomic_write_dir", "attr_problem",
+__all__ = ["to_netcdf", "open", "atomic_write", "atomic_write_dir", "check_destination", "attr_problem",
            "coord_problem", "restore_strings", "KIND_ATTR", "NAME_ATTR", "UNNAMED"]
 
 #: Global attribute recording whether a file holds a ``"DataArray"`` or a ``"Dataset"``.
@@ -76,23 +82,53 @@ def coord_problem(name: Hashable, coord: xr.DataArray) -> str | None:
 # writing and reading
 # --------------------------------------------------------------------------------------------
 
+#: errnos that mean the disk (or the process's file-size or quota limit) is full
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+#: errnos that mean the destination cannot be written at all
+_CANNOT_WRITE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR,
+                           errno.ENAMETOOLONG, errno.ELOOP, errno.ETXTBSY})
+#: temporaries left by an earlier process are swept only if older than this (see _sweep_stale)
+_PROCESS_START = time.time()
+
+
 def atomic_write(path, write, *, suffix: str = ".tmp") -> Path:
     """Call ``write(tmp_path)`` then rename into ``path``, so a crash never leaves a half file.
 
-    The temporary file sits beside ``path`` (same filesystem, so the rename is atomic) and ends
-    in ``suffix`` (writers that check extensions, like pynwb's, want their own). On any error
-    the temporary file is removed and an existing ``path`` is left untouched.
+    The temporary file sits beside ``path`` (same filesystem, so the rename is atomic), is named
+    ``.NAME.XXXXXXXX<suffix>`` and ends in ``suffix`` (writers that check extensions, like
+    pynwb's, want their own). On any error, ``KeyboardInterrupt`` included, the temporary file
+    is removed and an existing ``path`` is left untouched; temporaries of this pattern that an
+    earlier, killed process left beside ``path`` are removed before writing. The new file gets
+    the mode of the file it replaces, or the umask's default (``0o666 & ~umask``) if it is new.
+
+    Raises
+    ------
+    StorageError
+        ``path`` is a directory or not a regular file, its folder cannot be created or written,
+        or the disk (file-size limit, quota) filled up during the write.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    check_destination(path, probe=False)
+    _make_parent(path)
+    _sweep_stale(path)
+    mode = _mode_for(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise (_storage_error(path, exc) or StorageError(
+            f"cannot write {path}: cannot create files in {path.parent} ({exc.strerror or exc})")
+               ) from exc
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, NeurogeomError):
+            error = _storage_error(path, exc)
+            if error is not None:
+                raise error from exc
         raise
     return path
 
@@ -102,20 +138,244 @@ def atomic_write_dir(path, write) -> Path:
 
     ``write(tmp)`` creates the store at a fresh temporary path beside ``path``; only when it
     has finished is an existing store at ``path`` removed and the new one renamed into place.
-    On any error the temporary store is removed and ``path`` is left as it was.
+    On any error the temporary store is removed and ``path`` is left as it was; stale
+    temporary stores of an earlier, killed process are removed first. A replaced store's
+    folder mode is kept.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise StorageError(f"cannot write store {path}: a file (not a folder store) is there")
+    _make_parent(path)
+    _sweep_stale(path)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.is_dir() else None
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         write(tmp)
+        if mode is not None:
+            os.chmod(tmp, mode)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, NeurogeomError):
+            error = _storage_error(path, exc)
+            if error is not None:
+                raise error from exc
         raise
     return path
+
+
+def check_destination(path, *, sources=(), probe: bool = True) -> Path:
+    """Check, before any work, that a result can be written to ``path``; return it.
+
+    Refuses a ``path`` that is a directory or another non-regular file (a device, a pipe), whose
+    folder sits under a regular file, that resolves to one of ``sources`` (the same file through
+    a symlink, a hard link, or ``..``; or a path inside a source folder store), and, with
+    ``probe``, a folder in which no file can be created (tested by creating and removing a
+    temporary of :func:`atomic_write`'s pattern, which is what the write will do: permission
+    bits alone do not tell, e.g. for root or on a read-only filesystem). URL sources are
+    skipped. Nothing is left behind.
+
+    Raises
+    ------
+    StorageError
+        Naming ``path`` and the problem.
+    """
+    text = os.fspath(path)
+    if not text:
+        raise StorageError("the output path is empty")
+    path = Path(text)
+    if path.is_dir():
+        raise StorageError(f"cannot write {path}: it is a directory (give a file name)")
+    if path.exists() and not path.is_file():
+        raise StorageError(f"cannot write {path}: it exists and is not a regular file")
+    real = Path(os.path.realpath(path))
+    for source in sources:
+        source = os.fspath(source)
+        if not source or "://" in source or not os.path.exists(source):
+            continue
+        same = real == Path(os.path.realpath(source))
+        if not same and path.exists():
+            same = os.path.samefile(path, source)   # hard links: same device and inode
+        if same:
+            raise StorageError(f"output {path} is the input file {source}; inputs are never "
+                               "overwritten, choose another output file")
+        if os.path.isdir(source) and real.is_relative_to(os.path.realpath(source)):
+            raise StorageError(f"output {path} lies inside the input store {source}; inputs "
+                               "are never modified, choose another output file")
+    folder = real.parent
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StorageError(f"cannot write {path}: {existing} is not a directory")
+    if probe:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=existing)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: cannot create files in {existing} "
+                               f"({exc.strerror or exc})") from exc
+        os.close(fd)
+        _remove(tmp)
+    return path
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: cannot create its folder {path.parent} "
+                           f"({exc.strerror or exc})") from exc
+
+
+def _storage_error(path: Path, exc: BaseException) -> StorageError | None:
+    """The one-line StorageError for an OSError (or h5py's wrapped form) met while writing."""
+    code = getattr(exc, "errno", None)
+    if code is None:    # h5py puts the C errno in the message: "... errno = 28, error message"
+        found = re.search(r"errno = (\d+)", str(exc))
+        code = int(found.group(1)) if found else None
+    reason = os.strerror(code) if code is not None else str(exc)
+    if code in _NO_SPACE:
+        return StorageError(f"no space left writing {path} ({reason}); any previous file "
+                            "there is unchanged")
+    if code in _CANNOT_WRITE:
+        return StorageError(f"cannot write {path}: {reason}")
+    return None
+
+
+def _remove(tmp) -> None:
+    """Remove a temporary file or folder if it is there; never raises."""
+    try:
+        if os.path.isdir(tmp) and not os.path.islink(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def _sweep_stale(path: Path) -> None:
+    """Remove temporaries of our pattern for ``path`` left by an earlier process (one killed
+    with SIGKILL, or by a power cut): those last modified before this process started.
+    Temporaries of a writer running concurrently are fresher than that and are kept."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}(\.[A-Za-z0-9]+)$")
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime < _PROCESS_START:
+                _remove(entry.path)
+        except OSError:
+            pass
+
+
+def _mode_for(path: Path) -> int:
+    """The mode the written file should get: that of the file it replaces, else the umask's."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:    # Linux >= 4.7 reports it without changing it (os.umask would race with threads)
+        with builtins.open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class _GuardedFile(RawIOBase):
+    """The file object HDF5 writes through (h5py's ``fileobj`` driver) in :func:`to_netcdf`.
+
+    When a write fails (disk full, a file-size limit) or a signal handler raises inside one of
+    HDF5's callbacks (Ctrl-C, SIGTERM), the first exception is kept and from then on writes are
+    dropped while reporting success, so HDF5 finishes and closes the file cleanly; the caller
+    then re-raises the kept exception and removes the file. Letting the error reach HDF5
+    instead leaves its metadata cache unflushable: it retries on every object's release,
+    printing a traceback each time, and crashes the interpreter at exit (SIGSEGV).
+    """
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.error: BaseException | None = None
+
+    def readable(self):
+        return True
+
+    def writable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def _keep(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+
+    def _retry(self, op, *args):
+        for _ in range(3):      # a signal handler's exception can land on any call
+            try:
+                return op(*args)
+            except BaseException as exc:  # noqa: BLE001 - kept and re-raised after the write
+                self._keep(exc)
+        return op(*args)
+
+    def seek(self, offset, whence=0):
+        return self._retry(self.raw.seek, offset, whence)
+
+    def tell(self):
+        return self._retry(self.raw.tell)
+
+    def readinto(self, buffer):
+        return self._retry(self.raw.readinto, buffer)
+
+    def write(self, data):
+        view = memoryview(data).cast("B")
+        done = 0
+        while self.error is None and done < len(view):
+            try:
+                done += self.raw.write(view[done:])
+            except BaseException as exc:  # noqa: BLE001 - kept and re-raised after the write
+                self._keep(exc)
+        return len(view)
+
+    def truncate(self, size=None):
+        if self.error is None:
+            try:
+                return self.raw.truncate(size)
+            except BaseException as exc:  # noqa: BLE001
+                self._keep(exc)
+        return size
+
+    def flush(self):
+        if self.error is None:
+            try:
+                self.raw.flush()
+            except BaseException as exc:  # noqa: BLE001
+                self._keep(exc)
+
+
+def _write_h5netcdf(ds: xr.Dataset, tmp) -> None:
+    with FileIO(tmp, "r+") as raw:
+        sink = _GuardedFile(raw)
+        try:
+            ds.to_netcdf(sink, engine="h5netcdf")
+        except BaseException:
+            if sink.error is None:
+                raise
+        if sink.error is not None:
+            raise sink.error
 
 
 def to_netcdf(obj, path, *, engine: str = "h5netcdf") -> Path:
@@ -137,6 +397,8 @@ def to_netcdf(obj, path, *, engine: str = "h5netcdf") -> Path:
     else:
         raise AssemblyError(f"to_netcdf writes xarray DataArrays or Datasets, got {type(obj).__name__}")
     _mark_list_attrs(ds)
+    if engine == "h5netcdf":
+        return atomic_write(path, lambda tmp: _write_h5netcdf(ds, tmp))
     return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine=engine))
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from neurogeom.errors import LoaderError
-
 METHODS = ("mft", "glue", "simulated")
 
 
@@ -41,11 +39,14 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from neurogeom import assembly as asm, io
+    from neurogeom.errors import LoaderError
     import xarray as xr
 
     path = Path(args.path)
     if not path.exists():
         raise LoaderError(f"no such file: {path}")
+    if args.output is not None:
+        io.check_destination(args.output, sources=[path])   # before the work, not after
     a = io.open(path)
     if not isinstance(a, xr.DataArray):
         raise LoaderError(f"{path} holds a result Dataset, not an assembly; "
@@ -65,7 +66,7 @@ def run(args) -> int:
         result = simulated_capacity(a, args.by, seed=args.seed)
     result.attrs["input_file"] = str(path)
     _print_summary(result, args.method)
-    if args.output:
+    if args.output is not None:
         out = io.to_netcdf(result, args.output)
         print(f"wrote {out}")
     return 0

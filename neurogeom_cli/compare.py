@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import xarray as xr
-
-from neurogeom.errors import AnalysisError
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -36,10 +32,14 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from neurogeom.io import open as open_assembly, to_netcdf
+    import xarray as xr
+
+    from neurogeom.errors import AnalysisError
+    from neurogeom.io import check_destination, open as open_assembly, to_netcdf
     from neurogeom import neural_predictivity
     from neurogeom import spectral_decomposition
 
+    check_destination(args.output, sources=[args.model, args.neural])   # before the work
     model = open_assembly(args.model)
     neural = open_assembly(args.neural)
     for path, obj in ((args.model, model), (args.neural, neural)):

@@ -15,9 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import xarray as xr
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the end-to-end demo on synthetic data",
@@ -44,6 +41,9 @@ class _Steps:
 
 
 def run(args) -> int:
+    import numpy as np
+    import xarray as xr
+
     import loaders
 
     from neurogeom import assembly, io
@@ -51,8 +51,16 @@ def run(args) -> int:
     from neurogeom import neural_predictivity
     from neurogeom import spectral_decomposition
 
+    from neurogeom.errors import StorageError
+
     out = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="neurogeom-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise StorageError(f"--output {out} is a file; the demo writes its files into a folder")
+    io.check_destination(out / "responses.nc")      # a folder we can create and write into
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the demo folder {out}: {exc.strerror or exc}") from exc
     step = _Steps()
     print("neurogeom demo: a synthetic macaque V4/IT recording, from NWB file to geometry")
 

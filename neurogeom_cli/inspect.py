@@ -6,11 +6,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
-import xarray as xr
-
-from neurogeom.errors import LoaderError
-
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
 
 
@@ -30,6 +25,9 @@ def add_parser(sub) -> None:
 
 def summarize_xarray(obj) -> dict:
     """A JSON-ready summary of an assembly or result."""
+    import numpy as np
+    import xarray as xr
+
     def coord_info(c):
         values = np.asarray(c.values)
         info = {"dims": list(c.dims), "dtype": str(values.dtype)}
@@ -51,6 +49,7 @@ def summarize_xarray(obj) -> dict:
 
 
 def run(args) -> int:
+    from neurogeom.errors import LoaderError
     from neurogeom.io import open as open_assembly
 
     source = args.path
@@ -72,6 +71,8 @@ def jsonable(value):
     """``value`` as strict JSON data: non-finite floats (NaN, +-inf, which ``json`` would write
     as the invalid tokens ``NaN``/``Infinity``) become None (``null``), numpy scalars and arrays
     become Python numbers and lists, and anything else its ``str``."""
+    import numpy as np
+
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -87,6 +88,8 @@ def jsonable(value):
 
 def _summarize_recording(source: str) -> dict:
     """Recording files (NWB, local or remote) are summarized by the loaders package."""
+    from neurogeom.errors import LoaderError
+
     try:
         from loaders.nwb import nwb_summary
     except ImportError as exc:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from neurogeom.errors import AnalysisError
-
 
 def parse_dims(text: str) -> list[int]:
     """``"1:20"`` (inclusive range), ``"1:20:2"`` (with step) or ``"1,2,4,8"``."""
+    from neurogeom.errors import AnalysisError
+
     try:
         if ":" in text:
             parts = [int(p) for p in text.split(":")]
@@ -55,9 +53,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from neurogeom.io import open as open_assembly, to_netcdf
+    import numpy as np
+
+    from neurogeom.errors import AnalysisError
+    from neurogeom.io import check_destination, open as open_assembly, to_netcdf
     from neurogeom import latent_dimensionality
 
+    check_destination(args.output, sources=[args.path])   # before the work, not after
     a = open_assembly(args.path)
     if not hasattr(a, "dims") or "neuroid" not in a.dims:
         raise AnalysisError(f"{args.path} holds no assembly with a 'neuroid' dim")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from neurogeom.errors import LoaderError
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -39,6 +37,8 @@ def add_parser(sub) -> None:
 
 
 def _parse_exclude(items):
+    from neurogeom.errors import LoaderError
+
     if not items:
         return None
     out: dict = {}
@@ -61,6 +61,8 @@ def _parse_exclude(items):
 
 
 def _need(args, *names):
+    from neurogeom.errors import LoaderError
+
     missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
     if missing:
         raise LoaderError(f"neurogeom load needs {' and '.join(missing)} for this kind of load")
@@ -68,7 +70,9 @@ def _need(args, *names):
 
 def run(args) -> int:
     import loaders
-    from neurogeom.io import to_netcdf
+    from neurogeom.io import check_destination, to_netcdf
+
+    check_destination(args.output, sources=[args.source])   # before the work, not after
 
     region = args.region[0] if args.region and len(args.region) == 1 else args.region
     if args.binned:

@@ -265,7 +265,8 @@ def test_netcdf_write_is_atomic(tmp_path, assembly, monkeypatch):
     before = path.read_bytes()
 
     def boom(self, *args, **kwargs):
-        open(args[0], "wb").write(b"partial")
+        target = args[0]        # a path, or the file object to_netcdf streams HDF5 through
+        (target if hasattr(target, "write") else open(target, "wb")).write(b"partial")
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", boom)
