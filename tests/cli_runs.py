@@ -42,7 +42,8 @@ def temps(folder):
     return sorted(p.name for p in Path(folder).iterdir() if TEMP.fullmatch(p.name))
 
 
-def run_cli(args, *, cwd=None, fsize=None, send=None, at=None, timeout=240, stdout=None):
+def run_cli(args, *, cwd=None, fsize=None, send=None, at=None, timeout=240, stdout=None,
+            extra_env=None):
     """Run ``neurogeom ARGS``; return ``(returncode, stdout, stderr)``.
 
     ``send`` (a signal) is sent ``at`` seconds after the command has installed its signal
@@ -52,7 +53,7 @@ def run_cli(args, *, cwd=None, fsize=None, send=None, at=None, timeout=240, stdo
     command = [sys.executable, "-m", "neurogeom_cli", *map(str, args)]
     if fsize:
         command = limit_file_size(fsize, command)
-    proc = subprocess.Popen(command, cwd=cwd, env=env(), text=True,
+    proc = subprocess.Popen(command, cwd=cwd, env=env(**(extra_env or {})), text=True,
                             stdout=subprocess.PIPE if stdout is None else stdout,
                             stderr=subprocess.PIPE)
     if send is not None:

@@ -13,14 +13,17 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from cli_runs import run_cli, snapshot, temps
 from nwb_files import write_plain_units
+from test_remote_timeouts import StallServer
 
 import loaders
 from loaders.synthetic import nwb as syn
@@ -64,6 +67,7 @@ class Case:
     send: int | None = None              # a signal ...
     at: float | str | None = None      # ... seconds after the start, or "write"
     expect: int = 2
+    env: dict | None = None              # extra environment variables
 
 
 SIGINT, SIGTERM = signal.SIGINT, signal.SIGTERM
@@ -181,9 +185,29 @@ CASES = [
          "interrupted", send=SIGINT, at="write", expect=130),
 ]
 
-#: cases for other parts of issue 12 that could join this table: corrupt zarr chunks and
-#: Pickle-codec zarr stores (loaders), stalled HTTP servers (they need a server per case; see
-#: tests/test_remote_timeouts.py).
+CASES += [
+    # ---- remote files: servers that stall ({stall_*}: one server per way of stalling, started
+    # by the module), secrets in URLs, schemes we do not read ------------------------------
+    Case("inspect-server-silent", "inspect {stall_silent}/f.nwb", "no response headers within",
+         env={"NEUROGEOM_HTTP_TIMEOUT": "0.5"}),
+    Case("inspect-server-headers-then-silence", "inspect {stall_headers}/f.nwb", "stalled",
+         env={"NEUROGEOM_HTTP_TIMEOUT": "0.5"}),
+    Case("inspect-server-trickle", "inspect {stall_trickle}/f.nwb", "within",
+         env={"NEUROGEOM_HTTP_TIMEOUT": "0.5"}),
+    Case("load-server-stalls-mid-read", "load {stall_midread}/mac.nwb " + MAC + " -o out.nc",
+         "stalled", env={"NEUROGEOM_HTTP_TIMEOUT": "0.5"}),
+    Case("inspect-closed-port", "inspect http://127.0.0.1:{closed_port}/f.nwb", "refused",
+         env={"NEUROGEOM_HTTP_TIMEOUT": "0.5"}),
+    Case("inspect-timeout-not-a-number", "inspect {stall_silent}/f.nwb", "not a number",
+         env={"NEUROGEOM_HTTP_TIMEOUT": "abc"}),
+    Case("inspect-s3-url-with-secret", "inspect s3://user:pass@bucket/f.nwb?sig=SECRET",
+         "sig=redacted"),
+    # ---- corrupt stores and files we cannot read ---------------------------------------
+    Case("inspect-corrupt-zarr-chunk", "inspect {in}/bad.nwb.zarr", "corrupt"),
+    Case("load-corrupt-zarr-chunk", "load {in}/bad.nwb.zarr " + MAC + " -o out.nc", "corrupt"),
+    Case("inspect-netcdf-cdf5", "inspect {in}/cdf5.nc", "cdf-5"),
+    Case("inspect-netcdf3-truncated", "inspect {in}/cut3.nc", "netcdf3"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -208,11 +232,34 @@ def inputs(tmp_path_factory):
     good, mac = (d / "good.nc").read_bytes(), (d / "mac.nwb").read_bytes()
     (d / "truncated.nc").write_bytes(good[: len(good) // 2])
     (d / "truncated.nwb").write_bytes(mac[: len(mac) // 2])
+    store = syn.to_zarr(d / "mac.nwb", d / "bad.nwb.zarr")
+    chunk = next(p for p in (Path(store) / "units" / "spike_times").iterdir()
+                 if not p.name.startswith("."))
+    raw = bytearray(chunk.read_bytes())     # the codec header kept, the data scrambled
+    raw[16:] = bytes(b ^ 0x5A for b in raw[16:])
+    chunk.write_bytes(bytes(raw))
+    (d / "cdf5.nc").write_bytes(b"CDF\x05" + bytes(64))
+    a.to_dataset(name="r").drop_vars(list(a.coords)).to_netcdf(d / "three.nc", engine="scipy")
+    (d / "cut3.nc").write_bytes((d / "three.nc").read_bytes()[:200])
+    (d / "three.nc").unlink()
     return d
 
 
 @pytest.fixture(scope="module")
-def outcomes(inputs, tmp_path_factory):
+def servers(inputs):
+    """One stalling server per way of stalling (serving the macaque file), and a closed port."""
+    made = {mode: StallServer(mode, data=(inputs / "mac.nwb").read_bytes())
+            for mode in ("silent", "headers", "trickle", "midread")}
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    yield {**{f"stall_{m}": server.url for m, server in made.items()}, "closed_port": port}
+    for server in made.values():
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def outcomes(inputs, servers, tmp_path_factory):
     """Run every case (two at a time) and record what it did."""
     before = snapshot(inputs)
     root = tmp_path_factory.mktemp("work")
@@ -223,9 +270,11 @@ def outcomes(inputs, tmp_path_factory):
         if case.setup:
             case.setup(work, inputs)
         placed = snapshot(work)
-        args = [a.format(**{"in": inputs, "in_name": inputs.name, "w": work}) for a in shlex.split(case.args)]
+        fields = {"in": inputs, "in_name": inputs.name, "w": work, **servers}
+        args = [a.format(**fields) for a in shlex.split(case.args)]
         start = time.perf_counter()
-        code, out, err = run_cli(args, cwd=work, fsize=case.fsize, send=case.send, at=case.at)
+        code, out, err = run_cli(args, cwd=work, fsize=case.fsize, send=case.send, at=case.at,
+                                 extra_env=case.env)
         return {"seconds": time.perf_counter() - start, "code": code, "out": out, "err": err, "placed": placed,
                 "left": snapshot(work), "temps": temps(work), "inputs": snapshot(inputs)}
 
