@@ -106,8 +106,12 @@ def check_memory(n_bytes: float, what: str, hint: str) -> None:
                             f"{_gib(available)} is available; {hint}")
 
 
-def unit_scale(values: np.ndarray) -> tuple[np.ndarray, int]:
+def unit_scale(values: np.ndarray, *, keep_within: int = 0) -> tuple[np.ndarray, int]:
     """``values / 2**e`` with ``e`` chosen so the largest magnitude is in [0.5, 1), and ``e``.
+
+    With ``keep_within=k``, values whose ``|e| <= k`` are returned as they are (``e = 0``): for
+    callers whose squares and sums stay far inside the float range there (k = 200 for float64,
+    24 for float32, is safe for sums of up to 2**20 squares), so no scaled copy is made.
 
     For analyses whose result does not depend on the data's overall scale (capacity, radius,
     dimension, correlations): dividing by a power of two is exact in binary floating point, so
@@ -115,11 +119,23 @@ def unit_scale(values: np.ndarray) -> tuple[np.ndarray, int]:
     underflow (1e-200) limits no longer overflow to inf or lose digits when squared. The scale
     comes from the maximum magnitude, which needs no squares and so cannot itself overflow.
     """
-    peak = float(np.max(np.abs(values))) if values.size else 0.0
+    exponent = scale_exponent(values)
+    if abs(exponent) <= keep_within:
+        exponent = 0
+    return (np.ldexp(values, -exponent) if exponent else values), exponent
+
+
+def scale_exponent(*arrays) -> int:
+    """The ``e`` of :func:`unit_scale` for the largest magnitude over ``arrays`` (0 when they are
+    empty, all zero or not finite). Found from each array's max and min, so no temporary of
+    the data's size is made."""
+    peak = 0.0
+    for values in arrays:
+        if values.size:
+            peak = max(peak, float(np.max(values)), -float(np.min(values)))
     if not (peak > 0 and math.isfinite(peak)):
-        return values, 0
-    exponent = math.frexp(peak)[1]
-    return np.ldexp(values, -exponent), exponent
+        return 0
+    return math.frexp(peak)[1]
 
 
 def check_finite(value, what: str, cause: str = "") -> None:

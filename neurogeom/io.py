@@ -12,6 +12,7 @@ loaders use them so a non-storable attr is reported when it is made, not when it
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
 import os
 import re
@@ -119,17 +120,10 @@ def atomic_write(path, write, *, suffix: str = ".tmp") -> Path:
             f"cannot write {path}: cannot create files in {path.parent} ({exc.strerror or exc})")
                ) from exc
     os.close(fd)
-    try:
+    with _removed_on_error(tmp, path):
         write(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException as exc:
-        _remove(tmp)
-        if isinstance(exc, OSError) and not isinstance(exc, NeurogeomError):
-            error = _storage_error(path, exc)
-            if error is not None:
-                raise error from exc
-        raise
     return path
 
 
@@ -149,20 +143,13 @@ def atomic_write_dir(path, write) -> Path:
     _sweep_stale(path)
     mode = stat.S_IMODE(path.stat().st_mode) if path.is_dir() else None
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
+    with _removed_on_error(tmp, path):
         write(tmp)
         if mode is not None:
             os.chmod(tmp, mode)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
-    except BaseException as exc:
-        _remove(tmp)
-        if isinstance(exc, OSError) and not isinstance(exc, NeurogeomError):
-            error = _storage_error(path, exc)
-            if error is not None:
-                raise error from exc
-        raise
     return path
 
 
@@ -242,6 +229,21 @@ def _storage_error(path: Path, exc: BaseException) -> StorageError | None:
     if code in _CANNOT_WRITE:
         return StorageError(f"cannot write {path}: {reason}")
     return None
+
+
+@contextlib.contextmanager
+def _removed_on_error(tmp, path: Path):
+    """Remove the temporary ``tmp`` on any error (interrupts included) and re-raise it, an
+    OSError that means a full disk or quota as the :class:`StorageError` naming ``path``."""
+    try:
+        yield
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, NeurogeomError):
+            error = _storage_error(path, exc)
+            if error is not None:
+                raise error from exc
+        raise
 
 
 def _remove(tmp) -> None:

@@ -20,7 +20,7 @@ import xarray as xr
 
 from .._backend import get_namespace, resolve
 from .._blas import single_threaded_blas
-from .._params import check_finite, check_int, check_memory, check_nonnegative, check_seed, unit_scale
+from .._params import check_finite, check_int, check_memory, check_nonnegative, check_seed, scale_exponent
 from .._results import build_result
 from ..assembly import manifolds as group_manifolds
 from ..assembly import validate
@@ -209,15 +209,20 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
         raise AnalysisError(f"t_vectors has {len(t_vectors)} arrays for {len(points)} manifolds")
     # Capacity, radius and dimension do not depend on the data's scale: divide
     # by a common power of two (exact) so that nothing below overflows or underflows.
-    _, exponent = unit_scale(np.array([np.abs(X).max() for X in points]))
-    points = [np.ldexp(X, -exponent) for X in points]
+    # Each manifold is scaled when it is used, so no scaled copy of all the data is kept.
+    exponent = scale_exponent(*points)
+
+    def scaled(X):
+        return np.ldexp(X, -exponent) if exponent else X
+
     P = len(points)
     keys = list(keys) if keys is not None else list(range(P))
 
     # 1. global centering and centers (reference pipeline step 1); one pass over the data
     n_total = sum(X.shape[1] for X in points)
-    origin = sum(X.sum(axis=1) for X in points) / n_total
-    centers = np.stack([X.mean(axis=1) for X in points]) - origin        # (P, N)
+    sums = [scaled(X).sum(axis=1) for X in points]
+    origin = sum(sums) / n_total
+    centers = np.stack([s / X.shape[1] for s, X in zip(sums, points)]) - origin   # (P, N)
     check_finite(centers, "the manifold centers")
     spread = np.abs(centers - centers.mean(axis=0)).max()
     if spread <= 1e-12 * (np.abs(centers).max() + np.abs(origin).max() + 1e-300):
@@ -240,6 +245,7 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
     N = centers.shape[1]
     grams = []
     for X, c, name in zip(points, centers, names):
+        X = scaled(X)
         Y = X - X.mean(axis=1, keepdims=True)
         B = V.T @ Y
         c_ns = c - V @ (V.T @ c)          # center in the null space of V, explicitly (no

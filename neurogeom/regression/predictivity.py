@@ -121,7 +121,7 @@ def _ridge_alphas_for_scale(alphas: np.ndarray, exponent: int, X: np.ndarray) ->
     with np.errstate(over="ignore", under="ignore"):
         scaled = np.ldexp(alphas, -2 * exponent)
     eps = np.finfo(np.float64).eps
-    g = float(np.mean(np.sum(np.asarray(X, dtype=np.float64) ** 2, axis=1))) or 1.0
+    g = float(np.vdot(X, X)) / max(X.shape[0], 1) or 1.0   # no temporary of X's size
     clipped = np.clip(scaled, eps * g, g / eps)
     if (clipped != scaled).any():
         side = "below the round-off" if (scaled < eps * g).any() else "above the reach"
@@ -298,8 +298,9 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     if isinstance(regression, str):
         # The built-in readouts are exactly equivariant to the features' overall scale (OLS and
         # PLS predictions do not change; ridge with alpha / s² predicts the same): divide the
-        # features by a power of two so that Gram matrices neither overflow nor underflow.
-        X, x_exponent = unit_scale(X)
+        # features by a power of two so that Gram matrices neither overflow nor underflow. Data
+        # well inside the float range are left as they are (no copy of the features).
+        X, x_exponent = unit_scale(X, keep_within=200 if X.dtype == np.float64 else 24)
         if regression == "ridge":
             fit_alphas = _ridge_alphas_for_scale(alphas, x_exponent, X)
     estimator = _make_estimator(regression, fit_alphas, alpha_per_target, cv, n_components,
