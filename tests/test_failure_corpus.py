@@ -214,6 +214,8 @@ CASES += [
 def inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("in")
     syn.write_macaque_rsvp(d / "mac.nwb", n_objects=4, n_images_per_object=4, seed=1)
+    # larger than the first 256 KiB a "midread" server answers properly
+    syn.write_macaque_rsvp(d / "big.nwb", seed=1)
     write_plain_units(d / "plain.nwb", [[0.1, 0.5, 1.2], [0.3, 0.9]], [0.0, 1.0, 2.0],
                       with_trials=False)
     a = loaders.synthetic.object_manifolds(n_objects=4, n_images=8, n_neuroids=30,
@@ -247,8 +249,8 @@ def inputs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def servers(inputs):
-    """One stalling server per way of stalling (serving the macaque file), and a closed port."""
-    made = {mode: StallServer(mode, data=(inputs / "mac.nwb").read_bytes())
+    """One stalling server per way of stalling (serving a macaque file), and a closed port."""
+    made = {mode: StallServer(mode, data=(inputs / "big.nwb").read_bytes())
             for mode in ("silent", "headers", "trickle", "midread")}
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
