@@ -178,3 +178,42 @@ def test_ridge_alphas_negligible_for_huge_features_act_as_ridgeless_with_a_warni
         ridge = float(ng.neural_predictivity(model * 1e300, neural, n_splits=4)["score"])
     ols = float(ng.neural_predictivity(model, neural, regression="ols", n_splits=4)["score"])
     assert ridge == pytest.approx(ols, rel=1e-6)
+
+
+SPECTRAL_FREE = ("eigenvalue", "theory_error", "theory_error_per_neuroid", "kappa",
+                 "empirical_error", "empirical_error_per_neuroid", "error_mode_radius",
+                 "error_mode_dimension")
+
+
+def test_spectral_decomposition_is_the_same_at_every_scale(regression_data):
+    """E_g, normalized eigenvalues and error modes are scale-free; raw eigenvalues scale with
+    the features' square and alignment weights with the targets' square (1e300 squared is
+    beyond float64: reported as inf with a warning, never as a wrong finite number)."""
+    model, neural = regression_data
+    kw = dict(p=[4, 12, 30], n_trials=2)
+    ref = ng.spectral_decomposition(model, neural, **kw)
+    for sx, sy in ((1e-150, 1.0), (1.0, 1e150), (1e150, 1e-150), (1e-300, 1e300)):
+        if sx * sx == 0 or sy * sy == np.inf:
+            with pytest.warns(UserWarning, match="exceed the float64 range"):
+                got = ng.spectral_decomposition(model * sx, neural * sy, **kw)
+        else:
+            got = _quiet(ng.spectral_decomposition, model * sx, neural * sy, **kw)
+        where = f"features x{sx:g}, targets x{sy:g}"
+        for name in SPECTRAL_FREE:
+            np.testing.assert_allclose(got[name].values, ref[name].values, rtol=RTOL, atol=1e-300,
+                                       err_msg=f"{name}: {where}")
+        np.testing.assert_array_equal(got["in_span"].values, ref["in_span"].values, err_msg=where)
+        # the targets lie in the features' span here: the power outside it is round-off (a
+        # fraction of ~1e-29), so only its size is compared, at a fraction's round-off level
+        assert float(got["power_outside_span"]) < 1e-12 and float(ref["power_outside_span"]) < 1e-12
+        if np.isfinite(sy * sy):
+            # modes outside the span carry round-off only: compared at that level
+            expected = ref["alignment"].values * sy * sy
+            np.testing.assert_allclose(got["alignment"].values, expected, rtol=RTOL,
+                                       atol=1e-12 * expected.max(), err_msg=where)
+        else:
+            assert np.isinf(got["alignment"].values[ref["alignment"].values > 0]).all()
+        if sx * sx > 0:
+            np.testing.assert_allclose(got["eigenvalue_raw"].values,
+                                       ref["eigenvalue_raw"].values * sx * sx, rtol=RTOL,
+                                       atol=1e-12 * sx * sx * ref["eigenvalue_raw"].values[0])

@@ -22,10 +22,13 @@ Canatar, Feather, Wakhloo & Chung (NeurIPS 2023). With model activations X
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
 from .._backend import get_namespace
+from .._params import unit_scale
 from .._results import build_result
 from ..assembly import average_repetitions as _average_repetitions
 from ..errors import AnalysisError, ConvergenceError
@@ -206,8 +209,14 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, *, p=None
         raise AnalysisError(f"p must lie in [1, {n_stim}] (the number of stimuli), "
                             f"got {sizes.tolist()}")
 
-    X = xp.asarray(np.asarray(source.values, dtype=np.float64))
-    Y = np.asarray(target.values, dtype=np.float64)
+    # E_g, the normalized eigenvalues and the error modes do not depend on the overall scale of
+    # X or Y: data far from unit scale are divided by a power of two (exact; data within
+    # 2**±200 are left as they are, bit for bit) so the Gram matrix and the squared errors
+    # neither overflow nor underflow. Raw eigenvalues and alignment weights are reported back
+    # in the data's units.
+    X, x_exponent = unit_scale(np.asarray(source.values, dtype=np.float64), keep_within=200)
+    Y, y_exponent = unit_scale(np.asarray(target.values, dtype=np.float64), keep_within=200)
+    X = xp.asarray(X)
     if center:
         X = X - X.mean(0)[None, :]
         Y = Y - Y.mean(0)[None, :]
@@ -250,14 +259,22 @@ def spectral_decomposition(source: xr.DataArray, target: xr.DataArray, *, p=None
             trials[a, t] = sq.sum() / total.sum()
             per_neuroid[a] += sq / np.where(total > 0, total, 1.0) / n_trials
 
+    with np.errstate(over="ignore", under="ignore"):   # units beyond the float range: inf, 0
+        lam_units = np.ldexp(lam_raw, 2 * x_exponent)
+        weights_units, w2_units = np.ldexp(weights, 2 * y_exponent), np.ldexp(w2, 2 * y_exponent)
+    if not (np.isfinite(lam_units).all() and np.isfinite(w2_units).all()):
+        warnings.warn("spectral_decomposition: eigenvalue_raw or the alignment weights exceed "
+                      "the float64 range in the data's squared units and are reported as inf; "
+                      "the normalized eigenvalues, error modes and E_g are exact",
+                      stacklevel=2)
     modes = np.arange(n_stim)
     neuroid_coords = {name: ("neuroid", np.asarray(c.values)) for name, c in target.coords.items()
                       if c.dims == ("neuroid",)}
     return build_result(
-        {"eigenvalue": ("mode", lam), "eigenvalue_raw": ("mode", lam_raw),
+        {"eigenvalue": ("mode", lam), "eigenvalue_raw": ("mode", lam_units),
          "in_span": ("mode", in_span.astype(np.int8)),
-         "alignment": ("mode", weights),
-         "alignment_per_neuroid": (("mode", "neuroid"), w2),
+         "alignment": ("mode", weights_units),
+         "alignment_per_neuroid": (("mode", "neuroid"), w2_units),
          "power_outside_span": ((), float(outside.sum() / weights.sum())),
          "power_outside_span_per_neuroid": ("neuroid", outside / np.where(total > 0, w2.sum(0), 1)),
          "theory_error": ("p", theory),
