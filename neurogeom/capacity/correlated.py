@@ -26,6 +26,7 @@ from .._params import check_seed
 from .._results import build_result
 from ..errors import AnalysisError
 from ._inputs import check_joint_memory, check_kappa, check_positive_int, gather
+from .effective import offdiag_mean
 from .joint import DICHOTOMIES, check_joint_backend, draw_labels, solve_joint
 
 
@@ -109,11 +110,6 @@ def whitened_points(coords: np.ndarray, owner: np.ndarray, ridge: float | None =
     return points, {"dims": np.array(dims), "centers": np.array(centers), "axes": axes,
                     "radius": np.array(radius), "ridge": eps, "tensor_rank": tensor_rank,
                     "tensor_size": k}
-
-
-def _mean_offdiag(mat: np.ndarray) -> float:
-    p = mat.shape[0]
-    return float((mat.sum() - np.trace(mat)) / (p * (p - 1)))
 
 
 def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
@@ -227,8 +223,8 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
             "n_points": ("manifold", data.n_points),
             "capacity_overall": ((), float(capacity)),
             "capacity_overall_se": ((), float(se)),
-            "center_correlation": ((), _mean_offdiag(unit_c @ unit_c.T)),
-            "axis_correlation": ((), _mean_offdiag(overlap)),
+            "center_correlation": ((), float(offdiag_mean(unit_c @ unit_c.T)[1])),
+            "axis_correlation": ((), float(offdiag_mean(overlap)[1])),
         },
         coords={"manifold": np.asarray(data.labels)},
         analysis="correlated_capacity",

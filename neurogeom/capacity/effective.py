@@ -54,7 +54,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > np.sqrt(_ABS_CUTOFF))
 
 
-def _offdiag_mean(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def offdiag_mean(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean of a (..., P, P) cosine array over mu != nu: per-manifold (rows) and overall."""
     p = c.shape[-1]
     mask = ~np.eye(p, dtype=bool)
@@ -116,9 +116,9 @@ def geometry_from_anchors(anchors: np.ndarray, t: np.ndarray, share: np.ndarray,
 
     fold = np.abs if absolute else (lambda x: x)
     u0, u1 = _unit(s0), _unit(s1)
-    center_per, center_all = _offdiag_mean(fold(u0 @ u0.T))
-    axis_per, axis_all = _offdiag_mean(fold(np.einsum("npr,nqr->npq", u1, u1)))
-    ca_per, ca_all = _offdiag_mean(fold(np.einsum("pr,nqr->npq", u0, u1)))
+    center_per, center_all = offdiag_mean(fold(u0 @ u0.T))
+    axis_per, axis_all = offdiag_mean(fold(np.einsum("npr,nqr->npq", u1, u1)))
+    ca_per, ca_all = offdiag_mean(fold(np.einsum("pr,nqr->npq", u0, u1)))
     out["center_alignment"] = center_all
     out["axis_alignment"] = axis_all.mean()
     out["center_axis_alignment"] = ca_all.mean()
