@@ -77,13 +77,21 @@ def check_fraction(value, name: str, *, include_one: bool = True) -> float:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to this process now (psutil, else sysconf), or None."""
+    """Bytes of memory available to this process now (psutil, else /proc/meminfo's
+    MemAvailable, else free pages from sysconf), or None."""
     try:
         import psutil  # optional
     except ImportError:
         psutil = None
     if psutil is not None:
         return int(psutil.virtual_memory().available)
+    try:   # Linux: free memory plus the page cache the kernel would give back (not free alone)
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
