@@ -44,6 +44,7 @@ class _Signals:
     def __init__(self):
         self.received: list[int] = []
         self.deferring = False
+        self.handled = False    # main has caught the signal's exception: no re-send
 
     def raise_pending(self) -> None:
         self.deferring = False
@@ -53,6 +54,11 @@ class _Signals:
 
 def _exception_for(signum: int) -> BaseException:
     return KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+
+
+def _resend(signals: _Signals, signum: int) -> None:
+    if not signals.handled:
+        os.kill(os.getpid(), signum)
 
 
 def build_parser():
@@ -112,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         signals.raise_pending()     # swallowed on its way up (an optional-import guard)
         return code
     except KeyboardInterrupt:
+        signals.handled = True
         _say("neurogeom: interrupted")
         return EXIT_INTERRUPTED
     except Terminated:
+        signals.handled = True
         _say("neurogeom: terminated")
         return EXIT_TERMINATED
     except BrokenPipeError:
@@ -191,7 +199,10 @@ def _install_signal_handlers(signals: _Signals):
 
             for s in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(s, first)
-            resend = threading.Timer(0.01, os.kill, (os.getpid(), signals.received.pop()))
+            # unless main has caught it meanwhile (the hook can also see an exception that
+            # did reach main, e.g. re-raised by a finalizer while it unwinds): a signal
+            # re-sent after main returned would land on the interpreter's default handler
+            resend = threading.Timer(0.01, _resend, (signals, signals.received.pop()))
             resend.daemon = True
             resend.start()
             return
