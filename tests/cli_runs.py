@@ -84,7 +84,7 @@ def _signal_when(proc, sig, at, cwd):
     if at == "write":
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
-            if any((Path(cwd) / t).stat().st_size > 0 for t in _safe_temps(cwd)):
+            if _writing(cwd):
                 break
             time.sleep(0.002)
         else:
@@ -93,6 +93,18 @@ def _signal_when(proc, sig, at, cwd):
         time.sleep(at)
     if proc.poll() is None:
         proc.send_signal(sig)
+
+
+def _writing(folder) -> bool:
+    """Whether a temporary of ours in ``folder`` holds data (one renamed into place between
+    the listing and the stat has been written too)."""
+    for name in _safe_temps(folder):
+        try:
+            if (Path(folder) / name).stat().st_size > 0:
+                return True
+        except FileNotFoundError:
+            return True
+    return False
 
 
 def _safe_temps(folder):

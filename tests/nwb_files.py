@@ -70,60 +70,87 @@ def twophoton(nwb_dir):
 # --------------------------------------------------------------------------------------------
 
 class RangeServer:
-    """Serve a folder on 127.0.0.1 from a thread, answering ``Range: bytes=a-b`` with 206.
+    """Serve a folder on 127.0.0.1 from a separate process, answering ``Range: bytes=a-b``
+    with 206.
 
     ``requests`` counts the GETs and ``bytes_sent`` the payload, so a test can check that a
-    file was streamed in parts rather than downloaded whole.
+    file was streamed in parts rather than downloaded whole. A process, not a thread: a
+    server thread in the test's process can block on h5py's global lock (a garbage-collected
+    h5py object's finalizer takes it) while the test's own thread holds that lock inside a
+    read that waits on this very server, which then never answers.
     """
 
     def __init__(self, folder):
-        import http.server
-        import threading
-        from pathlib import Path
+        import multiprocessing
 
-        root = Path(folder)
-        server = self
+        ctx = multiprocessing.get_context("spawn")
+        self._requests, self._bytes = ctx.Value("q", 0), ctx.Value("q", 0)
+        self._port, self._ready = ctx.Value("i", 0), ctx.Event()
+        self._process = ctx.Process(target=_serve_folder, daemon=True,
+                                    args=(str(folder), self._requests, self._bytes, self._port,
+                                          self._ready))
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
+    @property
+    def requests(self) -> int:
+        return self._requests.value
 
-            def do_GET(self):
-                path = root / self.path.lstrip("/").split("?")[0]
-                if not path.is_file():
-                    self.send_error(404)
-                    return
-                data = path.read_bytes()
-                rng = self.headers.get("Range")
-                try:
-                    if rng and rng.startswith("bytes="):
-                        a, b = rng[6:].split("-")
-                        a, b = int(a), min(int(b) if b else len(data) - 1, len(data) - 1)
-                        part = data[a:b + 1]
-                        self.send_response(206)
-                        self.send_header("Content-Range", f"bytes {a}-{b}/{len(data)}")
-                    else:
-                        part = data
-                        self.send_response(200)
-                    self.send_header("Content-Length", str(len(part)))
-                    self.send_header("Accept-Ranges", "bytes")
-                    self.end_headers()
-                    server.requests += 1
-                    self.wfile.write(part)
-                    server.bytes_sent += len(part) if rng else 0
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # a client that only wanted the headers hung up
-
-        self.requests = 0
-        self.bytes_sent = 0
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+    @property
+    def bytes_sent(self) -> int:
+        return self._bytes.value
 
     def __enter__(self):
-        self.thread.start()
+        self._process.start()
+        if not self._ready.wait(60):
+            raise RuntimeError("the range server did not start")
+        self.url = f"http://127.0.0.1:{self._port.value}"
         return self
 
     def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._process.terminate()
+        self._process.join(10)
+
+
+def _serve_folder(folder, requests, bytes_sent, port, ready):
+    """The body of :class:`RangeServer`'s process."""
+    import http.server
+    from pathlib import Path
+
+    root = Path(folder)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep test output clean
+            pass
+
+        def do_GET(self):
+            path = root / self.path.lstrip("/").split("?")[0]
+            if not path.is_file():
+                self.send_error(404)
+                return
+            data = path.read_bytes()
+            rng = self.headers.get("Range")
+            try:
+                if rng and rng.startswith("bytes="):
+                    a, b = rng[6:].split("-")
+                    a, b = int(a), min(int(b) if b else len(data) - 1, len(data) - 1)
+                    part = data[a:b + 1]
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {a}-{b}/{len(data)}")
+                else:
+                    part = data
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(part)))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                with requests.get_lock():
+                    requests.value += 1
+                self.wfile.write(part)
+                if rng:
+                    with bytes_sent.get_lock():
+                        bytes_sent.value += len(part)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # a client that only wanted the headers hung up
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port.value = httpd.server_address[1]
+    ready.set()
+    httpd.serve_forever()

@@ -189,14 +189,14 @@ def test_full_disk_in_the_library_raises_storage_error(tmp_path):
 def test_signal_during_the_write_cleans_up(files, tmp_path, sig, code, says):
     old = tmp_path / "out.nc"
     old.write_bytes(b"previous result")
-    got, _out, err = run_cli(["load", files / "mac.nwb", *MAC, "--bins", "400", "-o", "out.nc"],
+    got, _out, err = run_cli(["load", files / "mac.nwb", *MAC, "--bins", "2000", "-o", "out.nc"],
                             cwd=tmp_path, send=sig, at="write")
     assert got == code and err.strip() == f"neurogeom: {says}", err
     assert old.read_bytes() == b"previous result" and temps(tmp_path) == []
 
 
 def test_a_killed_write_leaves_a_temporary_that_the_next_write_sweeps(files, tmp_path):
-    args = ["load", files / "mac.nwb", *MAC, "--bins", "400", "-o", "out.nc"]
+    args = ["load", files / "mac.nwb", *MAC, "--bins", "2000", "-o", "out.nc"]
     code, _, _ = run_cli(args, cwd=tmp_path, send=signal.SIGKILL, at="write")
     assert code == -signal.SIGKILL
     left = temps(tmp_path)

@@ -179,9 +179,9 @@ CASES = [
          "terminated", send=SIGTERM, at=0.3, expect=143),
     Case("sigint-while-computing", "latents {in}/good.nc --dims 1:2 --max-epochs 100000 "
          "--quiet -o out.nc", "interrupted", send=SIGINT, at=3.0, expect=130),
-    Case("sigterm-while-writing", "load {in}/mac.nwb " + MAC + " --bins 400 -o out.nc",
+    Case("sigterm-while-writing", "load {in}/mac.nwb " + MAC + " --bins 2000 -o out.nc",
          "terminated", setup=copy("out.nc", "good.nc"), send=SIGTERM, at="write", expect=143),
-    Case("sigint-while-writing", "load {in}/mac.nwb " + MAC + " --bins 400 -o out.nc",
+    Case("sigint-while-writing", "load {in}/mac.nwb " + MAC + " --bins 2000 -o out.nc",
          "interrupted", send=SIGINT, at="write", expect=130),
 ]
 
