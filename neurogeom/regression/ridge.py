@@ -385,14 +385,8 @@ class RidgeRegression(LinearPredictorMixin, BaseEstimator):
             keep = e > e.max() * max(n, p) * xp.finfo_eps()
             e, V = e[keep], V[:, keep]
             U = (Xb @ V) / xp.sqrt(e)[None, :]
-            if alphas.size == 1:
-                errors = xp.zeros((1, Y.shape[1]))
-            elif cv == "loo":
-                errors = loo_errors(U, e, Yb, alphas, xp, complete=False,
-                                    fit_intercept=self.fit_intercept)
-            else:
-                errors = kfold_errors(xp.matmul_self_t(Xb), Yb, alphas, cv, xp,
-                                      fit_intercept=self.fit_intercept)
+            errors = self._cv_errors(U, e, Yb, alphas, cv, xp, complete=False,
+                                     gram=lambda: xp.matmul_self_t(Xb))
             best = select_alphas(errors, self.alpha_per_target, xp)
             alpha_col = xp.asarray(alphas)[best]
             Z = V.T @ (Xb.T @ Yb)
@@ -422,16 +416,21 @@ class RidgeRegression(LinearPredictorMixin, BaseEstimator):
                                          fit_intercept=self.fit_intercept)
             self._set_selection(alphas, best, errors, "kernel", xp)
             return C
-        if alphas.size == 1:
-            errors = xp.zeros((1, Y.shape[1]))
-        elif cv == "loo":
-            errors = loo_errors(U, e, Y, alphas, xp, complete=True,
-                                fit_intercept=self.fit_intercept)
-        else:
-            errors = kfold_errors(G, Y, alphas, cv, xp, fit_intercept=self.fit_intercept)
+        errors = self._cv_errors(U, e, Y, alphas, cv, xp, complete=True, gram=lambda: G)
         best = select_alphas(errors, self.alpha_per_target, xp)
         self._set_selection(alphas, best, errors, "kernel", xp)
         return dual_coefficients(U, e, Y, xp.asarray(alphas)[best], xp, complete=True)
+
+    def _cv_errors(self, U, e, Y, alphas, cv, xp, *, complete: bool, gram):
+        """Validation error of every (alpha, target): none to compute for a single alpha,
+        efficient leave-one-out from the decomposition ``(U, e)``, or k-fold on the sample
+        Gram matrix (``gram()`` makes it only when it is needed)."""
+        if alphas.size == 1:
+            return xp.zeros((1, Y.shape[1]))
+        if cv == "loo":
+            return loo_errors(U, e, Y, alphas, xp, complete=complete,
+                              fit_intercept=self.fit_intercept)
+        return kfold_errors(gram(), Y, alphas, cv, xp, fit_intercept=self.fit_intercept)
 
     def _fit_predict_gram(self, K, Y, train, test, xp):
         """Fit on the ``train`` rows and predict the ``test`` rows from a Gram ``K = X X^T`` of
