@@ -82,17 +82,56 @@ def _signal_when(proc, sig, at, cwd):
             raise AssertionError("the command never installed its signal handlers")
         time.sleep(0.002)
     if at == "write":
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            if _writing(cwd):
-                break
-            time.sleep(0.002)
-        else:
-            raise AssertionError("the command ended (or stalled) before writing a temporary")
-    else:
-        time.sleep(at)
+        _signal_mid_write(proc, sig, cwd)
+        return
+    time.sleep(at)
     if proc.poll() is None:
         proc.send_signal(sig)
+
+
+def _signal_mid_write(proc, sig, cwd):
+    """Send ``sig`` while a temporary of ours holds data and has not been renamed into place.
+
+    Seeing the temporary and signalling are two steps; on a loaded machine the write could end
+    between them, and the signal would land after the rename. So the command is frozen
+    (SIGSTOP) once data is seen, the temporary is checked again while nothing can move, and only
+    then is ``sig`` sent and the command resumed: the signal is pending before the write can
+    finish, whatever the machine's load.
+    """
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if _writing(cwd):
+            proc.send_signal(signal.SIGSTOP)
+            _wait_stopped(proc.pid)
+            if any(_holds_data(cwd, name) for name in _safe_temps(cwd)):
+                proc.send_signal(sig)
+                proc.send_signal(signal.SIGCONT)
+                return
+            proc.send_signal(signal.SIGCONT)
+            raise AssertionError("the write finished between seeing its temporary and freezing "
+                                 "the command: write more data so the write lasts longer")
+        time.sleep(0.001)
+    raise AssertionError("the command ended (or stalled) before writing a temporary")
+
+
+def _wait_stopped(pid):
+    """Until ``pid`` is stopped ('T' in /proc/PID/stat); SIGSTOP is asynchronous."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t", "Z", "X"):
+                    return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.0005)
+
+
+def _holds_data(folder, name) -> bool:
+    try:
+        return (Path(folder) / name).stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def _writing(folder) -> bool:
