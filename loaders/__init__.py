@@ -10,6 +10,7 @@ from . import synthetic
 from ._lazy import lazy_attributes
 from ._urls import redact_url
 from .files import from_brainscore, read_features, to_brainscore, write_features
+from .specs import RecordingLoader, from_spec
 from .nwb import binned_activity, calcium_responses, nwb_summary, open_nwb, spike_responses
 
 # torch-backed names load on first use, so `import loaders` (and the CLI) stays torch-free
@@ -21,4 +22,5 @@ if TYPE_CHECKING:  # what the lazy names are, for readers, linters and type chec
 
 __all__ = ["synthetic", "open_nwb", "spike_responses", "calcium_responses", "binned_activity",
            "nwb_summary", "model_activations", "RandomProjection", "fit_pca", "layer_names",
-           "read_features", "write_features", "from_brainscore", "to_brainscore", "redact_url"]
+           "read_features", "write_features", "from_brainscore", "to_brainscore", "redact_url",
+           "from_spec", "RecordingLoader"]

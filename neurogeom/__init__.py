@@ -24,6 +24,7 @@ from .regression import (LinearRegression, PLSRegression, RidgeRegression, neura
                          noise_ceiling)
 from .latent.eigenspectrum import cvpca, participation_ratio, power_law_exponent, svca
 from .regression.spectral import spectral_decomposition
+from .parallel import map_recordings
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below
     from .latent.nce import NeuralCrossEncoder
@@ -35,7 +36,7 @@ __all__ = [
     "regression", "RidgeRegression", "PLSRegression", "LinearRegression", "neural_predictivity",
     "noise_ceiling", "spectral_decomposition",
     "latent", "eigenspectrum", "spectrum", "NeuralCrossEncoder", "ReducedRankRegression", "latent_dimensionality",
-    "cvpca", "participation_ratio", "power_law_exponent", "svca",
+    "cvpca", "participation_ratio", "power_law_exponent", "svca", "map_recordings",
 ]
 
 

@@ -75,6 +75,8 @@ REFERENCES: dict[str, str] = {
             "Multivar. Anal. 5, 248-264."),
     "cvpca": ("Stringer, Pachitariu, Steinmetz, Carandini & Harris (2019). High-dimensional "
               "geometry of population responses in visual cortex. Nature 571, 361-365."),
+    "dask": ("Rocklin (2015). Dask: parallel computation with blocked algorithms and task "
+             "scheduling. Proc. 14th Python in Science Conf., 130-136."),
     "svca": ("Stringer, Pachitariu, Steinmetz, Reddy, Carandini & Harris (2019). Spontaneous "
              "behaviors drive multidimensional, brainwide activity. Science 364, eaav7893."),
 }
