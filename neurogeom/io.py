@@ -369,10 +369,16 @@ class _GuardedFile(RawIOBase):
 
 
 def _write_h5netcdf(ds: xr.Dataset, tmp) -> None:
+    import dask
+
     with FileIO(tmp, "r+") as raw:
         sink = _GuardedFile(raw)
         try:
-            ds.to_netcdf(sink, engine="h5netcdf")
+            # with a distributed Client active (or inside a Dask worker) xarray would guard
+            # the write with a distributed lock named after the target, which a file object
+            # cannot be; the write happens in this process, so a local lock is the right one
+            with dask.config.set(scheduler="threads"):
+                ds.to_netcdf(sink, engine="h5netcdf")
         except BaseException:
             if sink.error is None:
                 raise

@@ -364,7 +364,9 @@ def _run_distributed(client, tasks, retries, blas_threads, store, progress):
                for key, source, load, analysis in tasks]
     try:
         if _show_progress(progress):
-            distributed.progress(futures)
+            # distributed's text bar writes to stdout: stderr keeps stdout for the results
+            with contextlib.redirect_stdout(sys.stderr):
+                distributed.progress(futures)
         distributed.wait(futures)
         out = []
         for future in futures:
@@ -460,7 +462,9 @@ def _combine(keys, sources, rows, analysis_name, analysis, load, parameters) -> 
     ok = [(k, r) for k, r in zip(keys, rows) if not isinstance(r, RecordingFailed)]
     parts = []
     for key, (result, _, _) in ok:
-        part = result.copy()
+        # a row read back from the store carries its file's encoding (int dtypes): dropped, so
+        # the NaN of the outer join and of failed rows are written as NaN
+        part = result.drop_encoding()
         part.attrs = {}
         parts.append(part.expand_dims(recording=[key]))
     if parts:

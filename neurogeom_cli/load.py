@@ -16,6 +16,12 @@ def add_parser(sub) -> None:
     kind.add_argument("--calcium", action="store_true", help="mean dF/F per presentation")
     kind.add_argument("--binned", action="store_true", help="(time, neuroid) activity in bins")
     p.add_argument("-o", "--output", required=True, help="output netCDF file (.nc)")
+    add_load_options(p)
+    p.set_defaults(func=run)
+
+
+def add_load_options(p) -> None:
+    """The options of every kind of load (shared with ``neurogeom batch``)."""
     p.add_argument("--intervals", help="intervals table (e.g. trials, natural_scenes_presentations)")
     p.add_argument("--stimulus", help="column identifying the stimulus (e.g. stimulus_presented)")
     p.add_argument("--window", nargs=2, type=float, metavar=("START", "STOP"),
@@ -33,7 +39,6 @@ def add_parser(sub) -> None:
     p.add_argument("--bin-size", type=float, help="(binned) bin width in s")
     p.add_argument("--epoch", help="(binned) intervals table whose rows restrict the bins")
     p.add_argument("--covariates", nargs="+", help="(binned) behavioural series to add as coords")
-    p.set_defaults(func=run)
 
 
 def _parse_exclude(items):
@@ -60,12 +65,31 @@ def _parse_exclude(items):
     return out
 
 
-def _need(args, *names):
+def _need(args, command, *names):
     from neurogeom.errors import LoaderError
 
     missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
     if missing:
-        raise LoaderError(f"neurogeom load needs {' and '.join(missing)} for this kind of load")
+        raise LoaderError(f"{command} needs {' and '.join(missing)} for this kind of load")
+
+
+def load_spec(args, kind: str, command: str = "neurogeom load") -> dict:
+    """The declarative spec (:func:`loaders.from_spec`) of a load of ``kind`` ("spikes",
+    "calcium" or "binned") from the parsed options; LoaderError when a needed one is missing."""
+    region = args.region[0] if args.region and len(args.region) == 1 else args.region
+    if kind == "binned":
+        _need(args, command, "bin_size")
+        return {"kind": kind, "bin_size": args.bin_size, "epoch": args.epoch,
+                "covariates": args.covariates, "units": args.units, "region": region,
+                "rate": not args.counts, "series": args.series}
+    _need(args, command, "intervals", "stimulus", "window")
+    spec = {"kind": kind, "intervals": args.intervals, "stimulus": args.stimulus,
+            "window": tuple(args.window), "bins": args.bins, "region": region,
+            "exclude": _parse_exclude(args.exclude)}
+    if kind == "spikes":
+        return {**spec, "units": args.units, "rate": not args.counts}
+    return {**spec, "rois": args.units, "series": args.series,
+            "baseline": tuple(args.baseline) if args.baseline else None}
 
 
 def run(args) -> int:
@@ -74,23 +98,8 @@ def run(args) -> int:
 
     check_destination(args.output, sources=[args.source])   # before the work, not after
 
-    region = args.region[0] if args.region and len(args.region) == 1 else args.region
-    if args.binned:
-        _need(args, "bin_size")
-        result = loaders.binned_activity(args.source, args.bin_size, epoch=args.epoch,
-                                         covariates=args.covariates, units=args.units,
-                                         region=region, rate=not args.counts, series=args.series)
-    else:
-        _need(args, "intervals", "stimulus", "window")
-        common = dict(window=tuple(args.window), bins=args.bins, region=region,
-                      exclude=_parse_exclude(args.exclude))
-        if args.spikes:
-            result = loaders.spike_responses(args.source, args.intervals, args.stimulus,
-                                             units=args.units, rate=not args.counts, **common)
-        else:
-            result = loaders.calcium_responses(
-                args.source, args.intervals, args.stimulus, rois=args.units, series=args.series,
-                baseline=tuple(args.baseline) if args.baseline else None, **common)
+    kind = "binned" if args.binned else "spikes" if args.spikes else "calcium"
+    result = loaders.from_spec(load_spec(args, kind))(args.source)
     path = to_netcdf(result, args.output)
     sizes = ", ".join(f"{k}: {v}" for k, v in result.sizes.items())
     print(f"wrote {path} ({sizes}; {result.attrs.get('units', '')})")
