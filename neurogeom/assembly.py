@@ -214,7 +214,9 @@ def average_repetitions(a: xr.DataArray, *, ignore: Iterable[str] = ()) -> xr.Da
     Returns
     -------
     xarray.DataArray
-        The averaged assembly; attrs gain ``averaged_over`` (the dropped coords).
+        The averaged assembly; attrs gain ``averaged_over`` (the dropped coords). A
+        dask-backed assembly gives a dask-backed (lazy) result: the group sums are taken block
+        by block when it is computed.
     """
     validate(a, nan_policy="allow")
     if "presentation" not in a.dims:
@@ -234,13 +236,18 @@ def average_repetitions(a: xr.DataArray, *, ignore: Iterable[str] = ()) -> xr.Da
     first = np.unique(group, return_index=True)[1]
 
     axis = a.dims.index("presentation")
-    values = np.moveaxis(np.asarray(a.values, dtype=np.float64), axis, 0)
     # one sparse (groups x presentations) indicator product sums every group in one pass
     indicator = sparse.csr_matrix((np.ones(group.size), (group, np.arange(group.size))),
                                   shape=(n_groups, group.size))
-    sums = (indicator @ values.reshape(group.size, -1)).reshape((n_groups,) + values.shape[1:])
-    means = sums / counts.reshape((-1,) + (1,) * (values.ndim - 1))
-    means = np.moveaxis(means, 0, axis).astype(np.result_type(a.dtype, np.float32), copy=False)
+    if a.chunks is not None:
+        sums = _lazy_group_sums(a.data, axis, indicator)
+        xp_moveaxis = _dask_moveaxis
+    else:
+        values = np.moveaxis(np.asarray(a.values, dtype=np.float64), axis, 0)
+        sums = (indicator @ values.reshape(group.size, -1)).reshape((n_groups,) + values.shape[1:])
+        xp_moveaxis = np.moveaxis
+    means = sums / counts.reshape((-1,) + (1,) * (sums.ndim - 1))
+    means = xp_moveaxis(means, 0, axis).astype(np.result_type(a.dtype, np.float32), copy=False)
 
     coords = {}
     for name, c in a.coords.items():
@@ -253,6 +260,36 @@ def average_repetitions(a: xr.DataArray, *, ignore: Iterable[str] = ()) -> xr.Da
     attrs = dict(a.attrs)
     attrs["averaged_over"] = list(dropped) if dropped else ""
     return xr.DataArray(means, dims=a.dims, coords=coords, attrs=attrs, name=a.name)
+
+
+def _dask_moveaxis(x, source, destination):
+    import dask.array as da
+
+    return da.moveaxis(x, source, destination)
+
+
+def _lazy_group_sums(data, axis: int, indicator):
+    """The group sums of a dask array, still lazy: each block of presentations adds its
+    columns of the indicator product, and the partial sums are added in a tree, so memory holds
+    a few blocks and (groups x rest) partials, never the whole array."""
+    import dask
+    import dask.array as da
+
+    moved = da.moveaxis(data, axis, 0)
+    rest = moved.shape[1:]
+    # whole trailing dims per block, so each block flattens to (presentations, rest)
+    moved = moved.rechunk({i: -1 for i in range(1, moved.ndim)})
+    offsets = np.concatenate([[0], np.cumsum(moved.chunks[0])])
+
+    def block_sums(block, start, stop):
+        flat = np.asarray(block, dtype=np.float64).reshape(stop - start, -1)
+        return (indicator[:, start:stop] @ flat).reshape((indicator.shape[0],) + rest)
+
+    parts = [da.from_delayed(dask.delayed(block_sums)(moved.blocks[i], int(offsets[i]),
+                                                      int(offsets[i + 1])),
+                             shape=(indicator.shape[0],) + rest, dtype=np.float64)
+             for i in range(len(moved.chunks[0]))]
+    return da.stack(parts).sum(axis=0, split_every=4)
 
 
 # --------------------------------------------------------------------------------------------

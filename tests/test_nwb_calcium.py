@@ -77,6 +77,62 @@ def test_chunked_reading_equals_in_memory(twophoton):
     np.testing.assert_allclose(chunked.values, whole.values, atol=ATOL, rtol=0)
 
 
+def test_series_above_the_threshold_is_averaged_without_materializing(nwb_dir):
+    """A session whose dF/F is 3x the in-memory threshold is reduced chunk by chunk (dask):
+    the loader's values (window minus baseline) equal the direct means over the writer's
+    ground truth, and the reduction it runs, traced with tracemalloc (numpy registers its
+    buffers there), never holds more than a fraction of the series."""
+    import tracemalloc
+
+    from loaders.nwb.calcium import chunk_samples_for, window_means
+
+    truth = syn.write_mouse_2p(nwb_dir / "long_2p.nwb", n_rois=100, n_repetitions=2,
+                               image_size=8, seed=7)
+    dff, times = truth.extra["dff"], truth.extra["times"]
+    series_bytes = dff.size * 8                                  # as float64
+    threshold = series_bytes // 3
+    resp = loaders.calcium_responses(truth.path, "natural_scenes_presentations", "frame",
+                                     window=(0.0, 0.5), baseline=(-0.2, 0.0),
+                                     max_in_memory_bytes=threshold)
+    assert resp.attrs["chunked"] == 1
+    expected = brute_means(dff, times, truth.onsets, [0.0, 0.5]) - \
+        brute_means(dff, times, truth.onsets, [-0.2, 0.0])
+    np.testing.assert_allclose(resp.values, expected[..., 0], atol=ATOL, rtol=0)
+
+    with h5py.File(truth.path, "r") as f:
+        data = f["processing/ophys/DfOverF/RoiResponseSeries/data"]
+        chunk = chunk_samples_for(data_holder(data), data.shape[0], data.shape[1], threshold)
+        edges = truth.onsets[:, None] + np.array([0.0, 0.5])[None, :]
+        columns = np.arange(data.shape[1])
+        window_means(data, 0, columns, times, edges, chunk)       # warm: dask imports
+
+        def traced(chunk_samples):
+            tracemalloc.start()
+            try:
+                means, _ = window_means(data, 0, columns, times, edges, chunk_samples)
+                return means, tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+
+        means, peak = traced(chunk)
+        _, whole_peak = traced(None)
+    np.testing.assert_allclose(means[..., 0], resp.values + brute_means(
+        dff, times, truth.onsets, [-0.2, 0.0])[..., 0], atol=ATOL, rtol=0)
+    # read whole, the float32 series, its float64 copy and its cumulative sum are held at
+    # once (> 2x the float64 size); chunked: 12 chunks of a quarter of the threshold (a few in
+    # flight on dask's threads), their cumulative sums and a few (presentations x ROIs) partial
+    # sums, less than the series itself and less than half the whole read
+    assert whole_peak > 2 * series_bytes
+    assert peak < series_bytes and peak < whole_peak / 2, (peak, whole_peak, series_bytes)
+
+
+class data_holder:
+    """What chunk_samples_for reads of a series: its ``data`` (dtype)."""
+
+    def __init__(self, data):
+        self.data = data
+
+
 def test_other_tools_layout_transposed_timestamps_acquisition(nwb_dir):
     """rois × time data, explicit timestamps, a DfOverF named 'dff', behaviour in acquisition."""
     truth = syn.write_mouse_2p(nwb_dir / "other_tool.nwb", orientation="rois_by_time",
