@@ -158,3 +158,17 @@ def test_latent_dimensionality(tmp_path):
     assert 3 <= n["rrr_dimension"] <= 5
     assert n["cvpca_dimension"] > 2
     assert np.isfinite(list(n.values())).all()
+
+
+def test_batch_sessions(tmp_path):
+    n = run_example("09_batch_sessions", tmp_path)
+    # every session is a row; the truncated copy is the one failed row and says why
+    assert n["status"] == {"site0_compact": "ok", "site1_wide": "ok",
+                           "site9_copy_failed": "failed"}
+    assert n["error"].startswith("LoaderError: ") and "site9_copy_failed.nwb" in n["error"]
+    assert "truncated" in n["error"]
+    # the two sites share their tuning directions and differ only in manifold radius: wider
+    # object manifolds are less separable (SCIENCE.md §1, alpha_M falls with R_M)
+    assert 0 < n["capacity"]["site1_wide"] < n["capacity"]["site0_compact"] < POINT_CAPACITY
+    # resume read the finished sessions back and ran no analysis again
+    assert n["resumed"] == 2 and n["recomputed"] == 0 and n["same_after_resume"]
