@@ -56,6 +56,8 @@ def add_parser(sub) -> None:
     a.add_argument("--features", help="(compare) model features file (.nc assembly)")
     a.add_argument("--regression", choices=("ridge", "pls", "ols"), default="ridge",
                    help="(compare) readout (default ridge)")
+    a.add_argument("--stratify-by", default="object_name",
+                   help="(compare) presentation coord to stratify splits by ('none' to disable)")
     a.add_argument("--n-splits", type=int, default=10, help="(compare, latents) splits")
     a.add_argument("--dims", default="1:20", help="(latents) latent dimensions, e.g. 1:20")
     a.add_argument("--methods", default="rrr", help="(latents) nce,rrr (default rrr)")
@@ -111,7 +113,8 @@ def analysis_from_args(args) -> BatchAnalysis:
         if not Path(args.features).is_file():
             raise AnalysisError(f"--features: no such file: {args.features}")
         opts = {"features": str(Path(args.features).resolve()), "regression": args.regression,
-                "n_splits": args.n_splits, "seed": args.seed}
+                "n_splits": args.n_splits, "seed": args.seed,
+                "stratify_by": None if args.stratify_by.lower() == "none" else args.stratify_by}
     else:
         from .latents import parse_dims
 

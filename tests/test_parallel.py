@@ -137,8 +137,9 @@ def test_a_killed_worker_is_retried_and_the_result_is_complete(recordings, clien
                                                                tmp_path):
     folder, paths = recordings
     good = [p for p in paths if p.stem != TRUNCATED][:2]
+    # by address: map_recordings connects its own client, and closes it
     result = ng.map_recordings([str(p) for p in good], DieOnce(tmp_path / "died"), LOAD,
-                               client=client, retries=0, progress=False)
+                               client=client.scheduler.address, retries=0, progress=False)
     assert (tmp_path / "died").exists()              # a worker did die
     assert list(result["status"].values) == ["ok", "ok"]
     for key in ("s0", "s1"):
@@ -243,6 +244,34 @@ def test_default_scheduler_retries_and_argument_errors(recordings, expected, tmp
         "x", "x-2", "x-3", "map_recordings-2"]
 
 
+def labels_and_flags(a):
+    """A result with string, bool and integer variables on a label dim that differs between
+    recordings (each assembly's own objects)."""
+    names = sorted(set(a["object_name"].values.tolist()))
+    return xr.Dataset({"label": ("object", [f"{a.name}:{n}" for n in names]),
+                       "big": ("object", [bool(i % 2) for i in range(len(names))]),
+                       "count": ("object", np.arange(len(names))),
+                       "note": ((), str(a.name))}, coords={"object": names})
+
+
+def test_non_numeric_results_are_outer_joined_and_round_trip(tmp_path):
+    from conftest import make_assembly
+
+    a = make_assembly(n_stim=4, n_rep=1, seed=1)                    # objects o0, o1
+    b = make_assembly(n_stim=6, n_rep=1, seed=2)
+    b = b.assign_coords(object_name=("presentation", [f"o{i % 3}" for i in range(6)]))
+    a.name, b.name = "rec_a", "rec_b"
+    res = ng.map_recordings([a, b, a.rename("rec_c")], labels_and_flags, progress=False)
+    assert list(res["object"].values) == ["o0", "o1", "o2"]
+    assert list(res["label"].sel(recording="rec_a").values) == ["rec_a:o0", "rec_a:o1", ""]
+    assert list(res["note"].values) == ["rec_a", "rec_b", "rec_c"]
+    # bools and ints with a missing label become floats, NaN where missing: never a False or 0
+    np.testing.assert_array_equal(res["big"].sel(recording="rec_b").values, [0.0, 1.0, 0.0])
+    assert np.isnan(res["count"].sel(recording="rec_a", object="o2"))
+    back = ng.io.open(ng.io.to_netcdf(res, tmp_path / "r.nc"))
+    xr.testing.assert_identical(back, res)
+
+
 class Flaky:
     """Raises on its first attempt (counted in a file), then runs capacity."""
 
@@ -295,6 +324,37 @@ def test_batch_command_table_and_exit_codes(recordings, expected, tmp_path, caps
     assert "needs --by" in capsys.readouterr().err
     assert main([*BATCH, str(paths[0]), "-o", str(tmp_path / "x.nc"), "--resume"]) == 2
     assert not (tmp_path / "x.nc").exists()
+
+
+# tiny data: a few neuroids are constant on 1-2 test stimuli, which the score reports and skips
+@pytest.mark.filterwarnings("ignore:neural_predictivity.*undefined:UserWarning")
+def test_batch_command_compare_against_a_features_file(tmp_path, capsys):
+    """``--analysis compare``: the features file travels as a path and is read in the task;
+    the score equals neural_predictivity run directly on the same load."""
+    session = syn.write_macaque_rsvp(tmp_path / "s0.nwb", n_objects=4, n_images_per_object=5,
+                                     n_repetitions=2, n_units=12, seed=3).path
+    spec = {"kind": "spikes", "intervals": "trials", "stimulus": "stimulus_presented",
+            "window": (0.07, 0.17), "exclude": {"fixation_correct": [0, 0.0]}}
+    neural = loaders.from_spec(spec)(session)
+    mean = ng.average_repetitions(neural)
+    rng = np.random.default_rng(0)
+    features = xr.DataArray(
+        mean.values @ rng.standard_normal((12, 20)), dims=("presentation", "neuroid"),
+        coords={"stimulus_id": ("presentation", mean["stimulus_id"].values),
+                "neuroid_id": ("neuroid", [f"f{i}" for i in range(20)])},
+        attrs={"source": "a linear model of s0"})
+    ng.io.to_netcdf(features, tmp_path / "features.nc")
+    out = tmp_path / "cmp.nc"
+    assert main(["batch", session, "--load", "spikes", "--intervals", "trials",
+                 "--stimulus", "stimulus_presented", "--window", "0.07", "0.17", "--exclude",
+                 "fixation_correct=0", "--analysis", "compare", "--features",
+                 str(tmp_path / "features.nc"), "--stratify-by", "none", "--n-splits", "3",
+                 "--quiet", "-o", str(out)]) == 0
+    direct = ng.neural_predictivity(features, neural, n_splits=3, seed=0, stratify_by=None)
+    got = ng.io.open(out)
+    assert float(got["score"].sel(recording="s0")) == pytest.approx(float(direct["score"]),
+                                                                     rel=1e-12)
+    assert f"{float(direct['score']):.4g}" in capsys.readouterr().out
 
 
 @pytest.mark.slow
