@@ -54,6 +54,11 @@ class CapacityPerRegion:
         return out
 
 
+def warm(path, n_t):
+    """One load + analysis, run on every worker before timing (imports, first-call caches)."""
+    CapacityPerRegion(n_t)(LOAD(path))
+
+
 def noop(a):
     return xr.Dataset({"n": ((), a.sizes["neuroid"])}, attrs={"analysis": "noop"})
 
@@ -89,15 +94,21 @@ def main(argv=None) -> dict:
         t0 = time.perf_counter()
         serial = {Path(p).stem: analysis(LOAD(p)) for p in paths}
         t_serial = time.perf_counter() - t0
+        # a second baseline: the same loop with one BLAS thread, a worker's setting
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=1):
+            t0 = time.perf_counter()
+            for p in paths:
+                analysis(LOAD(p))
+            t_serial1 = time.perf_counter() - t0
 
         with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                       host="127.0.0.1", dashboard_address=None,
                                       silence_logs=40) as cluster, \
                 distributed.Client(cluster) as client:
-            # warm the workers (imports of neurogeom, loaders, pynwb), as a long batch would
-            client.run(lambda: __import__("loaders") and __import__("neurogeom"))
-            ng.map_recordings(paths[: args.workers], analysis, LOAD, client=client,
-                              progress=False)
+            # warm every worker (imports of neurogeom, loaders, pynwb; first-call caches), as
+            # the first recordings of a long batch would
+            client.run(warm, paths[0], args.n_t)
             tracemalloc.start()
             t0 = time.perf_counter()
             res = ng.map_recordings(paths, analysis, LOAD, client=client, progress=False)
@@ -128,7 +139,11 @@ def main(argv=None) -> dict:
           f"({args.recordings / t_serial:.2f} recordings/s)")
     print(f"LocalCluster, {args.workers} workers x 1 thread: {t_cluster:.2f} s "
           f"({args.recordings / t_cluster:.2f} recordings/s)")
-    print(f"throughput ratio cluster / serial: {ratio:.2f}x (claim >= 1.7x on 2 cores)")
+    print(f"serial loop with 1 BLAS thread (a worker's setting): {t_serial1:.2f} s")
+    print(f"throughput ratio cluster / serial: {ratio:.2f}x (claim >= 1.7x on 2 cores); "
+          f"cluster / serial with 1 BLAS thread: {t_serial1 / t_cluster:.2f}x; the serial "
+          f"loop's own BLAS speedup from 1 to {os.cpu_count()} threads: "
+          f"{t_serial1 / t_serial:.2f}x")
     print(f"capacity per region, cluster vs serial: max relative difference {worst:.1e}")
     print(f"scheduler overhead per task: {1e3 * t_noop / args.noop_tasks:.1f} ms wall per "
           f"no-op task ({args.noop_tasks} tasks); in the real batch {1e3 * overhead:.0f} ms per "
@@ -136,7 +151,7 @@ def main(argv=None) -> dict:
     print(f"client peak (tracemalloc, scheduler included) {client_peak / 2**20:.2f} MiB vs one "
           f"assembly {one.nbytes / 2**20:.2f} MiB: "
           f"{'below' if client_peak < one.nbytes else 'ABOVE'}")
-    return {"ratio": ratio, "client_peak": client_peak, "assembly_bytes": one.nbytes,
+    return {"ratio": ratio, "ratio_1thread": t_serial1 / t_cluster, "client_peak": client_peak, "assembly_bytes": one.nbytes,
             "noop_ms": 1e3 * t_noop / args.noop_tasks, "max_rel_diff": worst}
 
 

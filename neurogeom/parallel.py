@@ -63,6 +63,10 @@ COMBINED_NAME = "map_recordings"
 _STORE_ATTRS = ("neurogeom_recording_key", "neurogeom_recording_source",
                 "neurogeom_recording_seconds", "neurogeom_recording_info")
 
+#: Names of the combined Dataset's own variables; an analysis variable of such a name is
+#: renamed ``analysis_<name>`` (recorded in the ``renamed_variables`` attr).
+_RESERVED = ("recording", "status", "error", "seconds", "source")
+
 #: Assembly attrs (or single-valued neuroid coords) that become coords on ``recording``.
 _INFO_ATTRS = ("subject", "session", "species", "identifier", "units", "loader")
 
@@ -373,7 +377,10 @@ def _run_distributed(client, tasks, retries, blas_threads, store, progress):
             if future.status == "finished":
                 out.append(future.result())
             else:
-                exc = future.exception()
+                try:
+                    exc = future.exception()
+                except Exception as lost:      # cancelled: the scheduler forgot the task
+                    exc = lost
                 out.append(exc if isinstance(exc, RecordingFailed)
                            else RecordingFailed(_error_text(exc, None), math.nan))
         return out
@@ -461,12 +468,16 @@ def _storable(ds: xr.Dataset) -> xr.Dataset:
 def _combine(keys, sources, rows, analysis_name, analysis, load, parameters) -> xr.Dataset:
     ok = [(k, r) for k, r in zip(keys, rows) if not isinstance(r, RecordingFailed)]
     parts = []
+    renamed: dict = {}
     for key, (result, _, _) in ok:
         # a row read back from the store carries its file's encoding (int dtypes): dropped, so
         # the NaN of the outer join and of failed rows are written as NaN
         part = result.drop_encoding()
         part.attrs = {}
-        parts.append(part.expand_dims(recording=[key]))
+        # the bookkeeping names are reserved (neural_predictivity has an `error` of its own)
+        clash = {n: f"analysis_{n}" for n in part.variables if n in _RESERVED}
+        renamed.update(clash)
+        parts.append(part.rename(clash).expand_dims(recording=[key]))
     if parts:
         # labels that differ between recordings (manifold sets, neuroids) are outer-joined:
         # a recording's missing label is NaN, never another recording's value
@@ -509,7 +520,8 @@ def _combine(keys, sources, rows, analysis_name, analysis, load, parameters) -> 
         if text in cited and cited[text] not in references:
             references.append(cited[text])
     details = {"n_recordings": len(keys), "n_ok": len(ok), "n_failed": int(sum(failed)),
-               "failed_recordings": [k for k, f in zip(keys, failed) if f]}
+               "failed_recordings": [k for k, f in zip(keys, failed) if f],
+               "renamed_variables": {old: new for old, new in sorted(renamed.items())}}
     for name, value in shared.items():
         try:
             details[name] = attr_value(value)
@@ -594,7 +606,10 @@ def map_recordings(sources, analysis: Callable, load: Callable | None = None, *,
         rows); variables ``status`` (``"ok"``/``"failed"``), ``error`` (``""`` or
         ``"TypeName: message"``), ``seconds`` (wall time of the task), and every variable of
         the analysis' results with a leading ``recording`` dim, labels outer-joined (NaN, or
-        ``""`` for strings, where a recording lacks a label, and everywhere on failed rows).
+        ``""`` for strings, where a recording lacks a label, and everywhere on failed rows;
+        integers and bools become floats for that NaN). An analysis variable named like one of
+        the bookkeeping variables (``error``, ``status``, ``seconds``, ``source``) is renamed
+        ``analysis_<name>``, listed in the ``renamed_variables`` attr.
         Attrs: ``analysis = "map_recordings"``, ``recording_analysis`` (the per-recording
         analysis), the per-recording results' shared attrs as ``recording_<attr>``,
         ``n_recordings``, ``n_ok``, ``n_failed``, ``failed_recordings``.

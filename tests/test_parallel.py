@@ -354,6 +354,11 @@ def test_batch_command_compare_against_a_features_file(tmp_path, capsys):
     got = ng.io.open(out)
     assert float(got["score"].sel(recording="s0")) == pytest.approx(float(direct["score"]),
                                                                      rel=1e-12)
+    # the analysis' own `error` (the score's standard error) is kept, renamed
+    assert got["error"].item() == "" and got.attrs["renamed_variables"] == \
+        '{"error": "analysis_error"}'
+    assert float(got["analysis_error"].sel(recording="s0")) == pytest.approx(
+        float(direct["error"]), rel=1e-12)
     assert f"{float(direct['score']):.4g}" in capsys.readouterr().out
 
 
