@@ -59,6 +59,34 @@ def warm(path, n_t):
     CapacityPerRegion(n_t)(LOAD(path))
 
 
+def _bare_job(paths, n_t):
+    """The control: load + analyze ``paths`` in a plain process (1 BLAS thread); seconds."""
+    from threadpoolctl import threadpool_limits
+
+    warm(paths[0], n_t)
+    start = time.perf_counter()
+    with threadpool_limits(limits=1):
+        for path in paths:
+            CapacityPerRegion(n_t)(LOAD(path))
+    return time.perf_counter() - start
+
+
+def bare_processes(paths, n_t, n_processes) -> float:
+    """What the machine gives without Dask: the recordings split over ``n_processes`` plain
+    processes (multiprocessing, spawn) vs all in one; the ratio of recordings per second, each
+    process timed after its own warm-up. About ``n_processes`` on an idle machine; near 1 when
+    other work already fills the cores, in which case no scheduler can do better."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        one = pool.apply(_bare_job, (paths, n_t))
+    with ctx.Pool(n_processes) as pool:
+        split = pool.starmap(_bare_job, [(paths[i::n_processes], n_t)
+                                         for i in range(n_processes)])
+    return one / max(split)
+
+
 def noop(a):
     return xr.Dataset({"n": ((), a.sizes["neuroid"])}, attrs={"analysis": "noop"})
 
@@ -78,8 +106,6 @@ def main(argv=None) -> dict:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--noop-tasks", type=int, default=100)
     args = p.parse_args(argv)
-
-    import distributed
 
     analysis = CapacityPerRegion(args.n_t)
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,10 +128,8 @@ def main(argv=None) -> dict:
                 analysis(LOAD(p))
             t_serial1 = time.perf_counter() - t0
 
-        with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
-                                      host="127.0.0.1", dashboard_address=None,
-                                      silence_logs=40) as cluster, \
-                distributed.Client(cluster) as client:
+        # the cluster map_recordings(workers=N) starts
+        with ng.parallel.local_cluster(args.workers) as client:
             # warm every worker (imports of neurogeom, loaders, pynwb; first-call caches), as
             # the first recordings of a long batch would
             client.run(warm, paths[0], args.n_t)
@@ -124,6 +148,8 @@ def main(argv=None) -> dict:
             t0 = time.perf_counter()
             ng.map_recordings(tiny, noop, client=client, progress=False)
             t_noop = time.perf_counter() - t0
+
+        ceiling = bare_processes(paths, args.n_t, args.workers)
 
         assert (res["status"] == "ok").all(), res["error"].values
         worst = 0.0
@@ -144,6 +170,8 @@ def main(argv=None) -> dict:
           f"cluster / serial with 1 BLAS thread: {t_serial1 / t_cluster:.2f}x; the serial "
           f"loop's own BLAS speedup from 1 to {os.cpu_count()} threads: "
           f"{t_serial1 / t_serial:.2f}x")
+    print(f"control, no Dask: {args.workers} plain processes vs 1 on the same recordings: "
+          f"{ceiling:.2f}x (the machine's parallel headroom now: ~{args.workers} when idle)")
     print(f"capacity per region, cluster vs serial: max relative difference {worst:.1e}")
     print(f"scheduler overhead per task: {1e3 * t_noop / args.noop_tasks:.1f} ms wall per "
           f"no-op task ({args.noop_tasks} tasks); in the real batch {1e3 * overhead:.0f} ms per "
@@ -151,7 +179,7 @@ def main(argv=None) -> dict:
     print(f"client peak (tracemalloc, scheduler included) {client_peak / 2**20:.2f} MiB vs one "
           f"assembly {one.nbytes / 2**20:.2f} MiB: "
           f"{'below' if client_peak < one.nbytes else 'ABOVE'}")
-    return {"ratio": ratio, "ratio_1thread": t_serial1 / t_cluster, "client_peak": client_peak, "assembly_bytes": one.nbytes,
+    return {"ratio": ratio, "bare_processes": ceiling, "ratio_1thread": t_serial1 / t_cluster, "client_peak": client_peak, "assembly_bytes": one.nbytes,
             "noop_ms": 1e3 * t_noop / args.noop_tasks, "max_rel_diff": worst}
 
 

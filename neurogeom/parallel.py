@@ -54,7 +54,7 @@ import xarray as xr
 from ._results import REFERENCES, attr_value, build_result
 from .errors import AnalysisError, LoaderError, NeurogeomError, format_list
 
-__all__ = ["map_recordings", "recording_keys", "COMBINED_NAME"]
+__all__ = ["map_recordings", "local_cluster", "recording_keys", "COMBINED_NAME"]
 
 #: File name (in ``store``) of the combined Dataset; no recording key takes this name.
 COMBINED_NAME = "map_recordings"
@@ -390,6 +390,34 @@ def _run_distributed(client, tasks, retries, blas_threads, store, progress):
 
 
 @contextlib.contextmanager
+def local_cluster(n_workers: int):
+    """A :class:`distributed.Client` on a new LocalCluster of ``n_workers`` single-threaded
+    worker processes on 127.0.0.1 (no dashboard), closed on exit.
+
+    The workers keep distributed's one-thread BLAS/OpenMP environment but not its
+    ``MALLOC_TRIM_THRESHOLD_``: setting that variable turns off glibc's dynamic mmap
+    threshold, so every numpy temporary above 128 KiB is mmap-ed and unmapped again, and the
+    page faults made the analyses' tasks 2-3x slower on two workers (benchmarks/parallel.py).
+    Memory is still returned when a task's arrays are freed; it is only returned lazily.
+    """
+    import logging
+
+    import dask
+    import distributed
+
+    environ = {k: v for k, v in
+               (dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}).items()
+               if k != "MALLOC_TRIM_THRESHOLD_"}
+    # for the cluster's whole life: a nanny restarting a dead worker reads it again
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+            distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                     host="127.0.0.1", dashboard_address=None,
+                                     silence_logs=logging.ERROR) as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
+
+
+@contextlib.contextmanager
 def _client_for(client, workers):
     """The distributed client to use (None: the local scheduler), closing what it started."""
     if client is not None and workers is not None:
@@ -403,12 +431,7 @@ def _client_for(client, workers):
     if workers is not None:
         from ._params import check_int
         workers = check_int(workers, "workers", minimum=1)
-        import logging
-
-        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                      host="127.0.0.1", dashboard_address=None,
-                                      silence_logs=logging.ERROR) as cluster, \
-                distributed.Client(cluster) as started:
+        with local_cluster(workers) as started:
             yield started, f"distributed.LocalCluster ({workers} workers, 127.0.0.1)"
         return
     if isinstance(client, str):

@@ -45,15 +45,10 @@ def recordings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client():
-    """One real LocalCluster (2 single-threaded worker processes on 127.0.0.1) per module."""
-    import logging
-
-    import distributed
-
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
-                                  silence_logs=logging.ERROR) as cluster, \
-            distributed.Client(cluster) as c:
+    """One real LocalCluster (2 single-threaded worker processes on 127.0.0.1) per module,
+    as map_recordings(workers=2) starts it."""
+    with ng.parallel.local_cluster(2) as c:
+        assert len(c.scheduler_info()["workers"]) == 2
         yield c
 
 
