@@ -19,6 +19,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 import time
 import uuid
 from io import FileIO, RawIOBase
@@ -368,16 +369,41 @@ class _GuardedFile(RawIOBase):
                 self._keep(exc)
 
 
-def _write_h5netcdf(ds: xr.Dataset, tmp) -> None:
+_LOCAL_WRITES = {"depth": 0, "config": None}
+_LOCAL_WRITES_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _local_scheduler():
+    """Dask's threaded scheduler while any write of this process runs.
+
+    With a distributed Client active (or inside a Dask worker) xarray guards a write with a
+    distributed lock named after the target, which a file object cannot be; the write happens
+    in this process, so a local lock is the right one. The setting is process-wide, so
+    concurrent writes (threads) share it: the first sets it, the last restores it (nested
+    per-write settings would restore each other's values out of order).
+    """
     import dask
 
+    with _LOCAL_WRITES_LOCK:
+        if _LOCAL_WRITES["depth"] == 0:
+            _LOCAL_WRITES["config"] = dask.config.set(scheduler="threads")
+        _LOCAL_WRITES["depth"] += 1
+    try:
+        yield
+    finally:
+        with _LOCAL_WRITES_LOCK:
+            _LOCAL_WRITES["depth"] -= 1
+            if _LOCAL_WRITES["depth"] == 0:
+                _LOCAL_WRITES["config"].__exit__(None, None, None)
+                _LOCAL_WRITES["config"] = None
+
+
+def _write_h5netcdf(ds: xr.Dataset, tmp) -> None:
     with FileIO(tmp, "r+") as raw:
         sink = _GuardedFile(raw)
         try:
-            # with a distributed Client active (or inside a Dask worker) xarray would guard
-            # the write with a distributed lock named after the target, which a file object
-            # cannot be; the write happens in this process, so a local lock is the right one
-            with dask.config.set(scheduler="threads"):
+            with _local_scheduler():
                 ds.to_netcdf(sink, engine="h5netcdf")
         except BaseException:
             if sink.error is None:

@@ -182,8 +182,13 @@ def test_store_and_resume_recompute_nothing_finished(recordings, tmp_path):
     data = assemblies(paths)                                 # 5 recordings, in memory
     store = tmp_path / "store"
     CALLS.clear()
+    import dask
+
+    scheduler = dask.config.get("scheduler", None)
     first = ng.map_recordings(data, Counting(fail_on="s2"), store=store, retries=0,
                               progress=False)
+    # the store's writes ran in threads at once; the scheduler setting they share is restored
+    assert dask.config.get("scheduler", None) == scheduler
     assert sorted(CALLS) == ["s0", "s1", "s2", "s4", "s5"]
     assert first.sel(recording="s2")["error"].item() == "RuntimeError: interrupted at s2"
     assert sorted(p.name for p in store.glob("*.nc")) == [
