@@ -383,6 +383,11 @@ def _local_scheduler():
     concurrent writes (threads) share it: the first sets it, the last restores it (nested
     per-write settings would restore each other's values out of order).
     """
+    import sys
+
+    if "distributed" not in sys.modules:    # no client or worker can exist: nothing to do
+        yield
+        return
     import dask
 
     with _LOCAL_WRITES_LOCK:
