@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._blas import single_threaded_blas
 from ._params import check_fraction, check_int, check_seed
 from ._results import build_result
 from .assembly import align, average_repetitions, manifolds, presentation_coords, sample_dim, \
@@ -53,15 +54,53 @@ AGREEMENTS = ("rank_agreement_capacity", "rank_agreement_radius", "rank_agreemen
 # kernels (plain numpy)
 # --------------------------------------------------------------------------------------------
 
-def _n_components(s: np.ndarray, variance: float, rtol: float = 1e-10) -> int:
+#: Singular values below this fraction of a manifold's largest are rounding, not spread: they
+#: come from eigenvalues of the Gram matrix, whose absolute error is ~eps times the largest.
+RANK_RTOL = 1e-6
+
+
+def _n_components(s: np.ndarray, variance: float) -> int:
     """Smallest k whose top-k squared singular values hold ``variance`` of the total, never
-    more than the numerical rank (singular values above ``rtol`` times the largest)."""
-    if s.size == 0 or s[0] <= 0:
+    more than the numerical rank (singular values above ``RANK_RTOL`` times the largest)."""
+    if s.size == 0 or not s[0] > 0:
         return 0
-    rank = int(np.sum(s > rtol * s[0]))
-    power = np.cumsum(s ** 2)
+    rank = int(np.sum(s > RANK_RTOL * s[0]))
+    power = np.cumsum(s[:rank] ** 2)
     k = int(np.searchsorted(power, variance * power[-1] * (1 - 1e-12)) + 1)
     return min(k, rank)
+
+
+def _principal_axes(points: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Singular values and right singular vectors (as columns) of each manifold's points about
+    their center.
+
+    For n points in N ≫ n dims the eigendecomposition of the n × n Gram matrix
+    Y Yᵀ = V S² Vᵀ is much cheaper than an SVD of Y, and U = Yᵀ V S⁻¹ is accurate to
+    ~eps (s_1/s_k)² for every kept axis (s_k > RANK_RTOL s_1). Manifolds of equal size are
+    decomposed in one batched call.
+    """
+    out: list = [None] * len(points)
+    by_size: dict[int, list[int]] = {}
+    for i, p in enumerate(points):
+        by_size.setdefault(len(p), []).append(i)
+    for _, idx in by_size.items():
+        Y = np.stack([points[i] for i in idx])
+        Y = Y - Y.mean(axis=1, keepdims=True)
+        n, N = Y.shape[1:]
+        gram = Y @ Y.transpose(0, 2, 1) if n <= N else Y.transpose(0, 2, 1) @ Y
+        # (n > N: more points than features, the N × N covariance is the smaller problem)
+        with single_threaded_blas():   # threads only add synchronization to small LAPACK calls
+            w, V = np.linalg.eigh(gram)
+        w, V = w[:, ::-1], V[:, :, ::-1]
+        s = np.sqrt(np.clip(w, 0.0, None))
+        for j, i in enumerate(idx):
+            r = _n_components(s[j], 1.0)
+            if n <= N:
+                axes = (Y[j].T @ V[j, :, :r]) / s[j, :r]
+            else:
+                axes = V[j, :, :r]
+            out[i] = (s[j], axes)
+    return out
 
 
 def _subspaces(groups, n_components, variance, what):
@@ -69,31 +108,28 @@ def _subspaces(groups, n_components, variance, what):
 
     Returns the stacked bases ``(P, N, K)``, zero-padded to K = max k_μ columns, and the k_μ.
     """
-    bases, ks, short = [], [], []
-    for label, points in groups:
-        spread = points - points.mean(axis=0)
-        _, s, vt = np.linalg.svd(spread, full_matrices=False)
-        rank = _n_components(s, 1.0)
-        if n_components is None:
-            k = _n_components(s, variance)
-        else:
-            k = n_components
-            if k > rank:
-                short.append(f"{label!r} ({len(points)} points, rank {rank})")
+    ks, short = [], []
+    axes = _principal_axes([points for _, points in groups])
+    for (label, points), (s, u) in zip(groups, axes):
+        rank = u.shape[1]
         if rank == 0:
             raise AnalysisError(f"manifold {label!r} by {what!r} has no spread (its "
                                 f"{len(points)} points are identical): it has no subspace")
-        bases.append(vt[:k].T)
-        ks.append(k)
+        if n_components is None:
+            ks.append(_n_components(s, variance))
+        else:
+            ks.append(n_components)
+            if n_components > rank:
+                short.append(f"{label!r} ({len(points)} points, rank {rank})")
     if short:
         raise AnalysisError(
             f"n_components={n_components} exceeds the rank of {len(short)} manifold(s) by "
             f"{what!r} (a manifold of n points spans at most n - 1 directions about its "
             f"center): {format_list(short)}; lower n_components or pass variance=")
     K = max(ks)
-    stacked = np.zeros((len(bases), bases[0].shape[0], K))
-    for mu, b in enumerate(bases):
-        stacked[mu, :, :b.shape[1]] = b
+    stacked = np.zeros((len(groups), axes[0][1].shape[0], K))
+    for mu, ((_, u), k) in enumerate(zip(axes, ks)):
+        stacked[mu, :, :k] = u[:, :k]
     return stacked, np.asarray(ks)
 
 
@@ -138,16 +174,28 @@ def principal_angles(bases: np.ndarray, ks: np.ndarray, other: np.ndarray | None
     cos = np.zeros((P, Q, m))
     if same:
         iu, ju = np.triu_indices(P, 1)
-        sv = np.linalg.svd(blocks[iu, ju], compute_uv=False)
+        sv = _singular_values(blocks[iu, ju])
         cos[iu, ju] = sv
         cos[ju, iu] = sv
         cos[np.arange(P), np.arange(P)] = 1.0   # a subspace with itself: every angle is 0
     else:
-        cos[:] = np.linalg.svd(blocks, compute_uv=False)
+        cos[:] = _singular_values(blocks)
     n_angles = np.minimum.outer(ks, other_ks)
     cos[np.arange(m)[None, None, :] >= n_angles[:, :, None]] = 0.0
     np.clip(cos, 0.0, 1.0, out=cos)
     return cos, n_angles
+
+
+def _singular_values(blocks: np.ndarray) -> np.ndarray:
+    """Descending singular values of a stack of (K × K') blocks, min(K, K') of them, as square
+    roots of the eigenvalues of the smaller of B Bᵀ and Bᵀ B (several times faster than an SVD
+    per block; the absolute error of σ² is ~eps, so σ near 1, the small angles, keeps ~eps
+    relative accuracy)."""
+    bt = np.swapaxes(blocks, -1, -2)
+    square = blocks @ bt if blocks.shape[-2] <= blocks.shape[-1] else bt @ blocks
+    with single_threaded_blas():   # many small problems: threads only add synchronization
+        w = np.linalg.eigvalsh(square)
+    return np.sqrt(np.clip(w[..., ::-1], 0.0, None))
 
 
 def _offdiag_mean(matrix: np.ndarray, same: bool) -> float:
@@ -165,7 +213,7 @@ def _require_coord(a: xr.DataArray, name: str, what: str) -> None:
 
 
 def _centered_groups(a: xr.DataArray, by: str, what: str):
-    """Manifolds by ``by`` (at least 2 points each) after subtracting the global mean."""
+    """Manifolds by ``by`` (at least 2 points each), checked: an existing coord, 2 or more."""
     _require_coord(a, by, what)
     groups = manifolds(a, by, min_points=2)
     if len(groups) < 2:
@@ -174,14 +222,14 @@ def _centered_groups(a: xr.DataArray, by: str, what: str):
     return groups
 
 
-def _family(a, by, what, n_components, variance, mean, scale):
-    groups = _centered_groups(a, by, what)
+def _family(groups, by, n_components, variance, mean, scale):
+    what = by
     groups = [(label, (pts - mean) / scale) for label, pts in groups]
     centers = np.stack([pts.mean(axis=0) for _, pts in groups])
     norms = np.linalg.norm(centers, axis=1)
     zero = [f"{label!r}" for (label, _), n in zip(groups, norms) if n <= 1e-12]
     if zero:
-        raise AnalysisError(f"manifold(s) {format_list(zero)} by {what}={by!r} sit at the "
+        raise AnalysisError(f"manifold(s) {format_list(zero)} by {what!r} sit at the "
                             "global mean (center norm 0): their center direction is undefined")
     radius = np.array([np.sqrt(np.mean(np.sum((pts - pts.mean(0)) ** 2, axis=1)))
                        for _, pts in groups])
@@ -193,20 +241,18 @@ def _family(a, by, what, n_components, variance, mean, scale):
 
 def _alignment_arrays(a: xr.DataArray, by: str, other_by, n_components, variance) -> dict:
     """Every within- (or between-family) measure of :func:`manifold_alignment`, as arrays."""
-    validate(a)
-    if "time_bin" in a.dims:
-        raise AssemblyError("manifold alignment needs (presentation, neuroid) or (time, neuroid) "
-                            "data; select or average time bins first, e.g. a.mean('time_bin')")
-    dim = sample_dim(a)
-    data = np.asarray(a.transpose(dim, ...).values, dtype=np.float64)
-    mean = data.mean(axis=0)
-    # the unit of every position statistic: the RMS norm of the globally centered points
-    scale = float(np.sqrt(np.mean(np.sum((data - mean) ** 2, axis=1))))
-    if not scale > 0:
-        raise AnalysisError(f"all {len(data)} points of the assembly are identical: no geometry")
-    fx = _family(a, by, "by", n_components, variance, mean, scale)
+    gx = _centered_groups(a, by, "by")      # validates the assembly
     same = other_by is None
-    fy = fx if same else _family(a, other_by, "other_by", n_components, variance, mean, scale)
+    gy = gx if same else _centered_groups(a, other_by, "other_by")
+    # every point belongs to one manifold: the global mean is the mean over all manifolds
+    n = sum(len(p) for _, p in gx)
+    mean = sum(p.sum(axis=0) for _, p in gx) / n
+    # the unit of every position statistic: the RMS norm of the globally centered points
+    scale = float(np.sqrt(sum(np.sum((p - mean) ** 2) for _, p in gx) / n))
+    if not scale > 0:
+        raise AnalysisError(f"all {n} points of the assembly are identical: no geometry")
+    fx = _family(gx, by, n_components, variance, mean, scale)
+    fy = fx if same else _family(gy, other_by, n_components, variance, mean, scale)
 
     ux = fx["centers"] / fx["norms"][:, None]
     uy = fy["centers"] / fy["norms"][:, None]
@@ -218,7 +264,12 @@ def _alignment_arrays(a: xr.DataArray, by: str, other_by, n_components, variance
     Q, N, K2 = fy["bases"].shape
     proj = ux @ np.ascontiguousarray(fy["bases"].transpose(0, 2, 1)).reshape(Q * K2, N).T
     center_axis = np.sum(proj.reshape(len(ux), Q, K2) ** 2, axis=2)
-    distance = np.linalg.norm(fx["centers"][:, None, :] - fy["centers"][None, :, :], axis=2)
+    # ‖c_μ − c_ν‖² = ‖c_μ‖² + ‖c_ν‖² − 2 c_μ·c_ν: no (P, Q, N) difference array
+    dot = fx["centers"] @ fy["centers"].T
+    distance = np.sqrt(np.clip(fx["norms"][:, None] ** 2 + fy["norms"][None, :] ** 2 - 2 * dot,
+                               0.0, None))
+    if same:
+        np.fill_diagonal(distance, 0.0)
     separation = distance / (fx["radius"][:, None] + fy["radius"][None, :])
     return {"fx": fx, "fy": fy, "same": same, "scale": scale,
             "center_alignment": center_alignment, "cos": cos, "n_angles": n_angles,
@@ -478,7 +529,7 @@ def _clone(estimator):
 
 
 def decoding_accuracy(a: xr.DataArray, by: str, *, classifier="linear_svm", n_splits: int = 5,
-                      seed: int = 0) -> xr.Dataset:
+                      seed: int = 0, per_manifold: bool = True) -> xr.Dataset:
     r"""Cross-validated accuracy of a linear readout of the manifold labels ``by``.
 
     The fraction of held-out points whose label a linear classifier, trained on the other folds,
@@ -511,14 +562,18 @@ def decoding_accuracy(a: xr.DataArray, by: str, *, classifier="linear_svm", n_sp
         Number of folds (≥ 2); every label needs at least this many distinct stimuli.
     seed : int
         ``random_state`` of the folds and of the SVM.
+    per_manifold : bool
+        Also fit the P one-vs-rest and P(P−1)/2 pairwise classifiers (default). False: the
+        multi-class accuracy only (what :func:`layer_profile` uses; P² fewer fits).
 
     Returns
     -------
     xarray.Dataset
-        Scalars ``accuracy``, ``accuracy_std``, ``chance``, ``pairwise_accuracy_mean`` (mean
-        over pairs μ ≠ ν); ``accuracy_split`` (split); ``one_vs_rest_accuracy`` (manifold);
+        Scalars ``accuracy``, ``accuracy_std``, ``chance``; ``accuracy_split`` (split);
+        ``n_points`` (manifold). With ``per_manifold``: ``one_vs_rest_accuracy`` (manifold),
         ``pairwise_accuracy`` (manifold, manifold_other), whose diagonal is NaN by definition
-        (a label against itself is no decoding problem); ``n_points`` (manifold).
+        (a label against itself is no decoding problem), and ``pairwise_accuracy_mean`` (mean
+        over pairs μ ≠ ν).
 
     Raises
     ------
@@ -533,13 +588,48 @@ def decoding_accuracy(a: xr.DataArray, by: str, *, classifier="linear_svm", n_sp
     .. [1] Hung, Kreiman, Poggio & DiCarlo (2005). Science 310, 863-866.
     .. [2] Majaj, Hong, Solomon & DiCarlo (2015). J. Neurosci. 35, 13402-13418.
     """
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    from sklearn.metrics import accuracy_score
 
     n_splits = check_int(n_splits, "n_splits", 2)
     seed = check_seed(seed)
     estimator = _classifier(classifier, seed)
     X, y, _, classes, folds = decoding_splits(a, by, n_splits, seed)
     accuracy = _score(estimator, X, y, folds, accuracy_score)
+    counts = np.array([int(np.sum(y == c)) for c in classes])
+    variables = {"accuracy": ((), float(accuracy.mean())),
+                 "accuracy_std": ((), float(accuracy.std())),
+                 "chance": ((), float(counts.max() / counts.sum())),
+                 "accuracy_split": ("split", accuracy),
+                 "n_points": ("manifold", counts)}
+    if per_manifold:
+        ovr, pairwise = _per_manifold_accuracy(estimator, X, y, classes, folds)
+        variables.update({
+            "one_vs_rest_accuracy": ("manifold", ovr),
+            "pairwise_accuracy": (("manifold", "manifold_other"), pairwise),
+            "pairwise_accuracy_mean": ((), float(np.nanmean(pairwise)))})
+    ds = build_result(
+        variables,
+        coords={"manifold": classes, "manifold_other": classes, "split": np.arange(n_splits)},
+        analysis="decoding_accuracy",
+        parameters={"by": str(by), "classifier": classifier if isinstance(classifier, str)
+                    else repr(classifier), "n_splits": n_splits, "seed": seed,
+                    "per_manifold": per_manifold},
+        inputs={"input": a},
+        references=("decoding", "majaj", "mft"),
+        details={"splits": "StratifiedGroupKFold(shuffle=True) grouped by stimulus_id",
+                 "chance_is": "frequency of the most common label",
+                 "one_vs_rest_metric": "balanced accuracy (chance 0.5)",
+                 "pairwise_diagonal": "NaN: a label against itself is not decoded"},
+    )
+    if per_manifold:
+        ds["pairwise_accuracy"].attrs["long_name"] = "binary accuracy of each pair (NaN diagonal)"
+    return ds
+
+
+def _per_manifold_accuracy(estimator, X, y, classes, folds):
+    """One-vs-rest balanced accuracy and pairwise accuracy on the given folds."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
     P = len(classes)
     ovr = np.empty(P)
     for mu, c in enumerate(classes):
@@ -552,33 +642,11 @@ def decoding_accuracy(a: xr.DataArray, by: str, *, classifier="linear_svm", n_sp
         for nu in range(mu + 1, P):
             keep = np.flatnonzero((y == classes[mu]) | (y == classes[nu]))
             sub = [(np.flatnonzero(fold_of[keep] != s), np.flatnonzero(fold_of[keep] == s))
-                   for s in range(n_splits)]
+                   for s in range(len(folds))]
             sub = [(tr, te) for tr, te in sub if len(te)]
             pairwise[mu, nu] = pairwise[nu, mu] = np.mean(
                 _score(estimator, X[keep], y[keep], sub, accuracy_score))
-    counts = np.array([int(np.sum(y == c)) for c in classes])
-    ds = build_result(
-        {"accuracy": ((), float(accuracy.mean())),
-         "accuracy_std": ((), float(accuracy.std())),
-         "chance": ((), float(counts.max() / counts.sum())),
-         "accuracy_split": ("split", accuracy),
-         "one_vs_rest_accuracy": ("manifold", ovr),
-         "pairwise_accuracy": (("manifold", "manifold_other"), pairwise),
-         "pairwise_accuracy_mean": ((), float(np.nanmean(pairwise))),
-         "n_points": ("manifold", counts)},
-        coords={"manifold": classes, "manifold_other": classes, "split": np.arange(n_splits)},
-        analysis="decoding_accuracy",
-        parameters={"by": str(by), "classifier": classifier if isinstance(classifier, str)
-                    else repr(classifier), "n_splits": n_splits, "seed": seed},
-        inputs={"input": a},
-        references=("decoding", "majaj", "mft"),
-        details={"splits": "StratifiedGroupKFold(shuffle=True) grouped by stimulus_id",
-                 "chance_is": "frequency of the most common label",
-                 "one_vs_rest_metric": "balanced accuracy (chance 0.5)",
-                 "pairwise_diagonal": "NaN: a label against itself is not decoded"},
-    )
-    ds["pairwise_accuracy"].attrs["long_name"] = "binary accuracy of each pair (NaN diagonal)"
-    return ds
+    return ovr, pairwise
 
 
 # --------------------------------------------------------------------------------------------
@@ -603,7 +671,8 @@ def _paired(x: xr.DataArray, y: xr.DataArray, by: str):
     differ = lx != ly
     if differ.any():
         ids = np.asarray(x["stimulus_id"].values)[differ]
-        pairs = [f"{i}: {a!r} vs {b!r}" for i, a, b in zip(ids, lx[differ], ly[differ])]
+        pairs = [f"{i}: {a!r} vs {b!r}"
+                 for i, a, b in zip(ids.tolist(), lx[differ].tolist(), ly[differ].tolist())]
         raise AlignmentError(f"{by} labels differ between the two systems on "
                              f"{int(differ.sum())} stimuli ({format_list(pairs)})")
     return x, y
@@ -945,7 +1014,8 @@ def layer_profile(features: Mapping[str, xr.DataArray], neural=None, by: str = "
                        subspace_alignment=float(al["subspace_alignment_mean"]),
                        center_axis_alignment=float(al["center_axis_alignment_mean"]))
         if "decoding" in analyses:
-            dec = decoding_accuracy(a, by, classifier=classifier, n_splits=n_splits, seed=seed)
+            dec = decoding_accuracy(a, by, classifier=classifier, n_splits=n_splits, seed=seed,
+                                    per_manifold=False)
             out.update(decoding_accuracy=float(dec["accuracy"]), chance=float(dec["chance"]))
         return out
 
