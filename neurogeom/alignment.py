@@ -71,34 +71,34 @@ def _n_components(s: np.ndarray, variance: float) -> int:
 
 
 def _principal_axes(points: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Singular values and right singular vectors (as columns) of each manifold's points about
-    their center.
+    """Singular values and right singular vectors (as rows) of each manifold's points about
+    their own center.
 
     For n points in N ≫ n dims the eigendecomposition of the n × n Gram matrix
-    Y Yᵀ = V S² Vᵀ is much cheaper than an SVD of Y, and U = Yᵀ V S⁻¹ is accurate to
-    ~eps (s_1/s_k)² for every kept axis (s_k > RANK_RTOL s_1). Manifolds of equal size are
-    decomposed in one batched call.
+    Y Yᵀ = V S² Vᵀ is much cheaper than an SVD of Y (and LAPACK's SVD of a wide matrix is slow),
+    and the axes Vᵀ Y / s are accurate to ~eps (s_1/s_k)² for every kept one
+    (s_k > RANK_RTOL s_1). The Gram matrices of all manifolds go through one batched ``eigh``;
+    each manifold is centered in turn, so no second copy of the data is made.
     """
+    def centered(p):
+        return p - p.mean(axis=0)
+
     out: list = [None] * len(points)
-    by_size: dict[int, list[int]] = {}
+    by_size: dict[tuple[int, int], list[int]] = {}
     for i, p in enumerate(points):
-        by_size.setdefault(len(p), []).append(i)
-    for _, idx in by_size.items():
-        Y = np.stack([points[i] for i in idx])
-        Y = Y - Y.mean(axis=1, keepdims=True)
-        n, N = Y.shape[1:]
-        gram = Y @ Y.transpose(0, 2, 1) if n <= N else Y.transpose(0, 2, 1) @ Y
-        # (n > N: more points than features, the N × N covariance is the smaller problem)
+        by_size.setdefault(p.shape, []).append(i)
+    for (n, N), idx in by_size.items():
+        wide = n <= N       # else more points than features: the N × N covariance is smaller
+        grams = np.stack([(lambda y: y @ y.T if wide else y.T @ y)(centered(points[i]))
+                          for i in idx])
         with single_threaded_blas():   # threads only add synchronization to small LAPACK calls
-            w, V = np.linalg.eigh(gram)
+            w, V = np.linalg.eigh(grams)
         w, V = w[:, ::-1], V[:, :, ::-1]
         s = np.sqrt(np.clip(w, 0.0, None))
         for j, i in enumerate(idx):
             r = _n_components(s[j], 1.0)
-            if n <= N:
-                axes = (Y[j].T @ V[j, :, :r]) / s[j, :r]
-            else:
-                axes = V[j, :, :r]
+            axes = (V[j, :, :r].T @ centered(points[i])) / s[j, :r, None] if wide \
+                else V[j, :, :r].T
             out[i] = (s[j], axes)
     return out
 
@@ -106,12 +106,13 @@ def _principal_axes(points: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarr
 def _subspaces(groups, n_components, variance, what):
     """Orthonormal principal bases of each manifold about its own center.
 
-    Returns the stacked bases ``(P, N, K)``, zero-padded to K = max k_μ columns, and the k_μ.
+    Returns the stacked bases as rows, ``(P, K, N)``, zero-padded to K = max k_μ rows, the
+    k_μ, and each manifold's total squared spread Σ_i ‖x_i − c_μ‖² (= Σ s²).
     """
     ks, short = [], []
     axes = _principal_axes([points for _, points in groups])
     for (label, points), (s, u) in zip(groups, axes):
-        rank = u.shape[1]
+        rank = u.shape[0]
         if rank == 0:
             raise AnalysisError(f"manifold {label!r} by {what!r} has no spread (its "
                                 f"{len(points)} points are identical): it has no subspace")
@@ -127,29 +128,32 @@ def _subspaces(groups, n_components, variance, what):
             f"{what!r} (a manifold of n points spans at most n - 1 directions about its "
             f"center): {format_list(short)}; lower n_components or pass variance=")
     K = max(ks)
-    stacked = np.zeros((len(groups), axes[0][1].shape[0], K))
+    stacked = np.zeros((len(groups), K, axes[0][1].shape[1]))
     for mu, ((_, u), k) in enumerate(zip(axes, ks)):
-        stacked[mu, :, :k] = u[:, :k]
-    return stacked, np.asarray(ks)
+        stacked[mu, :k] = u[:k]
+    spread = np.array([float(np.sum(s ** 2)) for s, _ in axes])
+    return stacked, np.asarray(ks), spread
 
 
 def principal_angles(bases: np.ndarray, ks: np.ndarray, other: np.ndarray | None = None,
-                     other_ks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     other_ks: np.ndarray | None = None, *,
+                     chunk_bytes: int = 64 * 2**20) -> tuple[np.ndarray, np.ndarray]:
     """Cosines of the principal angles between every pair of stacked subspaces.
 
     The cosines of the principal angles between span(U_μ) and span(U_ν) are the singular
     values of U_μᵀ U_ν (Björck & Golub 1973). All blocks come from one product of the stacked
-    bases, ``(P K) × N`` times ``N × (Q K')``, and one batched SVD; within one family only the
-    blocks μ ≤ ν are decomposed.
+    bases, ``(P K) × N`` times ``N × (Q K')`` (within one family a symmetric rank-k update),
+    then batched eigendecompositions of the blocks, in chunks of about ``chunk_bytes``; within
+    one family only the blocks μ < ν are decomposed.
 
     Parameters
     ----------
-    bases : ndarray (P, N, K)
-        Orthonormal bases, zero-padded beyond their k_μ columns.
+    bases : ndarray (P, K, N)
+        Orthonormal bases as rows, zero-padded beyond their k_μ rows.
     ks : ndarray (P,)
-        Number of columns of each basis.
+        Number of rows of each basis.
     other, other_ks : optional
-        A second family (Q, N, K'); default: ``bases`` against themselves.
+        A second family (Q, K', N); default: ``bases`` against themselves.
 
     Returns
     -------
@@ -162,24 +166,25 @@ def principal_angles(bases: np.ndarray, ks: np.ndarray, other: np.ndarray | None
     same = other is None
     if same:
         other, other_ks = bases, ks
-    P, N, K = bases.shape
-    Q, _, K2 = other.shape
-    flat = np.ascontiguousarray(bases.transpose(0, 2, 1)).reshape(P * K, N)
-    if same:
-        gram = flat @ flat.T        # numpy dispatches a @ a.T to a symmetric rank-k update
-    else:
-        gram = flat @ np.ascontiguousarray(other.transpose(0, 2, 1)).reshape(Q * K2, N).T
-    blocks = gram.reshape(P, K, Q, K2).transpose(0, 2, 1, 3)
+    P, K, N = bases.shape
+    Q, K2, _ = other.shape
+    flat = bases.reshape(P * K, N)
+    gram = flat @ flat.T if same else flat @ other.reshape(Q * K2, N).T
+    blocks = gram.reshape(P, K, Q, K2)
     m = min(K, K2)
     cos = np.zeros((P, Q, m))
     if same:
         iu, ju = np.triu_indices(P, 1)
-        sv = _singular_values(blocks[iu, ju])
-        cos[iu, ju] = sv
-        cos[ju, iu] = sv
         cos[np.arange(P), np.arange(P)] = 1.0   # a subspace with itself: every angle is 0
     else:
-        cos[:] = _singular_values(blocks)
+        iu, ju = (x.ravel() for x in np.indices((P, Q)))
+    step = max(1, int(chunk_bytes // (8 * 3 * K * K2)))
+    for start in range(0, len(iu), step):
+        i, j = iu[start:start + step], ju[start:start + step]
+        sv = _singular_values(blocks[i, :, j, :])       # (chunk, K, K2)
+        cos[i, j] = sv
+        if same:
+            cos[j, i] = sv
     n_angles = np.minimum.outer(ks, other_ks)
     cos[np.arange(m)[None, None, :] >= n_angles[:, :, None]] = 0.0
     np.clip(cos, 0.0, 1.0, out=cos)
@@ -222,21 +227,25 @@ def _centered_groups(a: xr.DataArray, by: str, what: str):
     return groups
 
 
-def _family(groups, by, n_components, variance, mean, scale):
-    what = by
-    groups = [(label, (pts - mean) / scale) for label, pts in groups]
-    centers = np.stack([pts.mean(axis=0) for _, pts in groups])
+def _family(groups, by, n_components, variance) -> dict:
+    """Raw means, principal subspaces and spreads of one family of manifolds."""
+    bases, ks, spread = _subspaces(groups, n_components, variance, by)
+    return {"by": by, "labels": [label for label, _ in groups],
+            "means": np.stack([pts.mean(axis=0) for _, pts in groups]),
+            "n_points": np.array([len(p) for _, p in groups]),
+            "bases": bases, "ks": ks, "spread": spread}
+
+
+def _positions(family: dict, mean: np.ndarray, scale: float) -> None:
+    """Centers (globally centered), their norms and the RMS radii, in units of ``scale``."""
+    centers = (family["means"] - mean) / scale
     norms = np.linalg.norm(centers, axis=1)
-    zero = [f"{label!r}" for (label, _), n in zip(groups, norms) if n <= 1e-12]
+    zero = [f"{label!r}" for label, n in zip(family["labels"], norms) if n <= 1e-12]
     if zero:
-        raise AnalysisError(f"manifold(s) {format_list(zero)} by {what!r} sit at the "
+        raise AnalysisError(f"manifold(s) {format_list(zero)} by {family['by']!r} sit at the "
                             "global mean (center norm 0): their center direction is undefined")
-    radius = np.array([np.sqrt(np.mean(np.sum((pts - pts.mean(0)) ** 2, axis=1)))
-                       for _, pts in groups])
-    bases, ks = _subspaces(groups, n_components, variance, by)
-    return {"labels": [label for label, _ in groups], "centers": centers, "norms": norms,
-            "radius": radius, "bases": bases, "ks": ks,
-            "n_points": np.array([len(p) for _, p in groups])}
+    family.update(centers=centers, norms=norms,
+                  radius=np.sqrt(family["spread"] / family["n_points"]) / scale)
 
 
 def _alignment_arrays(a: xr.DataArray, by: str, other_by, n_components, variance) -> dict:
@@ -244,15 +253,20 @@ def _alignment_arrays(a: xr.DataArray, by: str, other_by, n_components, variance
     gx = _centered_groups(a, by, "by")      # validates the assembly
     same = other_by is None
     gy = gx if same else _centered_groups(a, other_by, "other_by")
-    # every point belongs to one manifold: the global mean is the mean over all manifolds
-    n = sum(len(p) for _, p in gx)
-    mean = sum(p.sum(axis=0) for _, p in gx) / n
-    # the unit of every position statistic: the RMS norm of the globally centered points
-    scale = float(np.sqrt(sum(np.sum((p - mean) ** 2) for _, p in gx) / n))
+    fx = _family(gx, by, n_components, variance)
+    fy = fx if same else _family(gy, other_by, n_components, variance)
+    # every point belongs to one manifold: the global mean is the weighted mean of the
+    # manifold means, and the total spread about it splits into within + between (the unit of
+    # every position statistic: the RMS norm of the globally centered points)
+    n = fx["n_points"].sum()
+    mean = fx["n_points"] @ fx["means"] / n
+    between = fx["n_points"] @ np.sum((fx["means"] - mean) ** 2, axis=1)
+    scale = float(np.sqrt((fx["spread"].sum() + between) / n))
     if not scale > 0:
         raise AnalysisError(f"all {n} points of the assembly are identical: no geometry")
-    fx = _family(gx, by, n_components, variance, mean, scale)
-    fy = fx if same else _family(gy, other_by, n_components, variance, mean, scale)
+    _positions(fx, mean, scale)
+    if not same:
+        _positions(fy, mean, scale)
 
     ux = fx["centers"] / fx["norms"][:, None]
     uy = fy["centers"] / fy["norms"][:, None]
@@ -261,8 +275,8 @@ def _alignment_arrays(a: xr.DataArray, by: str, other_by, n_components, variance
                                      None if same else fy["bases"], None if same else fy["ks"])
     subspace = np.sum(cos ** 2, axis=2) / n_angles
     # ||U_νᵀ ĉ_μ||²: the fraction of center μ's squared norm inside manifold ν's subspace
-    Q, N, K2 = fy["bases"].shape
-    proj = ux @ np.ascontiguousarray(fy["bases"].transpose(0, 2, 1)).reshape(Q * K2, N).T
+    Q, K2, N = fy["bases"].shape
+    proj = ux @ fy["bases"].reshape(Q * K2, N).T
     center_axis = np.sum(proj.reshape(len(ux), Q, K2) ** 2, axis=2)
     # ‖c_μ − c_ν‖² = ‖c_μ‖² + ‖c_ν‖² − 2 c_μ·c_ν: no (P, Q, N) difference array
     dot = fx["centers"] @ fy["centers"].T
@@ -741,8 +755,8 @@ def _held_out_procrustes(x, y, by, n_components, variance, seed):
         if len(pts) < 2:
             raise AnalysisError(f"manifold {c!r} by {by!r} has {len(pts)} held-out stimulus "
                                 "for the Procrustes test; it needs at least 4 stimuli per label")
-    bx, kx = _subspaces(groups_x, n_components, variance, by)
-    byy, ky = _subspaces(groups_y, n_components, variance, by)
+    bx, kx, _ = _subspaces(groups_x, n_components, variance, by)
+    byy, ky, _ = _subspaces(groups_y, n_components, variance, by)
     cos, n_angles = principal_angles(bx, kx, byy, ky)
     return np.sum(cos ** 2, axis=2) / n_angles
 
