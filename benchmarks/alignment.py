@@ -15,7 +15,7 @@ centered points, then ``scipy.linalg.subspace_angles(U_mu, U_nu)`` per pair in a
 It runs on ``--baseline-pairs`` pairs and its time is scaled to all 4,950 (stated in the
 output); its angles are checked against ours on those pairs.
 
-Run: python benchmarks/alignment.py [--repeat 3] [--baseline-pairs 100] [--n-components K]
+Run: python benchmarks/alignment.py [--repeat 3] [--baseline-pairs 50] [--n-components K]
 The machine may be shared: compare ratios measured in the same run, not absolute times.
 """
 
@@ -69,7 +69,7 @@ def baseline(a: xr.DataArray, ks: np.ndarray, pairs: list[tuple[int, int]]):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of ours (best kept)")
-    parser.add_argument("--baseline-pairs", type=int, default=100,
+    parser.add_argument("--baseline-pairs", type=int, default=50,
                         help="pairs the scipy loop runs on (scaled to all pairs)")
     parser.add_argument("--n-components", type=int, default=None,
                         help="fixed subspace dimension (default: variance=0.9 per manifold)")
@@ -85,16 +85,18 @@ def main(argv=None) -> int:
           f"({a.nbytes / 2**20:.0f} MiB), {n_pairs} pairs, "
           f"n_components={args.n_components or 'variance 0.9'}")
     ng.manifold_alignment(a.isel(presentation=slice(0, 4 * args.points)), "object_name")  # warm
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = ng.manifold_alignment(a, "object_name", n_components=args.n_components)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     ours = min(times)
     ks = res["n_components"].values
     K = int(ks.max())
     print(f"ours (manifold_alignment, end to end): best {ours:.3f} s of "
-          f"{', '.join(f'{t:.3f}' for t in times)}; k = {int(ks.min())}-{K}; "
+          f"{', '.join(f'{t:.3f}' for t in times)} (CPU time of the best: "
+          f"{cpu[times.index(ours)]:.3f} s); k = {int(ks.min())}-{K}; "
           f"stacked-basis Gram {P * K} x {P * K} over {args.features} features")
 
     tracemalloc.start()
@@ -109,15 +111,20 @@ def main(argv=None) -> int:
     iu, ju = np.triu_indices(P, 1)
     pick = rng.choice(n_pairs, size=min(args.baseline_pairs, n_pairs), replace=False)
     pairs = [(int(iu[p]), int(ju[p])) for p in pick]
+    c0 = time.process_time()
     t_bases, t_pairs, angles = baseline(a, ks, pairs)
+    c_base = time.process_time() - c0
     scaled = t_bases + t_pairs * n_pairs / len(pairs)
     print(f"baseline (per-manifold numpy SVD + per-pair scipy.linalg.subspace_angles): bases "
           f"{t_bases:.3f} s, {len(pairs)} pairs {t_pairs:.3f} s -> all {n_pairs} pairs "
-          f"{scaled:.1f} s (extrapolated linearly)")
+          f"{scaled:.1f} s (extrapolated linearly; CPU time of the measured part {c_base:.1f} s)")
     ours_angles = res["principal_angles"].values
     diff = max(np.max(np.abs(ours_angles[i, j, :len(v)] - v)) for (i, j), v in angles.items())
     print(f"max |angle difference| on the {len(pairs)} baseline pairs: {diff:.2e} rad")
-    print(f"ratio baseline / ours: {scaled / ours:.1f}x; claim < 2 s on 2 cores: "
+    pairs_only = t_pairs * n_pairs / len(pairs)
+    print(f"ratio baseline / ours: {scaled / ours:.1f}x end to end; the pair loop alone "
+          f"(bases given) / ours end to end: {pairs_only / ours:.1f}x")
+    print(f"claim < 2 s on 2 cores: "
           f"{'met' if ours < 2 else 'NOT met'} here ({ours:.3f} s)")
     return 0
 
