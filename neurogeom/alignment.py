@@ -2,7 +2,7 @@
 
 Kuoch et al. (CPAL 2024) pair manifold capacity with an alignment analysis of task-dependent
 manifolds, to compare how networks and macaque V4/IT position and orient them. Their exact
-formulas were not available to us; the definitions below are neurogeom's (``SCIENCE.md`` §5),
+formulas were not available to us; the definitions below are neurogeom's,
 each written out in its function's docstring. Notation: the points of manifold μ are the rows
 x_i (i ∈ μ, n_μ of them) of a ``(presentation, neuroid)`` assembly after subtracting the mean of
 *all* points (global centering), its center is c_μ = mean_{i∈μ} x_i, and its subspace is spanned
@@ -316,7 +316,7 @@ def manifold_alignment(a: xr.DataArray, by: str, *, n_components: int | None = N
       and the center distance ‖c_μ − c_ν‖ / (R_μ + R_ν): above 1 the two RMS balls are apart.
 
     This follows the manifold alignment analysis of Kuoch et al. (CPAL 2024) with neurogeom's
-    definitions (their formulas were not available; ``SCIENCE.md`` §5), and the manifold
+    definitions (their formulas were not available to us), and the manifold
     geometry of Chung, Lee & Sompolinsky (2018) and Cohen et al. (2020). Every measure is
     invariant to orthogonal rotations and to global scaling of the neuroid space.
 
@@ -390,9 +390,10 @@ def manifold_alignment(a: xr.DataArray, by: str, *, n_components: int | None = N
     References
     ----------
     .. [1] Kuoch, Chou, Parthasarathy, Dapello, DiCarlo, Sompolinsky & Chung (2024). Probing
-       biological and artificial neural networks with task-dependent neural manifolds. CPAL,
-       PMLR 234.
-    .. [2] Chung, Lee & Sompolinsky (2018). Phys. Rev. X 8, 031003.
+       biological and artificial neural networks with task-dependent neural manifolds.
+       Conference on Parsimony and Learning (CPAL), PMLR 234.
+    .. [2] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
     .. [3] Björck & Golub (1973). Numerical methods for computing angles between linear
        subspaces. Math. Comp. 27, 579-594.
     """
@@ -599,8 +600,13 @@ def decoding_accuracy(a: xr.DataArray, by: str, *, classifier="linear_svm", n_sp
 
     References
     ----------
-    .. [1] Hung, Kreiman, Poggio & DiCarlo (2005). Science 310, 863-866.
-    .. [2] Majaj, Hong, Solomon & DiCarlo (2015). J. Neurosci. 35, 13402-13418.
+    .. [1] Hung, Kreiman, Poggio & DiCarlo (2005). Fast readout of object identity from macaque
+       inferior temporal cortex. Science 310, 863-866.
+    .. [2] Majaj, Hong, Solomon & DiCarlo (2015). Simple learned weighted sums of inferior
+       temporal neuronal firing rates accurately predict human core object recognition
+       performance. J. Neurosci. 35, 13402-13418.
+    .. [3] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
     """
     from sklearn.metrics import accuracy_score
 
@@ -866,8 +872,14 @@ def compare_geometry(x: xr.DataArray, y: xr.DataArray, by: str, *, n_permutation
 
     References
     ----------
-    .. [1] Kuoch et al. (2024). CPAL, PMLR 234.
-    .. [2] Schönemann (1966). A generalized solution of the orthogonal Procrustes problem.
+    .. [1] Kuoch, Chou, Parthasarathy, Dapello, DiCarlo, Sompolinsky & Chung (2024). Probing
+       biological and artificial neural networks with task-dependent neural manifolds.
+       Conference on Parsimony and Learning (CPAL), PMLR 234.
+    .. [2] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
+    .. [3] Kriegeskorte, Mur & Bandettini (2008). Representational similarity analysis -
+       connecting the branches of systems neuroscience. Front. Syst. Neurosci. 2, 4.
+    .. [4] Schönemann (1966). A generalized solution of the orthogonal Procrustes problem.
        Psychometrika 31, 1-10.
     """
     n_permutations = check_int(n_permutations, "n_permutations", 1)
@@ -971,6 +983,21 @@ def layer_profile(features: Mapping[str, xr.DataArray], neural=None, by: str = "
         ``neural``.
     AssemblyError, AlignmentError
         From the analyses (``by`` missing, different stimuli or labels).
+
+    References
+    ----------
+    .. [1] Kuoch, Chou, Parthasarathy, Dapello, DiCarlo, Sompolinsky & Chung (2024). Probing
+       biological and artificial neural networks with task-dependent neural manifolds.
+       Conference on Parsimony and Learning (CPAL), PMLR 234.
+    .. [2] Chung, Lee & Sompolinsky (2018). Classification and geometry of general perceptual
+       manifolds. Phys. Rev. X 8, 031003.
+    .. [3] Cohen, Chung, Lee & Sompolinsky (2020). Separability and geometry of object manifolds
+       in deep neural networks. Nat. Commun. 11, 746.
+    .. [4] Hung, Kreiman, Poggio & DiCarlo (2005). Fast readout of object identity from macaque
+       inferior temporal cortex. Science 310, 863-866.
+    .. [5] Schrimpf, Kubilius, Hong, Majaj, Rajalingham, Issa, Kar, Bashivan, Prescott-Roy,
+       Geiger, Schmidt, Yamins & DiCarlo (2018). Brain-Score: which artificial neural network
+       for object recognition is most brain-like? bioRxiv 407007.
     """
     if not isinstance(features, Mapping) or not features:
         raise AnalysisError("features must be a non-empty mapping of layer name to assembly, "
