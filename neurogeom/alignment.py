@@ -16,8 +16,9 @@ by the top k_μ principal axes U_μ (N × k_μ, orthonormal) of its points about
   a permutation null.
 - :func:`layer_profile`: all of the above, layer by layer (and region by region).
 
-The pairwise kernel is one matrix product of the stacked bases of every manifold followed by one
-batched SVD of its k × k blocks, so all P(P-1)/2 angle spectra cost about one Gram matrix.
+The pairwise kernel is one matrix product of the stacked bases of every manifold (a symmetric
+rank-k update) followed by batched eigendecompositions of its k × k blocks, so all P(P-1)/2
+angle spectra cost about one Gram matrix; no Python loop runs over pairs.
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def _require_coord(a: xr.DataArray, name: str, what: str) -> None:
                             f"{format_list(presentation_coords(a, dim), 30)}")
 
 
-def _centered_groups(a: xr.DataArray, by: str, what: str):
+def _checked_groups(a: xr.DataArray, by: str, what: str):
     """Manifolds by ``by`` (at least 2 points each), checked: an existing coord, 2 or more."""
     _require_coord(a, by, what)
     groups = manifolds(a, by, min_points=2)
@@ -250,9 +251,9 @@ def _positions(family: dict, mean: np.ndarray, scale: float) -> None:
 
 def _alignment_arrays(a: xr.DataArray, by: str, other_by, n_components, variance) -> dict:
     """Every within- (or between-family) measure of :func:`manifold_alignment`, as arrays."""
-    gx = _centered_groups(a, by, "by")      # validates the assembly
+    gx = _checked_groups(a, by, "by")      # validates the assembly
     same = other_by is None
-    gy = gx if same else _centered_groups(a, other_by, "other_by")
+    gy = gx if same else _checked_groups(a, other_by, "other_by")
     fx = _family(gx, by, n_components, variance)
     fy = fx if same else _family(gy, other_by, n_components, variance)
     # every point belongs to one manifold: the global mean is the weighted mean of the
