@@ -23,8 +23,10 @@ angle spectra cost about one Gram matrix; no Python loop runs over pairs.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -180,12 +182,24 @@ def principal_angles(bases: np.ndarray, ks: np.ndarray, other: np.ndarray | None
     else:
         iu, ju = (x.ravel() for x in np.indices((P, Q)))
     step = max(1, int(chunk_bytes // (8 * 3 * K * K2)))
-    for start in range(0, len(iu), step):
+
+    def chunk(start):
         i, j = iu[start:start + step], ju[start:start + step]
         sv = _singular_values(blocks[i, :, j, :])       # (chunk, K, K2)
         cos[i, j] = sv
         if same:
             cos[j, i] = sv
+
+    starts = range(0, len(iu), step)
+    # many small LAPACK calls: single-threaded each, chunks spread over the cores (LAPACK
+    # releases the GIL); the chunks write disjoint entries of `cos`
+    with single_threaded_blas():
+        if len(starts) > 1 and (os.cpu_count() or 1) > 1:
+            with ThreadPoolExecutor(min(len(starts), os.cpu_count())) as pool:
+                list(pool.map(chunk, starts))
+        else:
+            for start in starts:
+                chunk(start)
     n_angles = np.minimum.outer(ks, other_ks)
     cos[np.arange(m)[None, None, :] >= n_angles[:, :, None]] = 0.0
     np.clip(cos, 0.0, 1.0, out=cos)
@@ -199,8 +213,7 @@ def _singular_values(blocks: np.ndarray) -> np.ndarray:
     relative accuracy)."""
     bt = np.swapaxes(blocks, -1, -2)
     square = blocks @ bt if blocks.shape[-2] <= blocks.shape[-1] else bt @ blocks
-    with single_threaded_blas():   # many small problems: threads only add synchronization
-        w = np.linalg.eigvalsh(square)
+    w = np.linalg.eigvalsh(square)     # (callers limit BLAS to one thread per call)
     return np.sqrt(np.clip(w[..., ::-1], 0.0, None))
 
 
