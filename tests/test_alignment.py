@@ -118,6 +118,23 @@ def test_principal_angles_equal_scipy_subspace_angles():
             assert res["subspace_alignment"].values[mu, nu] == pytest.approx(cos2, abs=1e-12)
 
 
+def test_block_spectra_in_chunks_and_threads_equal_one_batch():
+    from neurogeom.alignment import principal_angles
+
+    rng = np.random.default_rng(0)
+    P, N = 30, 60
+    ks = rng.integers(1, 7, size=P)
+    bases = np.zeros((P, 6, N))
+    for mu, k in enumerate(ks):
+        bases[mu, :k] = np.linalg.qr(rng.standard_normal((N, k)))[0].T
+    one, n1 = principal_angles(bases, ks, chunk_bytes=2**40)
+    many, n2 = principal_angles(bases, ks, chunk_bytes=2000)    # ~2 pairs per chunk
+    np.testing.assert_array_equal(one, many)
+    np.testing.assert_array_equal(n1, np.minimum.outer(ks, ks))
+    ref = np.sort(scipy.linalg.subspace_angles(bases[3, :ks[3]].T, bases[7, :ks[7]].T))
+    np.testing.assert_allclose(np.arccos(one[3, 7, :len(ref)]), ref, atol=1e-7)
+
+
 def test_identical_and_orthogonal_subspaces():
     rng = np.random.default_rng(1)
     N, n = 30, 10
