@@ -514,6 +514,14 @@ def test_cli_align_and_profile(tmp_path, capsys):
                  "alignment,decoding", "--n-splits", "3", "-o", str(tmp_path / "p.nc")]) == 0
     prof = ng.io.open(tmp_path / "p.nc")
     assert list(prof["layer"].values) == ["layer4", "a"]
+    # a neural file with two regions on its neuroids becomes two regions of the profile
+    neural = a.assign_coords(region=("neuroid", ["V4"] * 20 + ["IT"] * 20))
+    pn = ng.io.to_netcdf(neural, tmp_path / "neural.nc")
+    assert main(["profile", str(pb), "--neural", str(pn), "--by", "object_name", "--analyses",
+                 "predictivity", "-o", str(tmp_path / "pn.nc")]) == 0
+    prof = ng.io.open(tmp_path / "pn.nc")
+    assert list(prof["region"].values) == ["V4", "IT"]
+    assert prof["predictivity"].dims == ("layer", "region")
     # bad input: one line, exit 2
     assert main(["align", str(pa), "--by", "shape"]) == 2
     err = capsys.readouterr().err
