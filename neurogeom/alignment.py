@@ -939,7 +939,7 @@ def _compare_dataset(x, y, by, gx, gy, *, n_permutations, n_t, n_components, var
 # layer_profile
 # --------------------------------------------------------------------------------------------
 
-def layer_profile(features: Mapping[str, xr.DataArray], neural=None, by: str = "object_name", *,
+def layer_profile(features: Mapping[str, xr.DataArray], neural, by: str, *,
                   analyses: Sequence[str] | None = None, n_t: int = 200, n_splits: int = 5,
                   n_permutations: int = 200, n_components: int | None = None,
                   variance: float = 0.9, classifier="linear_svm", seed: int = 0,
@@ -970,7 +970,7 @@ def layer_profile(features: Mapping[str, xr.DataArray], neural=None, by: str = "
     features : mapping of str to xarray.DataArray
         Layer name → ``(presentation, neuroid)`` assembly, as
         ``loaders.model_activations`` returns; the ``layer`` dim keeps the mapping's order.
-    neural : xarray.DataArray, mapping of str to xarray.DataArray, or None
+    neural : xarray.DataArray, mapping of str to xarray.DataArray, or None (required; may be None)
         Brain responses on the same stimuli: one assembly (a length-1 ``region`` dim, named by
         the assembly's ``name`` or ``"neural"``), or region → assembly (one ``region`` entry
         each, in order). None: model-only profile without a ``region`` dim.
