@@ -73,18 +73,35 @@ def _n_components(s: np.ndarray, variance: float) -> int:
     return min(k, rank)
 
 
+def _threaded_map(fn, items) -> list:
+    """``[fn(x) for x in items]`` over the cores, each call with single-threaded BLAS.
+
+    For many small matrix products and LAPACK calls: BLAS threads only add synchronization
+    there (on a busy machine, several times the work), while numpy releases the GIL inside
+    them, so one Python thread per core does the work in parallel.
+    """
+    items = list(items)
+    workers = min(len(items), os.cpu_count() or 1)
+    with single_threaded_blas():
+        if workers <= 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(fn, items))
+
+
 def _principal_axes(points: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Singular values and right singular vectors (as rows) of each manifold's points about
     their own center.
 
     For n points in N ≫ n dims the eigendecomposition of the n × n Gram matrix
-    Y Yᵀ = V S² Vᵀ is much cheaper than an SVD of Y (and LAPACK's SVD of a wide matrix is slow),
-    and the axes Vᵀ Y / s are accurate to ~eps (s_1/s_k)² for every kept one
-    (s_k > RANK_RTOL s_1). The Gram matrices of all manifolds go through one batched ``eigh``;
-    each manifold is centered in turn, so no second copy of the data is made.
+    Y Yᵀ = V S² Vᵀ (Y the centered points) is much cheaper than an SVD (and LAPACK's SVD of a
+    wide matrix is slow), and the axes Vᵀ Y / s are accurate to ~eps (s_1/s_k)² for every kept
+    one (s_k > RANK_RTOL s_1). The axes are formed from the uncentered points X as
+    (Vᵀ X − (Vᵀ1) mᵀ) / s (m the manifold mean), so no centered copy is kept.
     """
-    def centered(p):
-        return p - p.mean(axis=0)
+    def gram(p):
+        y = p - p.mean(axis=0)
+        return y @ y.T if len(p) <= p.shape[1] else y.T @ y
 
     out: list = [None] * len(points)
     by_size: dict[tuple[int, int], list[int]] = {}
@@ -92,17 +109,24 @@ def _principal_axes(points: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarr
         by_size.setdefault(p.shape, []).append(i)
     for (n, N), idx in by_size.items():
         wide = n <= N       # else more points than features: the N × N covariance is smaller
-        grams = np.stack([(lambda y: y @ y.T if wide else y.T @ y)(centered(points[i]))
-                          for i in idx])
+        grams = np.stack(_threaded_map(gram, [points[i] for i in idx]))
         with single_threaded_blas():   # threads only add synchronization to small LAPACK calls
             w, V = np.linalg.eigh(grams)
-        w, V = w[:, ::-1], V[:, :, ::-1]
+        # descending order, contiguous: a reversed (negative-stride) view would make the
+        # products below miss BLAS
+        w, V = w[:, ::-1], np.ascontiguousarray(V[:, :, ::-1])
         s = np.sqrt(np.clip(w, 0.0, None))
-        for j, i in enumerate(idx):
+
+        def axes(j):
             r = _n_components(s[j], 1.0)
-            axes = (V[j, :, :r].T @ centered(points[i])) / s[j, :r, None] if wide \
-                else V[j, :, :r].T
-            out[i] = (s[j], axes)
+            if not wide:
+                return V[j, :, :r].T
+            x = points[idx[j]]
+            vt = V[j, :, :r].T
+            return (vt @ x - np.outer(vt.sum(axis=1), x.mean(axis=0))) / s[j, :r, None]
+
+        for j, a in enumerate(_threaded_map(axes, range(len(idx)))):
+            out[idx[j]] = (s[j], a)
     return out
 
 
@@ -190,16 +214,8 @@ def principal_angles(bases: np.ndarray, ks: np.ndarray, other: np.ndarray | None
         if same:
             cos[j, i] = sv
 
-    starts = range(0, len(iu), step)
-    # many small LAPACK calls: single-threaded each, chunks spread over the cores (LAPACK
-    # releases the GIL); the chunks write disjoint entries of `cos`
-    with single_threaded_blas():
-        if len(starts) > 1 and (os.cpu_count() or 1) > 1:
-            with ThreadPoolExecutor(min(len(starts), os.cpu_count())) as pool:
-                list(pool.map(chunk, starts))
-        else:
-            for start in starts:
-                chunk(start)
+    # the chunks write disjoint entries of `cos`
+    _threaded_map(chunk, range(0, len(iu), step))
     n_angles = np.minimum.outer(ks, other_ks)
     cos[np.arange(m)[None, None, :] >= n_angles[:, :, None]] = 0.0
     np.clip(cos, 0.0, 1.0, out=cos)
