@@ -379,7 +379,8 @@ def manifold_alignment(a: xr.DataArray, by: str, *, n_components: int | None = N
         ``subspace_alignment`` (manifold, manifold_other)
             Mean cos² of the principal angles.
         ``principal_angles`` (manifold, manifold_other, component)
-            θ_i in radians, ascending. Padding convention (no NaN): angles beyond
+            θ_i in radians, ascending (from cosines, so angles below ~1e-7 rad are
+            resolved to about √eps ≈ 1.5e-8). Padding convention (no NaN): angles beyond
             ``n_angles`` = min(k_μ, k_ν) are π/2, as if the smaller subspace were padded with
             directions orthogonal to everything.
         ``n_angles`` (manifold, manifold_other)
