@@ -89,15 +89,14 @@ def _threaded_map(fn, items) -> list:
             return list(pool.map(fn, items))
 
 
-def _principal_axes(points: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Singular values and right singular vectors (as rows) of each manifold's points about
-    their own center.
+def _gram_spectra(points: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Singular values s (descending) of each manifold's points about their own center, and the
+    eigenvectors V of the smaller of its Gram matrix Y Yᵀ and covariance Yᵀ Y (Y centered).
 
     For n points in N ≫ n dims the eigendecomposition of the n × n Gram matrix
-    Y Yᵀ = V S² Vᵀ (Y the centered points) is much cheaper than an SVD (and LAPACK's SVD of a
-    wide matrix is slow), and the axes Vᵀ Y / s are accurate to ~eps (s_1/s_k)² for every kept
-    one (s_k > RANK_RTOL s_1). The axes are formed from the uncentered points X as
-    (Vᵀ X − (Vᵀ1) mᵀ) / s (m the manifold mean), so no centered copy is kept.
+    Y Yᵀ = V S² Vᵀ is much cheaper than an SVD of Y (and LAPACK's SVD of a wide matrix is
+    slow); :func:`_fill_axes` turns V into the principal axes. Manifolds of one size go through
+    one batched ``eigh``.
     """
     def gram(p):
         y = p - p.mean(axis=0)
@@ -107,27 +106,35 @@ def _principal_axes(points: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarr
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, p in enumerate(points):
         by_size.setdefault(p.shape, []).append(i)
-    for (n, N), idx in by_size.items():
-        wide = n <= N       # else more points than features: the N × N covariance is smaller
+    for idx in by_size.values():
         grams = np.stack(_threaded_map(gram, [points[i] for i in idx]))
         with single_threaded_blas():   # threads only add synchronization to small LAPACK calls
             w, V = np.linalg.eigh(grams)
         # descending order, contiguous: a reversed (negative-stride) view would make the
-        # products below miss BLAS
+        # products with V miss BLAS
         w, V = w[:, ::-1], np.ascontiguousarray(V[:, :, ::-1])
         s = np.sqrt(np.clip(w, 0.0, None))
-
-        def axes(j):
-            r = _n_components(s[j], 1.0)
-            if not wide:
-                return V[j, :, :r].T
-            x = points[idx[j]]
-            vt = V[j, :, :r].T
-            return (vt @ x - np.outer(vt.sum(axis=1), x.mean(axis=0))) / s[j, :r, None]
-
-        for j, a in enumerate(_threaded_map(axes, range(len(idx)))):
-            out[idx[j]] = (s[j], a)
+        for j, i in enumerate(idx):
+            out[i] = (s[j], V[j])
     return out
+
+
+def _fill_axes(row: np.ndarray, x: np.ndarray, s: np.ndarray, V: np.ndarray) -> None:
+    """Write the top ``len(row)`` principal axes of the points ``x`` (rows) into ``row``.
+
+    Wide case (n ≤ N, V from the Gram matrix): axes = Vᵀ Y / s, accurate to ~eps (s_1/s_k)²
+    for every kept axis (s_k > RANK_RTOL s_1), formed from the uncentered points as
+    (Vᵀ X − (Vᵀ1) mᵀ) / s (m the manifold mean) so no centered copy is made. Otherwise the
+    eigenvectors of the covariance are the axes.
+    """
+    k = len(row)
+    vt = V[:, :k].T
+    if len(x) > x.shape[1]:
+        row[:] = vt
+        return
+    np.matmul(vt, x, out=row)
+    row -= np.outer(vt.sum(axis=1), x.mean(axis=0))
+    row /= s[:k, None]
 
 
 def _subspaces(groups, n_components, variance, what):
@@ -136,29 +143,29 @@ def _subspaces(groups, n_components, variance, what):
     Returns the stacked bases as rows, ``(P, K, N)``, zero-padded to K = max k_μ rows, the
     k_μ, and each manifold's total squared spread Σ_i ‖x_i − c_μ‖² (= Σ s²).
     """
+    points = [p for _, p in groups]
+    spectra = _gram_spectra(points)
     ks, short = [], []
-    axes = _principal_axes([points for _, points in groups])
-    for (label, points), (s, u) in zip(groups, axes):
-        rank = u.shape[0]
+    for (label, x), (s, _) in zip(groups, spectra):
+        rank = _n_components(s, 1.0)
         if rank == 0:
             raise AnalysisError(f"manifold {label!r} by {what!r} has no spread (its "
-                                f"{len(points)} points are identical): it has no subspace")
+                                f"{len(x)} points are identical): it has no subspace")
         if n_components is None:
             ks.append(_n_components(s, variance))
         else:
             ks.append(n_components)
             if n_components > rank:
-                short.append(f"{label!r} ({len(points)} points, rank {rank})")
+                short.append(f"{label!r} ({len(x)} points, rank {rank})")
     if short:
         raise AnalysisError(
             f"n_components={n_components} exceeds the rank of {len(short)} manifold(s) by "
             f"{what!r} (a manifold of n points spans at most n - 1 directions about its "
             f"center): {format_list(short)}; lower n_components or pass variance=")
-    K = max(ks)
-    stacked = np.zeros((len(groups), K, axes[0][1].shape[1]))
-    for mu, ((_, u), k) in enumerate(zip(axes, ks)):
-        stacked[mu, :k] = u[:k]
-    spread = np.array([float(np.sum(s ** 2)) for s, _ in axes])
+    stacked = np.zeros((len(groups), max(ks), points[0].shape[1]))
+    _threaded_map(lambda mu: _fill_axes(stacked[mu, :ks[mu]], points[mu], *spectra[mu]),
+                  range(len(groups)))
+    spread = np.array([float(np.sum(s ** 2)) for s, _ in spectra])
     return stacked, np.asarray(ks), spread
 
 
