@@ -25,6 +25,7 @@ from .regression import (LinearRegression, PLSRegression, RidgeRegression, neura
 from .latent.eigenspectrum import cvpca, participation_ratio, power_law_exponent, svca
 from .regression.spectral import spectral_decomposition
 from .parallel import map_recordings
+from .alignment import compare_geometry, decoding_accuracy, layer_profile, manifold_alignment
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below
     from .latent.nce import NeuralCrossEncoder
@@ -37,6 +38,7 @@ __all__ = [
     "noise_ceiling", "spectral_decomposition",
     "latent", "eigenspectrum", "spectrum", "NeuralCrossEncoder", "ReducedRankRegression", "latent_dimensionality",
     "cvpca", "participation_ratio", "power_law_exponent", "svca", "map_recordings",
+    "manifold_alignment", "decoding_accuracy", "compare_geometry", "layer_profile",
 ]
 
 

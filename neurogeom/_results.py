@@ -77,6 +77,20 @@ REFERENCES: dict[str, str] = {
               "geometry of population responses in visual cortex. Nature 571, 361-365."),
     "dask": ("Rocklin (2015). Dask: parallel computation with blocked algorithms and task "
              "scheduling. Proc. 14th Python in Science Conf., 130-136."),
+    "maa": ("Kuoch, Chou, Parthasarathy, Dapello, DiCarlo, Sompolinsky & Chung (2024). Probing "
+            "biological and artificial neural networks with task-dependent neural manifolds. "
+            "Conference on Parsimony and Learning (CPAL), PMLR 234."),
+    "principal_angles": ("Björck & Golub (1973). Numerical methods for computing angles "
+                         "between linear subspaces. Math. Comp. 27, 579-594."),
+    "decoding": ("Hung, Kreiman, Poggio & DiCarlo (2005). Fast readout of object identity from "
+                 "macaque inferior temporal cortex. Science 310, 863-866."),
+    "majaj": ("Majaj, Hong, Solomon & DiCarlo (2015). Simple learned weighted sums of inferior "
+              "temporal neuronal firing rates accurately predict human core object recognition "
+              "performance. J. Neurosci. 35, 13402-13418."),
+    "rsa": ("Kriegeskorte, Mur & Bandettini (2008). Representational similarity analysis - "
+            "connecting the branches of systems neuroscience. Front. Syst. Neurosci. 2, 4."),
+    "procrustes": ("Schönemann (1966). A generalized solution of the orthogonal Procrustes "
+                   "problem. Psychometrika 31, 1-10."),
     "svca": ("Stringer, Pachitariu, Steinmetz, Reddy, Carandini & Harris (2019). Spontaneous "
              "behaviors drive multidimensional, brainwide activity. Science 364, eaav7893."),
 }
