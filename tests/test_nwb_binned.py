@@ -58,8 +58,10 @@ def test_calcium_bins_with_head_direction_and_position(twophoton):
     centers = act["time"].values
     # calcium: mean of the samples in each bin
     dff, times = twophoton.extra["dff"], twophoton.extra["times"]
-    starts = act["bin_start"].values
-    expected = np.array([dff[(times >= s) & (times < s + 0.13)].mean(axis=0) for s in starts])
+    starts, ends = act["bin_start"].values, act["bin_end"].values
+    # each bin is [bin_start, bin_end): the next bin's start, not bin_start + 0.13 recomputed
+    expected = np.array([dff[(times >= s) & (times < e)].mean(axis=0)
+                         for s, e in zip(starts, ends)])
     np.testing.assert_allclose(act.values, expected, atol=1e-9, rtol=0)
     chunked = loaders.binned_activity(twophoton.path, 0.13, epoch=(1.0, t_b[-1] - 0.2),
                                       max_in_memory_bytes=50_000)

@@ -20,19 +20,34 @@ from .counting import count_spikes, new_counts
 from .spikes import UNIT_SKIP, selected_trains, units_table
 
 
-def time_bins(epochs: np.ndarray, bin_size: float) -> tuple[np.ndarray, np.ndarray]:
-    """Consecutive bins of ``bin_size`` filling each ``[start, stop)`` epoch (whole bins only).
+def time_bins(epochs: np.ndarray, bin_size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Consecutive bins of ``bin_size`` tiling each ``[start, stop)`` epoch (whole bins only).
 
-    Returns the bins' start times and the epoch row each belongs to.
+    Each epoch's edges are one array, ``start + k * bin_size`` for ``k = 0 … n``, and a bin's
+    end *is* the next bin's start (the same float, not ``start_k + bin_size`` recomputed, which
+    lands a few ulps off the next start for bin sizes that are not binary fractions such as
+    0.1 s): with half-open bins every spike between the first and the last edge is counted
+    exactly once, including spikes lying exactly on an edge (spike times stored on a 0.1 ms
+    grid do). When ``n`` bins fill the epoch up to rounding, the last edge is the epoch's stop
+    itself.
+
+    Returns
+    -------
+    (bin_start, bin_end, epoch_row)
+        The bins' start and end times and the epoch row each belongs to.
     """
-    starts, rows = [], []
+    starts, ends, rows = [], [], []
     for row, (a, b) in enumerate(epochs):
         # the small tolerance keeps the last whole bin when (b - a) / bin_size is an integer
         # up to float rounding
         n = int(np.floor((b - a) / bin_size + 1e-9))
-        starts.append(a + np.arange(n) * bin_size)
+        edges = a + np.arange(n + 1) * bin_size
+        if n and abs(edges[-1] - b) <= 1e-9 * max(abs(b), bin_size):
+            edges[-1] = b      # the epoch's own stop, not a float a few ulps either side
+        starts.append(edges[:-1])
+        ends.append(edges[1:])
         rows.append(np.full(n, row))
-    return np.concatenate(starts), np.concatenate(rows)
+    return np.concatenate(starts), np.concatenate(ends), np.concatenate(rows)
 
 
 def _epochs(rec, epoch, extent) -> tuple[np.ndarray, str]:
@@ -119,7 +134,7 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
             times = sample_times(obj, n_samples, path, rec.where())
             dt = float(np.median(np.diff(times))) if n_samples > 1 else 0.0
             epochs, label = _epochs(rec, epoch, (times[0], times[-1] + dt))
-            starts, rows = time_bins(epochs, bin_size)
+            starts, ends, rows = time_bins(epochs, bin_size)
             if starts.size == 0:
                 raise LoaderError(f"{rec.where(label)}: empty selection: no whole {bin_size} s "
                                   "bin fits in the epochs")
@@ -127,7 +142,7 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
             ids = np.asarray(table.id.data[:])[np.asarray(obj.rois.data[:], dtype=np.int64)]
             regions, region_source = roi_regions(obj, rec.name)
             cols = select(ids, regions, units, region, rec.where(path), "ROIs")
-            edges = np.column_stack([starts, starts + bin_size])
+            edges = np.column_stack([starts, ends])
             chunk = chunk_samples_for(obj, n_samples, len(ids), max_in_memory_bytes)
             values, n_in = window_means(obj.data, time_axis, cols, times, edges, chunk)
             if (n_in == 0).any():
@@ -147,12 +162,12 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
             finally:
                 trains.warn_sorted()
             epochs, label = _epochs(rec, epoch, (lo, hi))
-            starts, rows = time_bins(epochs, bin_size)
+            starts, ends, rows = time_bins(epochs, bin_size)
             if starts.size == 0:
                 raise LoaderError(f"{rec.where(label)}: empty selection: no whole {bin_size} s "
                                   "bin fits in the epochs")
             out = new_counts(starts.size, sel.size, 1, np.float64 if rate else np.int64)
-            count_spikes(trains, np.column_stack([starts, starts + bin_size]), out)
+            count_spikes(trains, np.column_stack([starts, ends]), out)
             values = out[..., 0]
             if rate:
                 values /= bin_size
@@ -161,13 +176,13 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
                                   reserved=("neuroid_id", "unit_id", "region", "subject", "session"))
             ncoords = neuroid_coords(info, ids[sel], regions[sel],
                                      {k: v[sel] for k, v in extra.items()}, "unit_id")
-        centers = starts + bin_size / 2
+        centers = (starts + ends) / 2
         # rec.nwbfile builds every pynwb object in the file (seconds for files with thousands
         # of images): only for covariates
         cov, cov_paths = covariate_coords(rec.nwbfile if covariates is not None else None,
                                           covariates, centers, rec.where())
         coords = {"time": ("time", centers), "bin_start": ("time", starts),
-                  "bin_end": ("time", starts + bin_size), "epoch_index": ("time", rows)}
+                  "bin_end": ("time", ends), "epoch_index": ("time", rows)}
         coords.update({k: ("time", v) for k, v in cov.items()})
         coords.update(ncoords)
         attrs.update({"epoch": label, "region_source": region_source,
