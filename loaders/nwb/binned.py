@@ -12,7 +12,7 @@ from neurogeom.errors import LoaderError, format_list
 
 from .behaviour import covariate_coords
 from .build import extra_columns, neuroid_coords, select
-from .calcium import (MAX_IN_MEMORY_BYTES, choose_series, chunk_samples_for, sample_times,
+from .calcium import (MAX_IN_MEMORY_BYTES, SERIES_DEFAULT_RULE, choose_series, chunk_samples_for, sample_times,
                       series_layout, window_means)
 from .regions import roi_regions
 from .source import open_nwb
@@ -101,8 +101,10 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
     rate : bool
         Spikes/s (default) or counts. Ignored for calcium.
     series : str, optional
-        Bin a RoiResponseSeries (mean of the samples in each bin) instead of spikes; chosen
-        automatically when the file has no units table.
+        Bin a RoiResponseSeries (mean of the samples in each bin) instead of spikes. Without
+        it, a file with no units table loads its dF/F series, else its Fluorescence series,
+        never a neuropil or deconvolved one (a warning names the choice when there were
+        others; the ``series`` attr records it).
     max_in_memory_bytes : int
         Imaging series larger than this are read through dask in time chunks.
 
@@ -153,6 +155,7 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
             from pynwb.ophys import DfOverF
             attrs["units"] = "dF/F" if isinstance(obj.parent, DfOverF) else str(obj.unit or "a.u.")
             attrs["series"] = path
+            attrs["series_choice"] = "given" if series is not None else SERIES_DEFAULT_RULE
             ncoords = neuroid_coords(info, ids[cols], regions[cols], {}, "roi_id")
         else:
             units_table(rec)
