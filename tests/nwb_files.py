@@ -157,14 +157,15 @@ def _serve_folder(folder, requests, bytes_sent, port, ready):
 
 
 def write_roi_series(path, containers, *, n_rois=5, n_frames=400, rate=10.0, jitter=0.0,
-                     intervals=None, units=None, seed=0):
+                     intervals=None, units=None, timeseries=None, seed=0):
     """An imaging file as segmentation pipelines write it: one PlaneSegmentation and one
     RoiResponseSeries per entry of ``containers`` (``{name: type}``, type ``"DfOverF"`` or
     ``"Fluorescence"``; suite2p writes Fluorescence containers named ``Fluorescence``,
     ``Neuropil`` and ``Deconvolved``), each named like its container. ``n_rois=1`` stores 1-d
     data (as writers do for a single ROI). ``jitter`` (s) moves each frame time by up to that
     much (explicit timestamps). ``intervals``: ``{table: [(start, stop), ...]}``; ``units``:
-    spike trains. Returns ``(path, {container: data}, times)``."""
+    spike trains; ``timeseries``: ``{name: timestamps}`` acquisition series (tracking).
+    Returns ``(path, {container: data}, times)``."""
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.ophys import DfOverF, Fluorescence, ImageSegmentation, OpticalChannel
 
@@ -210,6 +211,11 @@ def write_roi_series(path, containers, *, n_rois=5, n_frames=400, rate=10.0, jit
         for a, b in rows:
             t.add_interval(start_time=float(a), stop_time=float(b))
         f.add_time_intervals(t)
+    for name, stamps in (timeseries or {}).items():
+        from pynwb import TimeSeries
+
+        f.add_acquisition(TimeSeries(name=name, data=np.zeros(len(stamps)), unit="m",
+                                     timestamps=np.asarray(stamps, dtype=np.float64)))
     for train in units or []:
         f.add_unit(spike_times=np.asarray(train, dtype=np.float64))
     with NWBHDF5IO(str(path), "w") as io:

@@ -95,13 +95,14 @@ def interpolate(series, at: np.ndarray, name: str, where: str) -> dict:
     return out
 
 
-def covariate_coords(nwbfile, covariates, at: np.ndarray, where: str) -> tuple[dict, list]:
-    """Interpolated covariates as ``time`` coords, and the source path of each."""
+def resolve_covariates(nwbfile, covariates, where: str) -> list:
+    """``[(path, series), ...]`` for the requested covariate names (LoaderError listing the
+    behavioural series in the file for an unknown name, the full paths for an ambiguous one)."""
     if covariates is None:
-        return {}, []
+        return []
     names = [covariates] if isinstance(covariates, str) else list(covariates)
     available = find_covariates(nwbfile)
-    coords, paths = {}, []
+    out = []
     for name in names:
         hit = available.get(name, "missing")
         if hit == "missing":
@@ -112,7 +113,37 @@ def covariate_coords(nwbfile, covariates, at: np.ndarray, where: str) -> tuple[d
             full = sorted(k for k in available if "/" in k and k.rsplit("/", 2)[-2:].count(name))
             raise LoaderError(f"{where}: covariate {name!r} is ambiguous; name one of "
                               f"{format_list(full)}")
-        path, series = hit
+        out.append(hit)
+    return out
+
+
+def covariate_support(resolved: list) -> tuple[float, float] | None:
+    """``(start, stop)`` where every resolved covariate has samples (None without covariates);
+    interpolation onto a time inside it never extrapolates."""
+    if not resolved:
+        return None
+    lo, hi = -np.inf, np.inf
+    for _, series in resolved:
+        n = series.data.shape[0]
+        if series.timestamps is not None:
+            first, last = float(series.timestamps[0]), float(series.timestamps[n - 1])
+        else:
+            first = float(series.starting_time or 0.0)
+            last = first + (n - 1) / float(series.rate)
+        lo, hi = max(lo, first), min(hi, last)
+    return lo, hi
+
+
+def covariate_coords(nwbfile, covariates, at: np.ndarray, where: str,
+                     resolved: list | None = None) -> tuple[dict, list]:
+    """Interpolated covariates as ``time`` coords, and the source path of each (``resolved``:
+    the series :func:`resolve_covariates` found, when the caller has them already)."""
+    if covariates is None:
+        return {}, []
+    if resolved is None:
+        resolved = resolve_covariates(nwbfile, covariates, where)
+    coords, paths = {}, []
+    for path, series in resolved:
         coords.update(interpolate(series, at, series.name, where))
         paths.append(path)
     return coords, paths

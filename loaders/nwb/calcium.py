@@ -212,7 +212,10 @@ def window_means(data, time_axis: int, columns: np.ndarray, times: np.ndarray,
 
     def chunk_sums(c0: int, c1: int) -> np.ndarray:
         """Each bin's sum over the samples ``[c0, c1)`` it contains."""
-        block = data[c0:c1, sl] if time_axis == 0 else data[sl, c0:c1].T
+        if len(data.shape) == 1:   # one ROI stored as a 1-d trace
+            block = np.asarray(data[c0:c1])[:, None][:, sl]
+        else:
+            block = data[c0:c1, sl] if time_axis == 0 else data[sl, c0:c1].T
         block = np.asarray(block, dtype=np.float64)
         if not contiguous:
             block = block[:, columns]
