@@ -84,7 +84,26 @@ def build_parser():
     import importlib
     for name in SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    parser.subcommands = sub.choices    # name -> parser, to word errors in its flags
     return parser
+
+
+def cli_words(message: str, command_parser) -> str:
+    """``message`` with the Python keyword arguments it names (``series=``, ``epoch=``) written
+    as the command's flags (``--series``, ``--epoch``): the library's errors name the arguments
+    of its functions, a shell user types flags."""
+    import re
+
+    if command_parser is None:
+        return message
+    for action in command_parser._actions:
+        flags = [o for o in action.option_strings if o.startswith("--")]
+        if not flags or action.dest == "help":
+            continue
+        message = re.sub(rf"(?<![\w.-]){re.escape(action.dest)}=(?=[^=]|$)", flags[0] + " ",
+                         message)
+        message = message.replace(flags[0] + "  ", flags[0] + " ")
+    return re.sub(r"(--[\w-]+) (?=[;,.)]|$)", r"\1", message)
 
 
 def _version_action():
@@ -150,7 +169,8 @@ def _run(argv, signals: _Signals) -> int:
     except NeurogeomError as exc:
         if args.debug:
             raise
-        _say(f"neurogeom {args.command}: error: {_one_line(exc)}")
+        words = cli_words(_one_line(exc), getattr(parser, "subcommands", {}).get(args.command))
+        _say(f"neurogeom {args.command}: error: {words}")
         return 2
 
 

@@ -31,7 +31,12 @@ def add_parser(sub) -> None:
                    help="drop presentations whose COLUMN equals VALUE (repeatable), "
                         "e.g. --exclude frame=-1")
     p.add_argument("--bin-size", type=float, help="(binned) bin width in s")
-    p.add_argument("--epoch", help="(binned) intervals table whose rows restrict the bins")
+    p.add_argument("--epoch", metavar="TABLE|START:STOP[,START:STOP...]",
+                   help="(binned) restrict the bins to the rows of an intervals table (e.g. "
+                        "epochs) or to explicit spans in s, e.g. --epoch 0:600,600:1200")
+    p.add_argument("--onsets", metavar="TABLE.csv",
+                   help="(spikes/calcium) presentations from a CSV file with a start_time "
+                        "column (onsets, s) and the --stimulus column, instead of --intervals")
     p.add_argument("--covariates", nargs="+", help="(binned) behavioural series to add as coords")
     p.set_defaults(func=run)
 
@@ -68,29 +73,85 @@ def _need(args, *names):
         raise LoaderError(f"neurogeom load needs {' and '.join(missing)} for this kind of load")
 
 
+def _parse_epoch(text):
+    """``--epoch``: an intervals table name, or ``START:STOP[,START:STOP...]`` in seconds."""
+    from neurogeom.errors import LoaderError
+
+    if text is None or ":" not in text:
+        return text
+    spans = []
+    for part in text.split(","):
+        try:
+            a, b = (float(x) for x in part.split(":"))
+        except ValueError:
+            raise LoaderError(f"--epoch takes an intervals table name or START:STOP[,START:STOP"
+                              f"...] in seconds, got {text!r}") from None
+        spans.append((a, b))
+    return spans
+
+
+def _onsets(path):
+    """The presentations of ``--onsets TABLE.csv`` as a DataFrame (start_time + columns)."""
+    import pandas as pd
+
+    from neurogeom.errors import LoaderError
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise LoaderError(f"--onsets {path}: cannot read it as CSV ({exc})") from None
+    if "start_time" not in table.columns:
+        raise LoaderError(f"--onsets {path} has no start_time column; columns: "
+                          f"{', '.join(map(str, table.columns))}")
+    return table
+
+
+def _load(loaders, args, region):
+    if args.binned:
+        _need(args, "bin_size")
+        return loaders.binned_activity(args.source, args.bin_size, epoch=_parse_epoch(args.epoch),
+                                       covariates=args.covariates, units=args.units,
+                                       region=region, rate=not args.counts, series=args.series)
+    if args.onsets is not None:
+        _need(args, "stimulus", "window")
+        intervals = _onsets(args.onsets)
+    else:
+        _need(args, "intervals", "stimulus", "window")
+        intervals = args.intervals
+    common = dict(window=tuple(args.window), bins=args.bins, region=region,
+                  exclude=_parse_exclude(args.exclude))
+    if args.spikes:
+        return loaders.spike_responses(args.source, intervals, args.stimulus,
+                                       units=args.units, rate=not args.counts, **common)
+    return loaders.calcium_responses(
+        args.source, intervals, args.stimulus, rois=args.units, series=args.series,
+        baseline=tuple(args.baseline) if args.baseline else None, **common)
+
+
+def _epoch_hint(message: str) -> str:
+    """The loaders suggest explicit spans as ``epoch=[(a, b), ...]``; the flag takes
+    ``--epoch a:b,c:d``."""
+    import re
+
+    def flag(match) -> str:
+        pairs = re.findall(r"\(([^,()]+), ([^,()]+)\)", match.group(1))
+        return "--epoch " + ",".join(f"{a}:{b}" for a, b in pairs)
+
+    return re.sub(r"epoch=\[((?:\([^()]*\)(?:, )?)+)(?:, …)?\]", flag, message)
+
+
 def run(args) -> int:
     import loaders
+    from neurogeom.errors import LoaderError
     from neurogeom.io import check_destination, to_netcdf
 
     check_destination(args.output, sources=[args.source])   # before the work, not after
 
     region = args.region[0] if args.region and len(args.region) == 1 else args.region
-    if args.binned:
-        _need(args, "bin_size")
-        result = loaders.binned_activity(args.source, args.bin_size, epoch=args.epoch,
-                                         covariates=args.covariates, units=args.units,
-                                         region=region, rate=not args.counts, series=args.series)
-    else:
-        _need(args, "intervals", "stimulus", "window")
-        common = dict(window=tuple(args.window), bins=args.bins, region=region,
-                      exclude=_parse_exclude(args.exclude))
-        if args.spikes:
-            result = loaders.spike_responses(args.source, args.intervals, args.stimulus,
-                                             units=args.units, rate=not args.counts, **common)
-        else:
-            result = loaders.calcium_responses(
-                args.source, args.intervals, args.stimulus, rois=args.units, series=args.series,
-                baseline=tuple(args.baseline) if args.baseline else None, **common)
+    try:
+        result = _load(loaders, args, region)
+    except LoaderError as exc:
+        raise LoaderError(_epoch_hint(str(exc))) from None
     path = to_netcdf(result, args.output)
     sizes = ", ".join(f"{k}: {v}" for k, v in result.sizes.items())
     print(f"wrote {path} ({sizes}; {result.attrs.get('units', '')})")

@@ -116,7 +116,7 @@ def test_epoch_truly_outside_names_rows_and_how_to_drop_them(tmp_path):
     msg = str(err.value)
     assert "epoch row(s) 1 (" in msg and "(1190.0, 1300.0)" in msg
     assert "[0.000, 1200.000] s" in msg and "intervals/epochs" in msg
-    assert "epoch=(0.0, 600.0)" in msg
+    assert "epoch=[(0, 600)]" in msg
 
 
 def test_bins_restricted_to_the_covariates_support(tmp_path):

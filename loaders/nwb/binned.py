@@ -70,8 +70,9 @@ def _epochs(rec, epoch, extent) -> tuple[np.ndarray, str]:
     bad = np.flatnonzero((epochs[:, 0] < lo - 1e-9) | (epochs[:, 1] > hi + 1e-9))
     if bad.size:
         inside = np.delete(epochs, bad, axis=0)
-        keep = (f"pass the {len(inside)} row(s) inside it as (start, stop) pairs: epoch="
-                f"{format_list([(round(a, 6), round(b, 6)) for a, b in inside.tolist()], 6)}"
+        pairs = ", ".join(f"({a:.6g}, {b:.6g})" for a, b in inside[:6].tolist())
+        keep = (f"pass the {len(inside)} row(s) inside it as (start, stop) pairs: "
+                f"epoch=[{pairs}{', …' if len(inside) > 6 else ''}]"
                 if inside.size else "no row lies inside it")
         raise LoaderError(
             f"{rec.where(label)}: epoch row(s) {format_list(bad.tolist())} "
