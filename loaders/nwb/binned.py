@@ -12,7 +12,7 @@ from neurogeom.errors import LoaderError, format_list
 
 from .behaviour import covariate_coords, covariate_support, resolve_covariates
 from .build import extra_columns, neuroid_coords, select
-from .calcium import (MAX_IN_MEMORY_BYTES, SERIES_DEFAULT_RULE, choose_series, chunk_samples_for, sample_times,
+from .calcium import (MAX_IN_MEMORY_BYTES, SERIES_DEFAULT_RULE, choose_series, find_roi_series, chunk_samples_for, sample_times,
                       series_layout, window_means)
 from .regions import roi_regions
 from .source import open_nwb
@@ -165,6 +165,9 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
         attrs = {"source": rec.name, "species": info["species"],
                  "loader": "loaders.binned_activity", "bin_size": float(bin_size)}
         if use_calcium:
+            if series is None and not find_roi_series(rec):
+                raise LoaderError(f"{rec.where()} has no units table and no RoiResponseSeries: "
+                                  "nothing to bin (see `neurogeom inspect` for what it holds)")
             path, obj = choose_series(rec, series)
             time_axis, n_samples, _ = series_layout(obj, path, rec.where())
             times = sample_times(obj, n_samples, path, rec.where())
