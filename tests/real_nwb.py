@@ -2,11 +2,12 @@
 
 pynapple's source distribution (MIT licence) ships its test data: NWB files written by
 neurosuite (head-direction units in ADn and CA1, with epochs, position and sleep ripples), phy,
-suite2p, CNMF-E (Inscopix and MATLAB) and minian exports, and a behaviour-only file. The sdist
-is ~90 MB, too large to vendor, so the session fixture downloads it once with pip into
-``.cache/real-nwb`` (or ``$NEUROGEOM_REAL_NWB_DIR``), keeps only the ``.nwb`` files and the
-licence (~65 MB), and skips with the reason when the registry cannot be reached or
-``NEUROGEOM_NO_DOWNLOAD=1``.
+suite2p, CNMF-E (Inscopix and MATLAB) and minian exports, and a behaviour-only file. pynwb's
+(BSD licence) ships 27 back-compatibility files (NWB 1.0.2 to 3.0: electrodes, LFP spectral
+decompositions, fiber photometry, optogenetics…). The sdists (~90 and ~36 MB) are too large to
+vendor, so the session fixtures download each once with pip into ``.cache/real-nwb`` (or
+``$NEUROGEOM_REAL_NWB_DIR``), keep only the ``.nwb`` files and the licence (~70 MB in all), and
+skip with the reason when the registry cannot be reached or ``NEUROGEOM_NO_DOWNLOAD=1``.
 """
 
 import os
@@ -21,6 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PYNAPPLE = "pynapple==0.11.4"
+PYNWB = "pynwb==4.2.0"
 #: file label -> path inside the sdist's tests/nwbfilestest folder
 PYNAPPLE_FILES = {
     "neurosuite": "neurosuite/pynapplenwb/A2929-200711.nwb",
@@ -37,42 +39,47 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NEUROGEOM_REAL_NWB_DIR", ROOT / ".cache" / "real-nwb"))
 
 
-def fetch_pynapple_files() -> dict:
-    """``{label: path}`` of pynapple's test NWB files, downloading them once (see the module
-    docstring); raises RuntimeError saying why when they cannot be had."""
-    folder = cache_dir() / PYNAPPLE.replace("==", "-")
-    paths = {k: folder / v for k, v in PYNAPPLE_FILES.items()}
-    if all(p.is_file() for p in paths.values()):
-        return {k: str(p) for k, p in paths.items()}
+def fetch_sdist_files(requirement: str, inner_prefix: str, licence: str) -> Path:
+    """The folder holding the ``.nwb`` files under ``inner_prefix`` in the source distribution
+    of ``requirement`` (and its ``licence`` file), downloading it once (see the module
+    docstring); RuntimeError saying why when they cannot be had."""
+    folder = cache_dir() / requirement.replace("==", "-")
+    if (folder / licence).is_file():
+        return folder
     if os.environ.get("NEUROGEOM_NO_DOWNLOAD"):
         raise RuntimeError(f"real NWB files not in {folder} and NEUROGEOM_NO_DOWNLOAD is set")
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", PYNAPPLE, "--no-binary", ":all:",
+        cmd = [sys.executable, "-m", "pip", "download", requirement, "--no-binary", ":all:",
                "--no-deps", "--disable-pip-version-check", "-q", "-d", tmp]
         try:
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         except subprocess.TimeoutExpired:
-            raise RuntimeError(f"pip download {PYNAPPLE} timed out") from None
-        sdists = list(Path(tmp).glob("pynapple-*.tar.gz"))
+            raise RuntimeError(f"pip download {requirement} timed out") from None
+        sdists = list(Path(tmp).glob("*.tar.gz"))
         if run.returncode or not sdists:
             tail = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["no sdist"]
-            raise RuntimeError(f"pip download {PYNAPPLE} failed: {tail[0]}")
+            raise RuntimeError(f"pip download {requirement} failed: {tail[0]}")
         staged = Path(tmp) / "staged"
         with tarfile.open(sdists[0]) as tar:
             for member in tar.getmembers():
                 inner = member.name.split("/", 1)[-1]
-                if inner == "LICENSE" or (inner.startswith("tests/nwbfilestest/")
-                                          and inner.endswith(".nwb")):
-                    name = inner.removeprefix("tests/nwbfilestest/")
-                    target = staged / name
+                if inner == licence or (inner.startswith(inner_prefix)
+                                        and inner.endswith(".nwb") and member.isfile()):
+                    target = staged / inner.removeprefix(inner_prefix)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with tar.extractfile(member) as src, open(target, "wb") as dst:
                         shutil.copyfileobj(src, dst)
         if folder.exists():
             shutil.rmtree(folder)
         staged.rename(folder)      # complete or absent: never half a data set
-    return {k: str(p) for k, p in paths.items()}
+    return folder
+
+
+def fetch_pynapple_files() -> dict:
+    """``{label: path}`` of pynapple's test NWB files (:data:`PYNAPPLE_FILES`)."""
+    folder = fetch_sdist_files(PYNAPPLE, "tests/nwbfilestest/", "LICENSE")
+    return {k: str(folder / v) for k, v in PYNAPPLE_FILES.items()}
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +88,13 @@ def pynapple_files():
         return fetch_pynapple_files()
     except RuntimeError as exc:
         pytest.skip(f"real NWB test files unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def pynwb_back_compat():
+    """``{file name: path}`` of pynwb's back-compatibility files."""
+    try:
+        folder = fetch_sdist_files(PYNWB, "tests/back_compat/", "license.txt")
+    except RuntimeError as exc:
+        pytest.skip(f"real NWB test files unavailable: {exc}")
+    return {p.name: str(p) for p in sorted(folder.glob("*.nwb"))}

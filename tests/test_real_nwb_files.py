@@ -87,6 +87,9 @@ def test_inspect(pynapple_files, label):
         assert summary["units"]["count"] == 15
         assert summary["units"]["regions"] == {"adn": 7, "ca1": 8}
         assert set(summary["intervals"]) >= {"epochs", "position_time_support", "sleep_ripples"}
+        # ripple events (irregular timestamps) are not a behavioural covariate
+        assert "sleep_ripples" not in summary["behaviour"]
+        assert "acquisition/sleep_ripples" in summary["other_series"]
     elif label == "phy":
         assert summary["units"]["count"] == 3 and "epochs" in summary["intervals"]
     elif label == "suite2p":
@@ -169,6 +172,33 @@ def test_calcium_exports(pynapple_files, label):
     resp = loaders.calcium_responses(path, df, "cue", window=(0.0, 0.5), series=series)
     expected = np.array([data[(times >= t) & (times < t + 0.5)].mean(axis=0) for t in onsets])
     np.testing.assert_allclose(resp.values, expected, rtol=1e-6, atol=1e-9)
+
+
+#: pynwb back-compatibility files checked by default (all 27 under -m slow)
+BACK_COMPAT_FAST = ("1.0.2_nwbfile.nwb", "3.0.0_decompositionseries_bands_dynamic_table.nwb",
+                    "3.0.0_electrodes_dynamic_table.nwb", "3.0.0_fiber_photometry_extension.nwb",
+                    "3.0.0_optogenetics_extension.nwb")
+
+
+def test_inspect_pynwb_back_compat_files(pynwb_back_compat):
+    """Back-compatibility files inspect; their series are shown in the right section."""
+    assert len(pynwb_back_compat) == 27
+    summaries = {n: loaders.nwb_summary(pynwb_back_compat[n]) for n in BACK_COMPAT_FAST}
+    ephys = summaries["3.0.0_electrodes_dynamic_table.nwb"]
+    assert list(ephys["ecephys"]) == ["acquisition/ElectricalSeries"]
+    decomposition = summaries["3.0.0_decompositionseries_bands_dynamic_table.nwb"]
+    assert "LFPSpectralAnalysis" not in decomposition["behaviour"]
+    assert "processing/test_mod/LFPSpectralAnalysis" in decomposition["other_series"]
+    fiber = summaries["3.0.0_fiber_photometry_extension.nwb"]
+    assert fiber["behaviour"] == {}
+    assert "acquisition/fiber_photometry_response_series" in fiber["other_series"]
+
+
+@pytest.mark.slow
+def test_inspect_every_pynwb_back_compat_file(pynwb_back_compat):
+    for name, path in pynwb_back_compat.items():
+        summary = loaders.nwb_summary(path)
+        assert summary["units"]["count"] == (1 if "electrodes" in name else 0), name
 
 
 def test_behaviour_only_file_says_there_is_nothing_to_bin(pynapple_files):

@@ -14,9 +14,40 @@ import numpy as np
 
 from neurogeom.errors import LoaderError, format_list
 
-#: TimeSeries types that are neural data or movies, never covariates.
+#: TimeSeries types that are neural data, movies, stimuli or events, never covariates.
 NOT_COVARIATES = ("RoiResponseSeries", "ImageSeries", "TwoPhotonSeries", "OnePhotonSeries",
-                  "ElectricalSeries", "ImageMaskSeries", "OpticalSeries")
+                  "ElectricalSeries", "ImageMaskSeries", "OpticalSeries", "SpikeEventSeries",
+                  "DecompositionSeries", "FiberPhotometryResponseSeries",
+                  "CommandedVoltageSeries", "OptogeneticSeries", "IntervalSeries",
+                  "AnnotationSeries", "IndexSeries")
+#: Longest series whose data are compared with its timestamps to recognise an event series.
+MAX_EVENT_CHECK = 1_000_000
+
+
+def is_event_series(series) -> bool:
+    """A TimeSeries of events (ripples, licks, rewards), not a sampled signal: its timestamps
+    are irregular — fewer than half of the intervals between them lie within 10 % of their
+    median, where a tracked or recorded signal (even one with gaps) has nearly all at its
+    sampling period — or its data are its own timestamps. Interpolating events onto time
+    bins would be meaningless."""
+    if series.timestamps is None or not hasattr(series.timestamps, "__len__"):
+        return False
+    n = len(series.timestamps)
+    if n < 3 or n > MAX_EVENT_CHECK:
+        return False
+    stamps = np.asarray(series.timestamps[:], dtype=np.float64)
+    gaps = np.diff(stamps)
+    median = np.median(gaps)
+    if median > 0 and np.mean(np.abs(gaps - median) <= 0.1 * median) < 0.5:
+        return True
+    shape = series.data.shape
+    return len(shape) == 1 and shape[0] == n and bool(
+        np.array_equal(np.asarray(series.data[:], dtype=np.float64), stamps))
+
+
+def is_covariate(series) -> bool:
+    """Whether a TimeSeries is behaviour (a covariate): not neural data, a stimulus or events."""
+    return type(series).__name__ not in NOT_COVARIATES and not is_event_series(series)
 
 
 def find_covariates(nwbfile) -> dict:
@@ -28,7 +59,7 @@ def find_covariates(nwbfile) -> dict:
     found: dict = {}
     containers: dict = {}
     for obj in nwbfile.objects.values():
-        if not isinstance(obj, TimeSeries) or type(obj).__name__ in NOT_COVARIATES:
+        if not isinstance(obj, TimeSeries) or not is_covariate(obj):
             continue
         path = _object_path(obj)
         found.setdefault(obj.name, []).append((path, obj))

@@ -158,4 +158,37 @@ def nwb_summary(source, *, timeout=None) -> dict:
             entry.update(_series_timing(series))
             behaviour[name] = entry
         out["behaviour"] = behaviour
+        out.update(_other_series(f))
         return out
+
+
+def _other_series(nwbfile) -> dict:
+    """``ecephys`` (ElectricalSeries: raw, LFP, filtered) and ``other_series`` (events, stimuli,
+    spectral decompositions, fiber photometry…): every TimeSeries that is neither an imaging
+    trace, a movie nor behaviour, so an LFP-only file does not look empty."""
+    from pynwb import TimeSeries
+    from pynwb.ecephys import ElectricalSeries
+
+    from .behaviour import is_covariate
+    from .calcium import _object_path
+
+    ecephys, other = {}, {}
+    skip = ("RoiResponseSeries", "ImageSeries", "TwoPhotonSeries", "OnePhotonSeries",
+            "ImageMaskSeries", "OpticalSeries")
+    for obj in nwbfile.objects.values():
+        if not isinstance(obj, TimeSeries) or type(obj).__name__ in skip:
+            continue
+        path = _object_path(obj)
+        shape = list(obj.data.shape) if obj.data is not None else []
+        entry = {"type": type(obj).__name__, "container": type(obj.parent).__name__,
+                 "shape": shape, "unit": obj.unit}
+        try:
+            entry.update(_series_timing(obj))
+        except (TypeError, ValueError, IndexError):
+            entry["timing"] = "none"
+        if isinstance(obj, ElectricalSeries):
+            entry["n_channels"] = int(len(obj.electrodes.data)) if obj.electrodes is not None else 0
+            ecephys[path] = entry
+        elif not is_covariate(obj):
+            other[path] = entry
+    return {"ecephys": ecephys, "other_series": other}
