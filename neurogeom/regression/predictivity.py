@@ -76,6 +76,32 @@ def _row_splits(splits, unit_of_row) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(rows(tr), rows(te)) for tr, te in splits]
 
 
+def ceiling_flags(score: float, ceiling: float) -> str:
+    """A note on ceiled scores that cannot be read as fractions of the explainable variance
+    ("" when there is none).
+
+    The split-half ceiling is a reliability (Spearman-Brown corrected), on the r² scale: a model
+    whose r² exceeds it (score² / ceiling > 1) predicts the neurons better than their own
+    repeats predict each other, which means the ceiling is underestimated (few repeats, noisy
+    neuroids) rather than a super-human model; (score / ceiling)² > 1 whenever score >
+    ceiling, which happens as soon as r > ceiling even with r² below it. A ceiling ≤ 0 means
+    the repeats do not agree at all: every ceiled score is then meaningless.
+    """
+    notes = []
+    if not np.isfinite(ceiling) or ceiling <= 0:
+        notes.append(f"noise ceiling {ceiling:.3g} <= 0: the repeats do not agree, so ceiled "
+                     "scores are meaningless (more repeats or reliable neuroids needed)")
+    else:
+        over = {"score**2 / ceiling": score ** 2 / ceiling,
+                "(score / ceiling)**2": (score / ceiling) ** 2}
+        big = [f"{k} = {v:.3g}" for k, v in over.items() if v > 1]
+        if big:
+            notes.append(f"ceiled score above 1 ({', '.join(big)}; score {score:.3g}, ceiling "
+                         f"{ceiling:.3g}): the model predicts better than the ceiling allows, "
+                         "so the ceiling is likely underestimated (few repeats)")
+    return "; ".join(notes)
+
+
 def _split_units(target: xr.DataArray, split_by: str, stratify_by, stratify_fallback: bool):
     """Unique split values (with the rows they own) and their stratification labels."""
     coords = presentation_coords(target)
@@ -218,7 +244,8 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
         ``ceiling_per_neuroid`` and two ceiled scores, named by their formula:
         ``ceiled_score_r2_over_ceiling`` = score² / ceiling (Brain-Score since early 2026) and
         ``ceiled_score_r_over_ceiling_squared`` = (score / ceiling)² (Brain-Score before),
-        each with an ``_error``. Attrs: ``analysis``, every parameter that applies (``alphas``,
+        each with an ``_error``, and the attr ``suspicious`` naming ceiled scores above 1 or a
+        ceiling <= 0, also warned (:func:`ceiling_flags`; "" when none). Attrs: ``analysis``, every parameter that applies (``alphas``,
         ``alpha_per_target``, ``cv`` for ridge; ``n_components`` for PLS), the provenance of
         both inputs (``source_*``, ``target_*``), ``neurogeom_version`` and ``references`` (see
         :mod:`neurogeom._results`).
@@ -405,6 +432,10 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
             "ceiled_score_r_over_ceiling_squared_error": ((), 2 * abs(score) / c ** 2 * error)})
         # Same neuroids in the same order: constant ones were dropped before both analyses.
         data["ceiling_per_neuroid"] = ("neuroid", np.asarray(ceiling_ds["ceiling_per_neuroid"]))
+        flags = ceiling_flags(score, c)
+        if flags:
+            warnings.warn("neural_predictivity: " + flags, stacklevel=2)
+        attrs["suspicious"] = flags
         attrs.update(
             ceiling_method=ceiling_ds.attrs["method"],
             ceiled_score_r2_over_ceiling="score**2 / ceiling (Brain-Score convention since 2026)",
