@@ -107,3 +107,24 @@ def test_help_imports_nothing_heavy():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env(), cwd=ROOT, timeout=60)
     assert run.stdout.strip() == "[]", run.stderr
+
+
+def test_manifold_capacity_progress_and_many_points_note(capsys):
+    rng = np.random.default_rng(3)
+    n_points, n_dims = 500, 4
+    import xarray as xr
+
+    a = xr.DataArray(rng.standard_normal((2 * n_points, n_dims)) + np.repeat([[3.0], [-3.0]],
+                                                                               n_points, 0),
+                     dims=("presentation", "neuroid"),
+                     coords={"stimulus_id": ("presentation", [f"s{i}" for i in range(2 * n_points)]),
+                             "object_name": ("presentation", np.repeat(["a", "b"], n_points)),
+                             "neuroid_id": ("neuroid", [f"n{i}" for i in range(n_dims)])})
+    with pytest.warns(UserWarning, match=r"up to 500 points in 4 dimensions.*average"):
+        ng.manifold_capacity(a, "object_name", n_t=2, center_correlations=False, progress=True)
+    assert "manifold capacity (QPs)" in capsys.readouterr().err
+    small = a.isel(presentation=np.r_[0:20, n_points:n_points + 20])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # few points: no note
+        ng.manifold_capacity(small, "object_name", n_t=5, center_correlations=False)
+    assert "manifold capacity" not in capsys.readouterr().err   # not a terminal: no bar
