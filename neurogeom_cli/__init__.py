@@ -164,14 +164,36 @@ def _run(argv, signals: _Signals) -> int:
         return 2
     from neurogeom.errors import NeurogeomError
 
+    command_parser = getattr(parser, "subcommands", {}).get(args.command)
     try:
-        return int(args.func(args) or 0)
+        with _warnings_in_flags(args.command, command_parser):
+            return int(args.func(args) or 0)
     except NeurogeomError as exc:
         if args.debug:
             raise
-        words = cli_words(_one_line(exc), getattr(parser, "subcommands", {}).get(args.command))
+        words = cli_words(_one_line(exc), command_parser)
         _say(f"neurogeom {args.command}: error: {words}")
         return 2
+
+
+def _warnings_in_flags(command: str, command_parser):
+    """While a command runs, a warning is one line on stderr, ``neurogeom CMD: warning: …``,
+    worded in the command's flags (:func:`cli_words`) instead of a Python file:line and
+    keyword arguments."""
+    import contextlib
+    import warnings
+
+    @contextlib.contextmanager
+    def scope():
+        with warnings.catch_warnings():
+            def show(message, category, filename, lineno, file=None, line=None):
+                _say(f"neurogeom {command}: warning: "
+                     f"{cli_words(_one_line(message), command_parser)}")
+
+            warnings.showwarning = show
+            yield
+
+    return scope()
 
 
 def _one_line(exc: BaseException) -> str:

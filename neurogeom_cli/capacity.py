@@ -54,6 +54,7 @@ def run(args) -> int:
     repeats = _repeated_stimuli(a)
     if args.average_repetitions:
         a = asm.average_repetitions(a)
+
     from neurogeom import effective_geometry, manifold_capacity, simulated_capacity
 
     if args.method == "mft":

@@ -72,3 +72,19 @@ def test_series_error_names_the_flag(tmp_path, capsys):
     code = main(["load", path, "--binned", "--bin-size", "0.5", "-o", str(tmp_path / "o.nc")])
     err = capsys.readouterr().err
     assert code == 2 and "--series" in err and "series=" not in err
+
+
+def test_warnings_are_one_line_in_flags(tmp_path, capsys):
+    """suite2p's layout: the default series is announced in CLI words."""
+    import warnings
+
+    path, _, _ = write_roi_series(tmp_path / "s2p.nwb", {"Fluorescence": "Fluorescence",
+                                                         "Neuropil": "Fluorescence"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        assert main(["load", path, "--binned", "--bin-size", "0.5", "-o",
+                     str(tmp_path / "o.nc")]) == 0
+    err = capsys.readouterr().err
+    line = [x for x in err.splitlines() if "RoiResponseSeries" in x]
+    assert line and line[0].startswith("neurogeom load: warning: ")
+    assert "(choose with --series)" in line[0] and "series=" not in line[0]
