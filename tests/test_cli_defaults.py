@@ -128,3 +128,21 @@ def test_manifold_capacity_progress_and_many_points_note(capsys):
         warnings.simplefilter("error")          # few points: no note
         ng.manifold_capacity(small, "object_name", n_t=5, center_correlations=False)
     assert "manifold capacity" not in capsys.readouterr().err   # not a terminal: no bar
+
+
+def test_negative_noise_ceiling_is_flagged():
+    """Repeats that disagree (the second is minus the first, plus noise): the half-vs-half
+    consistency r is near -0.9, and Spearman-Brown 2r/(1+r) is negative."""
+    rng = np.random.default_rng(0)
+    n_stim, n_neur = 30, 10
+    first = rng.standard_normal((n_stim, n_neur))
+    second = -first + 0.5 * rng.standard_normal((n_stim, n_neur))
+    import xarray as xr
+
+    a = xr.DataArray(np.concatenate([first, second]), dims=("presentation", "neuroid"),
+                     coords={"stimulus_id": ("presentation", [f"s{i}" for i in range(n_stim)] * 2),
+                             "repetition": ("presentation", np.repeat([0, 1], n_stim)),
+                             "neuroid_id": ("neuroid", [f"n{i}" for i in range(n_neur)])})
+    with pytest.warns(UserWarning, match="<= 0"):
+        ds = ng.noise_ceiling(a)
+    assert float(ds["ceiling"]) < 0 and "<= 0" in ds.attrs["suspicious"]

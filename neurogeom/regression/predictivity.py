@@ -300,7 +300,10 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     ceiling_ds = None
     if has_repeats(target):
         if ceiling:
-            ceiling_ds = noise_ceiling(target, seed=seed)
+            with warnings.catch_warnings():
+                # a ceiling <= 0 is flagged below with the ceiled scores (ceiling_flags)
+                warnings.filterwarnings("ignore", message="noise_ceiling: noise ceiling")
+                ceiling_ds = noise_ceiling(target, seed=seed)
         if not average_repetitions:
             raise AnalysisError("the target repeats stimulus_id values; pass "
                                 "average_repetitions=True (Brain-Score averages repetitions)")
