@@ -32,6 +32,8 @@ DEFAULT_MAX_DIM = 20
 def default_dims(a, source_fraction: float) -> list[int]:
     """``1 … min(20, n_source, n_target)``: no more latents than either side has neuroids
     (48 units split 1/3 : 2/3 allow 16). Prints the cap when it bites."""
+    if not 0 < source_fraction < 1:     # NaN too: latent_dimensionality says what is wrong
+        return list(range(1, DEFAULT_MAX_DIM + 1))
     n = a.sizes["neuroid"]
     n_source = int(round(source_fraction * n))
     top = max(1, min(DEFAULT_MAX_DIM, n_source, n - n_source))
@@ -86,7 +88,8 @@ def run(args) -> int:
         raise AnalysisError(f"--hidden must be comma-separated integers, got {args.hidden!r}") from None
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     ds = latent_dimensionality(
-        a, dims=parse_dims(args.dims) if args.dims else default_dims(a, args.source_fraction), source_fraction=args.source_fraction,
+        a, dims=parse_dims(args.dims) if args.dims else default_dims(a, args.source_fraction),
+        source_fraction=args.source_fraction,
         n_splits=args.splits, seed=args.seed, methods=methods, threshold=args.threshold,
         window=args.window,
         nce_params={"hidden": hidden, "max_epochs": args.max_epochs,
