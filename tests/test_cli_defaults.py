@@ -24,7 +24,8 @@ from cli_runs import ROOT, env
 def test_ceiling_flags_known_values():
     # the demo: model r 0.588 over a ceiling of 0.470: (r/c)^2 = 1.565 > 1, r^2/c < 1
     note = ceiling_flags(0.588, 0.470)
-    assert "(score / ceiling)**2 = 1.57" in note and "score**2 / ceiling" not in note
+    assert "(score / ceiling)**2 = 1.57" in note and "score**2 / ceiling = 0.736" in note
+    assert "underestimated" in ceiling_flags(0.9, 0.5)      # r^2 / c = 1.62
     assert "<= 0" in ceiling_flags(0.3, -0.236)
     assert ceiling_flags(0.3, 0.5) == ""        # 0.18 and 0.36: ordinary fractions
 

@@ -80,26 +80,29 @@ def ceiling_flags(score: float, ceiling: float) -> str:
     """A note on ceiled scores that cannot be read as fractions of the explainable variance
     ("" when there is none).
 
-    The split-half ceiling is a reliability (Spearman-Brown corrected), on the r² scale: a model
-    whose r² exceeds it (score² / ceiling > 1) predicts the neurons better than their own
-    repeats predict each other, which means the ceiling is underestimated (few repeats, noisy
-    neuroids) rather than a super-human model; (score / ceiling)² > 1 whenever score >
-    ceiling, which happens as soon as r > ceiling even with r² below it. A ceiling ≤ 0 means
-    the repeats do not agree at all: every ceiled score is then meaningless.
+    The split-half ceiling is a reliability (Spearman-Brown corrected), on the r² scale, so a
+    model at the ceiling has r = √ceiling. ``score**2 / ceiling`` > 1 means the model predicts
+    the neurons better than their own repeats predict each other: the ceiling is then
+    underestimated (few repeats, noisy neuroids). ``(score / ceiling)**2`` divides r by a
+    number on the r² scale and exceeds 1 whenever r > ceiling, even with r² below it: the
+    note says so and points at ``score**2 / ceiling``. A ceiling ≤ 0 means the repeats do not
+    agree: every ceiled score is then meaningless.
     """
-    notes = []
     if not np.isfinite(ceiling) or ceiling <= 0:
-        notes.append(f"noise ceiling {ceiling:.3g} <= 0: the repeats do not agree, so ceiled "
-                     "scores are meaningless (more repeats or reliable neuroids needed)")
-    else:
-        over = {"score**2 / ceiling": score ** 2 / ceiling,
-                "(score / ceiling)**2": (score / ceiling) ** 2}
-        big = [f"{k} = {v:.3g}" for k, v in over.items() if v > 1]
-        if big:
-            notes.append(f"ceiled score above 1 ({', '.join(big)}; score {score:.3g}, ceiling "
-                         f"{ceiling:.3g}): the model predicts better than the ceiling allows, "
-                         "so the ceiling is likely underestimated (few repeats)")
-    return "; ".join(notes)
+        return (f"noise ceiling {ceiling:.3g} <= 0: the repeats do not agree, so ceiled scores "
+                "are meaningless (more repeats or reliable neuroids needed)")
+    r2_over = score ** 2 / ceiling
+    if r2_over > 1:
+        return (f"ceiled score above 1 (score**2 / ceiling = {r2_over:.3g}; score {score:.3g}, "
+                f"ceiling {ceiling:.3g}): the model predicts better than the neurons' repeats "
+                "predict each other, so the ceiling is likely underestimated (few repeats)")
+    r_over = (score / ceiling) ** 2
+    if r_over > 1:
+        return (f"ceiled score above 1 ((score / ceiling)**2 = {r_over:.3g}; score {score:.3g}, "
+                f"ceiling {ceiling:.3g}): that convention divides r by a ceiling on the r² "
+                "scale and exceeds 1 whenever r > ceiling; score**2 / ceiling = "
+                f"{r2_over:.3g} is the fraction of the explainable variance")
+    return ""
 
 
 def _split_units(target: xr.DataArray, split_by: str, stratify_by, stratify_fallback: bool):
