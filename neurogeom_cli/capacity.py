@@ -66,12 +66,6 @@ def run(args) -> int:
         result = effective_geometry(a, args.by, n_t=args.n_t, kappa=args.kappa, seed=args.seed)
     else:
         result = simulated_capacity(a, args.by, seed=args.seed)
-    if repeats and not args.average_repetitions:
-        # single trials as points give a different (smaller) capacity than trial averages:
-        # say which one this is, and how to get the other (after the analysis: an error stays
-        # the only line)
-        _warn(f"{path} has repeated presentations ({repeats}): each single trial is a point "
-              "of its manifold; pass --average-repetitions to average the repeats first")
     result.attrs["input_file"] = str(path)
     result.attrs["points"] = ("repetition averages" if args.average_repetitions else
                               f"single trials ({repeats})" if repeats else "presentations")
@@ -79,6 +73,12 @@ def run(args) -> int:
     if args.output is not None:
         out = io.to_netcdf(result, args.output)
         print(f"wrote {out}")
+    if repeats and not args.average_repetitions:
+        # single trials as points give a different (smaller) capacity than trial averages:
+        # say which one this is, and how to get the other (last: a failed run's error stays
+        # its only line on stderr)
+        _warn(f"{path} has repeated presentations ({repeats}): each single trial is a point "
+              "of its manifold; pass --average-repetitions to average the repeats first")
     return 0
 
 
