@@ -1,6 +1,8 @@
 # Two commands: `make test` and `make demo`. Each creates .venv when it is missing and installs
 # the project with constraints.txt, which pins torch==2.13.0 so pip never pulls a CUDA build.
 # Also: `make slow` (the tests marked slow, over ~30 s), `make lint` (ruff), `make bench`.
+# The real-file tests fetch pynapple's test NWB files once into .cache/real-nwb with pip (offline
+# or NEUROGEOM_NO_DOWNLOAD=1: they skip, saying why; NEUROGEOM_REAL_NWB_DIR moves the cache).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python

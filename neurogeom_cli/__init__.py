@@ -85,7 +85,26 @@ def build_parser():
     import importlib
     for name in SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    parser.subcommands = sub.choices    # name -> parser, to word errors in its flags
     return parser
+
+
+def cli_words(message: str, command_parser) -> str:
+    """``message`` with the Python keyword arguments it names (``series=``, ``epoch=``) written
+    as the command's flags (``--series``, ``--epoch``): the library's errors name the arguments
+    of its functions, a shell user types flags."""
+    import re
+
+    if command_parser is None:
+        return message
+    for action in command_parser._actions:
+        flags = [o for o in action.option_strings if o.startswith("--")]
+        if not flags or action.dest == "help":
+            continue
+        message = re.sub(rf"(?<![\w.-]){re.escape(action.dest)}=(?=[^=]|$)", flags[0] + " ",
+                         message)
+        message = message.replace(flags[0] + "  ", flags[0] + " ")
+    return re.sub(r"(--[\w-]+) (?=[;,.)]|$)", r"\1", message)
 
 
 def _version_action():
@@ -146,13 +165,36 @@ def _run(argv, signals: _Signals) -> int:
         return 2
     from neurogeom.errors import NeurogeomError
 
+    command_parser = getattr(parser, "subcommands", {}).get(args.command)
     try:
-        return int(args.func(args) or 0)
+        with _warnings_in_flags(args.command, command_parser):
+            return int(args.func(args) or 0)
     except NeurogeomError as exc:
         if args.debug:
             raise
-        _say(f"neurogeom {args.command}: error: {_one_line(exc)}")
+        words = cli_words(_one_line(exc), command_parser)
+        _say(f"neurogeom {args.command}: error: {words}")
         return 2
+
+
+def _warnings_in_flags(command: str, command_parser):
+    """While a command runs, a warning is one line on stderr, ``neurogeom CMD: warning: …``,
+    worded in the command's flags (:func:`cli_words`) instead of a Python file:line and
+    keyword arguments."""
+    import contextlib
+    import warnings
+
+    @contextlib.contextmanager
+    def scope():
+        with warnings.catch_warnings():
+            def show(message, category, filename, lineno, file=None, line=None):
+                _say(f"neurogeom {command}: warning: "
+                     f"{cli_words(_one_line(message), command_parser)}")
+
+            warnings.showwarning = show
+            yield
+
+    return scope()
 
 
 def _one_line(exc: BaseException) -> str:

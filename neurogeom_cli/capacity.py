@@ -51,8 +51,10 @@ def run(args) -> int:
     if not isinstance(a, xr.DataArray):
         raise LoaderError(f"{path} holds a result Dataset, not an assembly; "
                           f"variables: {sorted(map(str, a.data_vars))}")
+    repeats = _repeated_stimuli(a)
     if args.average_repetitions:
         a = asm.average_repetitions(a)
+
     from neurogeom import effective_geometry, manifold_capacity, simulated_capacity
 
     if args.method == "mft":
@@ -65,11 +67,38 @@ def run(args) -> int:
     else:
         result = simulated_capacity(a, args.by, seed=args.seed)
     result.attrs["input_file"] = str(path)
+    result.attrs["points"] = ("repetition averages" if args.average_repetitions else
+                              f"single trials ({repeats})" if repeats else "presentations")
     _print_summary(result, args.method)
     if args.output is not None:
         out = io.to_netcdf(result, args.output)
         print(f"wrote {out}")
+    if repeats and not args.average_repetitions:
+        # single trials as points give a different (smaller) capacity than trial averages:
+        # say which one this is, and how to get the other (last: a failed run's error stays
+        # its only line on stderr)
+        _warn(f"{path} has repeated presentations ({repeats}): each single trial is a point "
+              "of its manifold; pass --average-repetitions to average the repeats first")
     return 0
+
+
+def _repeated_stimuli(a) -> str:
+    """"" when no stimulus_id repeats, else how often they repeat (``"4 per stimulus_id"``)."""
+    import numpy as np
+
+    if "presentation" not in a.dims or "stimulus_id" not in a.coords:
+        return ""
+    counts = np.unique(np.asarray(a["stimulus_id"].values).astype(str), return_counts=True)[1]
+    if counts.size == 0 or counts.max() < 2:
+        return ""
+    lo, hi = int(counts.min()), int(counts.max())
+    return f"{lo if lo == hi else f'{lo}-{hi}'} per stimulus_id"
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"neurogeom capacity: warning: {message}", file=sys.stderr)
 
 
 def _print_summary(ds, method: str) -> None:

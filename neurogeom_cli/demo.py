@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 
@@ -131,7 +132,10 @@ def run(args) -> int:
                 "neuroid_id": ("neuroid", [f"tuning/{i}" for i in range(int((truth.regions == "IT").sum()))])})
     model = loaders.synthetic.random_features(tuning, 300, noise=1.0, layer="model_layer",
                                               seed=args.seed)
-    pred = neural_predictivity(model, it, regression="ridge", seed=1)
+    with warnings.catch_warnings():
+        # a suspicious ceiled score is printed below, beside the numbers
+        warnings.filterwarnings("ignore", message="neural_predictivity: ")
+        pred = neural_predictivity(model, it, regression="ridge", seed=1)
     io.to_netcdf(pred, out / "predictivity_IT.nc")
     print(f"  stand-in model layer: {model.sizes['neuroid']} random ReLU features of noisy IT "
           f"tuning, {model.sizes['presentation']} images")
@@ -140,6 +144,8 @@ def run(args) -> int:
     print(f"  ceiled: r^2/ceiling {float(pred.ceiled_score_r2_over_ceiling):.3f} (current "
           f"Brain-Score), (r/ceiling)^2 {float(pred.ceiled_score_r_over_ceiling_squared):.3f} "
           f"(earlier; the ceiling is a reliability, on the r^2 scale)")
+    if pred.attrs.get("suspicious"):
+        print(f"  warning: {pred.attrs['suspicious']}")
     spec = spectral_decomposition(model, it, seed=args.seed)
     io.to_netcdf(spec, out / "spectral_IT.nc")
     print(f"  spectral theory: generalization error E_g at p = {int(spec.p.values[-1])} training "

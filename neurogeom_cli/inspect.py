@@ -45,7 +45,16 @@ def summarize_xarray(obj) -> dict:
                      for k, v in obj.attrs.items()}}
     if isinstance(obj, xr.Dataset):
         out["variables"] = {str(k): list(v.dims) for k, v in obj.data_vars.items()}
+        # the numbers a result is read for (capacity_overall, score, ceiling…), as numbers
+        out["results"] = {str(k): _number(v.values) for k, v in obj.data_vars.items()
+                          if v.ndim == 0 and v.dtype.kind in "biuf"}
     return out
+
+
+def _number(value):
+    """A 0-d numeric array as a Python int or float."""
+    value = value.item()
+    return int(value) if isinstance(value, (bool, int)) else float(value)
 
 
 def run(args) -> int:

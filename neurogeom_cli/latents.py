@@ -25,6 +25,24 @@ def parse_dims(text: str) -> list[int]:
     return dims
 
 
+#: The largest latent dimension of the default sweep.
+DEFAULT_MAX_DIM = 20
+
+
+def default_dims(a, source_fraction: float) -> list[int]:
+    """``1 … min(20, n_source, n_target)``: no more latents than either side has neuroids
+    (48 units split 1/3 : 2/3 allow 16). Prints the cap when it bites."""
+    if not 0 < source_fraction < 1:     # NaN too: latent_dimensionality says what is wrong
+        return list(range(1, DEFAULT_MAX_DIM + 1))
+    n = a.sizes["neuroid"]
+    n_source = int(round(source_fraction * n))
+    top = max(1, min(DEFAULT_MAX_DIM, n_source, n - n_source))
+    if top < DEFAULT_MAX_DIM:
+        print(f"latent dimensions 1:{top} (default 1:{DEFAULT_MAX_DIM}, capped: {n_source} "
+              f"source and {n - n_source} target neuroids)")
+    return list(range(1, top + 1))
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "latents", help="latent dimensionality: NCE vs reduced-rank regression, R2 versus d",
@@ -33,8 +51,9 @@ def add_parser(sub) -> None:
                     "the smallest d reaching 95% of the best test R2.")
     p.add_argument("path", help="assembly (.nc): (presentation, neuroid) or (time, neuroid)")
     p.add_argument("-o", "--output", required=True, help="result file (.nc), written atomically")
-    p.add_argument("--dims", default="1:20", help="latent dimensions, e.g. 1:20 or 1,2,4 "
-                                                  "(default 1:20)")
+    p.add_argument("--dims", default=None,
+                   help="latent dimensions, e.g. 1:20 or 1,2,4 (default 1:20, capped at the "
+                        "number of source and of target neuroids)")
     p.add_argument("--methods", default="nce,rrr", help="comma-separated: nce, rrr")
     p.add_argument("--splits", type=int, default=5, help="neuron/sample splits (default 5)")
     p.add_argument("--source-fraction", type=float, default=1 / 3,
@@ -69,7 +88,8 @@ def run(args) -> int:
         raise AnalysisError(f"--hidden must be comma-separated integers, got {args.hidden!r}") from None
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     ds = latent_dimensionality(
-        a, dims=parse_dims(args.dims), source_fraction=args.source_fraction,
+        a, dims=parse_dims(args.dims) if args.dims else default_dims(a, args.source_fraction),
+        source_fraction=args.source_fraction,
         n_splits=args.splits, seed=args.seed, methods=methods, threshold=args.threshold,
         window=args.window,
         nce_params={"hidden": hidden, "max_epochs": args.max_epochs,

@@ -37,7 +37,12 @@ def add_load_options(p) -> None:
                    help="drop presentations whose COLUMN equals VALUE (repeatable), "
                         "e.g. --exclude frame=-1")
     p.add_argument("--bin-size", type=float, help="(binned) bin width in s")
-    p.add_argument("--epoch", help="(binned) intervals table whose rows restrict the bins")
+    p.add_argument("--epoch", metavar="TABLE|START:STOP[,START:STOP...]",
+                   help="(binned) restrict the bins to the rows of an intervals table (e.g. "
+                        "epochs) or to explicit spans in s, e.g. --epoch 0:600,600:1200")
+    p.add_argument("--onsets", metavar="TABLE.csv",
+                   help="(spikes/calcium) presentations from a CSV file with a start_time "
+                        "column (onsets, s) and the --stimulus column, instead of --intervals")
     p.add_argument("--covariates", nargs="+", help="(binned) behavioural series to add as coords")
 
 
@@ -79,11 +84,16 @@ def load_spec(args, kind: str, command: str = "neurogeom load") -> dict:
     region = args.region[0] if args.region and len(args.region) == 1 else args.region
     if kind == "binned":
         _need(args, command, "bin_size")
-        return {"kind": kind, "bin_size": args.bin_size, "epoch": args.epoch,
+        return {"kind": kind, "bin_size": args.bin_size, "epoch": _parse_epoch(args.epoch),
                 "covariates": args.covariates, "units": args.units, "region": region,
                 "rate": not args.counts, "series": args.series}
-    _need(args, command, "intervals", "stimulus", "window")
-    spec = {"kind": kind, "intervals": args.intervals, "stimulus": args.stimulus,
+    if getattr(args, "onsets", None) is not None:
+        _need(args, command, "stimulus", "window")
+        intervals = _onsets(args.onsets)
+    else:
+        _need(args, command, "intervals", "stimulus", "window")
+        intervals = args.intervals
+    spec = {"kind": kind, "intervals": intervals, "stimulus": args.stimulus,
             "window": tuple(args.window), "bins": args.bins, "region": region,
             "exclude": _parse_exclude(args.exclude)}
     if kind == "spikes":
@@ -92,14 +102,63 @@ def load_spec(args, kind: str, command: str = "neurogeom load") -> dict:
             "baseline": tuple(args.baseline) if args.baseline else None}
 
 
+def _parse_epoch(text):
+    """``--epoch``: an intervals table name, or ``START:STOP[,START:STOP...]`` in seconds."""
+    from neurogeom.errors import LoaderError
+
+    if text is None or ":" not in text:
+        return text
+    spans = []
+    for part in text.split(","):
+        try:
+            a, b = (float(x) for x in part.split(":"))
+        except ValueError:
+            raise LoaderError(f"--epoch takes an intervals table name or START:STOP[,START:STOP"
+                              f"...] in seconds, got {text!r}") from None
+        spans.append((a, b))
+    return spans
+
+
+def _onsets(path):
+    """The presentations of ``--onsets TABLE.csv`` as a DataFrame (start_time + columns)."""
+    import pandas as pd
+
+    from neurogeom.errors import LoaderError
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise LoaderError(f"--onsets {path}: cannot read it as CSV ({exc})") from None
+    if "start_time" not in table.columns:
+        raise LoaderError(f"--onsets {path} has no start_time column; columns: "
+                          f"{', '.join(map(str, table.columns))}")
+    return table
+
+
+def _epoch_hint(message: str) -> str:
+    """The loaders suggest explicit spans as ``epoch=[(a, b), ...]``; the flag takes
+    ``--epoch a:b,c:d``."""
+    import re
+
+    def flag(match) -> str:
+        pairs = re.findall(r"\(([^,()]+), ([^,()]+)\)", match.group(1))
+        return "--epoch " + ",".join(f"{a}:{b}" for a, b in pairs)
+
+    return re.sub(r"epoch=\[((?:\([^()]*\)(?:, )?)+)(?:, …)?\]", flag, message)
+
+
 def run(args) -> int:
     import loaders
+    from neurogeom.errors import LoaderError
     from neurogeom.io import check_destination, to_netcdf
 
     check_destination(args.output, sources=[args.source])   # before the work, not after
 
     kind = "binned" if args.binned else "spikes" if args.spikes else "calcium"
-    result = loaders.from_spec(load_spec(args, kind))(args.source)
+    try:
+        result = loaders.from_spec(load_spec(args, kind))(args.source)
+    except LoaderError as exc:
+        raise LoaderError(_epoch_hint(str(exc))) from None
     path = to_netcdf(result, args.output)
     sizes = ", ".join(f"{k}: {v}" for k, v in result.sizes.items())
     print(f"wrote {path} ({sizes}; {result.attrs.get('units', '')})")

@@ -6,6 +6,8 @@ import xarray as xr
 
 # the synthetic NWB recordings (module-scoped fixtures) shared by the tests of loaders.nwb
 from nwb_files import allen, macaque, nwb_dir, twophoton  # noqa: F401
+# real NWB files from other tools, fetched once from the registry (tests/real_nwb.py)
+from real_nwb import pynapple_files, pynwb_back_compat  # noqa: F401
 
 
 def make_assembly(n_stim=6, n_rep=3, n_neuroids=4, seed=0):

@@ -154,3 +154,70 @@ def _serve_folder(folder, requests, bytes_sent, port, ready):
     port.value = httpd.server_address[1]
     ready.set()
     httpd.serve_forever()
+
+
+def write_roi_series(path, containers, *, n_rois=5, n_frames=400, rate=10.0, jitter=0.0,
+                     intervals=None, units=None, timeseries=None, seed=0):
+    """An imaging file as segmentation pipelines write it: one PlaneSegmentation and one
+    RoiResponseSeries per entry of ``containers`` (``{name: type}``, type ``"DfOverF"`` or
+    ``"Fluorescence"``; suite2p writes Fluorescence containers named ``Fluorescence``,
+    ``Neuropil`` and ``Deconvolved``), each named like its container. ``n_rois=1`` stores 1-d
+    data (as writers do for a single ROI). ``jitter`` (s) moves each frame time by up to that
+    much (explicit timestamps). ``intervals``: ``{table: [(start, stop), ...]}``; ``units``:
+    spike trains; ``timeseries``: ``{name: timestamps}`` acquisition series (tracking).
+    Returns ``(path, {container: data}, times)``."""
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.ophys import DfOverF, Fluorescence, ImageSegmentation, OpticalChannel
+
+    rng = np.random.default_rng(seed)
+    f = NWBFile(session_description="rois", identifier="rois",
+                session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    device = f.create_device(name="Microscope")
+    plane = f.create_imaging_plane(
+        name="ImagingPlane", optical_channel=OpticalChannel(name="green", description="g",
+                                                            emission_lambda=510.0),
+        imaging_rate=rate, description="plane", device=device, excitation_lambda=920.0,
+        indicator="GCaMP6f", location="VISp")
+    ophys = f.create_processing_module("ophys", "optical physiology")
+    seg = ImageSegmentation(name="ImageSegmentation")
+    ophys.add(seg)
+    plane_seg = seg.create_plane_segmentation(name="PlaneSegmentation", description="rois",
+                                              imaging_plane=plane)
+    for _ in range(n_rois):
+        plane_seg.add_roi(image_mask=rng.uniform(size=(8, 8)).astype(np.float32))
+    times = np.arange(n_frames) / rate
+    if jitter:
+        times = times + rng.uniform(-jitter, jitter, n_frames)
+        times[0] = 0.0
+    time_kw = {"timestamps": times} if jitter else {"rate": rate, "starting_time": 0.0}
+    data = {}
+    for name, kind in containers.items():
+        values = rng.standard_normal((n_frames, n_rois))
+        data[name] = values
+        traces = (DfOverF if kind == "DfOverF" else Fluorescence)(name=name)
+        ophys.add(traces)
+        traces.create_roi_response_series(
+            name=name, data=values[:, 0] if n_rois == 1 else values, unit="a.u.",
+            rois=plane_seg.create_roi_table_region(region=list(range(n_rois)), description="r"),
+            **time_kw)
+    for table, rows in (intervals or {}).items():
+        from pynwb.epoch import TimeIntervals
+
+        if table == "epochs":
+            for a, b in rows:
+                f.add_epoch(start_time=float(a), stop_time=float(b))
+            continue
+        t = TimeIntervals(name=table, description=table)
+        for a, b in rows:
+            t.add_interval(start_time=float(a), stop_time=float(b))
+        f.add_time_intervals(t)
+    for name, stamps in (timeseries or {}).items():
+        from pynwb import TimeSeries
+
+        f.add_acquisition(TimeSeries(name=name, data=np.zeros(len(stamps)), unit="m",
+                                     timestamps=np.asarray(stamps, dtype=np.float64)))
+    for train in units or []:
+        f.add_unit(spike_times=np.asarray(train, dtype=np.float64))
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(f)
+    return str(path), data, times

@@ -29,4 +29,4 @@ def test_cli_bad_by_is_one_line(tmp_path, capsys):
     pts, owner = segments(rng, 3, 8, 0.5)
     path = ngio.to_netcdf(as_assembly(pts, owner), tmp_path / "a.nc")
     assert main(["capacity", str(path), "--by", "nope", "--method", "glue"]) == 2
-    assert "unknown manifold coord by='nope'" in capsys.readouterr().err
+    assert "unknown manifold coord --by 'nope'" in capsys.readouterr().err   # in the CLI's words

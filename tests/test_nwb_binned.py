@@ -58,8 +58,12 @@ def test_calcium_bins_with_head_direction_and_position(twophoton):
     centers = act["time"].values
     # calcium: mean of the samples in each bin
     dff, times = twophoton.extra["dff"], twophoton.extra["times"]
-    starts = act["bin_start"].values
-    expected = np.array([dff[(times >= s) & (times < s + 0.13)].mean(axis=0) for s in starts])
+    starts, ends = act["bin_start"].values, act["bin_end"].values
+    # each bin is [bin_start, bin_end): the next bin's start, not bin_start + 0.13 recomputed;
+    # a frame within 1e-6 frame periods below an edge counts as on it (float rounding of k/rate)
+    tol = 1e-6 / twophoton.extra["frame_rate"]
+    expected = np.array([dff[(times >= s - tol) & (times < e - tol)].mean(axis=0)
+                         for s, e in zip(starts, ends)])
     np.testing.assert_allclose(act.values, expected, atol=1e-9, rtol=0)
     chunked = loaders.binned_activity(twophoton.path, 0.13, epoch=(1.0, t_b[-1] - 0.2),
                                       max_in_memory_bytes=50_000)
@@ -99,10 +103,11 @@ def test_unknown_covariate_lists_available(twophoton):
 
 
 def test_covariate_not_covering_the_bins(twophoton):
-    # tracking starts 0.5 s after imaging: bins from 0 s have no head direction
+    # tracking starts 0.5 s after imaging: bins from 0 s have no head direction (by default
+    # the bins are restricted to the covariates' support: tests/test_nwb_first_calls.py)
     with pytest.raises(LoaderError, match="covariate 'head_direction' covers") as err:
         loaders.binned_activity(twophoton.path, 0.1, epoch=(0.0, 5.0),
-                                covariates="head_direction")
+                                covariates="head_direction", within_covariates=False)
     assert "restrict the bins with epoch=" in str(err.value)
 
 

@@ -14,9 +14,40 @@ import numpy as np
 
 from neurogeom.errors import LoaderError, format_list
 
-#: TimeSeries types that are neural data or movies, never covariates.
+#: TimeSeries types that are neural data, movies, stimuli or events, never covariates.
 NOT_COVARIATES = ("RoiResponseSeries", "ImageSeries", "TwoPhotonSeries", "OnePhotonSeries",
-                  "ElectricalSeries", "ImageMaskSeries", "OpticalSeries")
+                  "ElectricalSeries", "ImageMaskSeries", "OpticalSeries", "SpikeEventSeries",
+                  "DecompositionSeries", "FiberPhotometryResponseSeries",
+                  "CommandedVoltageSeries", "OptogeneticSeries", "IntervalSeries",
+                  "AnnotationSeries", "IndexSeries")
+#: Longest series whose data are compared with its timestamps to recognise an event series.
+MAX_EVENT_CHECK = 1_000_000
+
+
+def is_event_series(series) -> bool:
+    """A TimeSeries of events (ripples, licks, rewards), not a sampled signal: its timestamps
+    are irregular — fewer than half of the intervals between them lie within 10 % of their
+    median, where a tracked or recorded signal (even one with gaps) has nearly all at its
+    sampling period — or its data are its own timestamps. Interpolating events onto time
+    bins would be meaningless."""
+    if series.timestamps is None or not hasattr(series.timestamps, "__len__"):
+        return False
+    n = len(series.timestamps)
+    if n < 3 or n > MAX_EVENT_CHECK:
+        return False
+    stamps = np.asarray(series.timestamps[:], dtype=np.float64)
+    gaps = np.diff(stamps)
+    median = np.median(gaps)
+    if median > 0 and np.mean(np.abs(gaps - median) <= 0.1 * median) < 0.5:
+        return True
+    shape = series.data.shape
+    return len(shape) == 1 and shape[0] == n and bool(
+        np.array_equal(np.asarray(series.data[:], dtype=np.float64), stamps))
+
+
+def is_covariate(series) -> bool:
+    """Whether a TimeSeries is behaviour (a covariate): not neural data, a stimulus or events."""
+    return type(series).__name__ not in NOT_COVARIATES and not is_event_series(series)
 
 
 def find_covariates(nwbfile) -> dict:
@@ -28,7 +59,7 @@ def find_covariates(nwbfile) -> dict:
     found: dict = {}
     containers: dict = {}
     for obj in nwbfile.objects.values():
-        if not isinstance(obj, TimeSeries) or type(obj).__name__ in NOT_COVARIATES:
+        if not isinstance(obj, TimeSeries) or not is_covariate(obj):
             continue
         path = _object_path(obj)
         found.setdefault(obj.name, []).append((path, obj))
@@ -95,13 +126,14 @@ def interpolate(series, at: np.ndarray, name: str, where: str) -> dict:
     return out
 
 
-def covariate_coords(nwbfile, covariates, at: np.ndarray, where: str) -> tuple[dict, list]:
-    """Interpolated covariates as ``time`` coords, and the source path of each."""
+def resolve_covariates(nwbfile, covariates, where: str) -> list:
+    """``[(path, series), ...]`` for the requested covariate names (LoaderError listing the
+    behavioural series in the file for an unknown name, the full paths for an ambiguous one)."""
     if covariates is None:
-        return {}, []
+        return []
     names = [covariates] if isinstance(covariates, str) else list(covariates)
     available = find_covariates(nwbfile)
-    coords, paths = {}, []
+    out = []
     for name in names:
         hit = available.get(name, "missing")
         if hit == "missing":
@@ -112,7 +144,37 @@ def covariate_coords(nwbfile, covariates, at: np.ndarray, where: str) -> tuple[d
             full = sorted(k for k in available if "/" in k and k.rsplit("/", 2)[-2:].count(name))
             raise LoaderError(f"{where}: covariate {name!r} is ambiguous; name one of "
                               f"{format_list(full)}")
-        path, series = hit
+        out.append(hit)
+    return out
+
+
+def covariate_support(resolved: list) -> tuple[float, float] | None:
+    """``(start, stop)`` where every resolved covariate has samples (None without covariates);
+    interpolation onto a time inside it never extrapolates."""
+    if not resolved:
+        return None
+    lo, hi = -np.inf, np.inf
+    for _, series in resolved:
+        n = series.data.shape[0]
+        if series.timestamps is not None:
+            first, last = float(series.timestamps[0]), float(series.timestamps[n - 1])
+        else:
+            first = float(series.starting_time or 0.0)
+            last = first + (n - 1) / float(series.rate)
+        lo, hi = max(lo, first), min(hi, last)
+    return lo, hi
+
+
+def covariate_coords(nwbfile, covariates, at: np.ndarray, where: str,
+                     resolved: list | None = None) -> tuple[dict, list]:
+    """Interpolated covariates as ``time`` coords, and the source path of each (``resolved``:
+    the series :func:`resolve_covariates` found, when the caller has them already)."""
+    if covariates is None:
+        return {}, []
+    if resolved is None:
+        resolved = resolve_covariates(nwbfile, covariates, where)
+    coords, paths = {}, []
+    for path, series in resolved:
         coords.update(interpolate(series, at, series.name, where))
         paths.append(path)
     return coords, paths

@@ -51,8 +51,60 @@ def find_roi_series(rec: NWBSource) -> list:
     return [(path, obj) for _, path, obj in found]
 
 
+#: Words in a series' path that mark it as a by-product, never loaded by default: the neuropil
+#: trace suite2p subtracts, and deconvolved (inferred spike) traces.
+NOT_BY_DEFAULT = ("neuropil", "deconv")
+
+
+#: How a series is chosen without ``series=`` (the ``series_choice`` attr of the result).
+SERIES_DEFAULT_RULE = "default: DfOverF, then Fluorescence, never neuropil or deconvolved"
+
+
+def series_preference(path: str, series) -> int | None:
+    """Rank of a RoiResponseSeries in the default choice (lower first), None when it is never
+    chosen by default.
+
+    0: in a ``DfOverF`` container; 1: in a ``Fluorescence`` container; 2: anywhere else.
+    Series whose path names neuropil or deconvolved traces (suite2p writes ``Fluorescence``,
+    ``Neuropil`` and ``Deconvolved``, all three as Fluorescence containers) are never the
+    default.
+    """
+    from pynwb.ophys import DfOverF, Fluorescence
+
+    if any(word in path.lower() for word in NOT_BY_DEFAULT):
+        return None
+    if isinstance(series.parent, DfOverF):
+        return 0
+    return 1 if isinstance(series.parent, Fluorescence) else 2
+
+
+def default_series(candidates: list) -> tuple:
+    """The series a call without ``series=`` loads: ``(path, series, None)``, or
+    ``(None, None, why)`` when the preference (:func:`series_preference`) does not decide."""
+    paths = [p for p, _ in candidates]
+    ranked = [(series_preference(p, s), p, s) for p, s in candidates]
+    ranked = [r for r in ranked if r[0] is not None]
+    if not ranked:
+        return None, None, (f"its RoiResponseSeries {format_list(paths)} are all neuropil or "
+                            "deconvolved traces, which are never loaded by default")
+    best = min(r[0] for r in ranked)
+    pool = [(p, s) for rank, p, s in ranked if rank == best]
+    if len(pool) > 1:
+        kind = ("DfOverF", "Fluorescence", "other")[best]
+        return None, None, (f"it has several {kind} RoiResponseSeries "
+                            f"{format_list([p for p, _ in pool])}")
+    return pool[0][0], pool[0][1], None
+
+
 def choose_series(rec: NWBSource, series=None):
-    """The RoiResponseSeries to load: ``series`` (a name or path suffix), else the only dF/F one."""
+    """The RoiResponseSeries to load: ``series`` (a name or path suffix), else the preferred one.
+
+    Preference without ``series``: a series in a ``DfOverF`` container, then one in a
+    ``Fluorescence`` container, then any other; never one whose path names neuropil or
+    deconvolved traces. When the choice is not a dF/F series and the file has others, a
+    warning names the choice and the alternatives (the choice is the ``series`` attr of the result). A LoaderError only when
+    the preference does not decide (two dF/F series, or only neuropil/deconvolved ones).
+    """
     candidates = find_roi_series(rec)
     paths = [p for p, _ in candidates]
     if not candidates:
@@ -65,14 +117,18 @@ def choose_series(rec: NWBSource, series=None):
             raise LoaderError(f"{rec.where()}: series={series!r} {why} of the RoiResponseSeries "
                               f"{format_list(paths)}")
         return hits[0]
-    from pynwb.ophys import DfOverF
-
-    dff = [(p, s) for p, s in candidates if isinstance(s.parent, DfOverF)]
-    pool = dff if dff else candidates
-    if len(pool) > 1:
-        raise LoaderError(f"{rec.where()} has several RoiResponseSeries {format_list(paths)}; "
-                          "choose one with series=")
-    return pool[0]
+    path, obj, why = default_series(candidates)
+    if path is None:
+        raise LoaderError(f"{rec.where()}: no default RoiResponseSeries: {why}; choose one "
+                          f"with series= (one of {format_list(paths)})")
+    others = [p for p in paths if p != path]
+    # dF/F is what a calcium analysis means: chosen silently over raw traces; any other
+    # choice is a guess the user should see
+    if others and series_preference(path, obj) != 0:
+        warnings.warn(f"{rec.where()}: loading the RoiResponseSeries {path} (default: dF/F, "
+                      "then fluorescence, never neuropil or deconvolved); others in the file: "
+                      f"{format_list(others)} (choose with series=)", stacklevel=3)
+    return path, obj
 
 
 def series_layout(series, path: str, where: str) -> tuple[int, int, int]:
@@ -156,7 +212,10 @@ def window_means(data, time_axis: int, columns: np.ndarray, times: np.ndarray,
 
     def chunk_sums(c0: int, c1: int) -> np.ndarray:
         """Each bin's sum over the samples ``[c0, c1)`` it contains."""
-        block = data[c0:c1, sl] if time_axis == 0 else data[sl, c0:c1].T
+        if len(data.shape) == 1:   # one ROI stored as a 1-d trace
+            block = np.asarray(data[c0:c1])[:, None][:, sl]
+        else:
+            block = data[c0:c1, sl] if time_axis == 0 else data[sl, c0:c1].T
         block = np.asarray(block, dtype=np.float64)
         if not contiguous:
             block = block[:, columns]
@@ -214,8 +273,9 @@ def calcium_responses(source, intervals, stimulus: str, window=None, *, baseline
     baseline : (float, float), optional
         A window (relative to onset) whose mean is subtracted, per presentation and ROI.
     series : str, optional
-        Name or path suffix of the RoiResponseSeries (``"dff/RoiResponseSeries"``); default:
-        the file's only dF/F series.
+        Name or path suffix of the RoiResponseSeries (``"dff/RoiResponseSeries"``). Default:
+        the file's dF/F series, else its Fluorescence series, never a neuropil or deconvolved
+        one (:func:`choose_series`; a warning names the choice when there were others).
     bins : int or array, optional
         Time bins instead of one window (adds a ``time_bin`` dim), as in ``spike_responses``.
     rois : sequence of int, optional
@@ -284,7 +344,9 @@ def calcium_responses(source, intervals, stimulus: str, window=None, *, baseline
         unit = "dF/F" if is_dff else str(obj.unit or "a.u.")
         ncoords = neuroid_coords(info, roi_ids[cols], regions[cols], {}, "roi_id")
         attrs = {"units": unit, "source": rec.name, "species": info["species"],
-                 "loader": "loaders.calcium_responses", "series": path, "stimulus": stimulus,
+                 "loader": "loaders.calcium_responses", "series": path,
+                 "series_choice": "given" if series is not None else SERIES_DEFAULT_RULE,
+                 "stimulus": stimulus,
                  "window_start": float(edges[0]), "window_stop": float(edges[-1]),
                  "region_source": region_source,
                  "orientation": "rois x time (transposed)" if time_axis else "time x rois",

@@ -130,19 +130,17 @@ def selected_trains(rec: NWBSource, units, region):
 
 
 def recording_extent(rec: NWBSource, flat, starts, ends) -> tuple[float, float, str]:
-    """Time span of the recording: the units' ``obs_intervals`` when stored, else the span of
-    all spike times."""
-    units = rec.units()
-    if units.has("obs_intervals"):
-        obs = np.asarray(units.ragged("obs_intervals")[0], dtype=np.float64)
-        if obs.size:
-            return float(obs.min()), float(obs.max()), "units.obs_intervals"
+    """Time span of the recording: every span the file declares (``obs_intervals``, intervals
+    tables, TimeSeries samples; :func:`.extent.recording_extent`) and the span of all spike
+    times, whichever reach further."""
+    from .extent import recording_extent as file_extent
+
     nonempty = ends > starts
     if not nonempty.any():
         raise LoaderError(f"{rec.where('units table')} has no spikes at all")
     first = np.nanmin(flat[starts[nonempty]])
     last = np.nanmax(flat[ends[nonempty] - 1])
-    return float(first), float(last), "span of all spike times"
+    return file_extent(rec, (float(first), float(last)))
 
 
 def check_inside(where, onsets, edges, extent, df_ids):

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 
 from .behaviour import find_covariates
-from .calcium import find_roi_series
+from .calcium import default_series, find_roi_series
 from .regions import roi_regions, unit_regions
 from .source import open_nwb
 
@@ -30,6 +30,16 @@ def _series_timing(series, n_samples=None) -> dict:
     start = float(series.starting_time or 0.0)
     n = int(series.data.shape[0] if n_samples is None else n_samples)
     return {"timing": "rate", "rate": rate, "start": start, "stop": start + (n - 1) / rate}
+
+
+def _nan_spike_units(flat: np.ndarray, ends: np.ndarray, ids: np.ndarray) -> dict:
+    """``{unit id: number of NaN spike times}`` for the units that have any."""
+    nan = np.isnan(flat)
+    if not nan.any():
+        return {}
+    row = np.searchsorted(ends, np.flatnonzero(nan), side="right")
+    rows, counts = np.unique(row, return_counts=True)
+    return {_jsonable(ids[r]): int(c) for r, c in zip(rows, counts)}
 
 
 def nwb_summary(source, *, timeout=None) -> dict:
@@ -74,11 +84,24 @@ def nwb_summary(source, *, timeout=None) -> dict:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 regions, how = unit_regions(rec)
-            n_spikes = int(units.ragged("spike_times")[1][-1]) if (
-                units.has("spike_times") and len(units)) else 0
+            n_spikes, nan_units = 0, {}
+            if units.has("spike_times") and len(units):
+                flat, ends = units.ragged("spike_times")[:2]
+                ends = np.asarray(ends, dtype=np.int64)
+                n_spikes = int(ends[-1])
+                nan_units = _nan_spike_units(np.asarray(flat[:n_spikes], dtype=np.float64), ends,
+                                             np.asarray(units.ids()))
             out["units"] = {"count": int(len(units)), "n_spikes": n_spikes,
                             "regions": dict(sorted(Counter(regions.tolist()).items())),
                             "region_source": how, "columns": list(units.colnames)}
+            if nan_units:
+                # spike_responses/binned_activity refuse NaN spike times: say which units before
+                # the user tries
+                out["units"]["nan_spike_times"] = (
+                    f"{len(nan_units)} unit(s) have NaN spike times and cannot be loaded; "
+                    f"exclude them with units=/--units: unit id: count "
+                    + ", ".join(f"{k}: {v}" for k, v in list(nan_units.items())[:20])
+                    + (" …" if len(nan_units) > 20 else ""))
         intervals = {}
         for name in rec.intervals_names():
             table = rec.intervals(name)
@@ -100,7 +123,12 @@ def nwb_summary(source, *, timeout=None) -> dict:
         out["stimuli"] = ({"order_of_images": images[0], "n_images": int(len(images[1])),
                            "examples": images[1][:5].tolist()} if images else {})
         ophys = {}
-        for path, series in find_roi_series(rec):
+        candidates = find_roi_series(rec)
+        if candidates:
+            chosen, _, why = default_series(candidates)
+            # what a call without series=/--series loads (loaders.calcium.choose_series)
+            out["calcium_default"] = chosen if chosen else f"none ({why}): pass --series"
+        for path, series in candidates:
             entry = {"type": type(series.parent).__name__, "shape": list(series.data.shape),
                      "n_rois": int(len(series.rois.data)), "unit": series.unit}
             n_samples = None
@@ -130,4 +158,37 @@ def nwb_summary(source, *, timeout=None) -> dict:
             entry.update(_series_timing(series))
             behaviour[name] = entry
         out["behaviour"] = behaviour
+        out.update(_other_series(f))
         return out
+
+
+def _other_series(nwbfile) -> dict:
+    """``ecephys`` (ElectricalSeries: raw, LFP, filtered) and ``other_series`` (events, stimuli,
+    spectral decompositions, fiber photometry…): every TimeSeries that is neither an imaging
+    trace, a movie nor behaviour, so an LFP-only file does not look empty."""
+    from pynwb import TimeSeries
+    from pynwb.ecephys import ElectricalSeries
+
+    from .behaviour import is_covariate
+    from .calcium import _object_path
+
+    ecephys, other = {}, {}
+    skip = ("RoiResponseSeries", "ImageSeries", "TwoPhotonSeries", "OnePhotonSeries",
+            "ImageMaskSeries", "OpticalSeries")
+    for obj in nwbfile.objects.values():
+        if not isinstance(obj, TimeSeries) or type(obj).__name__ in skip:
+            continue
+        path = _object_path(obj)
+        shape = list(obj.data.shape) if obj.data is not None else []
+        entry = {"type": type(obj).__name__, "container": type(obj.parent).__name__,
+                 "shape": shape, "unit": obj.unit}
+        try:
+            entry.update(_series_timing(obj))
+        except (TypeError, ValueError, IndexError):
+            entry["timing"] = "none"
+        if isinstance(obj, ElectricalSeries):
+            entry["n_channels"] = int(len(obj.electrodes.data)) if obj.electrodes is not None else 0
+            ecephys[path] = entry
+        elif not is_covariate(obj):
+            other[path] = entry
+    return {"ecephys": ecephys, "other_series": other}

@@ -12,6 +12,7 @@ for users porting code, and returns a tuple-unpackable :class:`MFTResult`.
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from typing import NamedTuple, Sequence
 
@@ -127,7 +128,7 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
                  t_vectors: Sequence[np.ndarray] | None = None, backend=None,
                  device=None, n_reps: int = 3, keys: Sequence | None = None,
                  rank_tol: float = 1e-12, qp_tol: float = 1e-10,
-                 max_chunk_bytes: int = 64 * 2**20) -> MFTResult:
+                 max_chunk_bytes: int = 64 * 2**20, progress: bool | None = None) -> MFTResult:
     """MFT capacity of manifolds given in the reference's layout (list of N × M_i arrays).
 
     Parameters
@@ -168,6 +169,8 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
     max_chunk_bytes : int
         QPs are built and solved for as many manifolds at a time as fit in about this many
         bytes of solver state, so memory holds the data plus one chunk.
+    progress : bool or None
+        A progress bar over the manifolds' QPs (tqdm): None shows it only on a terminal.
 
     Returns
     -------
@@ -179,7 +182,7 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
         rank_tol)
     dims = np.array([S.shape[0] for S in coords])
     capacity, radius, dimension_m, interior, max_kkt = _solve_and_measure(
-        coords, T, kappa, backend, device, qp_tol, max_chunk_bytes)
+        coords, T, kappa, backend, device, qp_tol, max_chunk_bytes, progress)
     return MFTResult(capacity, radius, dimension_m, float(rho_c), int(K), dims, interior,
                      max_kkt, residuals)
 
@@ -278,7 +281,8 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
     return coords, T, rho_c, K, residuals
 
 
-def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_bytes):
+def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_bytes,
+                       progress=None):
     """Step 5–6: the batched QPs of every manifold (grouped by number of points and samples,
     chunked) and the per-manifold capacity, radius, dimension, interior fraction, max KKT."""
     P = len(coords)
@@ -289,7 +293,11 @@ def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_byte
     for i, S in enumerate(coords):
         n_samples = T.n_t if isinstance(T, _LazySamples) else T[i].shape[1]
         by_m.setdefault((S.shape[1], n_samples), []).append(i)
-    with single_threaded_blas():   # small matrices: threads only cost
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=P, desc="manifold capacity (QPs)", unit="manifold", leave=False,
+               disable=None if progress is None else not progress)
+    with bar, single_threaded_blas():   # small matrices: threads only cost
         for (M, nt), group in by_m.items():
             # bounded memory: G, q and λ of at most ~max_chunk_bytes worth of manifolds at a time
             per_manifold = 8 * (M * M + 3 * nt * M)
@@ -311,6 +319,7 @@ def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_byte
                     capacity[i], radius[i], dimension_m[i], interior[i] = _manifold_measures(
                         coords[i], Tc[i], lam[j], kappa)
                     max_kkt[i] = res.kkt[j].max()
+                bar.update(len(members))
     return capacity, radius, dimension_m, interior, max_kkt
 
 
@@ -346,10 +355,27 @@ def _manifold_measures(X, T, lam, kappa):
     return capacity, radius, dim, float(np.mean(~moved))
 
 
+#: A manifold with at least this many points, and more than twice as many points as the
+#: space has dimensions, gets a warning before its QPs are solved.
+MANY_POINTS = 500
+
+
+def _warn_many_points(groups, n_neuroids: int, n_t: int) -> None:
+    """Warn when the largest manifold has many more points than dimensions (slow QPs)."""
+    most = max(len(p) for _, p in groups)
+    if most >= MANY_POINTS and most > 2 * n_neuroids:
+        warnings.warn(
+            f"manifold_capacity: manifolds of up to {most} points in {n_neuroids} dimensions: "
+            f"each of the {n_t} samples per manifold solves a QP with one variable per point, "
+            "which can take minutes. Single trials as points? Average the repetitions first "
+            "(average_repetitions, or --average-repetitions); or lower n_t, or pass a GPU "
+            "device", stacklevel=3)
+
+
 def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int = 200,
                       seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
                       t_vectors: Sequence[np.ndarray] | None = None, backend=None,
-                      device=None, n_reps: int = 3) -> xr.Dataset:
+                      device=None, n_reps: int = 3, progress: bool | None = None) -> xr.Dataset:
     """Replica MFT manifold capacity, radius and dimension of the manifolds ``by`` labels.
 
     Parameters
@@ -381,6 +407,10 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
         None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     n_reps : int
         Random starts per K of the center-correlation optimizer (reference: 10).
+    progress : bool or None
+        A progress bar over the manifolds (None: only on a terminal). Manifolds with many more
+        points than dimensions (:data:`MANY_POINTS`) also get a warning: each of the ``n_t``
+        QPs per manifold has one variable per point, so the time grows with the points.
 
     Returns
     -------
@@ -419,10 +449,11 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
     validate(a)
     groups = group_manifolds(a, by, min_points=1)
     labels = [label for label, _ in groups]
+    _warn_many_points(groups, a.sizes["neuroid"], n_t)
     result = mft_analysis([pts.T for _, pts in groups], kappa, n_t, seed=seed,
                           center_correlations=center_correlations, dimension=dimension,
                           t_vectors=t_vectors, backend=backend, device=device, n_reps=n_reps,
-                          keys=labels)
+                          keys=labels, progress=progress)
     cap = result.capacity
     ds = build_result(
         {

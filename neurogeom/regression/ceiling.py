@@ -73,7 +73,9 @@ def noise_ceiling(target: xr.DataArray, *, n_splits: int = 10, seed: int = 1) ->
         (split, neuroid): Spearman–Brown corrected; ``ceiling_per_neuroid`` (neuroid): mean over
         splits; ``ceiling_per_split`` (split): median over neuroids; ``ceiling``: mean over
         splits; ``ceiling_error``: std over splits (ddof 0) / sqrt(n_splits). Constant neuroids
-        are excluded (warning) and listed in ``attrs["excluded_constant_neuroids"]``. Attrs
+        are excluded (warning) and listed in ``attrs["excluded_constant_neuroids"]``. A
+        ceiling <= 0 (repeats that do not agree) is warned and named in ``attrs["suspicious"]``
+        ("" otherwise). Attrs
         also hold ``analysis``, every parameter, the input's provenance, ``neurogeom_version``
         and ``references`` (see :mod:`neurogeom._results`).
 
@@ -143,6 +145,12 @@ def noise_ceiling(target: xr.DataArray, *, n_splits: int = 10, seed: int = 1) ->
     corrected = spearman_brown(raw)
     per_split = np.nanmedian(corrected, axis=1)
     ceiling = float(per_split.mean())
+    suspicious = ""
+    if not ceiling > 0:
+        # Spearman-Brown of a negative consistency is negative: the repeats do not agree
+        suspicious = (f"noise ceiling {ceiling:.3g} <= 0: the repeats do not agree, so "
+                      "ceiled scores are meaningless (more repeats or reliable neuroids needed)")
+        warnings.warn(f"noise_ceiling: {suspicious}", stacklevel=2)
     neuroid_coords = {name: ("neuroid", np.asarray(c.values)) for name, c in target.coords.items()
                       if c.dims == ("neuroid",)}
     split = np.arange(len(halves))
@@ -164,4 +172,5 @@ def noise_ceiling(target: xr.DataArray, *, n_splits: int = 10, seed: int = 1) ->
                  "n_repetitions": int(len(unique_reps)),
                  "n_excluded_constant_neuroids": len(excluded),
                  "excluded_constant_neuroids": [str(i) for i in excluded],
-                 "n_undefined_correlations": int(undefined.sum())})
+                 "n_undefined_correlations": int(undefined.sum()),
+                 "suspicious": suspicious})

@@ -76,6 +76,35 @@ def _row_splits(splits, unit_of_row) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(rows(tr), rows(te)) for tr, te in splits]
 
 
+def ceiling_flags(score: float, ceiling: float) -> str:
+    """A note on ceiled scores that cannot be read as fractions of the explainable variance
+    ("" when there is none).
+
+    The split-half ceiling is a reliability (Spearman-Brown corrected), on the r² scale, so a
+    model at the ceiling has r = √ceiling. ``score**2 / ceiling`` > 1 means the model predicts
+    the neurons better than their own repeats predict each other: the ceiling is then
+    underestimated (few repeats, noisy neuroids). ``(score / ceiling)**2`` divides r by a
+    number on the r² scale and exceeds 1 whenever r > ceiling, even with r² below it: the
+    note says so and points at ``score**2 / ceiling``. A ceiling ≤ 0 means the repeats do not
+    agree: every ceiled score is then meaningless.
+    """
+    if not np.isfinite(ceiling) or ceiling <= 0:
+        return (f"noise ceiling {ceiling:.3g} <= 0: the repeats do not agree, so ceiled scores "
+                "are meaningless (more repeats or reliable neuroids needed)")
+    r2_over = score ** 2 / ceiling
+    if r2_over > 1:
+        return (f"ceiled score above 1 (score**2 / ceiling = {r2_over:.3g}; score {score:.3g}, "
+                f"ceiling {ceiling:.3g}): the model predicts better than the neurons' repeats "
+                "predict each other, so the ceiling is likely underestimated (few repeats)")
+    r_over = (score / ceiling) ** 2
+    if r_over > 1:
+        return (f"ceiled score above 1 ((score / ceiling)**2 = {r_over:.3g}; score {score:.3g}, "
+                f"ceiling {ceiling:.3g}): that convention divides r by a ceiling on the r² "
+                "scale and exceeds 1 whenever r > ceiling; score**2 / ceiling = "
+                f"{r2_over:.3g} is the fraction of the explainable variance")
+    return ""
+
+
 def _split_units(target: xr.DataArray, split_by: str, stratify_by, stratify_fallback: bool):
     """Unique split values (with the rows they own) and their stratification labels."""
     coords = presentation_coords(target)
@@ -218,7 +247,8 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
         ``ceiling_per_neuroid`` and two ceiled scores, named by their formula:
         ``ceiled_score_r2_over_ceiling`` = score² / ceiling (Brain-Score since early 2026) and
         ``ceiled_score_r_over_ceiling_squared`` = (score / ceiling)² (Brain-Score before),
-        each with an ``_error``. Attrs: ``analysis``, every parameter that applies (``alphas``,
+        each with an ``_error``, and the attr ``suspicious`` naming ceiled scores above 1 or a
+        ceiling <= 0, also warned (:func:`ceiling_flags`; "" when none). Attrs: ``analysis``, every parameter that applies (``alphas``,
         ``alpha_per_target``, ``cv`` for ridge; ``n_components`` for PLS), the provenance of
         both inputs (``source_*``, ``target_*``), ``neurogeom_version`` and ``references`` (see
         :mod:`neurogeom._results`).
@@ -273,7 +303,10 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     ceiling_ds = None
     if has_repeats(target):
         if ceiling:
-            ceiling_ds = noise_ceiling(target, seed=seed)
+            with warnings.catch_warnings():
+                # a ceiling <= 0 is flagged below with the ceiled scores (ceiling_flags)
+                warnings.filterwarnings("ignore", message="noise_ceiling: noise ceiling")
+                ceiling_ds = noise_ceiling(target, seed=seed)
         if not average_repetitions:
             raise AnalysisError("the target repeats stimulus_id values; pass "
                                 "average_repetitions=True (Brain-Score averages repetitions)")
@@ -405,6 +438,10 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
             "ceiled_score_r_over_ceiling_squared_error": ((), 2 * abs(score) / c ** 2 * error)})
         # Same neuroids in the same order: constant ones were dropped before both analyses.
         data["ceiling_per_neuroid"] = ("neuroid", np.asarray(ceiling_ds["ceiling_per_neuroid"]))
+        flags = ceiling_flags(score, c)
+        if flags:
+            warnings.warn("neural_predictivity: " + flags, stacklevel=2)
+        attrs["suspicious"] = flags
         attrs.update(
             ceiling_method=ceiling_ds.attrs["method"],
             ceiled_score_r2_over_ceiling="score**2 / ceiling (Brain-Score convention since 2026)",

@@ -1,0 +1,163 @@
+"""The first natural calls on files written by other tools (issue 16 items 2-4): the default
+imaging series, the recording's extent, covariates that start late, one-ROI series."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import loaders
+from neurogeom.errors import LoaderError
+
+from nwb_files import write_plain_units, write_roi_series
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*no brain area found:UserWarning")
+
+SUITE2P = {"Fluorescence": "Fluorescence", "Neuropil": "Fluorescence",
+           "Deconvolved": "Fluorescence"}
+
+
+def frame_means(data, times, start, end):
+    """Mean of the frames in each [start, end) bin: the direct reference."""
+    return np.array([data[(times >= s) & (times < e)].mean(axis=0) for s, e in zip(start, end)])
+
+
+# -- item 2: which RoiResponseSeries a call without series= loads ------------------------------
+
+def test_suite2p_layout_loads_fluorescence_and_says_so(tmp_path):
+    path, data, times = write_roi_series(tmp_path / "s2p.nwb", SUITE2P)
+    with pytest.warns(UserWarning, match=r"Fluorescence/Fluorescence.*Deconvolved.*Neuropil"):
+        act = loaders.binned_activity(path, 0.5)
+    assert act.attrs["series"] == "processing/ophys/Fluorescence/Fluorescence"
+    assert "never neuropil" in act.attrs["series_choice"]
+    np.testing.assert_allclose(act.values, frame_means(data["Fluorescence"], times,
+                                                       act["bin_start"].values,
+                                                       act["bin_end"].values), atol=1e-12)
+    # the choice is the Fluorescence series, not the first in path order (Deconvolved)
+    assert not np.allclose(act.values, frame_means(data["Deconvolved"], times,
+                                                   act["bin_start"].values,
+                                                   act["bin_end"].values))
+    # an explicit choice is obeyed silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        neuropil = loaders.binned_activity(path, 0.5, series="Neuropil")
+    assert neuropil.attrs["series"].endswith("Neuropil/Neuropil")
+    assert neuropil.attrs["series_choice"] == "given"
+    summary = loaders.nwb_summary(path)
+    assert summary["calcium_default"] == "processing/ophys/Fluorescence/Fluorescence"
+
+
+def test_dff_preferred_over_fluorescence(tmp_path):
+    path, data, times = write_roi_series(tmp_path / "dff.nwb",
+                                         {"Fluorescence": "Fluorescence", "DfOverF": "DfOverF",
+                                          "Neuropil": "Fluorescence"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # dF/F is the unambiguous choice: no warning
+        act = loaders.binned_activity(path, 0.5)
+    assert act.attrs["series"] == "processing/ophys/DfOverF/DfOverF"
+    assert act.attrs["units"] == "dF/F"
+
+
+def test_only_neuropil_or_two_dff_is_an_error_listing_them(tmp_path):
+    path, _, _ = write_roi_series(tmp_path / "np.nwb", {"Neuropil": "Fluorescence",
+                                                        "Deconvolved": "Fluorescence"})
+    with pytest.raises(LoaderError, match=r"neuropil or deconvolved.*series="):
+        loaders.binned_activity(path, 0.5)
+    assert loaders.nwb_summary(path)["calcium_default"].startswith("none")
+    path, _, _ = write_roi_series(tmp_path / "two.nwb", {"dff_a": "DfOverF", "dff_b": "DfOverF"})
+    with pytest.raises(LoaderError, match=r"several DfOverF.*dff_a.*dff_b.*series="):
+        loaders.binned_activity(path, 0.5)
+
+
+def test_inspect_names_units_with_nan_spike_times(tmp_path):
+    trains = [np.array([0.5, 1.0, 2.0]), np.array([0.3, np.nan, np.nan, 4.0]),
+              np.array([1.5, 2.5]), np.array([np.nan])]
+    path = write_plain_units(tmp_path / "nan.nwb", trains, [1.0], with_trials=False)
+    summary = loaders.nwb_summary(path)
+    note = summary["units"]["nan_spike_times"]
+    assert "2 unit(s)" in note and "1: 2" in note and "3: 1" in note
+
+
+# -- item 3: the recording's extent is the file's ----------------------------------------------
+
+def neurosuite_like(tmp_path, seed=0):
+    """Spikes from 0.008 s to 1199.968 s on a 0.1 ms grid; epochs sleep 0–600 s and wake
+    600–1200 s; tracking until 27 ms after the last spike (its own time-support table)."""
+    rng = np.random.default_rng(seed)
+    trains = [np.unique(np.round(rng.uniform(0.008, 1199.968, 3000), 4)) for _ in range(3)]
+    trains[0] = np.unique(np.concatenate([trains[0], [0.008, 1199.968, 600.0]]))
+    last = max(t[-1] for t in trains)
+    path, _, _ = write_roi_series(
+        tmp_path / "ns.nwb", {}, units=trains,
+        intervals={"epochs": [(0.0, 600.0), (600.0, 1200.0)],
+                   "position_time_support": [(670.64, last + 0.027)]},
+        timeseries={"position": np.linspace(670.64, last + 0.027, 500)})
+    return path, trains
+
+
+def test_epochs_declared_by_the_file_are_inside_the_recording(tmp_path):
+    path, trains = neurosuite_like(tmp_path)
+    act = loaders.binned_activity(path, 0.1, epoch="epochs", rate=False)
+    assert act.sizes["time"] == 12000 and act["bin_end"].values[-1] == 1200.0
+    # every spike of the two epochs counted once (brute force over [0, 1200))
+    np.testing.assert_array_equal(act.values.sum(axis=0),
+                                  [np.count_nonzero((t >= 0) & (t < 1200.0)) for t in trains])
+    tracked = loaders.binned_activity(path, 0.1, epoch="position_time_support", rate=False)
+    assert tracked["bin_start"].values[0] == 670.64
+    window = loaders.binned_activity(path, 0.5, epoch=(0.0, 10.0), rate=False)
+    np.testing.assert_array_equal(window.values.sum(axis=0),
+                                  [np.count_nonzero(t < 10.0) for t in trains])
+
+
+def test_epoch_truly_outside_names_rows_and_how_to_drop_them(tmp_path):
+    path, _ = neurosuite_like(tmp_path)
+    with pytest.raises(LoaderError) as err:
+        loaders.binned_activity(path, 0.1, epoch=[(0.0, 600.0), (1190.0, 1300.0)])
+    msg = str(err.value)
+    assert "epoch row(s) 1 (" in msg and "(1190.0, 1300.0)" in msg
+    assert "[0.000, 1200.000] s" in msg and "intervals/epochs" in msg
+    assert "epoch=[(0, 600)]" in msg
+
+
+def test_bins_restricted_to_the_covariates_support(tmp_path):
+    """The README's own call: tracking starts 0.5 s after imaging."""
+    from loaders.synthetic import nwb as syn
+
+    rec = syn.write_mouse_2p(tmp_path / "2p.nwb", seed=4, n_objects=2, n_images_per_object=2,
+                             n_repetitions=2)
+    act = loaders.binned_activity(rec.path, 0.1, covariates=["head_direction", "position"])
+    t_b = rec.extra["behaviour_times"]
+    assert act["bin_start"].values[0] == t_b[0] and act["bin_end"].values[-1] <= t_b[-1]
+    assert "restricted to" in act.attrs["covariate_support"]
+    np.testing.assert_allclose(act["position_x"].values,
+                               np.interp(act["time"].values, t_b, rec.extra["position"][:, 0]),
+                               atol=1e-9, rtol=0)
+
+
+# -- item 4: one-ROI series, bins one frame period wide ----------------------------------------
+
+def test_one_roi_series_stored_1d(tmp_path):
+    path, data, times = write_roi_series(tmp_path / "one.nwb", {"Fluorescence": "Fluorescence"},
+                                         n_rois=1)
+    act = loaders.binned_activity(path, 0.5)
+    assert act.sizes["neuroid"] == 1
+    np.testing.assert_allclose(act.values, frame_means(data["Fluorescence"], times,
+                                                       act["bin_start"].values,
+                                                       act["bin_end"].values), atol=1e-12)
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.01])
+def test_bins_of_one_frame_period_hold_one_frame_each(tmp_path, jitter):
+    """10 Hz frames (rate-based, or timestamps jittered by up to 10 ms), 0.1 s bins."""
+    path, data, times = write_roi_series(tmp_path / "f.nwb", {"Fluorescence": "Fluorescence"},
+                                         n_frames=2000, jitter=jitter)
+    act = loaders.binned_activity(path, 0.1)
+    # bins centred on the frames: every frame is its own bin (a last frame that came early
+    # leaves less than a whole bin after it: whole bins only)
+    n = act.sizes["time"]
+    assert n == 2000 or (jitter and n == 1999)
+    np.testing.assert_allclose(act.values, data["Fluorescence"][:n], atol=1e-12, rtol=0)
+    # centres within the jitter of the nominal frame times (the half frame is the median one)
+    np.testing.assert_allclose(act["time"].values, np.arange(n) / 10.0, atol=max(jitter, 1e-9))
+    with pytest.raises(LoaderError, match=r"hold no sample.*two frame periods"):
+        loaders.binned_activity(path, 0.05)
