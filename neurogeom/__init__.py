@@ -26,6 +26,7 @@ from .latent.eigenspectrum import cvpca, participation_ratio, power_law_exponent
 from .regression.spectral import spectral_decomposition
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below
+    from . import models
     from .latent.nce import NeuralCrossEncoder
 
 __all__ = [
@@ -35,13 +36,17 @@ __all__ = [
     "regression", "RidgeRegression", "PLSRegression", "LinearRegression", "neural_predictivity",
     "noise_ceiling", "spectral_decomposition",
     "latent", "eigenspectrum", "spectrum", "NeuralCrossEncoder", "ReducedRankRegression", "latent_dimensionality",
-    "cvpca", "participation_ratio", "power_law_exponent", "svca",
+    "cvpca", "participation_ratio", "power_law_exponent", "svca", "models",
 ]
 
 
 def __getattr__(name):
-    # the torch-backed NCE is imported on first use: `import neurogeom` must not pay for torch
+    # the torch-backed NCE and models are imported on first use: `import neurogeom` must not pay for torch
     if name == "NeuralCrossEncoder":
         from .latent.nce import NeuralCrossEncoder
         return NeuralCrossEncoder
+    if name == "models":   # torch-side geometry (MMCR, adversarial/stochastic manifolds)
+        import importlib
+
+        return importlib.import_module(".models", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
