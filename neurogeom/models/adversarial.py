@@ -125,6 +125,12 @@ def pgd_attack(model: torch.nn.Module, images, labels, *, eps: float, norm: str 
         raise AnalysisError(f"labels have shape {tuple(y.shape)} for {len(x)} images")
     generator = torch.Generator(device=x.device).manual_seed(check_seed(seed))
     delta = _random_start(x, eps, norm, generator) if random_start else torch.zeros_like(x)
+    # L∞: the ε-ball and the pixel box intersect in the box [max(x−ε, lo), min(x+ε, hi)], so
+    # projecting onto the ball and clamping to the range is one clamp with per-pixel bounds
+    if norm == "linf":
+        lower, upper = x - eps, x + eps
+        if pixel_range is not None:
+            lower, upper = lower.clamp_min(pixel_range[0]), upper.clamp_max(pixel_range[1])
     adv = x + delta
     if pixel_range is not None:
         adv = adv.clamp(*pixel_range)
@@ -135,14 +141,17 @@ def pgd_attack(model: torch.nn.Module, images, labels, *, eps: float, norm: str 
         loss = torch.nn.functional.cross_entropy(model(adv), y, reduction="sum")
         grad, = torch.autograd.grad(loss, adv)
         with torch.no_grad():
+            adv = adv.detach()
             if norm == "linf":
-                adv = adv + step_size * grad.sign()
+                adv.add_(grad.sign_(), alpha=step_size)
+                adv = torch.max(torch.min(adv, upper), lower)
             else:
-                length = _per_image_norm(grad, "l2").clamp_min(1e-30).reshape(view)
-                adv = adv + step_size * grad / length
-            adv = x + _project(adv - x, eps, norm)
-            if pixel_range is not None:
-                adv = adv.clamp(*pixel_range)
+                scale = step_size / _per_image_norm(grad, "l2").clamp_min(1e-30)
+                delta = adv.sub_(x).addcmul_(grad, scale.reshape(view))   # in place: adv is spent
+                length = _per_image_norm(delta, "l2").clamp_min(1e-30)
+                adv = delta.mul_(torch.clamp(eps / length, max=1.0).reshape(view)).add_(x)
+                if pixel_range is not None:
+                    adv.clamp_(*pixel_range)
     return adv.detach()
 
 
