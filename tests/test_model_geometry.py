@@ -220,7 +220,7 @@ def test_attack_success_rises_with_eps_on_the_trained_digits_cnn():
     assert rates[-1] > rates[0] + 0.5, rates
 
 
-def test_eps_zero_collapses_adversarial_manifolds_to_points():
+def test_eps_zero_collapses_adversarial_manifolds_to_points(tmp_path):
     net = digits_convnet()
     images, meta = translated_digits(n_exemplars=2)          # 20 digits x 9 positions
     sel = np.arange(0, len(images), 9)                       # 20 images
@@ -230,6 +230,8 @@ def test_eps_zero_collapses_adversarial_manifolds_to_points():
     assert a.dims == ("presentation", "neuroid") and a.sizes["presentation"] == 80
     ng.validate(a)
     assert (a.perturbation_norm == 0).all()
+    ng.io.to_netcdf(a, tmp_path / "adv.nc")                 # bool/str coords, list attrs
+    xr.testing.assert_identical(ng.io.open(tmp_path / "adv.nc"), a)
     spread = a.groupby("object_name").std("presentation").max()
     assert float(spread) <= 1e-6 * float(abs(a).max())       # every sample is the clean image
     cap = ng.manifold_capacity(a, by="object_name", n_t=500)
@@ -380,3 +382,12 @@ def test_cuda_runs_match_the_cpu():
     hist = train_ssl(untrained_convnet(), images, RandomShift(1), epochs=1, batch_size=5,
                      device="cuda", progress=False)
     assert hist.attrs["device"].startswith("cuda")
+
+
+def test_import_neurogeom_leaves_torch_to_ng_models():
+    import subprocess
+    import sys
+
+    code = ("import sys, neurogeom as ng; assert 'torch' not in sys.modules, 'torch imported'; "
+            "ng.models.MMCRLoss; assert 'torch' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
