@@ -172,8 +172,8 @@ def train_ssl(model: torch.nn.Module, images, transform, objective=None, *, n_vi
     Raises
     ------
     AnalysisError
-        Bad options, fewer images than ``batch_size`` allows for one batch of 2, a transform
-        that changes the batch size, an unknown ``layer``.
+        Bad options, fewer than 2 images, a transform that changes the batch size, an
+        unknown ``layer``.
     ConvergenceError
         The loss became NaN or inf.
 
