@@ -28,6 +28,7 @@ from .parallel import map_recordings
 from .alignment import compare_geometry, decoding_accuracy, layer_profile, manifold_alignment
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below
+    from . import models
     from .latent.nce import NeuralCrossEncoder
 
 __all__ = [
@@ -38,13 +39,17 @@ __all__ = [
     "noise_ceiling", "spectral_decomposition",
     "latent", "eigenspectrum", "spectrum", "NeuralCrossEncoder", "ReducedRankRegression", "latent_dimensionality",
     "cvpca", "participation_ratio", "power_law_exponent", "svca", "map_recordings",
-    "manifold_alignment", "decoding_accuracy", "compare_geometry", "layer_profile",
+    "manifold_alignment", "decoding_accuracy", "compare_geometry", "layer_profile", "models",
 ]
 
 
 def __getattr__(name):
-    # the torch-backed NCE is imported on first use: `import neurogeom` must not pay for torch
+    # the torch-backed NCE and models are imported on first use: `import neurogeom` must not pay for torch
     if name == "NeuralCrossEncoder":
         from .latent.nce import NeuralCrossEncoder
         return NeuralCrossEncoder
+    if name == "models":   # torch-side geometry (MMCR, adversarial/stochastic manifolds)
+        import importlib
+
+        return importlib.import_module(".models", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

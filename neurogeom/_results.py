@@ -91,6 +91,20 @@ REFERENCES: dict[str, str] = {
             "connecting the branches of systems neuroscience. Front. Syst. Neurosci. 2, 4."),
     "procrustes": ("Schönemann (1966). A generalized solution of the orthogonal Procrustes "
                    "problem. Psychometrika 31, 1-10."),
+    "mmcr": ("Yerxa, Kuang, Simoncelli & Chung (2023). Learning efficient coding of natural "
+             "images with maximum manifold capacity representations. Advances in Neural "
+             "Information Processing Systems 36 (NeurIPS 2023)."),
+    "adversarial_geometry": ("Dapello, Feather, Le, Marques, Cox, McDermott, DiCarlo & Chung "
+                             "(2021). Neural population geometry reveals the role of "
+                             "stochasticity in robust perception. Advances in Neural Information "
+                             "Processing Systems 34 (NeurIPS 2021)."),
+    "pgd": ("Madry, Makelov, Schmidt, Tsipras & Vladu (2018). Towards deep learning models "
+            "resistant to adversarial attacks. International Conference on Learning "
+            "Representations (ICLR 2018)."),
+    "retinal_waves": ("Ligeralde, Kuang, Yerxa, Pitcher, Feller & Chung (2023). Unsupervised "
+                      "learning on spontaneous retinal activity leads to efficient neural "
+                      "representation geometry. UniReps workshop, PMLR 243, 182-193; "
+                      "arXiv:2312.02791."),
     "svca": ("Stringer, Pachitariu, Steinmetz, Reddy, Carandini & Harris (2019). Spontaneous "
              "behaviors drive multidimensional, brainwide activity. Science 364, eaav7893."),
 }
