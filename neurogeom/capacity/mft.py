@@ -46,6 +46,15 @@ class MFTResult(NamedTuple):
     interior_fraction: np.ndarray  # fraction of samples t needing no QP
     max_kkt: np.ndarray           # worst QP KKT residual per manifold
     residual_correlations: np.ndarray  # mean |cos| after removing K = 1..tried
+    # overall capacity (harmonic mean) with the kept center subspace, then with each evaluated
+    # alternative optimum of the center step (see :func:`mft_analysis`, "center step spread")
+    center_step_capacities: np.ndarray = np.zeros(0)
+    center_step_spread: float = 0.0   # (max − min) of center_step_capacities / the first one
+
+
+#: Besides the kept one, the center step's lowest distinct optima at the chosen K whose
+#: capacities enter ``center_step_spread`` (each costs one more pass of the QPs).
+SPREAD_ALTERNATIVES = 3
 
 
 def _manifold_seed(seed: int, key) -> np.random.Generator:
@@ -125,9 +134,10 @@ def _check_points(points: Sequence[np.ndarray], names: Sequence[str]) -> list[np
 def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int = 200, *,
                  seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
                  t_vectors: Sequence[np.ndarray] | None = None, backend=None,
-                 device=None, n_reps: int = 3, keys: Sequence | None = None,
+                 device=None, n_reps: int = 8, keys: Sequence | None = None,
                  rank_tol: float = 1e-12, qp_tol: float = 1e-10,
-                 max_chunk_bytes: int = 64 * 2**20) -> MFTResult:
+                 max_chunk_bytes: int = 64 * 2**20,
+                 spread_optima: int = SPREAD_ALTERNATIVES) -> MFTResult:
     """MFT capacity of manifolds given in the reference's layout (list of N × M_i arrays).
 
     Parameters
@@ -156,8 +166,9 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
         Array backend and device of the QP solver (:mod:`neurogeom._backend`: default numpy on
         the CPU; ``device="cuda:0"`` alone runs torch on that GPU).
     n_reps : int
-        Random starts per K of the center-correlation optimizer (the reference uses 10; 3 by
-        default here for speed).
+        Uniformly random starts per K of the center-correlation optimizer, besides its four
+        deterministic and reference-style ones (:func:`~neurogeom.capacity.centers.center_subspace`;
+        the reference uses 10 random starts).
     keys : sequence, optional
         One hashable per manifold naming its random stream (default: the index).
     rank_tol : float
@@ -168,24 +179,68 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
     max_chunk_bytes : int
         QPs are built and solved for as many manifolds at a time as fit in about this many
         bytes of solver state, so memory holds the data plus one chunk.
+    spread_optima : int
+        How many of the center step's other optima (below) are evaluated for
+        ``center_step_spread`` (default 3; each costs one more pass of the QPs; 0 skips it and
+        reports the spread as NaN, "not computed").
 
     Returns
     -------
     MFTResult
+
+    Notes
+    -----
+    **Center step spread.** The center-correlation cost is non-convex; its restarts (see
+    :func:`~neurogeom.capacity.centers.center_subspace`) reach several distinct local optima, of
+    which the lowest is kept. ``center_step_capacities`` holds the overall capacity
+    α = 1/mean_μ(1/α_M) with the kept subspace, then with each of the ``spread_optima``
+    lowest *other* distinct proper optima reached at the chosen K (same K, same Gaussian samples
+    where the reduced dimensions agree), and ``center_step_spread`` =
+    (max − min)/α_kept over them: how much the answer would move had the optimizer stopped
+    in another optimum, as a single random start (the reference's procedure) may. It is 0
+    when every restart reached the same optimum or nothing was removed (K = 0,
+    ``center_correlations=False``). A large spread says the centers' low-rank structure is
+    ill-determined (e.g. near the frame-potential floor of the cost), not that the kept answer
+    is seed-dependent: with the default restarts the kept optimum is the same for every seed on
+    the data we tested.
     """
     get_namespace(backend, device)   # a bad backend/device fails before any work
-    coords, T, rho_c, K, residuals = _prepare(
+    coords, T, rho_c, K, residuals, alternative_coords = _prepare(
         manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, n_reps, keys,
-        rank_tol)
+        rank_tol, spread_optima)
     dims = np.array([S.shape[0] for S in coords])
     capacity, radius, dimension_m, interior, max_kkt = _solve_and_measure(
         coords, T, kappa, backend, device, qp_tol, max_chunk_bytes)
+    overall = [_harmonic_mean(capacity)]
+    keys = list(keys) if keys is not None else list(range(len(coords)))
+    n_samples = T.n_t if isinstance(T, _LazySamples) else T[0].shape[1]
+    for alt in alternative_coords:
+        # the same samples where the reduced dimensions agree (common random numbers: the
+        # spread then measures the center step, not Monte-Carlo noise)
+        alt_dims = [S.shape[0] for S in alt]
+        if isinstance(T, _LazySamples):
+            Ta = _LazySamples(seed, keys, alt_dims, n_samples)
+        else:
+            Ta = [t if t.shape[0] == d + 1 else
+                  _manifold_seed(seed, k).standard_normal((d + 1, n_samples))
+                  for t, d, k in zip(T, alt_dims, keys)]
+        overall.append(_harmonic_mean(_solve_and_measure(
+            alt, Ta, kappa, backend, device, qp_tol, max_chunk_bytes)[0]))
+    overall = np.asarray(overall)
+    if center_correlations and K and not spread_optima:
+        spread = float("nan")     # not computed (documented)
+    else:
+        spread = float((overall.max() - overall.min()) / overall[0]) if overall[0] > 0 else 0.0
     return MFTResult(capacity, radius, dimension_m, float(rho_c), int(K), dims, interior,
-                     max_kkt, residuals)
+                     max_kkt, residuals, overall, spread)
+
+
+def _harmonic_mean(capacity):
+    return float(1.0 / np.mean(1.0 / capacity))
 
 
 def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, n_reps,
-             keys, rank_tol):
+             keys, rank_tol, spread_optima=0):
     """Steps 1–5 of the pipeline up to the QPs: validated inputs → (reduced coordinates per
     manifold, Gaussian samples per manifold, ρ_c, K, residual correlations)."""
     names = [repr(k) for k in keys] if keys is not None else [str(i) for i in
@@ -194,6 +249,7 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
     kappa = check_nonnegative(kappa, "kappa")
     seed = check_seed(seed)
     n_reps = check_int(n_reps, "n_reps")
+    spread_optima = check_int(spread_optima, "spread_optima", minimum=0)
     if dimension not in DIMENSIONS:
         raise AnalysisError(f"dimension must be one of {DIMENSIONS}, got {dimension!r}")
     if t_vectors is None:
@@ -232,9 +288,11 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
             "manifolds)")
 
     # 2. center-correlation removal
+    alternatives = []
     if center_correlations:
         cs = center_subspace(centers, seed=seed, n_reps=n_reps, keys=keys)
         rho_c, K, V, residuals = cs["rho_c"], cs["K"], cs["V"], np.asarray(cs["residuals"])
+        alternatives = cs["alternatives"][:spread_optima]
     else:
         rho_c = mean_abs_cosine(centers - centers.mean(axis=0))
         K, V, residuals = 0, np.zeros((centers.shape[1], 0)), np.zeros(0)
@@ -243,23 +301,33 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
     # the Gram matrix of each normalized manifold is needed, so no projected copy of the data
     # is made: with Y the manifold's centered points, ||(I − VVᵀ)Y||-Gram = YᵀY − (VᵀY)ᵀ(VᵀY).
     N = centers.shape[1]
-    grams = []
-    for X, c, name in zip(points, centers, names):
-        X = scaled(X)
-        Y = X - X.mean(axis=1, keepdims=True)
-        B = V.T @ Y
-        c_ns = c - V @ (V.T @ c)          # center in the null space of V, explicitly (no
-        norm2 = float(c_ns @ c_ns)        # cancellation when the center lies mostly in V)
-        check_finite(norm2, f"manifold {name}'s squared center norm")
-        if norm2 <= 1e-24 * (float(c @ c) + float(np.sum(Y * Y)) / Y.shape[1] + 1e-300):
-            raise AnalysisError(
-                f"manifold {name}'s center coincides with the global mean"
-                + (" after removing the center-correlation subspace" if K else "")
-                + ": its capacity is undefined (MFT normalizes by the center norm)")
-        grams.append(((Y.T @ Y) - B.T @ B) / norm2)
-        check_finite(grams[-1], f"manifold {name}'s normalized Gram matrix")
-    with single_threaded_blas():   # small matrices: threads only cost
-        coords = [_reduce(g, N, dimension, rank_tol) for g in grams]
+
+    def reduced(V):
+        grams = []
+        for X, c, name in zip(points, centers, names):
+            X = scaled(X)
+            Y = X - X.mean(axis=1, keepdims=True)
+            B = V.T @ Y
+            c_ns = c - V @ (V.T @ c)          # center in the null space of V, explicitly (no
+            norm2 = float(c_ns @ c_ns)        # cancellation when the center lies mostly in V)
+            check_finite(norm2, f"manifold {name}'s squared center norm")
+            if norm2 <= 1e-24 * (float(c @ c) + float(np.sum(Y * Y)) / Y.shape[1] + 1e-300):
+                raise AnalysisError(
+                    f"manifold {name}'s center coincides with the global mean"
+                    + (" after removing the center-correlation subspace" if K else "")
+                    + ": its capacity is undefined (MFT normalizes by the center norm)")
+            grams.append(((Y.T @ Y) - B.T @ B) / norm2)
+            check_finite(grams[-1], f"manifold {name}'s normalized Gram matrix")
+        with single_threaded_blas():   # small matrices: threads only cost
+            return [_reduce(g, N, dimension, rank_tol) for g in grams]
+
+    coords = reduced(V)
+    alternative_coords = []
+    for Va in alternatives:
+        try:
+            alternative_coords.append(reduced(Va))
+        except AnalysisError:   # an optimum that sends a center to the mean: no capacity
+            continue
 
     # 5. Gaussian samples and the batched QPs, grouped by number of points
     dims = np.array([S.shape[0] for S in coords])
@@ -275,7 +343,7 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
                     f"(reduced dimension D = {d} plus the center coordinate), got shape "
                     f"{t.shape}")
             T.append(t)
-    return coords, T, rho_c, K, residuals
+    return coords, T, rho_c, K, residuals, alternative_coords
 
 
 def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_bytes):
@@ -349,7 +417,8 @@ def _manifold_measures(X, T, lam, kappa):
 def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int = 200,
                       seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
                       t_vectors: Sequence[np.ndarray] | None = None, backend=None,
-                      device=None, n_reps: int = 3) -> xr.Dataset:
+                      device=None, n_reps: int = 8,
+                      spread_optima: int = SPREAD_ALTERNATIVES) -> xr.Dataset:
     """Replica MFT manifold capacity, radius and dimension of the manifolds ``by`` labels.
 
     Parameters
@@ -380,7 +449,11 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
     device : None, str or torch.device
         None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     n_reps : int
-        Random starts per K of the center-correlation optimizer (reference: 10).
+        Uniformly random starts per K of the center-correlation optimizer, besides its four
+        deterministic and reference-style ones (reference: 10 random starts).
+    spread_optima : int
+        Other optima of the center step evaluated for ``center_step_spread`` (default 3, each
+        one more pass of the QPs; 0: not computed, NaN). See :func:`mft_analysis`, Notes.
 
     Returns
     -------
@@ -388,7 +461,11 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
         On dim ``manifold`` (the labels): ``capacity`` (α_M), ``radius`` (R_M), ``dimension``
         (D_M), ``n_points``, ``embedding_dim``, ``interior_fraction``, ``qp_max_kkt``.
         Scalars: ``capacity_overall`` (harmonic mean), ``radius_overall``, ``dimension_overall``
-        (means), ``center_correlation`` (ρ_c), ``K``. Attrs: ``analysis``, every parameter,
+        (means), ``center_correlation`` (ρ_c), ``K``, ``center_step_spread`` ((max − min)/α
+        of the overall capacity over the kept and the evaluated other optima of the
+        center-correlation step: how fragile the answer is to that non-convex step; see
+        :func:`mft_analysis`, Notes) and, on dim ``optimum``, ``center_step_capacity`` (those
+        overall capacities, the kept one first). Attrs: ``analysis``, every parameter,
         the input's provenance, ``neurogeom_version`` and ``references`` (see
         :mod:`neurogeom._results`).
 
@@ -422,7 +499,7 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
     result = mft_analysis([pts.T for _, pts in groups], kappa, n_t, seed=seed,
                           center_correlations=center_correlations, dimension=dimension,
                           t_vectors=t_vectors, backend=backend, device=device, n_reps=n_reps,
-                          keys=labels)
+                          keys=labels, spread_optima=spread_optima)
     cap = result.capacity
     ds = build_result(
         {
@@ -439,9 +516,12 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
             "center_correlation": ((), result.center_correlation),
             "K": ((), result.K),
             "residual_center_correlation": ("k", result.residual_correlations),
+            "center_step_spread": ((), result.center_step_spread),
+            "center_step_capacity": ("optimum", result.center_step_capacities),
         },
         coords={"manifold": np.asarray(labels),
-                "k": np.arange(1, len(result.residual_correlations) + 1)},
+                "k": np.arange(1, len(result.residual_correlations) + 1),
+                "optimum": np.arange(len(result.center_step_capacities))},
         analysis="manifold_capacity",
         parameters={
             "by": str(by), "kappa": float(kappa),
@@ -449,6 +529,7 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
             "seed": int(seed), "center_correlations": bool(center_correlations),
             "dimension": dimension, "t_vectors": "given" if t_vectors is not None
             else "sampled", "backend": backend, "device": str(device), "n_reps": int(n_reps),
+            "spread_optima": int(spread_optima),
         },
         inputs={"input": a},
         references=("mft", "mft_dnn"),
@@ -462,4 +543,9 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
     ds["radius"].attrs["long_name"] = "manifold radius R_M relative to center norm"
     ds["dimension"].attrs["long_name"] = "manifold dimension D_M"
     ds["center_correlation"].attrs["long_name"] = "mean |cos| between centers before removal"
+    ds["center_step_spread"].attrs["long_name"] = (
+        "(max - min) / capacity_overall of the overall capacity over the kept and the other "
+        "evaluated optima of the center-correlation step (NaN: not computed, spread_optima=0)")
+    ds["center_step_capacity"].attrs["long_name"] = (
+        "overall capacity with each center-step optimum; optimum 0 is the kept one")
     return ds
