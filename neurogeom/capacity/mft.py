@@ -302,23 +302,31 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
     # is made: with Y the manifold's centered points, ||(I − VVᵀ)Y||-Gram = YᵀY − (VᵀY)ᵀ(VᵀY).
     N = centers.shape[1]
 
-    def reduced(V):
-        grams = []
-        for X, c, name in zip(points, centers, names):
+    # YᵀY of each manifold's centered points Y, computed once for the kept subspace and the
+    # spread's other optima (small matrices: single-threaded BLAS, threads only cost)
+    point_grams = []
+    with single_threaded_blas():
+        for X in points:
             X = scaled(X)
             Y = X - X.mean(axis=1, keepdims=True)
-            B = V.T @ Y
-            c_ns = c - V @ (V.T @ c)          # center in the null space of V, explicitly (no
-            norm2 = float(c_ns @ c_ns)        # cancellation when the center lies mostly in V)
-            check_finite(norm2, f"manifold {name}'s squared center norm")
-            if norm2 <= 1e-24 * (float(c @ c) + float(np.sum(Y * Y)) / Y.shape[1] + 1e-300):
-                raise AnalysisError(
-                    f"manifold {name}'s center coincides with the global mean"
-                    + (" after removing the center-correlation subspace" if K else "")
-                    + ": its capacity is undefined (MFT normalizes by the center norm)")
-            grams.append(((Y.T @ Y) - B.T @ B) / norm2)
-            check_finite(grams[-1], f"manifold {name}'s normalized Gram matrix")
-        with single_threaded_blas():   # small matrices: threads only cost
+            point_grams.append((Y.T @ Y, float(np.sum(Y * Y)) / Y.shape[1]))
+
+    def reduced(V):
+        grams = []
+        with single_threaded_blas():
+            for X, (YtY, spread2), c, name in zip(points, point_grams, centers, names):
+                B = V.T @ scaled(X)
+                B -= B.mean(axis=1, keepdims=True)          # Vᵀ Y without a copy of Y
+                c_ns = c - V @ (V.T @ c)          # center in the null space of V, explicitly (no
+                norm2 = float(c_ns @ c_ns)        # cancellation when the center lies mostly in V)
+                check_finite(norm2, f"manifold {name}'s squared center norm")
+                if norm2 <= 1e-24 * (float(c @ c) + spread2 + 1e-300):
+                    raise AnalysisError(
+                        f"manifold {name}'s center coincides with the global mean"
+                        + (" after removing the center-correlation subspace" if K else "")
+                        + ": its capacity is undefined (MFT normalizes by the center norm)")
+                grams.append((YtY - B.T @ B) / norm2)
+                check_finite(grams[-1], f"manifold {name}'s normalized Gram matrix")
             return [_reduce(g, N, dimension, rank_tol) for g in grams]
 
     coords = reduced(V)
