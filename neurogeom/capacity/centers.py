@@ -212,7 +212,7 @@ PRUNE = None
 N_CONTINUATION = 2
 
 
-def center_subspace(centers, *, seed: int = 0, n_reps: int = 4, max_iter: int = 1000,
+def center_subspace(centers, *, seed: int = 0, n_reps: int = 8, max_iter: int = 1000,
                     gtol: float = 1e-6, ftol: float = 1e-8, keys=None):
     """Find the center-correlation subspace to project out (Cohen et al. 2020).
 
