@@ -9,6 +9,18 @@ centers X (P × r) that, when projected out, leaves the centers as decorrelated 
 minimized over the Stiefel manifold {V : VᵀV = I_K} for K = 1..maxK. The Euclidean gradient is
 analytic (derived in :func:`_cost_and_grad`); the optimizer is Riemannian gradient descent with
 a QR retraction, Barzilai–Borwein steps and an Armijo backtracking safeguard (no pymanopt).
+
+Why the answer used to depend on the seed (issue 15). With X0 = X(I − VVᵀ) the residual
+centers, the cost is ½ Σ_μν cos²(X0_μ, X0_ν): the frame potential of the P unit residuals in the
+d = r − K dims left, so cost ≥ P²/(2d) (equality for tight frames, a continuum of V). It is
+non-convex with several proper local optima, and it is ill-posed where a residual vanishes (a
+center swallowed by V has undefined cosines; restarts drift towards such points without
+converging). On the digits CNN's ``block2.pool`` (10 digit manifolds) single random starts reach
+optima whose capacities differ by 10–20%. :func:`center_subspace` therefore runs deterministic
+(spectral) and many uniformly random restarts per K, discards the degenerate ones and keeps the
+lowest cost; a restart that reaches the frame-potential floor is a global minimum and ends
+the search for that K. How far the other optima would move the capacity is reported by
+``manifold_capacity`` as ``center_step_spread``.
 """
 
 from __future__ import annotations
