@@ -41,14 +41,23 @@ def _cost_and_grad(V, X, C, diagC):
     ⟨dc, −2 (A/W) c + 2 diag(h) c⟩ with h = (A²/W²) c0, and dc = X dV gives
     ∂cost/∂V = Xᵀ(−2 (A/W) c + 2 h ⊙ c).
     """
+    cost, grad, _ = _cost_grad_ratio(V, X, C, diagC)
+    return cost, grad
+
+
+def _cost_grad_ratio(V, X, C, diagC):
+    """:func:`_cost_and_grad` plus min_μ c0_μ / C_μμ per start (the squared fraction of the
+    worst-kept center's norm left outside V; see ``min_ratio`` of :func:`stiefel_minimize`)."""
     c = X @ V                                               # (R, P, K)
-    c0 = np.maximum(diagC - np.einsum("rik,rik->ri", c, c), 1e-300)
+    c0 = diagC - np.einsum("rik,rik->ri", c, c)
+    ratio = np.min(c0 / diagC, axis=1)
+    c0 = np.maximum(c0, 1e-300)
     A = C - c @ np.swapaxes(c, 1, 2)
     AW = A / (c0[:, :, None] * c0[:, None, :])
     cost = 0.5 * np.einsum("rij,rij->r", A, AW)
     h = np.einsum("rij,rj->ri", AW * AW, c0)
     grad = X.T @ (-2.0 * (AW @ c) + 2.0 * h[..., None] * c)
-    return cost, grad
+    return cost, grad, ratio
 
 
 def _retract(Y):
@@ -58,13 +67,15 @@ def _retract(Y):
     cheaper than batched Householder QR for thin Y; it is accurate here because Y = V − t·ξ with
     V orthonormal and ξ tangent has YᵀY = I + t²ξᵀξ, well conditioned for the capped steps.
     """
+    if Y.shape[-1] == 1:
+        return Y / np.sqrt(np.sum(Y * Y, axis=-2, keepdims=True))
     L = np.linalg.cholesky(np.swapaxes(Y, -1, -2) @ Y)
-    return np.swapaxes(np.linalg.solve(L, np.swapaxes(Y, -1, -2)), -1, -2)
+    return Y @ np.swapaxes(np.linalg.inv(L), -1, -2)
 
 
 def stiefel_minimize(V0, X, *, max_iter: int = 1000, gtol: float = 1e-6, ftol: float = 1e-9,
-                     min_ratio: float = 0.0, prune: float | None = None, screen: int = 50,
-                     return_info: bool = False):
+                     min_ratio: float = 0.0, best_of: bool = False, prune: float | None = None,
+                     screen: int = 50, return_info: bool = False):
     """Minimize the center-correlation cost over {V : VᵀV = I} from each start in ``V0``.
 
     Riemannian gradient descent: the Riemannian gradient is the Euclidean one projected onto
@@ -89,8 +100,11 @@ def stiefel_minimize(V0, X, *, max_iter: int = 1000, gtol: float = 1e-6, ftol: f
         be lowered by turning V onto a center (a center with no residual has undefined
         correlations, so the cost near it is set by the last digits of its residual), and an
         optimizer that heads there never converges (0 disables the check).
+    best_of : bool
+        Only the lowest cost matters (best of restarts): every start stops once one proper
+        start reaches the cost's global floor P²/(2(r − K)).
     prune : float, optional
-        Best-of-restarts mode: from iteration ``screen`` on, a start whose cost is above
+        With ``best_of``: from iteration ``screen`` on, a start whose cost is above
         (1 + prune) × the lowest cost of the proper (non-degenerate) starts is stopped, since
         only the lowest optimum is kept; its result is then not a stationary point. None: every
         start runs to its own stopping rule.
@@ -113,25 +127,23 @@ def stiefel_minimize(V0, X, *, max_iter: int = 1000, gtol: float = 1e-6, ftol: f
     V = _retract(V0[None] if single else V0)
     C = X @ X.T
     diagC = np.diag(C).copy()
-    f, g = _cost_and_grad(V, X, C, diagC)
+    f, g, rat = _cost_grad_ratio(V, X, C, diagC)
 
     def rgrad(V, g):
         VtG = np.swapaxes(V, 1, 2) @ g
         return g - V @ (0.5 * (VtG + np.swapaxes(VtG, 1, 2)))
 
-    def ratio2(V):   # min_μ ||X_μ − VVᵀX_μ||² / ||X_μ||², per start
-        c = X @ V
-        return np.min(1.0 - np.einsum("rik,rik->ri", c, c) / diagC, axis=1)
-
     rg = rgrad(V, g)
     step = 1.0 / (np.sqrt(np.einsum("rik,rik->r", rg, rg)) + 1e-300)
     running = np.ones(V.shape[0], dtype=bool)
     converged = np.zeros(V.shape[0], dtype=bool)
-    degenerate = ratio2(V) < min_ratio ** 2
+    degenerate = rat < min_ratio ** 2
     pruned = np.zeros(V.shape[0], dtype=bool)
     running &= ~degenerate
-    history = [f.copy()]   # nonmonotone Armijo reference (Grippo–Lampariello–Lucidi), memory 10
-    best_hist = [f.copy()]
+    # nonmonotone Armijo reference (Grippo–Lampariello–Lucidi): the last 10 costs; and the
+    # best cost of the last 11 iterations, for the stall rule (ring buffers)
+    history = np.repeat(f[None], 10, axis=0)
+    best_hist = np.repeat(f[None], 11, axis=0)
     it = 0
     # cost ≥ P²/(2(r − K)) (frame potential of P unit vectors in the r − K dims left: ½ Σ cos²
     # ≥ P²/(2d)); a start that reaches this bound is at a global minimum
@@ -142,11 +154,12 @@ def stiefel_minimize(V0, X, *, max_iter: int = 1000, gtol: float = 1e-6, ftol: f
         gn2 = np.einsum("rik,rik->r", rg, rg)
         at_floor = f <= floor * (1 + 1e-6)
         converged |= running & ((np.sqrt(gn2) <= gtol * (1.0 + f)) | at_floor)
-        if prune is not None and (at_floor & ~degenerate).any():
+        if best_of and (at_floor & ~degenerate).any():
             running[:] = False   # best of restarts: nothing can go below a global minimum
         running &= ~converged
-        if len(best_hist) > 10:  # the best cost stalled over ten iterations
-            running &= (best_hist[-11] - best_hist[-1]) > ftol * (1.0 + np.abs(best_hist[-1]))
+        if it > 10:  # the best cost stalled over ten iterations
+            now, then = best_hist[(it - 1) % 11], best_hist[it % 11]
+            running &= (then - now) > ftol * (1.0 + np.abs(now))
         if not running.any():
             break
         # a retraction step longer than ~1 (radian) is meaningless on the Stiefel manifold, and
@@ -154,14 +167,14 @@ def stiefel_minimize(V0, X, *, max_iter: int = 1000, gtol: float = 1e-6, ftol: f
         t = np.where(running, np.minimum(step, 1.0 / np.sqrt(gn2 + 1e-300)), 0.0)
         fref = np.max(history, axis=0)
         accepted = ~running
-        Vn, fn, gnew = V.copy(), f.copy(), g.copy()
+        Vn, fn, gnew, ratn = V.copy(), f.copy(), g.copy(), rat.copy()
         for _ in range(60):
             todo = ~accepted
             Vt = _retract(V[todo] - t[todo, None, None] * rg[todo])
-            ft, gt = _cost_and_grad(Vt, X, C, diagC)
+            ft, gt, rt = _cost_grad_ratio(Vt, X, C, diagC)
             ok = ft <= fref[todo] - 1e-4 * t[todo] * gn2[todo]
             idx = np.flatnonzero(todo)[ok]
-            Vn[idx], fn[idx], gnew[idx] = Vt[ok], ft[ok], gt[ok]
+            Vn[idx], fn[idx], gnew[idx], ratn[idx] = Vt[ok], ft[ok], gt[ok], rt[ok]
             accepted[idx] = True
             t[np.flatnonzero(todo)[~ok]] *= 0.5
             if accepted.all():
@@ -176,19 +189,19 @@ def stiefel_minimize(V0, X, *, max_iter: int = 1000, gtol: float = 1e-6, ftol: f
         # faster than either alone
         bb = ss / np.where(sy > 0, sy, 1.0) if it % 2 else sy / np.where(yy > 0, yy, 1.0)
         step = np.where(sy > 0, bb, 2 * t)
-        V, f, g, rg = Vn, fn, gnew, rgn
+        V, f, g, rg, rat = Vn, fn, gnew, rgn, ratn
         if min_ratio > 0:
-            newly = running & (ratio2(V) < min_ratio ** 2)
+            newly = running & (rat < min_ratio ** 2)
             degenerate |= newly
             running &= ~newly
-        if prune is not None and it >= screen and (~degenerate).any():
+        if best_of and prune is not None and it >= screen and (~degenerate).any():
             best = np.min(f[~degenerate])
             pruned |= running & (f > best + prune * abs(best))
             running &= ~pruned
-        history = (history + [f.copy()])[-10:]
-        best_hist = (best_hist + [np.minimum(best_hist[-1], f)])[-11:]
+        history[it % 10] = f
+        best_hist[it % 11] = np.minimum(best_hist[(it - 1) % 11], f)
     info = {"converged": converged, "degenerate": degenerate, "pruned": pruned,
-            "ratio": np.sqrt(np.maximum(ratio2(V), 0.0))}
+            "ratio": np.sqrt(np.maximum(rat, 0.0))}
     if single:
         out = V[0], float(f[0]), it
         info = {k: v[0] for k, v in info.items()}
@@ -224,7 +237,7 @@ PRUNE = None
 N_CONTINUATION = 2
 
 
-def center_subspace(centers, *, seed: int = 0, n_reps: int = 8, max_iter: int = 1000,
+def center_subspace(centers, *, seed: int = 0, n_reps: int = 16, max_iter: int = 1000,
                     gtol: float = 1e-6, ftol: float = 1e-8, keys=None):
     """Find the center-correlation subspace to project out (Cohen et al. 2020).
 
@@ -359,8 +372,8 @@ def _center_subspace(centers, seed, n_reps, max_iter, gtol, ftol, keys):
                 [cont, np.broadcast_to(V1, (N_CONTINUATION, r, k - 1))], axis=2))
         V0 = _orthonormal(np.concatenate(starts))
         Vs, costs, _, info = stiefel_minimize(V0, X, max_iter=max_iter, gtol=gtol, ftol=ftol,
-                                              min_ratio=DEGENERATE_RATIO, prune=PRUNE,
-                                              return_info=True)
+                                              min_ratio=DEGENERATE_RATIO, best_of=True,
+                                              prune=PRUNE, return_info=True)
         proper = ~info["degenerate"]
         n_degenerate += int(np.sum(~proper))
         if proper.any():
