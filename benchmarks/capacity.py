@@ -296,8 +296,13 @@ def main_cnn(args):
         b = min(args.baseline_manifolds, len(coords))
         _, t_cv = timed(baseline_cvxopt, coords[:b], T[:b], 0.0)
         t_cv_all = t_cv * len(coords) / b
+        singular = int(np.sum(ev[:, 0] <= 1e-12 * ev[:, -1]))
+        cond = ev[:, -1] / np.maximum(ev[:, 0], 1e-300)
+        regular = cond[ev[:, 0] > 1e-12 * ev[:, -1]]
+        cond_text = (f"L/mu {regular.min():.0f}-{regular.max():.0f}" if regular.size else "")
+        cond_text += f", {singular} singular G" if singular else ""
         print(f"QP stage alone ({q.shape[0] * q.shape[1]} QPs of {q.shape[2]} variables, "
-              f"L/mu {np.min(ev[:, -1] / ev[:, 0]):.0f}-{np.max(ev[:, -1] / ev[:, 0]):.0f}: "
+              f"{cond_text}: "
               f"ADMM + polish): {t_qp:.3f} s, iterations median "
               f"{np.median(qp.iterations):.0f} / max {qp.iterations.max()}, polished "
               f"{qp.polished.mean():.0%}, max KKT {qp.kkt.max():.1e}; per-QP cvxopt "
