@@ -168,8 +168,8 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
         Array backend and device of the QP solver (:mod:`neurogeom._backend`: default numpy on
         the CPU; ``device="cuda:0"`` alone runs torch on that GPU).
     n_reps : int
-        Uniformly random starts per K of the center-correlation optimizer, besides its four
-        deterministic and reference-style ones (:func:`~neurogeom.capacity.centers.center_subspace`;
+        Uniformly random starts per K of the center-correlation optimizer, besides its (up to
+        four) deterministic and reference-style ones (:func:`~neurogeom.capacity.centers.center_subspace`;
         the reference uses 10 random starts).
     keys : sequence, optional
         One hashable per manifold naming its random stream (default: the index).
@@ -471,8 +471,8 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
     device : None, str or torch.device
         None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     n_reps : int
-        Uniformly random starts per K of the center-correlation optimizer, besides its four
-        deterministic and reference-style ones (reference: 10 random starts).
+        Uniformly random starts per K of the center-correlation optimizer, besides its (up to
+        four) deterministic and reference-style ones (reference: 10 random starts).
     spread_optima : int
         Other optima of the center step evaluated for ``center_step_spread`` (default 3; 0: not
         computed, NaN). See :func:`mft_analysis`, Notes.
