@@ -136,7 +136,7 @@ def _check_points(points: Sequence[np.ndarray], names: Sequence[str]) -> list[np
 def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int = 200, *,
                  seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
                  t_vectors: Sequence[np.ndarray] | None = None, backend=None,
-                 device=None, n_reps: int = 16, keys: Sequence | None = None,
+                 device=None, n_reps: int = 32, keys: Sequence | None = None,
                  rank_tol: float = 1e-12, qp_tol: float = 1e-10,
                  max_chunk_bytes: int = 64 * 2**20,
                  spread_optima: int = SPREAD_ALTERNATIVES) -> MFTResult:
@@ -439,7 +439,7 @@ def _manifold_measures(X, T, lam, kappa):
 def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int = 200,
                       seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
                       t_vectors: Sequence[np.ndarray] | None = None, backend=None,
-                      device=None, n_reps: int = 16,
+                      device=None, n_reps: int = 32,
                       spread_optima: int = SPREAD_ALTERNATIVES) -> xr.Dataset:
     """Replica MFT manifold capacity, radius and dimension of the manifolds ``by`` labels.
 
