@@ -256,7 +256,8 @@ def _harmonic_mean(capacity):
 def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, n_reps,
              keys, rank_tol, spread_optima=0):
     """Steps 1–5 of the pipeline up to the QPs: validated inputs → (reduced coordinates per
-    manifold, Gaussian samples per manifold, ρ_c, K, residual correlations)."""
+    manifold, Gaussian samples per manifold, ρ_c, K, residual correlations, and the reduced
+    coordinates under each of the first ``spread_optima`` other optima of the center step)."""
     names = [repr(k) for k in keys] if keys is not None else [str(i) for i in
                                                               range(len(manifolds))]
     points = _check_points(manifolds, names)
