@@ -18,7 +18,20 @@ which is the structure of the reference ``mftma`` that calls ``cvxopt.solvers.qp
   factorization per manifold, ``scipy.optimize.nnls`` (compiled Lawson–Hanson) per sample, run
   on all manifolds.
 
+``--dataset cnn`` (issue 15) measures real activations instead: the bundled digits CNN
+(``loaders.synthetic.digits_convnet``) on translated digits (10 digits × 45 images: 5 exemplars
+at 9 positions), one manifold per digit, per layer. ``manifold_capacity`` runs end to end at its
+defaults (center-correlation step with restarts and its spread included) against a reference
+pipeline run here in the same process: the reference's center step (``mftma``'s ``fun_FA``:
+10 random starts per K, each optimized alone to its tolerances gtol 1e-6, ftol 1e-8, up to
+20000 iterations, the "most stable" start kept; optimized with our Riemannian BB optimizer, as
+pymanopt is not installed, which is faster than its conjugate gradient) followed by one
+``cvxopt.solvers.qp`` per Gaussian sample on every manifold (no scaling). It also times the QP
+stage alone on the CNN manifolds, whose Gram matrices are ill-conditioned (L/μ ≈ 1e3–1e4), so
+they take the ADMM + polish path of ``capacity/qp.py``, and prints where the time goes.
+
 Run: python benchmarks/capacity.py [--quick] [--baseline-manifolds 5] [--skip-sweeps]
+     python benchmarks/capacity.py --dataset cnn [--layers block2.pool avgpool]
 The machine may be shared: compare ratios measured in the same run, not absolute times.
 """
 
@@ -132,8 +145,200 @@ def peak_memory(fn, *args, **kwargs):
     return peak
 
 
+# --------------------------------------------------------------------------------------------
+# --dataset cnn: real activations, end to end against a reference pipeline
+# --------------------------------------------------------------------------------------------
+
+def cnn_assemblies(layers):
+    """The bundled digits CNN's activations on translated digits, one assembly per layer."""
+    import loaders
+
+    net = loaders.synthetic.digits_convnet()
+    images, meta = loaders.synthetic.translated_digits(n_exemplars=5)
+    return loaders.model_activations(net, images, list(layers), metadata=meta, progress=False)
+
+
+def reference_center_step(centers, n_reps=10, seed=0):
+    """The reference's center step (``mftma`` ``fun_FA``), one start at a time: for K = 1..maxK,
+    ``n_reps`` starts [random mixture of centers, subspace kept at K − 1], each optimized to
+    gtol 1e-6 / ftol 1e-8 / 20000 iterations, keeping the start that keeps the most of every
+    center; K minimizes the residual mean |cos|. Returns V (N, K) in the ambient space."""
+    from neurogeom.capacity.centers import mean_abs_cosine, stiefel_minimize
+
+    rng = np.random.default_rng(seed)
+    P = centers.shape[0]
+    Xb = centers - centers.mean(axis=0)
+    U, s, Vt = np.linalg.svd(Xb, full_matrices=False)
+    r = P - 1
+    X = U[:, :r] * s[:r]
+    total = np.cumsum(s ** 2) / np.sum(s ** 2)
+    max_k = min(int(np.argmax(np.where(total < 0.95, total, 0))) + 11, r - 1)
+    V1, residuals, kept = None, [], []
+    for k in range(1, max_k + 1):
+        best, best_v = -1.0, None
+        for _ in range(n_reps):
+            v = rng.standard_normal(P) @ X
+            V0 = v[:, None] if V1 is None else np.hstack([v[:, None], V1])
+            V, _, _ = stiefel_minimize(np.linalg.qr(V0)[0], X, max_iter=20000, gtol=1e-6,
+                                       ftol=1e-8)
+            stability = np.min(np.linalg.norm(X - X @ V @ V.T, axis=1)
+                               / np.linalg.norm(X, axis=1))
+            if stability > best:
+                best, best_v = stability, V
+        V1 = best_v
+        residuals.append(mean_abs_cosine(X - X @ V1 @ V1.T))
+        kept.append(V1)
+        if k > 4 and residuals[-1] > residuals[-2] > residuals[-3] > residuals[-4]:
+            break
+    K = int(np.argmin(residuals)) + 1
+    return Vt[:r].T @ kept[K - 1]
+
+
+def reference_pipeline(points, n_t, seed=0):
+    """mftma's ``manifold_analysis_corr`` steps: global centering, the center step, projection
+    and center normalization, its QR reduction, then one cvxopt QP per sample (the benchmark's
+    ``baseline_cvxopt``). points: list of (N, M) arrays. Returns (α overall, times dict)."""
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    origin = np.mean(np.concatenate(points, axis=1), axis=1, keepdims=True)
+    centers = np.stack([X.mean(axis=1) for X in points])
+    V = reference_center_step(centers - origin.T, seed=seed)
+    t1 = time.perf_counter()
+    coords, T = [], []
+    for X in points:
+        Xr = X - origin
+        Xr = Xr - V @ (V.T @ Xr)
+        c = Xr.mean(axis=1, keepdims=True)
+        S = (Xr - c) / np.linalg.norm(c)
+        if S.shape[0] > S.shape[1]:
+            Q, _ = np.linalg.qr(S)
+            S = Q.T @ S
+        coords.append(S)
+        T.append(rng.standard_normal((S.shape[0] + 1, n_t)))
+    caps = baseline_cvxopt(coords, T, 0.0)[:, 0]
+    t2 = time.perf_counter()
+    return 1.0 / np.mean(1.0 / caps), {"center step": t1 - t0, "QPs (cvxopt)": t2 - t1}
+
+
+def ours_breakdown(points, keys, n_t):
+    """Where ``mft_analysis`` spends its time at its defaults: the center step, the QP stage
+    (first QP pass), the spread's QP passes (the others) and the rest (centering, Grams,
+    reduction, measures). Returns (seconds per part, reduced coordinates, samples)."""
+    import neurogeom.capacity.mft as mft_mod
+
+    spent = {"center step": 0.0, "QP stage": 0.0, "spread QP passes": 0.0}
+    orig_center, orig_solve = mft_mod.center_subspace, mft_mod._solve_and_measure
+    kept = {}
+
+    def timed_center(*a, **k):
+        t = time.perf_counter()
+        out = orig_center(*a, **k)
+        spent["center step"] += time.perf_counter() - t
+        return out
+
+    def timed_solve(coords, T, *a):
+        t = time.perf_counter()
+        out = orig_solve(coords, T, *a)
+        part = "QP stage" if not kept else "spread QP passes"
+        kept.setdefault("coords", (coords, T))
+        spent[part] += time.perf_counter() - t
+        return out
+
+    mft_mod.center_subspace, mft_mod._solve_and_measure = timed_center, timed_solve
+    try:
+        t = time.perf_counter()
+        mft_mod.mft_analysis(points, 0.0, n_t, keys=keys)
+        total = time.perf_counter() - t
+    finally:
+        mft_mod.center_subspace, mft_mod._solve_and_measure = orig_center, orig_solve
+    spent["rest"] = total - sum(spent.values())
+    return spent, *kept["coords"]
+
+
+def main_cnn(args):
+    import cProfile
+    import io
+    import pstats
+
+    from neurogeom.capacity import manifold_capacity
+    from neurogeom.capacity.qp import solve_nonneg_qp
+
+    n_t = args.n_t
+    acts = cnn_assemblies(args.layers)
+    print(f"# MFT capacity on CNN activations: digits_convnet, translated digits, by digit, "
+          f"n_t={n_t} (machine may be shared: ratios are measured in the same run)")
+    rows = []
+    for layer in args.layers:
+        a = acts[layer]
+        labels = np.unique(a["digit"].values)
+        points = [a.values[a["digit"].values == d].T.astype(np.float64) for d in labels]
+        print(f"\n## {layer}: {len(points)} manifolds x {points[0].shape[1]} points x "
+              f"{points[0].shape[0]} features")
+        manifold_capacity(a, by="digit", n_t=5)   # warm up
+        res, t_ours = timed(manifold_capacity, a, by="digit", n_t=n_t)
+        c_ours = CPU_TIMES["manifold_capacity"]
+        print(f"ours manifold_capacity (defaults): {t_ours:.3f} s wall, "
+              f"{CPU_TIMES['manifold_capacity']:.3f} s CPU; alpha={float(res.capacity_overall):.4f}"
+              f" K={int(res.K)} center_step_spread={float(res.center_step_spread):.3f}")
+        spent, coords, T = ours_breakdown(points, list(labels), n_t)
+        print("ours, where the time goes: " + ", ".join(f"{k} {v:.3f} s" for k, v in spent.items()))
+        (alpha_ref, ref_times), t_ref = timed(reference_pipeline, points, n_t)
+        c_ref = CPU_TIMES["reference_pipeline"]
+        print(f"reference pipeline: {t_ref:.2f} s wall, {c_ref:.2f} s CPU ("
+              + ", ".join(f"{k} {v:.2f} s" for k, v in ref_times.items())
+              + f"); alpha={alpha_ref:.4f}")
+        # the QP stage alone on the same samples: ill-conditioned Grams -> ADMM + polish
+        T = [T[i] for i in range(len(T))]
+        G = np.stack([c.T @ c + 1.0 for c in coords])
+        ev = np.linalg.eigvalsh(G)
+        q = -np.stack([(c.T @ t[:-1] + t[-1]).T for c, t in zip(coords, T)])
+        qp, t_qp = timed(solve_nonneg_qp, G, q, tol=1e-10)
+        b = min(args.baseline_manifolds, len(coords))
+        _, t_cv = timed(baseline_cvxopt, coords[:b], T[:b], 0.0)
+        t_cv_all = t_cv * len(coords) / b
+        singular = int(np.sum(ev[:, 0] <= 1e-12 * ev[:, -1]))
+        cond = ev[:, -1] / np.maximum(ev[:, 0], 1e-300)
+        regular = cond[ev[:, 0] > 1e-12 * ev[:, -1]]
+        cond_text = (f"L/mu {regular.min():.0f}-{regular.max():.0f}" if regular.size else "")
+        cond_text += f", {singular} singular G" if singular else ""
+        print(f"QP stage alone ({q.shape[0] * q.shape[1]} QPs of {q.shape[2]} variables, "
+              f"{cond_text}: "
+              f"ADMM + polish): {t_qp:.3f} s, iterations median "
+              f"{np.median(qp.iterations):.0f} / max {qp.iterations.max()}, polished "
+              f"{qp.polished.mean():.0%}, max KKT {qp.kkt.max():.1e}; per-QP cvxopt "
+              f"{t_cv_all:.2f} s (scaled from {b} manifolds) -> {t_cv_all / t_qp:.0f}x")
+        rows.append((layer, t_ours, t_ref, c_ours, c_ref, float(res.capacity_overall), alpha_ref,
+                     t_qp, t_cv_all))
+        if args.profile and layer == args.layers[0]:
+            prof = cProfile.Profile()
+            prof.runcall(manifold_capacity, a, by="digit", n_t=n_t)
+            out = io.StringIO()
+            pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(18)
+            print("\n".join(out.getvalue().splitlines()[:40]))
+    print("\n| layer | ours end to end (wall / CPU) | reference pipeline (wall / CPU) | "
+          "ratio wall / CPU | alpha ours / ref | QP stage (ADMM + polish) | per-QP cvxopt | "
+          "ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for layer, t_o, t_r, c_o, c_r, a_o, a_r, t_q, t_c in rows:
+        print(f"| {layer} | {t_o:.3f} / {c_o:.3f} s | {t_r:.2f} / {c_r:.2f} s | "
+              f"{t_r / t_o:.1f}x / {c_r / c_o:.1f}x | {a_o:.4f} / {a_r:.4f} "
+              f"| {t_q:.3f} s | {t_c:.2f} s | {t_c / t_q:.0f}x |")
+    tracemalloc.start()
+    manifold_capacity(acts[args.layers[0]], by="digit", n_t=n_t)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"\npeak traced memory of manifold_capacity ({args.layers[0]}): {peak / 2**20:.1f} MiB; "
+          f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", choices=("readme", "cnn"), default="readme",
+                    help="readme: Gaussian clouds of the reference README (default); cnn: the "
+                         "bundled digits CNN's activations on translated digits")
+    ap.add_argument("--layers", nargs="+", default=["block1.pool", "block2.pool", "avgpool"],
+                    help="CNN layers for --dataset cnn")
+    ap.add_argument("--profile", action="store_true", help="cProfile ours on the first layer")
     ap.add_argument("--manifolds", type=int, default=100)
     ap.add_argument("--points", type=int, default=50)
     ap.add_argument("--features", type=int, default=5000)
@@ -143,6 +348,10 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small sizes (a few seconds)")
     ap.add_argument("--skip-sweeps", action="store_true")
     args = ap.parse_args(argv)
+    if args.dataset == "cnn":
+        if args.quick:
+            args.layers = args.layers[-1:]
+        return main_cnn(args)
     if args.quick:
         args.manifolds, args.points, args.features, args.n_t = 20, 20, 500, 50
         args.baseline_manifolds = 2

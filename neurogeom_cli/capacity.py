@@ -105,7 +105,7 @@ def _print_summary(ds, method: str) -> None:
     lines = [f"{method} capacity by {ds.attrs.get('by', '?')}: {ds.sizes.get('manifold', 0)} "
              "manifolds"]
     for name in ("capacity_overall", "radius_overall", "dimension_overall",
-                 "center_correlation", "K"):
+                 "center_correlation", "K", "center_step_spread"):
         if name in ds:
             lines.append(f"  {name}: {float(ds[name]):.6g}")
     if "capacity" in ds and "manifold" in ds["capacity"].dims and ds.sizes["manifold"] <= 20:

@@ -47,6 +47,17 @@ class MFTResult(NamedTuple):
     interior_fraction: np.ndarray  # fraction of samples t needing no QP
     max_kkt: np.ndarray           # worst QP KKT residual per manifold
     residual_correlations: np.ndarray  # mean |cos| after removing K = 1..tried
+    # overall capacity (harmonic mean) with the kept center subspace, then with each evaluated
+    # alternative optimum of the center step (see :func:`mft_analysis`, "center step spread")
+    center_step_capacities: np.ndarray = np.zeros(0)
+    center_step_spread: float = 0.0   # (max − min) of center_step_capacities / the first one
+
+
+#: Besides the kept one, the center step's lowest distinct optima at the chosen K whose
+#: capacities enter ``center_step_spread``.
+SPREAD_ALTERNATIVES = 3
+#: Gaussian samples per manifold on which the spread's optima are compared (common samples).
+SPREAD_SAMPLES = 50
 
 
 def _manifold_seed(seed: int, key) -> np.random.Generator:
@@ -126,9 +137,10 @@ def _check_points(points: Sequence[np.ndarray], names: Sequence[str]) -> list[np
 def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int = 200, *,
                  seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
                  t_vectors: Sequence[np.ndarray] | None = None, backend=None,
-                 device=None, n_reps: int = 3, keys: Sequence | None = None,
+                 device=None, n_reps: int = 32, keys: Sequence | None = None,
                  rank_tol: float = 1e-12, qp_tol: float = 1e-10,
-                 max_chunk_bytes: int = 64 * 2**20, progress: bool | None = None) -> MFTResult:
+                 max_chunk_bytes: int = 64 * 2**20, progress: bool | None = None,
+                 spread_optima: int = SPREAD_ALTERNATIVES) -> MFTResult:
     """MFT capacity of manifolds given in the reference's layout (list of N × M_i arrays).
 
     Parameters
@@ -157,8 +169,9 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
         Array backend and device of the QP solver (:mod:`neurogeom._backend`: default numpy on
         the CPU; ``device="cuda:0"`` alone runs torch on that GPU).
     n_reps : int
-        Random starts per K of the center-correlation optimizer (the reference uses 10; 3 by
-        default here for speed).
+        Uniformly random starts per K of the center-correlation optimizer, besides its (up to
+        four) deterministic and reference-style ones (:func:`~neurogeom.capacity.centers.center_subspace`;
+        the reference uses 10 random starts).
     keys : sequence, optional
         One hashable per manifold naming its random stream (default: the index).
     rank_tol : float
@@ -171,32 +184,90 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
         bytes of solver state, so memory holds the data plus one chunk.
     progress : bool or None
         A progress bar over the manifolds' QPs (tqdm): None shows it only on a terminal.
+    spread_optima : int
+        How many of the center step's other optima (below) are evaluated for
+        ``center_step_spread`` (default 3; 0 skips it and reports the spread as NaN, "not
+        computed").
 
     Returns
     -------
     MFTResult
+
+    Notes
+    -----
+    **Center step spread.** The center-correlation cost is non-convex; its restarts (see
+    :func:`~neurogeom.capacity.centers.center_subspace`) reach several distinct local optima, of
+    which the lowest is kept. ``center_step_capacities`` holds the overall capacity
+    α = 1/mean_μ(1/α_M) with the kept subspace, then with each of the ``spread_optima``
+    lowest *other* distinct proper optima reached at the chosen K, and ``center_step_spread`` =
+    (max − min)/α_kept over them: how much the answer would move had the optimizer stopped
+    in another optimum, as a single random start (the reference's procedure) may. It is 0
+    when every restart reached the same optimum or nothing was removed (K = 0,
+    ``center_correlations=False``). A large spread says the centers' low-rank structure is
+    ill-determined (e.g. near the frame-potential floor of the cost), not that the kept answer
+    is seed-dependent: with the default restarts the kept optimum is the same for every seed on
+    the data we tested. The other optima's capacities are estimated as α_kept · α_other(s) /
+    α_kept(s), where (s) means computed on the first ``SPREAD_SAMPLES`` = 50 Gaussian samples
+    per manifold, the same for both (common random numbers: the ratio is accurate to about 1%
+    where α itself would move 3% between sample sets), so the spread costs about one pass of
+    the QPs at n_t = 200 whatever ``spread_optima``.
     """
     get_namespace(backend, device)   # a bad backend/device fails before any work
-    coords, T, rho_c, K, residuals = _prepare(
+    coords, T, rho_c, K, residuals, alternative_coords = _prepare(
         manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, n_reps, keys,
-        rank_tol)
+        rank_tol, spread_optima)
     dims = np.array([S.shape[0] for S in coords])
     capacity, radius, dimension_m, interior, max_kkt = _solve_and_measure(
         coords, T, kappa, backend, device, qp_tol, max_chunk_bytes, progress)
+    overall = [_harmonic_mean(capacity)]
+    if alternative_coords:
+        # The other optima are evaluated on SPREAD_SAMPLES common samples per manifold, and so
+        # is the kept one: with common random numbers the ratio of two capacities is precise
+        # from few samples (on the CNN benchmark data, 50 samples give the ratio to ~1% of α
+        # while α itself moves ~3%), and it scales the full-sample α of the kept optimum.
+        keys = list(keys) if keys is not None else list(range(len(coords)))
+        n_full = T.n_t if isinstance(T, _LazySamples) else T[0].shape[1]
+        n_sub = min(n_full, SPREAD_SAMPLES)
+
+        def subsamples(cs):
+            dims_ = [S.shape[0] for S in cs]
+            if isinstance(T, _LazySamples):
+                return _LazySamples(seed, keys, dims_, n_sub)
+            return [t[:, :n_sub] if t.shape[0] == d + 1 else
+                    _manifold_seed(seed, k).standard_normal((d + 1, n_sub))
+                    for t, d, k in zip(T, dims_, keys)]
+
+        def sub_alpha(cs):
+            return _harmonic_mean(_solve_and_measure(cs, subsamples(cs), kappa, backend, device,
+                                                     qp_tol, max_chunk_bytes, False)[0])
+
+        kept_sub = sub_alpha(coords)
+        overall += [overall[0] * sub_alpha(alt) / kept_sub for alt in alternative_coords]
+    overall = np.asarray(overall)
+    if center_correlations and K and not spread_optima:
+        spread = float("nan")     # not computed (documented)
+    else:
+        spread = float((overall.max() - overall.min()) / overall[0]) if overall[0] > 0 else 0.0
     return MFTResult(capacity, radius, dimension_m, float(rho_c), int(K), dims, interior,
-                     max_kkt, residuals)
+                     max_kkt, residuals, overall, spread)
+
+
+def _harmonic_mean(capacity):
+    return float(1.0 / np.mean(1.0 / capacity))
 
 
 def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, n_reps,
-             keys, rank_tol):
+             keys, rank_tol, spread_optima=0):
     """Steps 1–5 of the pipeline up to the QPs: validated inputs → (reduced coordinates per
-    manifold, Gaussian samples per manifold, ρ_c, K, residual correlations)."""
+    manifold, Gaussian samples per manifold, ρ_c, K, residual correlations, and the reduced
+    coordinates under each of the first ``spread_optima`` other optima of the center step)."""
     names = [repr(k) for k in keys] if keys is not None else [str(i) for i in
                                                               range(len(manifolds))]
     points = _check_points(manifolds, names)
     kappa = check_nonnegative(kappa, "kappa")
     seed = check_seed(seed)
     n_reps = check_int(n_reps, "n_reps")
+    spread_optima = check_int(spread_optima, "spread_optima", minimum=0)
     if dimension not in DIMENSIONS:
         raise AnalysisError(f"dimension must be one of {DIMENSIONS}, got {dimension!r}")
     if t_vectors is None:
@@ -235,9 +306,11 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
             "manifolds)")
 
     # 2. center-correlation removal
+    alternatives = []
     if center_correlations:
         cs = center_subspace(centers, seed=seed, n_reps=n_reps, keys=keys)
         rho_c, K, V, residuals = cs["rho_c"], cs["K"], cs["V"], np.asarray(cs["residuals"])
+        alternatives = cs["alternatives"][:spread_optima]
     else:
         rho_c = mean_abs_cosine(centers - centers.mean(axis=0))
         K, V, residuals = 0, np.zeros((centers.shape[1], 0)), np.zeros(0)
@@ -246,23 +319,41 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
     # the Gram matrix of each normalized manifold is needed, so no projected copy of the data
     # is made: with Y the manifold's centered points, ||(I − VVᵀ)Y||-Gram = YᵀY − (VᵀY)ᵀ(VᵀY).
     N = centers.shape[1]
-    grams = []
-    for X, c, name in zip(points, centers, names):
-        X = scaled(X)
-        Y = X - X.mean(axis=1, keepdims=True)
-        B = V.T @ Y
-        c_ns = c - V @ (V.T @ c)          # center in the null space of V, explicitly (no
-        norm2 = float(c_ns @ c_ns)        # cancellation when the center lies mostly in V)
-        check_finite(norm2, f"manifold {name}'s squared center norm")
-        if norm2 <= 1e-24 * (float(c @ c) + float(np.sum(Y * Y)) / Y.shape[1] + 1e-300):
-            raise AnalysisError(
-                f"manifold {name}'s center coincides with the global mean"
-                + (" after removing the center-correlation subspace" if K else "")
-                + ": its capacity is undefined (MFT normalizes by the center norm)")
-        grams.append(((Y.T @ Y) - B.T @ B) / norm2)
-        check_finite(grams[-1], f"manifold {name}'s normalized Gram matrix")
-    with single_threaded_blas():   # small matrices: threads only cost
-        coords = [_reduce(g, N, dimension, rank_tol) for g in grams]
+
+    # YᵀY of each manifold's centered points Y, computed once for the kept subspace and the
+    # spread's other optima (small matrices: single-threaded BLAS, threads only cost)
+    point_grams = []
+    with single_threaded_blas():
+        for X in points:
+            X = scaled(X)
+            Y = X - X.mean(axis=1, keepdims=True)
+            point_grams.append((Y.T @ Y, float(np.sum(Y * Y)) / Y.shape[1]))
+
+    def reduced(V):
+        grams = []
+        with single_threaded_blas():
+            for X, (YtY, spread2), c, name in zip(points, point_grams, centers, names):
+                B = V.T @ scaled(X)
+                B -= B.mean(axis=1, keepdims=True)          # Vᵀ Y without a copy of Y
+                c_ns = c - V @ (V.T @ c)          # center in the null space of V, explicitly (no
+                norm2 = float(c_ns @ c_ns)        # cancellation when the center lies mostly in V)
+                check_finite(norm2, f"manifold {name}'s squared center norm")
+                if norm2 <= 1e-24 * (float(c @ c) + spread2 + 1e-300):
+                    raise AnalysisError(
+                        f"manifold {name}'s center coincides with the global mean"
+                        + (" after removing the center-correlation subspace" if K else "")
+                        + ": its capacity is undefined (MFT normalizes by the center norm)")
+                grams.append((YtY - B.T @ B) / norm2)
+                check_finite(grams[-1], f"manifold {name}'s normalized Gram matrix")
+            return [_reduce(g, N, dimension, rank_tol) for g in grams]
+
+    coords = reduced(V)
+    alternative_coords = []
+    for Va in alternatives:
+        try:
+            alternative_coords.append(reduced(Va))
+        except AnalysisError:   # an optimum that sends a center to the mean: no capacity
+            continue
 
     # 5. Gaussian samples and the batched QPs, grouped by number of points
     dims = np.array([S.shape[0] for S in coords])
@@ -278,7 +369,7 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
                     f"(reduced dimension D = {d} plus the center coordinate), got shape "
                     f"{t.shape}")
             T.append(t)
-    return coords, T, rho_c, K, residuals
+    return coords, T, rho_c, K, residuals, alternative_coords
 
 
 def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_bytes,
@@ -375,7 +466,8 @@ def _warn_many_points(groups, n_neuroids: int, n_t: int) -> None:
 def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int = 200,
                       seed: int = 0, center_correlations: bool = True, dimension: str = "rank",
                       t_vectors: Sequence[np.ndarray] | None = None, backend=None,
-                      device=None, n_reps: int = 3, progress: bool | None = None) -> xr.Dataset:
+                      device=None, n_reps: int = 32, progress: bool | None = None,
+                      spread_optima: int = SPREAD_ALTERNATIVES) -> xr.Dataset:
     """Replica MFT manifold capacity, radius and dimension of the manifolds ``by`` labels.
 
     Parameters
@@ -406,11 +498,15 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
     device : None, str or torch.device
         None or ``"cpu"``: the CPU; ``"cuda:0"``…: that GPU (torch).
     n_reps : int
-        Random starts per K of the center-correlation optimizer (reference: 10).
+        Uniformly random starts per K of the center-correlation optimizer, besides its (up to
+        four) deterministic and reference-style ones (reference: 10 random starts).
     progress : bool or None
         A progress bar over the manifolds (None: only on a terminal). Manifolds with many more
         points than dimensions (:data:`MANY_POINTS`) also get a warning: each of the ``n_t``
         QPs per manifold has one variable per point, so the time grows with the points.
+    spread_optima : int
+        Other optima of the center step evaluated for ``center_step_spread`` (default 3; 0: not
+        computed, NaN). See :func:`mft_analysis`, Notes.
 
     Returns
     -------
@@ -418,7 +514,11 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
         On dim ``manifold`` (the labels): ``capacity`` (α_M), ``radius`` (R_M), ``dimension``
         (D_M), ``n_points``, ``embedding_dim``, ``interior_fraction``, ``qp_max_kkt``.
         Scalars: ``capacity_overall`` (harmonic mean), ``radius_overall``, ``dimension_overall``
-        (means), ``center_correlation`` (ρ_c), ``K``. Attrs: ``analysis``, every parameter,
+        (means), ``center_correlation`` (ρ_c), ``K``, ``center_step_spread`` ((max − min)/α
+        of the overall capacity over the kept and the evaluated other optima of the
+        center-correlation step: how fragile the answer is to that non-convex step; see
+        :func:`mft_analysis`, Notes) and, on dim ``optimum``, ``center_step_capacity`` (those
+        overall capacities, the kept one first). Attrs: ``analysis``, every parameter,
         the input's provenance, ``neurogeom_version`` and ``references`` (see
         :mod:`neurogeom._results`).
 
@@ -453,7 +553,7 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
     result = mft_analysis([pts.T for _, pts in groups], kappa, n_t, seed=seed,
                           center_correlations=center_correlations, dimension=dimension,
                           t_vectors=t_vectors, backend=backend, device=device, n_reps=n_reps,
-                          keys=labels, progress=progress)
+                          keys=labels, progress=progress, spread_optima=spread_optima)
     cap = result.capacity
     ds = build_result(
         {
@@ -470,9 +570,12 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
             "center_correlation": ((), result.center_correlation),
             "K": ((), result.K),
             "residual_center_correlation": ("k", result.residual_correlations),
+            "center_step_spread": ((), result.center_step_spread),
+            "center_step_capacity": ("optimum", result.center_step_capacities),
         },
         coords={"manifold": np.asarray(labels),
-                "k": np.arange(1, len(result.residual_correlations) + 1)},
+                "k": np.arange(1, len(result.residual_correlations) + 1),
+                "optimum": np.arange(len(result.center_step_capacities))},
         analysis="manifold_capacity",
         parameters={
             "by": str(by), "kappa": float(kappa),
@@ -480,6 +583,7 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
             "seed": int(seed), "center_correlations": bool(center_correlations),
             "dimension": dimension, "t_vectors": "given" if t_vectors is not None
             else "sampled", "backend": backend, "device": str(device), "n_reps": int(n_reps),
+            "spread_optima": int(spread_optima),
         },
         inputs={"input": a},
         references=("mft", "mft_dnn"),
@@ -493,4 +597,9 @@ def manifold_capacity(a: xr.DataArray, by: str, *, kappa: float = 0.0, n_t: int 
     ds["radius"].attrs["long_name"] = "manifold radius R_M relative to center norm"
     ds["dimension"].attrs["long_name"] = "manifold dimension D_M"
     ds["center_correlation"].attrs["long_name"] = "mean |cos| between centers before removal"
+    ds["center_step_spread"].attrs["long_name"] = (
+        "(max - min) / capacity_overall of the overall capacity over the kept and the other "
+        "evaluated optima of the center-correlation step (NaN: not computed, spread_optima=0)")
+    ds["center_step_capacity"].attrs["long_name"] = (
+        "overall capacity with each center-step optimum; optimum 0 is the kept one")
     return ds
