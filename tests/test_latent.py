@@ -316,8 +316,7 @@ def test_latent_dimensionality_both_methods_on_continuous_data(tmp_path):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*never reach")
         ds = latent_dimensionality(a, dims=range(1, 6), n_splits=1, window=2, n_chunks=10,
-                                   nce_params=dict(hidden=(64,), lr=1e-2, batch_size=32,
-                                                   max_epochs=60, patience=8, n_threads=1))
+                                   nce_params=dict(n_threads=1))   # the NCE's defaults
     assert ds.attrs["split_by"] == "time chunks" and ds.attrs["gap"] == 2
     assert ds["sample_set"].dims == ("split", "time")
     assert (ds["sample_set"].values == "gap").sum() == 10 * 4
@@ -396,10 +395,6 @@ def test_solvable_rnn_limit_cycle():
 
 # ------------------------------------------------------------ full known answers (SCIENCE.md §8)
 
-SLOW_NCE = dict(hidden=(256, 128), lr=3e-3, batch_size=32, max_epochs=200, patience=15,
-                n_threads=1)
-
-
 @pytest.mark.parametrize("d, readout, rrr_about", [(2, "step", 16), (2, "relu", 4),
                                                    (3, "relu", 8), (4, "relu", 12)])
 def test_nce_known_dimensions_on_random_features(d, readout, rrr_about):
@@ -412,7 +407,7 @@ def test_nce_known_dimensions_on_random_features(d, readout, rrr_about):
     a = loaders.synthetic.random_feature_latents(d, 600, 3000, readout=readout, seed=d)
     rrr = latent_dimensionality(a, dims=range(1, 25), n_splits=1, methods=("rrr",))
     nce = latent_dimensionality(a, dims=[d - 1, d], n_splits=1, methods=("nce",),
-                                nce_params=SLOW_NCE)
+                                nce_params=dict(n_threads=1))   # the NCE's defaults
     assert (rrr["is_source"] == nce["is_source"]).all()
     r2_rrr = rrr["r2"].sel({"method": "rrr"}).values[:, 0]
     r2_nce = nce["r2"].sel({"method": "nce"}).values[:, 0]

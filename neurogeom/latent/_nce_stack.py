@@ -154,7 +154,9 @@ class Adam:
     """Adam with L2 weight decay (torch's ``Adam(weight_decay=...)``) and one learning rate per
     model, over stacked parameters; models can be dropped (:meth:`select`)."""
 
-    def __init__(self, params, lr: float, betas, weight_decay: float, eps: float = 1e-8):
+    def __init__(self, params, lr: float, betas, weight_decay: float, eps: float = 1e-8,
+                 warmup: int = 0):
+        self.warmup = int(warmup)
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
         self.betas = tuple(float(b) for b in betas)
@@ -165,18 +167,23 @@ class Adam:
                              device=params[0].device)
 
     def step(self, params, grads) -> None:
+        """One Adam step, in place. With bias corrections c₁ = 1 − β₁ᵗ, c₂ = 1 − β₂ᵗ the update
+        lr·(m/c₁)/(√(v/c₂) + ε) is written (√c₂/c₁)·m / ((√v + ε√c₂)/lr): eight passes over
+        each parameter and one temporary (the learning rate is one number per model)."""
         self.steps += 1
         b1, b2 = self.betas
         c1, c2 = 1 - b1 ** self.steps, 1 - b2 ** self.steps
+        # linear warm-up: large first Adam steps at a high lr can silence every ReLU of a model
+        c1 /= min(1.0, self.steps / self.warmup) if self.warmup else 1.0
         for p, g, m, v, axis in zip(params, grads, self.m, self.v, Stack.axes(len(params))):
             if self.weight_decay:
-                g = g.add(p, alpha=self.weight_decay)
+                g.add_(p, alpha=self.weight_decay)
             m.lerp_(g, 1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             shape = [1] * p.dim()
             shape[axis] = -1
-            step = (self.lr / c1).view(shape)
-            p.sub_(m / (v / c2).sqrt_().add_(self.eps) * step)
+            denom = v.sqrt().add_(self.eps * math.sqrt(c2)).div_(self.lr.view(shape))
+            p.addcdiv_(m, denom, value=-math.sqrt(c2) / c1)
 
     def select(self, keep: torch.Tensor) -> None:
         axes = Stack.axes(len(self.m))
@@ -283,7 +290,8 @@ def train(stack: Stack, x, y, validation, options: Options, generator, *, distil
     """Train every model of ``stack`` until it stops improving (or ``max_epochs``).
 
     Each model monitors its validation loss (its training loss without validation). An epoch
-    improves when the loss falls below ``best − tol`` (``tol`` in loss units); after ``lr_patience`` epochs
+    improves when the loss falls below ``best − tol`` (``tol`` in loss units). The learning rate
+    rises linearly over the first epoch (warm-up); after ``lr_patience`` epochs
     without improvement the model's learning rate is multiplied by ``lr_factor`` (a
     reduce-on-plateau schedule), after ``patience`` it stops, and its best checkpoint is kept.
 
@@ -293,7 +301,9 @@ def train(stack: Stack, x, y, validation, options: Options, generator, *, distil
     """
     n_models = stack.n_models
     all_dims = list(stack.dims)
-    adam = Adam(stack.params, options.lr, options.betas, options.weight_decay)
+    n = x.shape[0] * x.shape[1] if x.dim() == 3 else x.shape[0]
+    adam = Adam(stack.params, options.lr, options.betas, options.weight_decay,
+                warmup=math.ceil(n / options.batch_size))   # the first epoch
     if distill is not None:
         epochs, target_fn, inputs = distill
         for _ in range(epochs):
