@@ -125,7 +125,7 @@ def sweep(args) -> None:
           f"{np.sum(epochs)} model-epochs ({np.min(epochs)}..{np.max(epochs)} per d); with RRR "
           f"{total:.1f} s = {total / 60:.2f} x the 60 s target; peak RSS {peak_rss_mb():.0f} MiB")
     if args.baseline_dims:
-        baseline(args, xt, yt, xv, yv, t_nce)
+        baseline(args, xt, yt, xv, yv, t_nce, c_nce, int(np.sum(epochs)))
 
 
 def describe(model) -> str:
@@ -141,29 +141,36 @@ OLD_DEFAULTS = dict(hidden=(500, 250, 100), max_epochs=300, lr=1e-3, batch_size=
                     patience=20, lr_patience=10 ** 9, lr_factor=1.0, tol=0.0)
 
 
-def baseline(args, xt, yt, xv, yv, t_nce) -> None:
+def baseline(args, xt, yt, xv, yv, t_nce, c_nce, n_model_epochs) -> None:
     """Time the pre-issue-16 default fit for a few epochs at a few d and extrapolate."""
-    per_epoch = []
+    per_epoch, cpu = [], []
     for d in args.baseline_dims:
         model = NeuralCrossEncoder(int(d), **{**OLD_DEFAULTS, "max_epochs": args.baseline_epochs},
                                    device=args.device, progress=False,
                                    n_threads=args.threads)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NCEConvergenceWarning)
             model.fit(xt, yt, validation=(xv, yv))
         per_epoch.append((time.perf_counter() - t0) / model.n_epochs_)
-        print(f"  old defaults d={d}: {per_epoch[-1]:.2f} s per epoch "
+        cpu.append((time.process_time() - c0) / model.n_epochs_)
+        print(f"  old defaults d={d}: {per_epoch[-1]:.2f} s per epoch, {cpu[-1]:.2f} s CPU "
               f"(timed over {model.n_epochs_} epochs)")
     mean = float(np.mean(per_epoch))
+    per_model_epoch = t_nce / n_model_epochs
+    print(f"per model-epoch: stacked {per_model_epoch:.3f} s wall, {c_nce / n_model_epochs:.3f} "
+          f"s CPU; old single fit {mean:.3f} s wall, {np.mean(cpu):.3f} s CPU (wall times on a "
+          "shared machine vary between the two measurements; CPU times less so)")
     n_d = args.max_dim
     low = mean * n_d * (OLD_DEFAULTS["patience"] + 1)
     high = mean * n_d * OLD_DEFAULTS["max_epochs"]
+    low_cpu = float(np.mean(cpu)) * n_d * (OLD_DEFAULTS["patience"] + 1)
     print(f"old default sweep d = 1..{n_d}, EXTRAPOLATED from {len(per_epoch)} d x "
           f"{args.baseline_epochs} epochs: {mean:.2f} s/epoch x {n_d} d x 21..300 epochs (its "
           f"patience + 1 .. its max_epochs) = {low:.0f}..{high:.0f} s; stacked sweep "
           f"{t_nce:.1f} s -> ratio x{low / t_nce:.0f} (if every old fit stopped as early as it "
-          f"could) .. x{high / t_nce:.0f} (if they ran to max_epochs)")
+          f"could) .. x{high / t_nce:.0f} (if they ran to max_epochs); in CPU time at least "
+          f"x{low_cpu / c_nce:.1f}")
 
 
 def direct_cvpca(r1, r2, n_shuffles, seed):

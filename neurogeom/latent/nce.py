@@ -211,8 +211,8 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
 
     def __init__(self, n_latents: int, hidden=(256, 128), window: int = 1,
                  max_epochs: int = 100, lr: float = 1e-2, weight_decay: float = 1e-5,
-                 betas=(0.85, 0.95), batch_size: int = 64, patience: int = 6,
-                 lr_patience: int = 2, lr_factor: float = 0.3, tol: float = 1e-3,
+                 betas=(0.85, 0.95), batch_size: int = 64, patience: int = 8,
+                 lr_patience: int = 3, lr_factor: float = 0.5, tol: float = 1e-3,
                  warm_start: str | None = None, distill_epochs: int = 30,
                  alphas=DEFAULT_ALPHAS, noise: float = 0.0, seed: int = 0, device=None,
                  progress: bool | None = None, n_threads: int | None = None):
