@@ -575,6 +575,8 @@ def fit_models(models: list, source, target, validation=None, report=None) -> li
 
 
 def _same(a, b) -> bool:
+    if a is b:
+        return True
     try:
         return bool(np.all(np.asarray(a, dtype=object) == np.asarray(b, dtype=object))) and (
             np.shape(a) == np.shape(b))
