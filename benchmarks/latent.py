@@ -1,17 +1,21 @@
 """Benchmark: latent-dimensionality sweep (NCE + RRR, d = 1…16) and cvPCA at the issue's sizes.
 
-Claims (issue 7): a full sweep d = 1…16 (NCE and RRR, one split) on 4,000 samples with 500
-source and 1,000 target neurons in under 5 minutes on 2 CPU cores, RRR for all ranks from one
-decomposition; cvPCA on 2,000 stimuli × 10,000 neurons in under 20 s.
+Claims (issue 7, tightened by issue 16): a full sweep d = 1…16 (NCE and RRR, one split) on
+4,000 samples with 500 source and 1,000 target neurons in under 60 s on 2 CPU cores at the NCE's
+default settings, every d trained at once as one stacked network (epochs and attributed time
+per d are printed), RRR for all ranks from one decomposition; cvPCA on 2,000 stimuli × 10,000
+neurons in under 20 s.
 
-Baselines measured in the same run: RRR refitted once per rank (what one decomposition avoids);
-cvPCA by the direct method (SVD of each repeat's full stimuli × neurons matrix per shuffle).
+Baselines measured in the same run: the NCE sweep at the pre-issue-16 defaults, one d after
+another (timed for --baseline-epochs epochs at --baseline-dims and EXTRAPOLATED: the full fit
+takes tens of minutes); RRR refitted once per rank (what one decomposition avoids); cvPCA by the
+direct method (SVD of each repeat's full stimuli × neurons matrix per shuffle).
 Prints times, ratios and peak memory (tracemalloc for numpy/python allocations, ru_maxrss for
 the process, which includes torch).
 
 Run: python benchmarks/latent.py [--samples 4000 --sources 500 --targets 1000 --max-dim 16]
-     [--stimuli 2000 --neurons 10000] [--skip-nce] [--device cuda] [--threads 1]
-     [--blas-threads 1]
+     [--stimuli 2000 --neurons 10000] [--skip-nce] [--skip-cvpca] [--device cuda] [--threads 1]
+     [--blas-threads 1] [--baseline-dims 2 16] [--baseline-epochs 2] [--hidden 500 250 100]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import resource
 import sys
 import time
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import loaders  # noqa: E402
 from neurogeom.latent import NeuralCrossEncoder, ReducedRankRegression, sample_sets  # noqa: E402
+from neurogeom.latent.nce import NCEConvergenceWarning, fit_models  # noqa: E402
 from neurogeom.latent.eigenspectrum import cvpca_spectrum  # noqa: E402
 
 
@@ -70,20 +76,44 @@ def sweep(args) -> None:
 
     if args.skip_nce:
         return
-    nce_curve, epochs = [], []
+    nce_params = {} if args.threads is None else {"n_threads": args.threads}
+    for name in ("hidden", "max_epochs", "batch_size", "lr", "patience"):
+        value = getattr(args, name)
+        if value is not None:
+            nce_params[name] = tuple(value) if name == "hidden" else value
+    template = NeuralCrossEncoder(1, **nce_params)
+    print(f"NCE settings: {describe(template)}")
+    # the whole sweep as one stacked model; each epoch's time is shared among the d still
+    # training, which gives the time attributed to each d
+    share = np.zeros(len(dims))
+    clock = {"last": None}
+
+    def report(epoch, training, r2, done):
+        now = time.perf_counter()
+        for d in training:
+            share[d - 1] += (now - clock["last"]) / len(training)
+        clock["last"] = now
+        if done:
+            print(f"  epoch {epoch + 1:3d}: d={','.join(map(str, done))} stopped "
+                  f"({now - t0:.1f} s so far; validation R2 "
+                  f"{', '.join(f'{d}:{v:.4f}' for d, v in zip(training, r2) if d in done)})",
+                  flush=True)
+
+    models = [NeuralCrossEncoder(int(d), device=args.device, progress=False, **nce_params)
+              for d in dims]
     t0, c0 = time.perf_counter(), time.process_time()
-    for d in dims:
-        nce = NeuralCrossEncoder(int(d), max_epochs=args.max_epochs, batch_size=args.batch_size,
-                                 lr=args.lr, patience=args.patience, device=args.device,
-                                 n_threads=args.threads, progress=False)
-        nce.fit(xt, yt, validation=(xv, yv))
-        nce_curve.append(nce.score(xs, ys))
-        epochs.append(nce.n_epochs_)
-        print(f"  NCE d={d:2d}: test R2 {nce_curve[-1]:.4f}  ({nce.n_epochs_} epochs, "
-              f"p={nce.exponent_:.2f}, {time.perf_counter() - t0:.0f} s so far)", flush=True)
+    clock["last"] = t0
+    fit_models(models, xt, yt, validation=(xv, yv), report=report)
     t_nce, c_nce = time.perf_counter() - t0, time.process_time() - c0
+    nce_curve = [m.score(xs, ys) for m in models]
+    epochs = [m.n_epochs_ for m in models]
+    print("  d   test R2  epochs  converged  p     time attributed (s)")
+    for d, m, r, t in zip(dims, models, nce_curve, share):
+        print(f"  {d:2d}  {r:.4f}  {m.n_epochs_:6d}  {str(m.converged_):9s}  {m.exponent_:.2f}  "
+              f"{t:.2f}")
     total = t_nce + t_rrr
     best = max(max(nce_curve), rrr_curve.max())
+
     def dim_of(curve):
         hit = np.flatnonzero(np.asarray(curve) >= 0.95 * best)
         return int(dims[hit[0]]) if hit.size else f"none within 1..{dims[-1]}"
@@ -91,11 +121,56 @@ def sweep(args) -> None:
     print(f"NCE R2 by d: {np.round(nce_curve, 4).tolist()}")
     print(f"95% dimension: NCE {dim_of(nce_curve)}, RRR {dim_of(rrr_curve)} "
           f"(true latent d = {args.latent_d})")
-    print(f"full sweep (NCE + RRR, one split): {total:.0f} s = {total / 300:.2f} x the 5-minute "
-          f"target; NCE {t_nce:.0f} s wall, {c_nce:.0f} s CPU ({np.mean(epochs):.0f} epochs on "
-          f"average, "
-          f"hidden (500, 250, 100), batch {args.batch_size}, lr {args.lr}); "
-          f"peak RSS {peak_rss_mb():.0f} MiB")
+    print(f"NCE sweep d = 1..{dims[-1]} (stacked): {t_nce:.1f} s wall, {c_nce:.1f} s CPU, "
+          f"{np.sum(epochs)} model-epochs ({np.min(epochs)}..{np.max(epochs)} per d); with RRR "
+          f"{total:.1f} s = {total / 60:.2f} x the 60 s target; peak RSS {peak_rss_mb():.0f} MiB")
+    if args.baseline_dims:
+        baseline(args, xt, yt, xv, yv, t_nce, c_nce, int(np.sum(epochs)))
+
+
+def describe(model) -> str:
+    keys = ("hidden", "batch_size", "lr", "lr_patience", "lr_factor", "patience", "tol",
+            "max_epochs")
+    return ", ".join(f"{k}={getattr(model, k)}" for k in keys)
+
+
+# what a sweep cost before issue 16: one NeuralCrossEncoder per d at the defaults of then,
+# trained d after d (Adam, no learning-rate schedule, stop after 20 epochs without a relative
+# improvement of 1e-7)
+OLD_DEFAULTS = dict(hidden=(500, 250, 100), max_epochs=300, lr=1e-3, batch_size=64,
+                    patience=20, lr_patience=10 ** 9, lr_factor=1.0, tol=0.0)
+
+
+def baseline(args, xt, yt, xv, yv, t_nce, c_nce, n_model_epochs) -> None:
+    """Time the pre-issue-16 default fit for a few epochs at a few d and extrapolate."""
+    per_epoch, cpu = [], []
+    for d in args.baseline_dims:
+        model = NeuralCrossEncoder(int(d), **{**OLD_DEFAULTS, "max_epochs": args.baseline_epochs},
+                                   device=args.device, progress=False,
+                                   n_threads=args.threads)
+        t0, c0 = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NCEConvergenceWarning)
+            model.fit(xt, yt, validation=(xv, yv))
+        per_epoch.append((time.perf_counter() - t0) / model.n_epochs_)
+        cpu.append((time.process_time() - c0) / model.n_epochs_)
+        print(f"  old defaults d={d}: {per_epoch[-1]:.2f} s per epoch, {cpu[-1]:.2f} s CPU "
+              f"(timed over {model.n_epochs_} epochs)")
+    mean = float(np.mean(per_epoch))
+    per_model_epoch = t_nce / n_model_epochs
+    print(f"per model-epoch: stacked {per_model_epoch:.3f} s wall, {c_nce / n_model_epochs:.3f} "
+          f"s CPU; old single fit {mean:.3f} s wall, {np.mean(cpu):.3f} s CPU (wall times on a "
+          "shared machine vary between the two measurements; CPU times less so)")
+    n_d = args.max_dim
+    low = mean * n_d * (OLD_DEFAULTS["patience"] + 1)
+    high = mean * n_d * OLD_DEFAULTS["max_epochs"]
+    low_cpu = float(np.mean(cpu)) * n_d * (OLD_DEFAULTS["patience"] + 1)
+    print(f"old default sweep d = 1..{n_d}, EXTRAPOLATED from {len(per_epoch)} d x "
+          f"{args.baseline_epochs} epochs: {mean:.2f} s/epoch x {n_d} d x 21..300 epochs (its "
+          f"patience + 1 .. its max_epochs) = {low:.0f}..{high:.0f} s; stacked sweep "
+          f"{t_nce:.1f} s -> ratio x{low / t_nce:.0f} (if every old fit stopped as early as it "
+          f"could) .. x{high / t_nce:.0f} (if they ran to max_epochs); in CPU time at least "
+          f"x{low_cpu / c_nce:.1f}")
 
 
 def direct_cvpca(r1, r2, n_shuffles, seed):
@@ -146,10 +221,16 @@ def main() -> None:
     p.add_argument("--max-dim", type=int, default=16)
     p.add_argument("--latent-d", type=int, default=3)
     p.add_argument("--noise", type=float, default=0.2)
-    p.add_argument("--max-epochs", type=int, default=60)
-    p.add_argument("--patience", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--max-epochs", type=int, default=None, help="NCE option (default: its own)")
+    p.add_argument("--patience", type=int, default=None, help="NCE option (default: its own)")
+    p.add_argument("--batch-size", type=int, default=None, help="NCE option (default: its own)")
+    p.add_argument("--lr", type=float, default=None, help="NCE option (default: its own)")
+    p.add_argument("--hidden", type=int, nargs="+", default=None,
+                   help="NCE encoder widths (default: its own)")
+    p.add_argument("--baseline-dims", type=int, nargs="*", default=[2, 16],
+                   help="d values at which the pre-issue-16 default fit is timed (none: skip)")
+    p.add_argument("--baseline-epochs", type=int, default=2,
+                   help="epochs timed per baseline d (the time per epoch is extrapolated)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--skip-nce", action="store_true")

@@ -62,10 +62,11 @@ def add_parser(sub) -> None:
                                                          "(continuous data; paper: 6)")
     p.add_argument("--threshold", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hidden", default="500,250,100", help="NCE encoder widths")
-    p.add_argument("--max-epochs", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--hidden", default=None,
+                   help="NCE encoder widths, e.g. 500,250,100 (default: the NCE's own)")
+    p.add_argument("--max-epochs", type=int, default=None, help="default: the NCE's own")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the NCE's own")
+    p.add_argument("--lr", type=float, default=None, help="default: the NCE's own")
     p.add_argument("--device", default="cpu", help="torch device for the NCE (cpu, cuda)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -82,18 +83,23 @@ def run(args) -> int:
     a = open_assembly(args.path)
     if not hasattr(a, "dims") or "neuroid" not in a.dims:
         raise AnalysisError(f"{args.path} holds no assembly with a 'neuroid' dim")
-    try:
-        hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
-    except ValueError:
-        raise AnalysisError(f"--hidden must be comma-separated integers, got {args.hidden!r}") from None
+    nce_params = {}
+    if args.hidden is not None:
+        try:
+            nce_params["hidden"] = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+        except ValueError:
+            raise AnalysisError(f"--hidden must be comma-separated integers, got "
+                                f"{args.hidden!r}") from None
+    for name in ("max_epochs", "batch_size", "lr"):
+        if getattr(args, name) is not None:
+            nce_params[name] = getattr(args, name)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     ds = latent_dimensionality(
         a, dims=parse_dims(args.dims) if args.dims else default_dims(a, args.source_fraction),
         source_fraction=args.source_fraction,
         n_splits=args.splits, seed=args.seed, methods=methods, threshold=args.threshold,
         window=args.window,
-        nce_params={"hidden": hidden, "max_epochs": args.max_epochs,
-                    "batch_size": args.batch_size, "lr": args.lr},
+        nce_params=nce_params,
         device=args.device,
         progress=False if args.quiet else None)
     ds.attrs["input"] = str(Path(args.path))

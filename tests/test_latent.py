@@ -20,6 +20,7 @@ from neurogeom import io as ngio
 from neurogeom_cli import main
 from neurogeom.latent import (NeuralCrossEncoder, ReducedRankRegression, crossed_pairs,
                               latent_dimensionality, sample_sets, time_window)
+from neurogeom.latent.nce import NCEConvergenceWarning, fit_models
 
 
 @pytest.fixture(autouse=True)
@@ -96,17 +97,12 @@ def test_rrr_bad_input(regression_data):
 
 # --------------------------------------------------------------------------------- NCE
 
-SMALL_NCE = dict(hidden=(100,), lr=1e-2, batch_size=32, max_epochs=100, patience=10,
-                 n_threads=1, progress=False)
-
-
 @pytest.fixture(scope="module")
 def relu_d2():
     """ReLU random features of a latent on the circle (d = 2), noiseless, 300 neurons.
 
-    Small on purpose (the full known-answer set is further down): 750 training stimuli, one
-    hidden layer of 100 and lr 1e-2 (batches of 32) — the paper's 3-layer encoder at lr 1e-3
-    needs several times more epochs for the same fit on so few samples.
+    Small on purpose (the full known-answer set is further down): 750 training stimuli, the
+    NCE at its default settings, d = 1 and 2 fitted together as one stacked model.
     """
     a = loaders.synthetic.random_feature_latents(2, 300, 1500, readout="relu", seed=0)
     x = a.values
@@ -117,10 +113,10 @@ def relu_d2():
     parts = {name: (x[idx][:, src], x[idx][:, tgt], idx)
              for name, idx in (("train", s[:750]), ("val", s[750:1050]), ("test", s[1050:]))}
     latents = np.stack([a["latent_0"].values, a["latent_1"].values], axis=1)
-    fits = {}
-    for d in (1, 2):
-        fits[d] = NeuralCrossEncoder(d, seed=0, **SMALL_NCE).fit(
-            parts["train"][0], parts["train"][1], validation=parts["val"][:2])
+    models = fit_models([NeuralCrossEncoder(d, seed=0, progress=False, n_threads=1)
+                         for d in (1, 2)], parts["train"][0], parts["train"][1],
+                        validation=parts["val"][:2])
+    fits = dict(zip((1, 2), models))
     rrr = ReducedRankRegression().fit(parts["train"][0], parts["train"][1], parts["val"][:2])
     return parts, latents, fits, rrr
 
@@ -195,6 +191,59 @@ def test_nce_warm_start_distills_rrr():
     assert model.score(x, y) > 0.9     # the linear RRR solution (R² = 1) was distilled
 
 
+@pytest.mark.parametrize("case", ["plain", "crossed, warm start, noise"])
+def test_stacked_sweep_equals_one_fit_per_d(case):
+    """fit_models trains every d as one stacked network; each model must be the network that
+    its own fit (same seed: same initialization and batches) gives. Independent reference:
+    NeuralCrossEncoder.fit of one d at a time. Float32 products batched over models round
+    differently from single products (relative 1e-7 per operation), amplified over a few dozen
+    Adam steps: agreement to 1e-4 of the targets' scale, far below any training effect."""
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((160, 3))
+    if case == "plain":
+        x = z @ rng.standard_normal((3, 12))
+        y = np.maximum(z @ rng.standard_normal((3, 20)), 0)
+        kw = dict(hidden=(16, 8), batch_size=32, max_epochs=12, patience=2, lr_patience=1,
+                  tol=0.05)
+        val = (x[:40] + 0.1, y[:40])
+    else:
+        signal = np.maximum(z @ rng.standard_normal((3, 32)), 0)
+        data = signal + 0.3 * rng.standard_normal((2, 160, 32))     # (repeats, stimuli, ·)
+        x, y = data[..., :12], data[..., 12:]
+        kw = dict(hidden=(16,), batch_size=32, max_epochs=4, warm_start="rrr",
+                  distill_epochs=2, noise=0.1)
+        val = None
+    kw.update(progress=False, n_threads=1, seed=3)
+    dims = [1, 2, 4]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NCEConvergenceWarning)
+        stacked = fit_models([NeuralCrossEncoder(d, **kw) for d in dims], x, y, validation=val)
+        single = [NeuralCrossEncoder(d, **kw).fit(x, y, validation=val) for d in dims]
+    if case == "plain":   # the models stopped at different epochs and left the stack
+        assert len({m.n_epochs_ for m in stacked}) > 1
+    for a, b in zip(stacked, single):
+        assert (a.n_epochs_, a.best_epoch_, a.converged_) == (b.n_epochs_, b.best_epoch_,
+                                                              b.converged_)
+        np.testing.assert_allclose(a.predict(x), b.predict(x), atol=1e-4 * np.std(y))
+        np.testing.assert_allclose(a.train_loss_, b.train_loss_, rtol=1e-4)
+        assert a.transform(x).shape == x.shape[:-1] + (a.n_latents,)
+
+
+def test_sweep_progress_bar_shows_d_and_validation_r2(capsys):
+    a = loaders.synthetic.random_feature_latents(2, 30, 120, noise=0.1, seed=0)
+    kw = dict(dims=[1, 2], n_splits=1, methods=("nce", "rrr"),
+              nce_params=dict(hidden=(8,), max_epochs=2, n_threads=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        latent_dimensionality(a, progress=True, **kw)
+        shown = capsys.readouterr().err
+        latent_dimensionality(a, **kw)          # progress=None: quiet when not a terminal
+        quiet = capsys.readouterr().err
+    assert "latent dimensionality" in shown and "validation R2 by d 1:" in shown
+    assert " 2:" in shown
+    assert quiet == ""
+
+
 def test_time_window():
     x = np.arange(12.0).reshape(6, 2)
     w = time_window(x, 3)
@@ -267,8 +316,7 @@ def test_latent_dimensionality_both_methods_on_continuous_data(tmp_path):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*never reach")
         ds = latent_dimensionality(a, dims=range(1, 6), n_splits=1, window=2, n_chunks=10,
-                                   nce_params=dict(hidden=(64,), lr=1e-2, batch_size=32,
-                                                   max_epochs=60, patience=8, n_threads=1))
+                                   nce_params=dict(n_threads=1))   # the NCE's defaults
     assert ds.attrs["split_by"] == "time chunks" and ds.attrs["gap"] == 2
     assert ds["sample_set"].dims == ("split", "time")
     assert (ds["sample_set"].values == "gap").sum() == 10 * 4
@@ -347,10 +395,6 @@ def test_solvable_rnn_limit_cycle():
 
 # ------------------------------------------------------------ full known answers (SCIENCE.md §8)
 
-SLOW_NCE = dict(hidden=(256, 128), lr=3e-3, batch_size=32, max_epochs=200, patience=15,
-                n_threads=1)
-
-
 @pytest.mark.parametrize("d, readout, rrr_about", [(2, "step", 16), (2, "relu", 4),
                                                    (3, "relu", 8), (4, "relu", 12)])
 def test_nce_known_dimensions_on_random_features(d, readout, rrr_about):
@@ -363,7 +407,7 @@ def test_nce_known_dimensions_on_random_features(d, readout, rrr_about):
     a = loaders.synthetic.random_feature_latents(d, 600, 3000, readout=readout, seed=d)
     rrr = latent_dimensionality(a, dims=range(1, 25), n_splits=1, methods=("rrr",))
     nce = latent_dimensionality(a, dims=[d - 1, d], n_splits=1, methods=("nce",),
-                                nce_params=SLOW_NCE)
+                                nce_params=dict(n_threads=1))   # the NCE's defaults
     assert (rrr["is_source"] == nce["is_source"]).all()
     r2_rrr = rrr["r2"].sel({"method": "rrr"}).values[:, 0]
     r2_nce = nce["r2"].sel({"method": "nce"}).values[:, 0]

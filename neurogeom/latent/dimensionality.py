@@ -267,7 +267,7 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
     is_source = np.zeros((n_splits, n_neur), dtype=np.int8)
     sets_all = np.empty((n_splits, n_samples), dtype=object)
     n_fits = n_splits * (len(dims) * ("nce" in methods) + ("rrr" in methods))
-    bar = tqdm(total=n_fits, desc="latent dimensionality", leave=False,
+    bar = tqdm(total=n_fits, desc="latent dimensionality", unit="fit", leave=False,
                disable=(None if progress is None else not progress))
     for split in range(n_splits):
         rng = np.random.default_rng([seed, split])
@@ -288,19 +288,18 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
                                                                          is_crossed)
             bar.update()
         if "nce" in methods:
-            from .nce import NCEConvergenceWarning, NeuralCrossEncoder
+            from .nce import NeuralCrossEncoder, fit_models
             (xt, yt), (xv, yv), (xs, ys) = parts
-            for i, d in enumerate(dims):
-                model = NeuralCrossEncoder(d, seed=seed * 1000 + split, progress=False,
-                                           device=device, **nce_params)
-                with warnings.catch_warnings():   # reported once below, for all fits
-                    warnings.simplefilter("ignore", NCEConvergenceWarning)
-                    model.fit(xt, yt, validation=(xv, yv))
+            # every d of the sweep trains at once, as one stacked network (see _nce_stack)
+            models = [NeuralCrossEncoder(d, seed=seed * 1000 + split, progress=False,
+                                         device=device, **nce_params) for d in dims]
+            fit_models(models, xt, yt, validation=(xv, yv),
+                       report=_sweep_report(bar, split, n_splits))
+            for i, model in enumerate(models):
                 converged[i, split] = model.converged_
                 r2[methods.index("nce"), i, split] = model.score(xs, ys)
                 exponent[i, split] = model.exponent_
                 epochs[i, split] = model.n_epochs_
-                bar.update()
     bar.close()
 
     unconverged = ~converged
@@ -372,6 +371,18 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
     ds["dimension"].attrs["note"] = ("smallest latent_dim whose test R2 reaches threshold times "
                                      "the split's maximum over methods and dims; NaN if none")
     return ds
+
+
+def _sweep_report(bar, split: int, n_splits: int):
+    """Progress of a stacked NCE sweep on the one bar of the analysis: a fit counts when its d
+    stops; the postfix shows the epoch, the d still training and their validation R²."""
+    def report(epoch, training, r2, done):
+        bar.update(len(done))
+        shown = " ".join(f"{d}:{v:.3f}" for d, v in zip(training, r2))
+        where = f"split {split + 1}/{n_splits} " if n_splits > 1 else ""
+        bar.set_postfix_str(f"{where}epoch {epoch + 1}, validation R2 by d {shown}",
+                            refresh=True)
+    return report
 
 
 def _first_reaching(curve: np.ndarray, dims, threshold: float) -> float:

@@ -10,8 +10,6 @@ nonlinearities the model is reduced-rank regression (:mod:`neurogeom.latent.rrr`
 
 from __future__ import annotations
 
-import copy
-import math
 import warnings
 
 import numpy as np
@@ -24,19 +22,19 @@ from tqdm.auto import tqdm
 from .._backend import torch_device
 from .._estimators import EstimatorNotFittedError, R2ScoreMixin, check_features
 from .._params import check_int, check_nonnegative, check_positive, check_seed
-from ..errors import AnalysisError, ConvergenceError
+from ..errors import AnalysisError
+from . import _nce_stack as _stack
 from .rrr import DEFAULT_ALPHAS, ReducedRankRegression
 from .windows import crossed_pairs, time_window
 
-__all__ = ["NeuralCrossEncoder", "NCEConvergenceWarning", "time_window", "crossed_pairs"]
+__all__ = ["NeuralCrossEncoder", "NCEConvergenceWarning", "fit_models", "time_window",
+           "crossed_pairs"]
 
 
 class NCEConvergenceWarning(UserWarning):
     """An NCE fit stopped at ``max_epochs`` while its loss was still improving."""
 
-# p is parametrized as exp(log p) and kept inside this range: p → 0 gives the step function,
-# p = 1 a ReLU; the bounds keep x^p and its gradient finite.
-_LOG_P_RANGE = (math.log(0.02), math.log(5.0))
+_LOG_P_RANGE = _stack.LOG_P_RANGE
 
 
 def check_options(est) -> None:
@@ -55,6 +53,14 @@ def check_options(est) -> None:
     check_int(est.max_epochs, "max_epochs")
     check_int(est.batch_size, "batch_size")
     check_int(est.patience, "patience")
+    check_int(est.lr_patience, "lr_patience")
+    factor = est.lr_factor
+    if not (isinstance(factor, (int, float, np.number)) and not isinstance(factor, bool)
+            and 0 < factor <= 1):
+        raise AnalysisError(f"lr_factor must be a number in (0, 1], got {factor!r}")
+    check_nonnegative(est.tol, "tol")
+    if est.tol >= 1:
+        raise AnalysisError(f"tol must be a number in [0, 1), got {est.tol!r}")
     check_int(est.distill_epochs, "distill_epochs", minimum=0)
     check_int(est.window, "window")
     check_positive(est.lr, "lr (learning rate)")
@@ -110,20 +116,31 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
     n_latents : int
         Bottleneck dimension d.
     hidden : tuple of int
-        Encoder hidden widths (ReLU).
+        Encoder hidden widths (ReLU). The paper's encoders are like (500, 250, 100); the
+        default (256, 128) costs less than half as much per sample (the first layer dominates)
+        and gave the same dimension estimates on the known-answer data.
     window : int
         Time bins of source activity fed to the encoder (continuous data only; see
         :func:`time_window`). ``fit``/``predict`` then take the full (time, neurons) series.
     max_epochs : int
         Upper bound on training epochs.
     lr, weight_decay, betas : float, float, (float, float)
-        Adam settings (the paper's: 1e-3, 1e-5, (0.85, 0.95)).
+        Adam settings. The paper's are 1e-3, 1e-5, (0.85, 0.95); the default lr here is larger
+        and decays on plateaus (``lr_patience``, ``lr_factor``), which reached the same fits in
+        a fraction of the epochs on the synthetic known-answer data (ring, random-feature
+        latents, the solvable RNN; see ``benchmarks/README.md``).
     batch_size : int
         Samples per step. The paper trains on large datasets with large batches; on a few
-        thousand samples small batches (32–64) converge in far fewer epochs (more Adam steps).
+        thousand samples small batches converge in far fewer epochs (more Adam steps).
     patience : int
         Stop after this many epochs without improving the validation loss (the training loss
-        when no validation set is given); the best checkpoint is restored.
+        when no validation set is given) by ``tol``; the best checkpoint is restored.
+    lr_patience, lr_factor : int, float
+        Multiply the learning rate by ``lr_factor`` after ``lr_patience`` epochs without
+        improvement (reduce on plateau; ``lr_factor=1`` keeps it constant).
+    tol : float
+        An epoch improves when the monitored loss falls by more than ``tol`` times the variance
+        of the (standardized) monitored targets, i.e. when R² rises by more than ``tol``.
     warm_start : {"rrr", None, False}
         ``"rrr"`` first trains the network to reproduce a ridge reduced-rank regression of rank
         d (distillation, ``distill_epochs`` epochs), so training starts from the linear solution.
@@ -159,9 +176,16 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
         Epoch of the restored checkpoint and epochs run.
     train_loss_, validation_loss_ : ndarray
         Loss per epoch (standardized units; NaN-free; validation empty without validation).
+    converged_ : bool
+        Whether training stopped on ``patience`` before ``max_epochs`` (otherwise an
+        :class:`NCEConvergenceWarning` is raised).
 
     Notes
     -----
+    :func:`fit_models` fits several estimators that differ only in ``n_latents`` at once, as
+    one stacked network (how :func:`~neurogeom.latent.latent_dimensionality` sweeps d); each
+    ends as its own ``fit`` would leave it.
+
     Inputs are 2-d ``(samples, neurons)`` or 3-d ``(repeats, stimuli, neurons)``. With repeats
     the loss is crossed: sources of one repeat predict targets of another (the paper's). Sources
     are z-scored per neuron; targets are centered per neuron and divided by one global scale, so
@@ -185,9 +209,10 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
 
     _r2_multioutput = "variance_weighted"
 
-    def __init__(self, n_latents: int, hidden=(500, 250, 100), window: int = 1,
-                 max_epochs: int = 300, lr: float = 1e-3, weight_decay: float = 1e-5,
-                 betas=(0.85, 0.95), batch_size: int = 64, patience: int = 20,
+    def __init__(self, n_latents: int, hidden=(256, 128), window: int = 1,
+                 max_epochs: int = 100, lr: float = 1e-2, weight_decay: float = 1e-5,
+                 betas=(0.85, 0.95), batch_size: int = 64, patience: int = 8,
+                 lr_patience: int = 3, lr_factor: float = 0.5, tol: float = 1e-3,
                  warm_start: str | None = None, distill_epochs: int = 30,
                  alphas=DEFAULT_ALPHAS, noise: float = 0.0, seed: int = 0, device=None,
                  progress: bool | None = None, n_threads: int | None = None):
@@ -200,6 +225,9 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
         self.betas = betas
         self.batch_size = batch_size
         self.patience = patience
+        self.lr_patience = lr_patience
+        self.lr_factor = lr_factor
+        self.tol = tol
         self.warm_start = warm_start
         self.distill_epochs = distill_epochs
         self.alphas = alphas
@@ -295,146 +323,54 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
         ConvergenceError
             The loss became non-finite.
         """
-        for attr in ("n_features_in_", "_y_1d"):   # a refit checks against the new data
-            self.__dict__.pop(attr, None)
-        if self.n_threads is None:
-            return self._fit(X, Y, validation)
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(self.n_threads))
-        try:
-            return self._fit(X, Y, validation)
-        finally:
-            torch.set_num_threads(previous)
+        return self._fit(X, Y, validation)
 
     def _fit(self, source, target, validation):
-        if target is None:
-            raise AnalysisError("NeuralCrossEncoder requires y to be passed, but the target y is "
-                                "None; call fit(X, Y) with the target neurons' activity")
-        check_options(self)
-        x, y = self._prepare(source, target, min_samples=2)
-        y_1d = np.asarray(target).ndim == 1
-        n_src, n_tgt = x.shape[-1], y.shape[-1]
         d = self.n_latents
-        if not isinstance(d, (int, np.integer)) or d < 1:
-            raise AnalysisError(f"n_latents must be a positive integer, got {d!r}")
-        if d > min(n_src, n_tgt):
-            raise AnalysisError(f"more latents than neurons: n_latents={d} but there are "
-                                f"{np.shape(source)[-1]} source and {n_tgt} target neurons")
-        n_samples = x.shape[-2]
-        if n_samples < 2:
-            raise AnalysisError(f"need at least 2 training samples, got {n_samples}")
-        if self.warm_start not in ("rrr", None, False):
-            raise AnalysisError(f"warm_start must be 'rrr' or None (False), got "
-                                f"{self.warm_start!r}")
-        self.device_ = torch_device(self.device)
-        flat_x, flat_y = x.reshape(-1, n_src), y.reshape(-1, n_tgt)
-        self.source_mean_ = flat_x.mean(axis=0)
-        scale = flat_x.std(axis=0)
-        self.source_scale_ = np.where(scale > 0, scale, 1.0)
-        self.target_mean_ = flat_y.mean(axis=0)
-        total = flat_y.var(axis=0).mean()
-        if not total > 0:
-            raise AnalysisError("the targets do not vary across samples")
-        self.target_scale_ = float(np.sqrt(total))
-        xs, ys = self._x(x), self._y(y)
-
-        val = None
-        if validation is not None:
-            vx, vy = self._prepare(validation[0], validation[1], name="validation source")
-            if vx.shape[-1] != n_src or vy.shape[-1] != n_tgt:
-                raise AnalysisError(f"validation has {vx.shape[-1]} source and {vy.shape[-1]} "
-                                    f"target neurons; training has {n_src} and {n_tgt}")
-            val = (self._tensor(self._x(vx)), self._tensor(self._y(vy)))
-
-        generator = torch.Generator().manual_seed(int(self.seed))
-        torch_seed_state = torch.random.get_rng_state()
-        self.module_ = _CrossEncoder(n_src, tuple(self.hidden), d, n_tgt)
-        for m in self.module_.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=generator)
-                nn.init.zeros_(m.bias)
-        nn.init.normal_(self.module_.decoder.weight, std=1.0 / math.sqrt(d), generator=generator)
-        torch.random.set_rng_state(torch_seed_state)
-        self.module_.to(self.device_)
-
-        train_x, train_y = self._tensor(xs), self._tensor(ys)
-        optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.lr, betas=tuple(self.betas),
-                                     weight_decay=self.weight_decay)
-        if self.warm_start == "rrr" and self.distill_epochs > 0:
-            self._distill(xs, ys, validation=None if val is None else (
-                self._x(vx), self._y(vy)), optimizer=optimizer, generator=generator)
-
-        best, best_state, stale = np.inf, None, 0
-        train_loss, val_loss = [], []
-        bar = tqdm(range(self.max_epochs), desc=f"NCE d={d}", leave=False,
+        bar = tqdm(total=self.max_epochs, desc=f"NCE d={d}", leave=False,
                    disable=(None if self.progress is None else not self.progress))
-        for epoch in bar:
-            loss = self._epoch(train_x, train_y, optimizer, generator)
-            train_loss.append(loss)
-            monitored = loss
-            if val is not None:
-                monitored = self._loss(*val)
-                val_loss.append(monitored)
-            if not np.isfinite(monitored):
-                raise ConvergenceError(f"NCE training diverged at epoch {epoch} (loss {monitored}); "
-                                       "lower lr or standardize the data")
-            if best_state is None or monitored < best - 1e-7 * abs(best):
-                best, stale = monitored, 0
-                best_state = copy.deepcopy(self.module_.state_dict())
-                self.best_epoch_ = epoch
-            else:
-                stale += 1
-            bar.set_postfix(loss=f"{monitored:.4f}", best=f"{best:.4f}")
-            if stale >= self.patience:
-                break
-        bar.close()
-        self.module_.load_state_dict(best_state)
-        # converged: the monitored loss stopped improving for `patience` epochs before the cap
-        self.converged_ = stale >= self.patience
+
+        def report(epoch, training, r2, done):
+            bar.update()
+            bar.set_postfix_str(f"validation R2 {r2[0]:.4f}" if validation is not None
+                                else f"training R2 {r2[0]:.4f}")
+        try:
+            fit_models([self], source, target, validation, report=report)
+        finally:
+            bar.close()
         if not self.converged_:
             warnings.warn(f"NCE d={d} did not converge within max_epochs={self.max_epochs}: the "
-                          f"{'validation' if val is not None else 'training'} loss was still "
-                          f"improving at the last epoch; raise max_epochs (or lr)",
+                          f"{'validation' if validation is not None else 'training'} loss was "
+                          "still improving at the last epoch; raise max_epochs (or lr)",
                           NCEConvergenceWarning, stacklevel=3)
-        self.n_epochs_ = len(train_loss)
-        self.train_loss_ = np.asarray(train_loss)
-        self.validation_loss_ = np.asarray(val_loss)
-        self.exponent_ = float(self.module_.decoder.exponent().detach().cpu())
-        self.n_features_in_ = int(np.asarray(source).shape[-1])
-        self._y_1d = y_1d
         return self
 
-    def _batches(self, n, generator):
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, self.batch_size):
-            yield order[start:start + self.batch_size]
+    def _distill_target(self, models, xs, ys, validation, device):
+        """Warm start: a function giving, for a batch of inputs, every model's ridge-RRR
+        prediction of rank d (one decomposition serves all d), and the inputs to distill on."""
+        if xs.ndim == 3:
+            fx, fy = crossed_pairs(xs, ys)
+        else:
+            fx, fy = xs, ys
+        inputs = xs.reshape(-1, xs.shape[-1])
+        if validation is not None and validation[0].ndim == 3:
+            validation = crossed_pairs(*validation)
+        top = min(max(m.n_latents for m in models), fx.shape[-1], fy.shape[-1], fx.shape[0] - 1)
+        rrr = ReducedRankRegression(rank=top, alphas=self.alphas).fit(fx, fy, validation)
+        for m in models:
+            m.warm_start_alpha_ = rrr.alpha_
+        axes = rrr.components_[:, :top]                                  # V (targets, top)
+        t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32,  # noqa: E731
+                                      device=device)
+        latent_map, back = t(rrr.coef_ridge_ @ axes), t(axes.T)
+        x_mean, y_mean = t(rrr.x_mean_), t(rrr.y_mean_)
+        ranks = torch.as_tensor([min(m.n_latents, top) for m in models], device=device)
+        mask = (torch.arange(top, device=device)[None, :] < ranks[:, None]).float()[:, None, :]
 
-    def _epoch(self, x, y, optimizer, generator, target_fn=None) -> float:
-        """One pass of Adam steps; with repeats each stimulus is seen once per repeat as input,
-        paired with a target of a different, randomly chosen repeat (crossed loss)."""
-        self.module_.train()
-        crossed = x.dim() == 3
-        n_rep, n = (x.shape[0], x.shape[1]) if crossed else (1, x.shape[0])
-        total, count = 0.0, 0
-        for idx in self._batches(n * n_rep, generator):
-            if crossed:
-                rep, stim = idx // n, idx % n
-                other = (rep + torch.randint(1, n_rep, rep.shape, generator=generator)) % n_rep
-                xb = x[rep.to(x.device), stim.to(x.device)]
-                yb = y[other.to(x.device), stim.to(x.device)]
-            else:
-                idx = idx.to(x.device)
-                xb, yb = x[idx], y[idx]
-            if self.noise:
-                xb = xb + self.noise * torch.randn(xb.shape, generator=generator).to(xb.device)
-            optimizer.zero_grad(set_to_none=True)
-            pred = self.module_(xb)
-            loss = torch.mean((pred - yb) ** 2)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        return total / count
+        def target_fn(xb):   # (batch, sources) → (models, batch, targets)
+            p = (xb - x_mean) @ latent_map
+            return (p[None] * mask) @ back + y_mean
+        return target_fn, inputs
 
     @torch.no_grad()
     def _forward(self, x: torch.Tensor, part="all") -> torch.Tensor:
@@ -444,37 +380,6 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
         out = torch.cat([fn(flat[i:i + 8192]) for i in range(0, flat.shape[0], 8192)])
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
-    def _loss(self, x, y) -> float:
-        pred = self._forward(x)
-        if x.dim() == 3:
-            n_rep = x.shape[0]
-            errors = [torch.mean((pred[r] - y[q]) ** 2) for r in range(n_rep)
-                      for q in range(n_rep) if q != r]
-            return float(torch.stack(errors).mean().cpu())
-        return float(torch.mean((pred - y) ** 2).cpu())
-
-    def _distill(self, xs, ys, validation, optimizer, generator) -> None:
-        """Warm start: fit the network to the predictions of ridge RRR of rank d."""
-        if xs.ndim == 3:
-            fx, fy = crossed_pairs(xs, ys)
-            inputs = xs.reshape(-1, xs.shape[-1])
-        else:
-            fx, fy = xs, ys
-            inputs = xs
-        if validation is not None and validation[0].ndim == 3:
-            validation = crossed_pairs(*validation)
-        rank = min(self.n_latents, fx.shape[-1], fy.shape[-1], fx.shape[0] - 1)
-        rrr = ReducedRankRegression(rank=rank, alphas=self.alphas).fit(fx, fy, validation)
-        self.warm_start_alpha_ = rrr.alpha_
-        # start the decoder in the linear regime of its ReLU: a threshold above the drive keeps
-        # every neuron active, so φ(Uz) + r can match the linear RRR output from the first step
-        with torch.no_grad():
-            self.module_.decoder.threshold.fill_(3.0)
-            self.module_.decoder.baseline.fill_(-3.0)
-        tx = self._tensor(inputs)
-        ty = self._tensor(rrr.predict(inputs))
-        for _ in range(self.distill_epochs):
-            self._epoch(tx, ty, optimizer, generator)
 
     # ---------------------------------------------------------------- inference
     def _check_fitted(self):
@@ -524,3 +429,156 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
         if target.ndim == 3:
             return crossed_pairs(pred, target)[::-1]
         return y, pred
+
+
+def _export(stack: _stack.Stack, k: int, d: int, n_src: int, hidden: tuple,
+            n_tgt: int) -> _CrossEncoder:
+    """Model ``k`` of a trained stack as a single-d :class:`_CrossEncoder` module."""
+    module = _CrossEncoder(n_src, hidden, d, n_tgt)
+    linears = [m for m in module.encoder if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for layer, (lin, w, b) in enumerate(zip(linears, stack.weights, stack.biases)):
+            width = lin.weight.shape[0]
+            weight = w[:, k, :width] if layer == 0 else w[k, :, :width]
+            lin.weight.copy_(weight.T)
+            lin.bias.copy_(b[k, 0, :width])
+        module.decoder.weight.copy_(stack.decoder[k, :d].T)
+        module.decoder.threshold.copy_(stack.threshold[k, 0])
+        module.decoder.baseline.copy_(stack.baseline[k, 0])
+        module.decoder.log_exponent.copy_(stack.log_exponent[k, 0, 0])
+    return module
+
+
+def fit_models(models: list, source, target, validation=None, report=None) -> list:
+    """Fit several :class:`NeuralCrossEncoder` that differ only in ``n_latents`` together.
+
+    All models are trained at once as one stacked network (:mod:`._nce_stack`): the data are
+    checked, standardized and copied to the device once, every model sees the same batches, and
+    each stops on its own validation loss. Each model ends fitted exactly as its own ``fit``
+    would leave it (``fit`` is this function with one model), except that no
+    :class:`NCEConvergenceWarning` is raised here: read ``converged_``.
+
+    Parameters
+    ----------
+    models : list of NeuralCrossEncoder
+        Unfitted estimators with equal parameters except ``n_latents``.
+    source, target, validation
+        As for :meth:`NeuralCrossEncoder.fit`.
+    report : callable, optional
+        ``report(epoch, dims_training, r2, dims_done)`` after every epoch: ``r2`` is the
+        validation R² (pooled over targets; training R² without validation) of each model still
+        training.
+
+    Returns
+    -------
+    list of NeuralCrossEncoder
+        ``models``, fitted.
+    """
+    first = models[0]
+    if target is None:
+        raise AnalysisError("NeuralCrossEncoder requires y to be passed, but the target y is "
+                            "None; call fit(X, Y) with the target neurons' activity")
+    shared = {k: v for k, v in first.get_params().items() if k != "n_latents"}
+    for m in models:
+        m.__dict__.pop("n_features_in_", None)
+        m.__dict__.pop("_y_1d", None)
+        other = {k: v for k, v in m.get_params().items() if k != "n_latents"}
+        if other.keys() != shared.keys() or any(
+                not _same(other[k], shared[k]) for k in shared):
+            raise AnalysisError("fit_models: the models must differ only in n_latents")
+    check_options(first)
+    x, y = first._prepare(source, target, min_samples=2)
+    y_1d = np.asarray(target).ndim == 1
+    n_src, n_tgt = x.shape[-1], y.shape[-1]
+    dims = [m.n_latents for m in models]
+    for d in dims:
+        if not isinstance(d, (int, np.integer)) or isinstance(d, bool) or d < 1:
+            raise AnalysisError(f"n_latents must be a positive integer, got {d!r}")
+        if d > min(n_src, n_tgt):
+            raise AnalysisError(f"more latents than neurons: n_latents={d} but there are "
+                                f"{np.shape(source)[-1]} source and {n_tgt} target neurons")
+    n_samples = x.shape[-2]
+    if n_samples < 2:
+        raise AnalysisError(f"need at least 2 training samples, got {n_samples}")
+    if first.warm_start not in ("rrr", None, False):
+        raise AnalysisError(f"warm_start must be 'rrr' or None (False), got "
+                            f"{first.warm_start!r}")
+    device = torch_device(first.device)
+    flat_x, flat_y = x.reshape(-1, n_src), y.reshape(-1, n_tgt)
+    scale = flat_x.std(axis=0)
+    total = flat_y.var(axis=0).mean()
+    if not total > 0:
+        raise AnalysisError("the targets do not vary across samples")
+    for m in models:
+        m.device_ = device
+        m.source_mean_ = flat_x.mean(axis=0)
+        m.source_scale_ = np.where(scale > 0, scale, 1.0)
+        m.target_mean_ = flat_y.mean(axis=0)
+        m.target_scale_ = float(np.sqrt(total))
+    xs, ys = first._x(x), first._y(y)
+
+    val = None
+    spread = float(ys.reshape(-1, n_tgt).var(axis=0).mean())   # of the standardized targets
+    if validation is not None:
+        vx, vy = first._prepare(validation[0], validation[1], name="validation source")
+        if vx.shape[-1] != n_src or vy.shape[-1] != n_tgt:
+            raise AnalysisError(f"validation has {vx.shape[-1]} source and {vy.shape[-1]} "
+                                f"target neurons; training has {n_src} and {n_tgt}")
+        vxs, vys = first._x(vx), first._y(vy)
+        val = (first._tensor(vxs), first._tensor(vys))
+        spread = float(vys.reshape(-1, n_tgt).var(axis=0).mean())
+
+    options = _stack.Options(
+        max_epochs=int(first.max_epochs), lr=float(first.lr), betas=tuple(first.betas),
+        weight_decay=float(first.weight_decay), batch_size=int(first.batch_size),
+        patience=int(first.patience), lr_patience=int(first.lr_patience),
+        lr_factor=float(first.lr_factor), tol=float(first.tol) * spread,
+        noise=float(first.noise))
+    stack = _stack.init_stack(n_src, tuple(int(h) for h in first.hidden), dims, n_tgt,
+                              int(first.seed), device)
+    # one stream (seeded apart from the initialization) draws batches, crossed repeats, noise
+    batch_seed = int(np.random.SeedSequence([int(first.seed), 1]).generate_state(1)[0])
+    generator = torch.Generator().manual_seed(batch_seed)
+    distill = None
+    if first.warm_start == "rrr" and first.distill_epochs > 0:
+        target_fn, inputs = first._distill_target(
+            models, xs, ys, None if val is None else (vxs, vys), device)
+        with torch.no_grad():   # the decoder starts in its linear regime: every neuron active
+            stack.threshold.fill_(3.0)
+            stack.baseline.fill_(-3.0)
+        distill = (int(first.distill_epochs), target_fn, first._tensor(inputs))
+
+    def relay(epoch, training, loss, done):
+        if report is not None:
+            report(epoch, training, 1.0 - np.asarray(loss) / max(spread, 1e-300), done)
+
+    previous = torch.get_num_threads()
+    if first.n_threads is not None:
+        torch.set_num_threads(int(first.n_threads))
+    try:
+        outcome = _stack.train(stack, first._tensor(xs), first._tensor(ys), val, options,
+                               generator, distill=distill, report=relay)
+    finally:
+        torch.set_num_threads(previous)
+    hidden = tuple(int(h) for h in first.hidden)
+    for k, m in enumerate(models):
+        m.module_ = _export(outcome.stack, k, dims[k], n_src, hidden, n_tgt).to(device)
+        m.converged_ = bool(outcome.converged[k])
+        m.n_epochs_ = int(outcome.n_epochs[k])
+        m.best_epoch_ = int(outcome.best_epoch[k])
+        m.train_loss_ = outcome.train_loss[k]
+        m.validation_loss_ = outcome.validation_loss[k]
+        m.exponent_ = float(m.module_.decoder.exponent().detach().cpu())
+        m.n_features_in_ = int(np.asarray(source).shape[-1])
+        m._y_1d = y_1d
+    return models
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(np.all(np.asarray(a, dtype=object) == np.asarray(b, dtype=object))) and (
+            np.shape(a) == np.shape(b))
+    except Exception:
+        return a is b
