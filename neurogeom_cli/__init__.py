@@ -23,7 +23,8 @@ import signal
 import sys
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("inspect", "load", "capacity", "compare", "latents", "demo")
+SUBCOMMANDS: tuple[str, ...] = ("inspect", "load", "capacity", "compare", "latents", "report",
+                               "demo")
 
 EXIT_INTERRUPTED = 130      # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141      # 128 + SIGPIPE
