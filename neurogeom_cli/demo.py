@@ -67,7 +67,7 @@ class Sizes:
     def make(cls, quick: bool) -> "Sizes":
         if quick:
             return cls(n_exemplars=3, positions=((0, 4), (4, 4), (8, 4)), scales=(1.0, 1.5),
-                       n_repetitions=4, n_units=60, n_t=60, n_splits=5, hd_duration=120.0,
+                       n_repetitions=4, n_units=60, n_t=60, n_splits=3, hd_duration=120.0,
                        hd_units=45, nce_epochs=30)
         return cls(n_exemplars=5, positions=((0, 0), (8, 0), (4, 4), (0, 8), (8, 8)),
                    scales=(1.0, 1.5), n_repetitions=6, n_units=120, n_t=200, n_splits=10,
@@ -314,13 +314,19 @@ def capacity_per_layer_and_region(state: State) -> None:
     layers = ["pixels", *LAYERS]
     trained = [caps[("trained", layer)] for layer in layers]
     untrained = [caps[("untrained", layer)] for layer in layers]
-    # "rises with depth": the last layer well above the pixels and above every earlier layer
-    rises = trained[-1] > 1.2 * trained[0] and trained[-1] == max(trained)
+    # "rises with depth": the last layer at least doubles the pixels' capacity and tops every
+    # earlier layer. Random conv + pooling alone also separates a little (Cohen et al. 2020
+    # Fig. 3: untrained nets gain far less), so "does not rise" is relative: the untrained
+    # net's gain over the pixels is under half of the trained net's.
+    gain_trained, gain_untrained = trained[-1] - trained[0], untrained[-1] - untrained[0]
+    rises = trained[-1] > 2.0 * trained[0] and trained[-1] == max(trained)
     state.checks.append(("capacity rises with depth in the trained CNN", rises,
-                         " < ".join(f"{c:.3f}" for c in trained)))
-    flat = untrained[-1] < 1.2 * untrained[0] and untrained[-1] < trained[-1]
-    state.checks.append(("capacity does not rise with depth in the untrained CNN", flat,
-                         ", ".join(f"{c:.3f}" for c in untrained)))
+                         ", ".join(f"{k} {c:.3f}" for k, c in zip(layers, trained))))
+    flat = gain_untrained < 0.5 * gain_trained
+    state.checks.append(("capacity gain with depth of the untrained CNN is under half the "
+                         "trained one's", flat,
+                         ", ".join(f"{k} {c:.3f}" for k, c in zip(layers, untrained))
+                         + f"; gains {gain_untrained:.3f} vs {gain_trained:.3f}"))
 
 
 def alignment_and_decoding(state: State) -> None:
@@ -414,8 +420,9 @@ def mouse_sessions(state: State) -> None:
     calcium = state.assemblies["mouse_2p"]
     spectrum = ng.cvpca(calcium, seed=state.seed)
     state.results["cvpca_mouse_2p"] = spectrum
-    alpha = ng.power_law_exponent(spectrum["cv_variance"].values, ranks=(1, 30))
-    print(f"  mouse 2p cvPCA: {spectrum.sizes['mode']} modes, power-law exponent {alpha:.2f}")
+    top = spectrum["cv_variance_normalized"].values[:5]
+    print(f"  mouse 2p cvPCA: {spectrum.sizes['mode']} modes; the first five hold "
+          f"{', '.join(f'{100 * v:.0f}%' for v in top)} of the cross-validated variance")
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,9 +8,9 @@ writes one HTML file with every result's figures, headline numbers and provenanc
 from .html import figure_data_uri, headline_numbers, html
 from .plots import (PLOTS, alignment_matrices, batch_summary, capacity_geometry, cvpca_spectrum,
                     decoding, figures, latent_dimensionality, layer_profile, noise_ceiling,
-                    predictivity, spectral)
+                    predictivity, separability, spectral)
 
 __all__ = ["html", "figures", "figure_data_uri", "headline_numbers", "PLOTS",
            "capacity_geometry", "layer_profile", "alignment_matrices", "decoding",
-           "predictivity", "noise_ceiling", "spectral", "latent_dimensionality",
+           "predictivity", "noise_ceiling", "separability", "spectral", "latent_dimensionality",
            "cvpca_spectrum", "batch_summary"]
