@@ -261,3 +261,28 @@ def test_report_command(results, tmp_path):
     out = subprocess.run([sys.executable, "-m", "neurogeom_cli", "report", str(path), "-o",
                           str(path)], capture_output=True, text=True, env=env(), timeout=120)
     assert out.returncode == 2 and "is the input" in out.stderr
+
+
+def test_head_direction_session_loads_back_with_its_tuning(tmp_path):
+    """write_head_direction: units fire most when the head points at their preferred direction
+    (the von Mises peak), and the behaviour loads back as a covariate on the circle."""
+    truth = loaders.synthetic.write_head_direction(tmp_path / "hd.nwb", n_units=8,
+                                                   duration=60.0, peak_rate=40.0, seed=0)
+    hd = loaders.binned_activity(tmp_path / "hd.nwb", bin_size=0.1, covariates=["head_direction"])
+    ng.validate(hd)
+    assert hd.sizes["neuroid"] == 8
+    angle = hd["head_direction"].values
+    for u, preferred in enumerate(truth.extra["preferred_direction"]):
+        near = np.cos(angle - preferred) > 0.9
+        far = np.cos(angle - preferred) < -0.5
+        # peak 40 + 1 spikes/s against e^(-2k) * 40 + 1 ~ 1 spikes/s: a wide, noise-proof gap
+        assert hd.values[near, u].mean() > 5 * hd.values[far, u].mean()
+
+
+def test_translated_digits_at_scales():
+    images, meta = loaders.synthetic.translated_digits(digits=(3,), n_exemplars=1,
+                                                       positions=[(4, 4)], scales=(1.0, 1.5))
+    assert list(meta["scale"]) == [1.0, 1.5] and meta["stimulus_id"].is_unique
+    # a digit 1.5 times larger covers about 1.5² times the ink area (bilinear resizing)
+    ink = (images > 0.25).sum(axis=(1, 2, 3))
+    assert 1.6 < ink[1] / ink[0] < 2.9
