@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.neurogeom-installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo slow lint bench setup clean
+.PHONY: test demo slow lint bench setup clean browser
 
 setup: $(STAMP)
 
@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# headless Chromium for the report's browser test (tests/test_demo.py): installed with apt-get
+# when it is missing and apt-get can run (root, online); otherwise that test says it skipped
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  [ "$$(id -u)" = 0 ] && apt-get install -y -qq chromium >/dev/null 2>&1; } || \
+	  echo "note: chromium not installed; the report's browser test will be skipped"
 
 slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

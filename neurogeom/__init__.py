@@ -16,7 +16,7 @@ from .capacity import (correlated_capacity, effective_geometry, manifold_capacit
                        simulated_capacity)
 from .errors import (AlignmentError, AnalysisError, AssemblyError, LoaderError,
                      NeurogeomError)
-from . import latent, regression
+from . import latent, regression, report  # report loads matplotlib only when drawing
 from .latent import eigenspectrum
 from .latent import eigenspectrum as spectrum  # the module's earlier name
 from .latent import ReducedRankRegression, latent_dimensionality
@@ -40,6 +40,7 @@ __all__ = [
     "latent", "eigenspectrum", "spectrum", "NeuralCrossEncoder", "ReducedRankRegression", "latent_dimensionality",
     "cvpca", "participation_ratio", "power_law_exponent", "svca", "map_recordings",
     "manifold_alignment", "decoding_accuracy", "compare_geometry", "layer_profile", "models",
+    "report",
 ]
 
 

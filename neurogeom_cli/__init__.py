@@ -24,7 +24,7 @@ import sys
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = ("inspect", "load", "capacity", "align", "compare", "profile",
-                                "latents", "batch", "demo")
+                                "latents", "batch", "report", "demo")
 
 EXIT_INTERRUPTED = 130      # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141      # 128 + SIGPIPE

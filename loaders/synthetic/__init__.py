@@ -14,7 +14,8 @@ from .assemblies import object_manifolds
 from .features import random_features
 from .latents import (power_law_responses, random_feature_latents, ring_model, solvable_rnn,
                       with_repetitions)
-from .nwb import Truth, to_zarr, write_allen_neuropixels, write_macaque_rsvp, write_mouse_2p
+from .nwb import (Truth, to_zarr, write_allen_neuropixels, write_head_direction,
+                  write_macaque_rsvp, write_mouse_2p)
 
 # torch models load on first use, so importing loaders does not import torch
 _LAZY = {"untrained_convnet": "models", "digits_convnet": "models",
@@ -24,6 +25,6 @@ if TYPE_CHECKING:  # what the lazy names are, for readers, linters and type chec
     from .models import digits_convnet, translated_digits, untrained_convnet
 
 __all__ = ["object_manifolds", "random_features", "Truth", "to_zarr", "write_macaque_rsvp",
-           "write_allen_neuropixels", "write_mouse_2p", "untrained_convnet", "digits_convnet",
+           "write_allen_neuropixels", "write_mouse_2p", "write_head_direction", "untrained_convnet", "digits_convnet",
            "translated_digits", "ring_model", "random_feature_latents", "solvable_rnn",
            "power_law_responses", "with_repetitions"]

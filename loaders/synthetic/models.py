@@ -186,7 +186,7 @@ def _train(net, images, labels, rng, seed, canvas, epochs):
 
 
 def translated_digits(*, digits=tuple(range(10)), n_exemplars: int = 5, positions=None,
-                      canvas: int = 16, seed: int = 0):
+                      canvas: int = 16, scales=(1.0,), seed: int = 0):
     """Images of handwritten digits at controlled positions on a blank canvas.
 
     Every combination of digit (object identity), exemplar (a different handwritten instance,
@@ -203,6 +203,9 @@ def translated_digits(*, digits=tuple(range(10)), n_exemplars: int = 5, position
         Top-left corners of the 8x8 digit on the canvas. Default: a 3x3 grid spanning the canvas.
     canvas : int
         Side of the square images.
+    scales : sequence of float
+        Digit sizes relative to 8 px (resized bilinearly, centred on the unscaled digit's
+        centre); a ``scale`` column is added unless the only scale is 1.
     seed : int
         Seeds which exemplars are drawn.
 
@@ -236,11 +239,35 @@ def translated_digits(*, digits=tuple(range(10)), n_exemplars: int = 5, position
             raise LoaderError(f"digit {d} has only {len(pool)} held-out exemplars; "
                               f"n_exemplars={n_exemplars}")
         for e, src in enumerate(rng.choice(pool, size=n_exemplars, replace=False)):
-            for x, y in positions:
-                rows.append({"stimulus_id": f"digit{d}_ex{e}_x{x}_y{y}", "object_name": f"digit{d}",
-                             "digit": int(d), "exemplar": e, "source_index": int(src),
-                             "position_x": x, "position_y": y, "position": f"{x},{y}"})
-                chosen.append(src)
+            for scale in scales:
+                for x, y in positions:
+                    tag = "" if scale == 1.0 else f"_s{scale:g}"
+                    rows.append({"stimulus_id": f"digit{d}_ex{e}_x{x}_y{y}{tag}",
+                                 "object_name": f"digit{d}", "digit": int(d), "exemplar": e,
+                                 "source_index": int(src), "position_x": x, "position_y": y,
+                                 "position": f"{x},{y}", "scale": float(scale)})
+                    chosen.append(src)
     meta = pd.DataFrame(rows)
-    out = _paste(images[np.asarray(chosen)], meta["position_x"], meta["position_y"], canvas)
+    if tuple(scales) == (1.0,):
+        out = _paste(images[np.asarray(chosen)], meta["position_x"], meta["position_y"], canvas)
+        return out, meta.drop(columns="scale")
+    out = np.zeros((len(meta), 1, canvas, canvas), dtype=np.float32)
+    for i, (src, x, y, scale) in enumerate(zip(chosen, meta["position_x"], meta["position_y"],
+                                               meta["scale"])):
+        out[i, 0] = _scaled_paste(images[src], int(x), int(y), float(scale), canvas)
     return out, meta
+
+
+def _scaled_paste(digit: np.ndarray, x: int, y: int, scale: float, canvas: int) -> np.ndarray:
+    """One 8x8 digit resized by ``scale`` (bilinear) and centred where the unscaled digit's
+    centre would be at top-left (x, y), clipped to the canvas."""
+    from scipy.ndimage import zoom
+
+    size = max(2, int(round(8 * scale)))
+    img = np.clip(zoom(digit, size / 8.0, order=1), 0.0, 1.0)[:size, :size]
+    size = img.shape[0]
+    top = int(np.clip(round(y + 4 - size / 2), 0, canvas - size))
+    left = int(np.clip(round(x + 4 - size / 2), 0, canvas - size))
+    out = np.zeros((canvas, canvas), dtype=np.float32)
+    out[top:top + size, left:left + size] = img[:canvas, :canvas]
+    return out

@@ -312,7 +312,8 @@ def write_macaque_rsvp(path, *, n_objects: int = 8, n_images_per_object: int = 8
                        images_per_trial: int = 8, trial_noise: float = 0.2,
                        p_fixation_break: float = 0.05, units_location: bool = False,
                        region_source: str = "electrodes", image_size: int = 8,
-                       seed: int = 0) -> Truth:
+                       rates=None, image_objects=None, images=None, image_names=None,
+                       unit_regions=None, seed: int = 0) -> Truth:
     """Write a macaque rapid-serial-visual-presentation session as the DiCarlo lab converts it.
 
     Each fixation trial shows ``images_per_trial`` images for ``image_on`` s separated by
@@ -356,6 +357,20 @@ def write_macaque_rsvp(path, *, n_objects: int = 8, n_images_per_object: int = 8
         location, so the area is only in each unit's ``electrode_group.location``.
     image_size : int
         Side of the (random grayscale) stimulus images in pixels.
+    rates : (n_images, n_units) array, optional
+        Evoked rates (spikes/s above ``background``) to use instead of the generated tuning,
+        e.g. a model's features through a readout (the demo's "hidden brain"); then
+        ``image_objects`` (object of each image) is required and ``n_objects``,
+        ``n_images_per_object``, ``n_units``, ``radius``, ``dimension``, ``baseline``, ``gain``
+        are not used.
+    image_objects : (n_images,) array of str, optional
+        Object of each row of ``rates``.
+    images : (n_images, height, width) array in [0, 1], optional
+        The stimulus images to store (default: random ``image_size`` squares).
+    image_names : (n_images,) array of str, optional
+        Image names (default: random hash-like names).
+    unit_regions : (n_units,) array of str, optional
+        Area of each unit (default: ``regions`` in contiguous, equal blocks).
     seed : int
         Seed of every random draw.
 
@@ -368,16 +383,26 @@ def write_macaque_rsvp(path, *, n_objects: int = 8, n_images_per_object: int = 8
     from pynwb.image import GrayscaleImage
 
     rng = np.random.default_rng(seed)
-    rates, image_objects = _tuned_rates(n_objects, n_images_per_object, n_units, radius=radius,
-                                        dimension=dimension, baseline=baseline, gain=gain,
-                                        seed=seed)
-    n_images = n_objects * n_images_per_object
+    if rates is None:
+        rates, image_objects = _tuned_rates(n_objects, n_images_per_object, n_units,
+                                            radius=radius, dimension=dimension,
+                                            baseline=baseline, gain=gain, seed=seed)
+    else:
+        rates = np.asarray(rates, dtype=np.float64)
+        if image_objects is None or len(image_objects) != rates.shape[0] or rates.ndim != 2:
+            raise ValueError("rates must be (n_images, n_units) with image_objects of length "
+                             "n_images")
+        if not (np.isfinite(rates).all() and (rates >= 0).all()):
+            raise ValueError("rates must be finite and non-negative (spikes/s)")
+        image_objects = np.asarray(image_objects).astype(str)
+        n_units = rates.shape[1]
+    n_images = rates.shape[0]
     names = []
     while len(names) < n_images:  # hash-like names, as in the DiCarlo stimulus sets
         name = rng.bytes(6).hex()
         if name not in names:
             names.append(name)
-    names = np.array(names)
+    names = np.array(names) if image_names is None else np.asarray(image_names).astype(str)
 
     order = np.concatenate([rng.permutation(n_images) for _ in range(n_repetitions)])
     n_pres = order.size
@@ -400,7 +425,9 @@ def write_macaque_rsvp(path, *, n_objects: int = 8, n_images_per_object: int = 8
                         lab="DiCarlo (synthetic)", institution="MIT (synthetic)")
     device = nwbfile.create_device(name="UtahArray", description="96-channel Utah arrays")
     regions = list(regions)
-    region_of = np.array(regions)[np.arange(n_units) * len(regions) // n_units]
+    region_of = (np.array(regions)[np.arange(n_units) * len(regions) // n_units]
+                 if unit_regions is None else np.asarray(unit_regions).astype(str))
+    regions = list(dict.fromkeys(region_of.tolist()))
     groups = {}
     for r in regions:
         groups[r] = nwbfile.create_electrode_group(
@@ -428,9 +455,11 @@ def write_macaque_rsvp(path, *, n_objects: int = 8, n_images_per_object: int = 8
                          f"got {region_source!r}")
     nwbfile.units = units
 
-    images = [GrayscaleImage(name=str(n), data=rng.integers(0, 255, (image_size, image_size))
-                             .astype(np.uint8), description=f"image of {o}")
-              for n, o in zip(names, image_objects)]
+    pixels = (rng.integers(0, 255, (n_images, image_size, image_size)) if images is None
+              else np.round(np.clip(np.asarray(images, dtype=np.float64), 0, 1) * 255))
+    images = [GrayscaleImage(name=str(n), data=pixels[i].astype(np.uint8),
+                             description=f"image of {o}")
+              for i, (n, o) in enumerate(zip(names, image_objects))]
     stimuli = Images(name="stimuli", images=images, description="stimulus set, in presentation-index order",
                      order_of_images=ImageReferences(name="order_of_images", data=images))
     nwbfile.add_stimulus(stimuli)
@@ -697,3 +726,58 @@ def write_mouse_2p(path, *, n_objects: int = 6, n_images_per_object: int = 6,
                         "head_direction": head, "position": position,
                         "behaviour_times": behaviour_start + np.arange(n_b) / behaviour_rate,
                         "frame_rate": frame_rate})
+
+
+# --------------------------------------------------------------------------------------------
+# head-direction cells (a ring attractor's activity, recorded with spikes)
+# --------------------------------------------------------------------------------------------
+
+def write_head_direction(path, *, n_units: int = 60, duration: float = 300.0,
+                         concentration: float = 2.0, peak_rate: float = 20.0,
+                         background: float = 1.0, speed: float = 2.0, dt: float = 0.01,
+                         region: str = "ADN", seed: int = 0) -> Truth:
+    """Write a mouse session of head-direction cells: spikes driven by a one-dimensional
+    circular latent (the head direction), with the behaviour in ``processing/behavior``.
+
+    Unit ``i`` fires as an inhomogeneous Poisson process of rate ``background + peak_rate *
+    exp(k (cos(θ(t) - φ_i) - 1))`` (a von Mises tuning curve of concentration ``k`` around a
+    preferred direction ``φ_i`` evenly spread on the circle, Taube et al. 1990); ``θ(t)`` is a
+    smooth random walk. The population activity therefore lies near a ring: two latent
+    dimensions (cos θ, sin θ) through a nonlinear readout, while its linear dimension is larger.
+
+    Returns
+    -------
+    Truth
+        ``extra`` holds ``head_direction`` and ``behaviour_times`` (the latent), and
+        ``preferred_direction`` (φ of each unit).
+    """
+    rng = np.random.default_rng(seed)
+    n = int(round(duration / dt))
+    times = np.arange(n) * dt
+    head = _random_walk_angle(n, dt, rng, speed=speed)
+    preferred = np.linspace(-np.pi, np.pi, n_units, endpoint=False)
+    rate = background + peak_rate * np.exp(
+        concentration * (np.cos(head[:, None] - preferred[None, :]) - 1.0))
+    counts = rng.poisson(rate * dt)
+    trains = [np.sort(np.repeat(times, counts[:, u]) + rng.uniform(0, dt, counts[:, u].sum()))
+              for u in range(n_units)]
+    nwbfile = _new_file(f"synthetic-head-direction-{seed}", "head-direction cells during "
+                        "free foraging", "Mus musculus", "mouse_hd_01", "P80D", "F",
+                        lab="Synthetic navigation lab", institution="Synthetic institute")
+    device = nwbfile.create_device(name="Silicon probe", description="64-channel probe")
+    group = nwbfile.create_electrode_group(name="shank0", description="probe shank",
+                                           location=region, device=device)
+    for u in range(n_units):
+        nwbfile.add_electrode(group=group, location=region, x=0.0, y=float(u), z=0.0)
+    nwbfile.units = _units_table(trains, np.arange(n_units), "sorted units",
+                                 electrodes=np.arange(n_units),
+                                 electrode_table=nwbfile.electrodes)
+    position = _random_walk_position(n, dt, rng)
+    _add_behaviour(nwbfile, {"rate": 1.0 / dt, "starting_time": 0.0}, head, position,
+                   "processing")
+    nwbfile.add_epoch(0.0, float(duration), ["foraging"])
+    out = _write(nwbfile, path)
+    return Truth(path=out, spike_times=trains, unit_ids=np.arange(n_units),
+                 regions=np.full(n_units, region), rates=rate,
+                 extra={"head_direction": head, "behaviour_times": times,
+                        "preferred_direction": preferred})
