@@ -120,8 +120,8 @@ def atomic_write(path, write, *, suffix: str = ".tmp") -> Path:
         raise (_storage_error(path, exc) or StorageError(
             f"cannot write {path}: cannot create files in {path.parent} ({exc.strerror or exc})")
                ) from exc
-    os.close(fd)
-    with _removed_on_error(tmp, path):
+    with _removed_on_error(tmp, path):     # from the moment the temporary exists
+        os.close(fd)
         write(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
@@ -200,7 +200,8 @@ def check_destination(path, *, sources=(), probe: bool = True) -> Path:
         raise StorageError(f"cannot write {path}: {existing} is not a directory")
     if probe:
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=existing)
+            # its own suffix, so it is never taken for the write's temporary (".tmp")
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=existing)
         except OSError as exc:
             raise StorageError(f"cannot write {path}: cannot create files in {existing} "
                                f"({exc.strerror or exc})") from exc

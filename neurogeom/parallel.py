@@ -501,6 +501,17 @@ def _combine(keys, sources, rows, analysis_name, analysis, load, parameters) -> 
         clash = {n: f"analysis_{n}" for n in part.variables if n in _RESERVED}
         renamed.update(clash)
         parts.append(part.rename(clash).expand_dims(recording=[key]))
+    # a dim without labels whose size differs between recordings (the neuroids of an SVCA
+    # split, components) is labeled by position, so the outer join pads it rather than failing
+    sizes: dict = {}
+    for part in parts:
+        for dim, n in part.sizes.items():
+            if dim not in part.indexes:
+                sizes.setdefault(dim, set()).add(n)
+    ragged = [d for d, ns in sizes.items() if len(ns) > 1]
+    parts = [part.assign_coords({d: np.arange(part.sizes[d]) for d in ragged
+                                 if d in part.dims and d not in part.indexes})
+             for part in parts]
     if parts:
         # labels that differ between recordings (manifold sets, neuroids) are outer-joined:
         # a recording's missing label is NaN, never another recording's value

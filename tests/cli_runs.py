@@ -47,8 +47,8 @@ def run_cli(args, *, cwd=None, fsize=None, send=None, at=None, timeout=240, stdo
     """Run ``neurogeom ARGS``; return ``(returncode, stdout, stderr)``.
 
     ``send`` (a signal) is sent ``at`` seconds after the command has installed its signal
-    handlers, or, with ``at="write"``, as soon as a temporary file of ours in ``cwd`` holds
-    data (the write is under way).
+    handlers, or, with ``at="write"``, as soon as a temporary file of ours exists in ``cwd``
+    (the write is under way).
     """
     command = [sys.executable, "-m", "neurogeom_cli", *map(str, args)]
     if fsize:
@@ -90,7 +90,8 @@ def _signal_when(proc, sig, at, cwd):
 
 
 def _signal_mid_write(proc, sig, cwd):
-    """Send ``sig`` while a temporary of ours holds data and has not been renamed into place.
+    """Send ``sig`` while a temporary of ours exists (the write is under way) and has not been
+    renamed into place.
 
     Seeing the temporary and signalling are two steps; on a loaded machine the write could end
     between them, and the signal would land after the rename. So the command is frozen
@@ -100,10 +101,10 @@ def _signal_mid_write(proc, sig, cwd):
     """
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
-        if _writing(cwd):
+        if _write_temps(cwd):       # the temporary exists: the write is under way
             proc.send_signal(signal.SIGSTOP)
             _wait_stopped(proc.pid)
-            if any(_holds_data(cwd, name) for name in _safe_temps(cwd)):
+            if _write_temps(cwd):
                 proc.send_signal(sig)
                 proc.send_signal(signal.SIGCONT)
                 return
@@ -127,30 +128,16 @@ def _wait_stopped(pid):
         time.sleep(0.0005)
 
 
-def _holds_data(folder, name) -> bool:
-    try:
-        return (Path(folder) / name).stat().st_size > 0
-    except FileNotFoundError:
-        return False
-
-
-def _writing(folder) -> bool:
-    """Whether a temporary of ours in ``folder`` holds data (one renamed into place between
-    the listing and the stat has been written too)."""
-    for name in _safe_temps(folder):
-        try:
-            if (Path(folder) / name).stat().st_size > 0:
-                return True
-        except FileNotFoundError:
-            return True
-    return False
-
-
 def _safe_temps(folder):
     try:
         return temps(folder)
     except FileNotFoundError:
         return []
+
+
+def _write_temps(folder):
+    """Our temporaries of a write (``.tmp``; not the destination check's ``.probe``)."""
+    return [name for name in _safe_temps(folder) if name.endswith(".tmp")]
 
 
 def sha256(path):

@@ -371,3 +371,20 @@ def test_batch_command_on_its_own_local_cluster(recordings, expected, tmp_path):
     result = ng.io.open(out)
     assert "LocalCluster (2 workers" in result.attrs["scheduler"]
     check_against_serial(result, expected, lambda key: str(folder / f"{key}.nwb"))
+
+
+def test_unlabeled_dims_of_different_sizes_are_padded_by_position():
+    # an analysis whose result has a dim without labels (here the neuroids of each recording,
+    # 3 in one and 5 in the other): rows are joined by position, padding with NaN
+    import xarray as xr
+
+    def analysis(a):
+        return xr.Dataset({"v": (("neuroid",), a.values.sum(axis=0))})
+
+    sources = [xr.DataArray(np.ones((4, n)), dims=("presentation", "neuroid"),
+                            name=f"rec{n}") for n in (3, 5)]
+    res = ng.map_recordings(sources, analysis, progress=False)
+    assert list(res["status"].values) == ["ok", "ok"]
+    assert res["v"].shape == (2, 5)
+    np.testing.assert_array_equal(res["v"].values[0], [4, 4, 4, np.nan, np.nan])
+    np.testing.assert_array_equal(res["v"].values[1], [4] * 5)
