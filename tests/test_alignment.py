@@ -525,4 +525,4 @@ def test_cli_align_and_profile(tmp_path, capsys):
     # bad input: one line, exit 2
     assert main(["align", str(pa), "--by", "shape"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "by='shape'" in err and "object_name" in err
+    assert err.count("\n") == 1 and "--by 'shape'" in err and "object_name" in err

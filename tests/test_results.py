@@ -93,6 +93,7 @@ DETERMINISTIC = {"manifold_alignment"}
 # options that do not change the numbers, or apply only to another setting, are not recorded
 NOT_RECORDED = {
     "latent_dimensionality": {"progress"},
+    "manifold_capacity": {"progress"},      # how the run is shown, not what it computes
     "neural_predictivity": {"alphas", "alpha_per_target", "cv"},   # ridge only; this runs PLS
 }
 CAPACITY = ("manifold_capacity", "effective_geometry", "correlated_capacity")
