@@ -115,7 +115,7 @@ def whitened_points(coords: np.ndarray, owner: np.ndarray, ridge: float | None =
 def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
                         n_dichotomies: int | None = None, dichotomy: str = "random",
                         seed: int = 0, ridge: float | None = None, center: bool = True,
-                        solver: str = "active_set", backend=None,
+                        solver: str = "screened", backend=None,
                         device=None) -> xr.Dataset:
     """Capacity of correlated manifolds by whitening with the center/axis covariance tensor.
 
