@@ -19,6 +19,13 @@ which is the structure of the reference ``mftma`` that calls ``cvxopt.solvers.qp
   on all manifolds.
 
 Run: python benchmarks/capacity.py [--quick] [--baseline-manifolds 5] [--skip-sweeps]
+
+``--analysis effective|correlated`` (issue 15) instead times ``effective_geometry`` or
+``correlated_capacity`` (n_t = 200, 20 dichotomies, kappa 0 and 0.5) on Gaussian clouds of
+8 manifolds x 60 points x 100 features and 100 x 50 x 500, against the solver path they had
+before (the per-sample full-size active set, ``solver="active_set"`` with the BLAS threads it
+ran with then, i.e. without the one-thread limit added with the screened solver), on the same
+samples: see :func:`analysis_benchmark`.
 The machine may be shared: compare ratios measured in the same run, not absolute times.
 """
 
@@ -132,6 +139,70 @@ def peak_memory(fn, *args, **kwargs):
     return peak
 
 
+def clouds_assembly(P, M, N, seed=0):
+    """Gaussian clouds of relative radius 0.5 around Gaussian centers, as an assembly."""
+    import xarray as xr
+    rng = np.random.default_rng(seed)
+    pts = rng.standard_normal((P, 1, N)) + 0.5 * rng.standard_normal((P, M, N))
+    return xr.DataArray(pts.reshape(P * M, N), dims=("presentation", "neuroid"),
+                        coords={"object_name": ("presentation", np.repeat(
+                                    [f"m{i:03d}" for i in range(P)], M)),
+                                "stimulus_id": ("presentation",
+                                                [f"s{i}" for i in range(P * M)]),
+                                "neuroid_id": ("neuroid", [f"n{i}" for i in range(N)])})
+
+
+def analysis_benchmark(which, quick=False):
+    """Screened joint-QP solver (default) vs the previous per-sample active set, same samples.
+
+    The old path is ``solver="active_set"`` run as it ran before issue 15: BLAS with its default
+    threads (the one-thread limit is patched out for it) and the feasibility LP up front. It is
+    slow (seconds to minutes per sample on the large case), so it runs on ``base_dich``
+    dichotomies of the same seed and its time is scaled to all 20 (stated); the capacities are
+    compared on those dichotomies (same t, so they agree to the solver tolerance).
+    """
+    import contextlib
+
+    import neurogeom.capacity.joint as joint
+    from neurogeom.capacity.correlated import correlated_capacity
+    from neurogeom.capacity.effective import effective_geometry
+    fn = effective_geometry if which == "effective" else correlated_capacity
+    cases = [(8, 60, 100, 200, 20, 20), (100, 50, 500, 200, 20, 1)]
+    if quick:
+        cases = [(8, 60, 100, 50, 4, 4)]
+    print(f"# {fn.__name__}: screened solver vs the previous per-sample active set "
+          "(machine may be shared: ratios are measured in the same run)")
+    print("| P x M x N | kappa | samples | ours (s) | old (s) | ratio | ours peak (MiB) | "
+          "max rel. diff (same dichotomies) |")
+    print("|---|---|---|---|---|---|---|---|")
+    fn(clouds_assembly(3, 4, 10), by="object_name", n_t=4, n_dichotomies=2)  # imports
+    for P, M, N, n_t, n_dich, base_dich in cases:
+        a = clouds_assembly(P, M, N)
+        for kappa in (0.0, 0.5):
+            kw = dict(by="object_name", n_t=n_t, kappa=kappa, seed=0)
+            # the large case is still seconds per sample for ours too: 1 x 20 samples, scaled
+            ours_dich, ours_t = (n_dich, n_t) if P <= 8 else (1, 20)
+            ours, t_run = timed(fn, a, n_dichotomies=ours_dich, **{**kw, "n_t": ours_t})
+            t_ours = t_run * (n_dich * n_t) / (ours_dich * ours_t)
+            peak = peak_memory(fn, a, n_dichotomies=ours_dich, **{**kw, "n_t": ours_t})
+            base_t = n_t if P <= 8 else 10       # the large case: 10 samples of one dichotomy
+            saved = joint.single_threaded_blas
+            joint.single_threaded_blas = contextlib.nullcontext
+            try:
+                old, t_old = timed(fn, a, n_dichotomies=base_dich, solver="active_set",
+                                   **{**kw, "n_t": base_t})
+            finally:
+                joint.single_threaded_blas = saved
+            same = fn(a, n_dichotomies=base_dich, **{**kw, "n_t": base_t})
+            diff = abs(float(same.capacity_overall) / float(old.capacity_overall) - 1)
+            t_old_all = t_old * (n_dich * n_t) / (base_dich * base_t)
+            scaled = "" if P <= 8 else f" (scaled from {ours_dich} x {ours_t})"
+            print(f"| {P} x {M} x {N} | {kappa} | {n_dich} x {n_t} | {t_ours:.2f}{scaled} | "
+                  f"{t_old_all:.1f} (scaled from {base_dich} x {base_t}) | "
+                  f"{t_old_all / t_ours:.1f}x | {peak / 2**20:.0f} | {diff:.1e} |", flush=True)
+            del ours
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--manifolds", type=int, default=100)
@@ -142,7 +213,11 @@ def main(argv=None):
                     help="manifolds the slow SLSQP baseline runs on (time scaled to all)")
     ap.add_argument("--quick", action="store_true", help="small sizes (a few seconds)")
     ap.add_argument("--skip-sweeps", action="store_true")
+    ap.add_argument("--analysis", choices=("effective", "correlated"),
+                    help="time effective_geometry / correlated_capacity vs their old solver path")
     args = ap.parse_args(argv)
+    if args.analysis:
+        return analysis_benchmark(args.analysis, args.quick)
     if args.quick:
         args.manifolds, args.points, args.features, args.n_t = 20, 20, 500, 50
         args.baseline_manifolds = 2

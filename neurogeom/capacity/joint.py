@@ -49,6 +49,8 @@ DICHOTOMIES = ("random", "one_vs_rest")
 SOLVERS = ("screened", "active_set", "shared")
 #: the screened solver keeps the points' Gram matrix when there are at most this many points
 _GRAM_MAX_POINTS = 4096
+#: points per manifold that join a sample's screened set at a time (its most violated ones)
+_PER_MANIFOLD = 3
 
 
 @dataclass
@@ -338,18 +340,19 @@ def _solve_screened(coords, owner, labels, t, kappa, tol):
     manifold; joint solutions keep few points of each manifold active), solves the restricted
     problem exactly (:func:`_restricted_duals`), and the slacks of all samples of the dichotomy
     at their restricted solutions are computed in one matrix product; samples with a violated
-    constraint outside their set add the most violated ones (again a few per manifold) and
-    solve again. A restricted
-    solution that violates no constraint is the solution of the full problem (its KKT
-    conditions hold for every row), so the answer is exact; the loop ends because each round
-    adds at least one constraint.
+    constraint outside their set keep their free points, add the most violated ones (again a
+    few per manifold) and solve again. A restricted solution that violates no constraint is the
+    solution of the full problem (its KKT conditions hold for every row), so the answer is
+    exact; the loop ends because ``|v - t|²`` grows strictly every round (dropping points with
+    zero duals leaves the restricted solution unchanged, adding a violated one moves it), so
+    no set repeats.
     """
     n_dich, n_t, _ = t.shape
     m = coords.shape[0]
     n_manifolds = labels.shape[1]
     lam = np.zeros((n_dich, n_t, m))
     kkt = np.empty((n_dich, n_t))
-    per_manifold = max(2, int(np.ceil(np.sqrt(m / n_manifolds))))
+    per_manifold = _PER_MANIFOLD
     # the Gram matrix of the points, shared by every dichotomy (signs flip rows and columns)
     gram0 = coords @ coords.T if m <= _GRAM_MAX_POINTS else None
     groups = [np.flatnonzero(owner == mu) for mu in range(n_manifolds)]
@@ -374,10 +377,13 @@ def _solve_screened(coords, owner, labels, t, kappa, tol):
                 lam[d, b, idx] = lam_b
                 v[j] += lam_b @ z[idx]
             new_slack = v @ z.T - kappa
-            new_slack[cand[todo]] = np.inf
+            free = lam[d, todo] > 0
+            new_slack[free] = np.inf
             viol = _most_violated(new_slack, -scale[todo, None], groups, per_manifold)
             again = viol.any(axis=1)
-            cand[todo[again]] |= viol[again]
+            # keep the free points, drop the others (their restricted solution does not change
+            # without them, so |v - t|² still grows every round: no cycling), add the violators
+            cand[todo[again]] = free[again] | viol[again]
             todo = todo[again]
         kkt[d] = _factored_kkt(z, (td @ z.T) - kappa, lam[d])
     return lam, kkt
