@@ -167,7 +167,7 @@ def analysis_benchmark(which, quick=False):
     from neurogeom.capacity.correlated import correlated_capacity
     from neurogeom.capacity.effective import effective_geometry
     fn = effective_geometry if which == "effective" else correlated_capacity
-    cases = [(8, 60, 100, 200, 20, 20), (100, 50, 500, 200, 20, 1)]
+    cases = [(8, 60, 100, 200, 20, 4), (100, 50, 500, 200, 20, 1)]
     if quick:
         cases = [(8, 60, 100, 50, 4, 4)]
     print(f"# {fn.__name__}: screened solver vs the previous per-sample active set "
@@ -180,12 +180,12 @@ def analysis_benchmark(which, quick=False):
         a = clouds_assembly(P, M, N)
         for kappa in (0.0, 0.5):
             kw = dict(by="object_name", n_t=n_t, kappa=kappa, seed=0)
-            # the large case is still seconds per sample for ours too: 1 x 20 samples, scaled
-            ours_dich, ours_t = (n_dich, n_t) if P <= 8 else (1, 20)
+            # the large case is still seconds per sample for ours too: 1 x 10 samples, scaled
+            ours_dich, ours_t = (n_dich, n_t) if P <= 8 else (1, 10)
             ours, t_run = timed(fn, a, n_dichotomies=ours_dich, **{**kw, "n_t": ours_t})
             t_ours = t_run * (n_dich * n_t) / (ours_dich * ours_t)
             peak = peak_memory(fn, a, n_dichotomies=ours_dich, **{**kw, "n_t": ours_t})
-            base_t = n_t if P <= 8 else 10       # the large case: 10 samples of one dichotomy
+            base_t = n_t if P <= 8 else 3        # the large case: 3 samples of one dichotomy
             saved = joint.single_threaded_blas
             joint.single_threaded_blas = contextlib.nullcontext
             try:

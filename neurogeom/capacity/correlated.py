@@ -54,6 +54,7 @@ import scipy.linalg
 import xarray as xr
 from scipy.stats import chi, norm
 
+from .._blas import single_threaded_blas
 from .._params import check_seed
 from .._results import build_result
 from ..errors import AnalysisError
@@ -234,7 +235,8 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
         n_dichotomies = data.n_manifolds if dichotomy == "one_vs_rest" else 20
     n_dichotomies = check_positive_int("n_dichotomies", n_dichotomies)
     check_joint_memory(data, n_dichotomies, n_t, "correlated capacity")
-    points, info = whitened_points(data.coords, data.owner, ridge)
+    with single_threaded_blas():     # P small SVDs: BLAS threads only add synchronization
+        points, info = whitened_points(data.coords, data.owner, ridge)
 
     rng = np.random.default_rng(seed)
     labels = draw_labels(rng, data.n_manifolds, n_dichotomies, dichotomy)

@@ -37,8 +37,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import scipy.optimize
+from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from .._backend import resolve
 from .._blas import single_threaded_blas
@@ -49,7 +50,9 @@ DICHOTOMIES = ("random", "one_vs_rest")
 SOLVERS = ("screened", "active_set", "shared")
 #: the screened solver keeps the points' Gram matrix when there are at most this many points
 _GRAM_MAX_POINTS = 4096
-#: points per manifold that join a sample's screened set at a time (its most violated ones)
+#: points per manifold that join a sample's screened set at a time (its most violated ones),
+#: the first time and in later rounds
+_FIRST_PER_MANIFOLD = 6
 _PER_MANIFOLD = 3
 
 
@@ -299,15 +302,14 @@ def _restricted_duals(zc: np.ndarray, gram: np.ndarray, slack: np.ndarray, t: np
     """
     k = zc.shape[0]
     max_iter = 50 * k + 100
-    try:
-        r = scipy.linalg.cholesky(gram, lower=False, check_finite=False)
-        diag = np.abs(np.diag(r))
-        good = diag.min() > 1e-6 * diag.max()
-    except np.linalg.LinAlgError:
-        good = False
-    if good:
-        b = scipy.linalg.solve_triangular(r, -slack, trans="T", check_finite=False)
-        return scipy.optimize.nnls(r, b, maxiter=max_iter)[0]
+    # LAPACK directly: these are k x k with k ~ tens, where the checks of the scipy.linalg
+    # wrappers cost more than the factorization
+    r, info = _potrf(gram, lower=0, clean=1)
+    diag = np.abs(np.diag(r))
+    if info == 0 and diag.min() > 1e-6 * diag.max():
+        b, info = _trtrs(r, -slack, lower=0, trans=1)
+        if info == 0:
+            return scipy.optimize.nnls(r, b, maxiter=max_iter)[0]
     q, r = np.linalg.qr(zc.T)
     tr = q.T @ t
     if kappa == 0:
@@ -363,7 +365,7 @@ def _solve_screened(coords, owner, labels, t, kappa, tol):
         slack = td @ z.T - kappa                                    # (n_t, m) at v = t
         scale = tol * (1.0 + np.abs(td).max(axis=1) + kappa)
         # initial sets: per manifold, its most violated points (up to per_manifold of them)
-        cand = _most_violated(slack, -scale[:, None], groups, per_manifold)
+        cand = _most_violated(slack, -scale[:, None], groups, _FIRST_PER_MANIFOLD)
         todo = np.flatnonzero(cand.any(axis=1))                     # the rest: lam = 0 (v = t)
         while todo.size:
             v = td[todo].copy()
