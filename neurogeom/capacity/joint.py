@@ -54,6 +54,8 @@ _GRAM_MAX_POINTS = 4096
 #: the first time and in later rounds
 _FIRST_PER_MANIFOLD = 6
 _PER_MANIFOLD = 3
+#: samples whose screened solution has a larger KKT residual are re-solved at full size
+_REFINE_ABOVE = 1e-9
 
 
 @dataclass
@@ -388,6 +390,12 @@ def _solve_screened(coords, owner, labels, t, kappa, tol):
             cand[todo[again]] = free[again] | viol[again]
             todo = todo[again]
         kkt[d] = _factored_kkt(z, (td @ z.T) - kappa, lam[d])
+        # a restricted solve that lost accuracy (a nearly dependent set): the full-size
+        # active set for that sample, as solver="active_set" does
+        for b in np.flatnonzero(kkt[d] > _REFINE_ABOVE):
+            lam[d, b] = (scipy.optimize.nnls(z.T, -td[b])[0] if kappa == 0
+                         else active_set_qp(z, td[b], kappa, tol=tol))
+            kkt[d, b] = _factored_kkt(z, td[b] @ z.T - kappa, lam[d, b][None])[0]
     return lam, kkt
 
 
