@@ -48,8 +48,9 @@ from .qp import solve_nonneg_qp
 
 DICHOTOMIES = ("random", "one_vs_rest")
 SOLVERS = ("screened", "active_set", "shared")
-#: the screened solver keeps the points' Gram matrix when there are at most this many points
-_GRAM_MAX_POINTS = 4096
+#: the screened solver keeps the points' Gram matrix when it takes at most this many bytes
+#: (5792 points); beyond, each restricted Gram block is computed from the coordinates
+_GRAM_MAX_BYTES = 256 * 2**20
 #: points per manifold that join a sample's screened set at a time (its most violated ones),
 #: the first time and in later rounds
 _FIRST_PER_MANIFOLD = 6
@@ -205,9 +206,13 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
         # every restricted problem it solves is feasible, and an infeasible full problem ends
         # in dependent rows the margin cannot meet: the LP that names the dichotomy runs then
         # (it costs about as much as the whole screened solve, so not up front)
+        # the points' Gram matrix, shared by every dichotomy (signs flip rows and columns);
+        # one large product, so with the BLAS threads
+        m = coords.shape[0]
+        gram0 = coords @ coords.T if 8 * m * m <= _GRAM_MAX_BYTES else None
         try:
             with single_threaded_blas():
-                lam, kkt = _solve_screened(coords, owner, labels, t, kappa, tol)
+                lam, kkt = _solve_screened(coords, owner, labels, t, kappa, tol, gram0)
         except ConvergenceError:
             if kappa > 0:
                 _check_feasible(coords, owner, labels, kappa)
@@ -337,7 +342,7 @@ def _most_violated(slack: np.ndarray, limit: np.ndarray, groups, per_group: int)
     return mask
 
 
-def _solve_screened(coords, owner, labels, t, kappa, tol):
+def _solve_screened(coords, owner, labels, t, kappa, tol, gram0=None):
     """Per-sample exact duals by constraint generation, the slack checks batched per dichotomy.
 
     Every sample starts from the constraints most violated at ``v = t`` (a few per violated
@@ -357,8 +362,6 @@ def _solve_screened(coords, owner, labels, t, kappa, tol):
     lam = np.zeros((n_dich, n_t, m))
     kkt = np.empty((n_dich, n_t))
     per_manifold = _PER_MANIFOLD
-    # the Gram matrix of the points, shared by every dichotomy (signs flip rows and columns)
-    gram0 = coords @ coords.T if m <= _GRAM_MAX_POINTS else None
     groups = [np.flatnonzero(owner == mu) for mu in range(n_manifolds)]
     for d in range(n_dich):
         sign = labels[d][owner]
