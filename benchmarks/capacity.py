@@ -152,14 +152,15 @@ def clouds_assembly(P, M, N, seed=0):
                                 "neuroid_id": ("neuroid", [f"n{i}" for i in range(N)])})
 
 
-def analysis_benchmark(which, quick=False):
+def analysis_benchmark(which, quick=False, cases=None):
     """Screened joint-QP solver (default) vs the previous per-sample active set, same samples.
 
     The old path is ``solver="active_set"`` run as it ran before issue 15: BLAS with its default
     threads (the one-thread limit is patched out for it) and the feasibility LP up front. It is
-    slow (seconds to minutes per sample on the large case), so it runs on ``base_dich``
-    dichotomies of the same seed and its time is scaled to all 20 (stated); the capacities are
-    compared on those dichotomies (same t, so they agree to the solver tolerance).
+    slow, so on the small case it runs on ``base_dich`` dichotomies of the same seed and its
+    time is scaled to all 20; on the large case both run one dichotomy at two sample counts and
+    the time is extrapolated as fixed + per-sample part (stated); the capacities are compared on
+    the same samples (same t, so they agree to the solver tolerance).
     """
     import contextlib
 
@@ -167,9 +168,10 @@ def analysis_benchmark(which, quick=False):
     from neurogeom.capacity.correlated import correlated_capacity
     from neurogeom.capacity.effective import effective_geometry
     fn = effective_geometry if which == "effective" else correlated_capacity
-    cases = [(8, 60, 100, 200, 20, 4), (100, 50, 500, 200, 20, 1)]
-    if quick:
-        cases = [(8, 60, 100, 50, 4, 4)]
+    if cases is None:
+        cases = [(8, 60, 100, 200, 20, 4), (100, 50, 500, 200, 20, 1)]
+        if quick:
+            cases = [(8, 60, 100, 50, 4, 4)]
     print(f"# {fn.__name__}: screened solver vs the previous per-sample active set "
           "(machine may be shared: ratios are measured in the same run)")
     print("| P x M x N | kappa | samples | ours (s) | old (s) | ratio | ours peak (MiB) | "
@@ -180,27 +182,43 @@ def analysis_benchmark(which, quick=False):
         a = clouds_assembly(P, M, N)
         for kappa in (0.0, 0.5):
             kw = dict(by="object_name", n_t=n_t, kappa=kappa, seed=0)
-            # the large case is still seconds per sample for ours too: 1 x 5 samples, scaled
-            ours_dich, ours_t = (n_dich, n_t) if P <= 8 else (1, 5)
-            ours, t_run = timed(fn, a, n_dichotomies=ours_dich, **{**kw, "n_t": ours_t})
-            t_ours = t_run * (n_dich * n_t) / (ours_dich * ours_t)
-            peak = peak_memory(fn, a, n_dichotomies=ours_dich, **{**kw, "n_t": ours_t})
-            # the large case: 2 samples of one dichotomy (the old correlated path takes ~20 s
-            # to minutes per sample there)
-            base_t = n_t if P <= 8 else 2
+            large = P > 8
+            if large:
+                # seconds per sample for ours too: one dichotomy at two sample counts, and the
+                # time extrapolated as fixed part (whitening, Gram) + per-sample part
+                (ours, t_a), (_, t_b) = (timed(fn, a, n_dichotomies=1, **{**kw, "n_t": k})
+                                         for k in (4, 8))
+                per = max(t_b - t_a, 0.0) / 4
+                t_ours = max(t_a - 4 * per, 0.0) + n_dich * n_t * per
+                ours_note = f" ({max(t_a - 4 * per, 0.0):.1f} + {per:.2f}/sample, from 1 x 4, 8)"
+                peak = peak_memory(fn, a, n_dichotomies=1, **{**kw, "n_t": 4})
+            else:
+                ours, t_ours = timed(fn, a, n_dichotomies=n_dich, **kw)
+                ours_note = ""
+                peak = peak_memory(fn, a, n_dichotomies=n_dich, **kw)
             saved = joint.single_threaded_blas
             joint.single_threaded_blas = contextlib.nullcontext
             try:
-                old, t_old = timed(fn, a, n_dichotomies=base_dich, solver="active_set",
-                                   **{**kw, "n_t": base_t})
+                # the large case: 2 and 4 samples of one dichotomy (the old path takes ~20 s to
+                # minutes per sample there), extrapolated the same way
+                counts = (2, 4) if large else (n_t,)
+                runs = [timed(fn, a, n_dichotomies=1 if large else base_dich, solver="active_set",
+                              **{**kw, "n_t": k}) for k in counts]
             finally:
                 joint.single_threaded_blas = saved
-            same = fn(a, n_dichotomies=base_dich, **{**kw, "n_t": base_t})
+            old = runs[-1][0]
+            if large:
+                per_old = max(runs[1][1] - runs[0][1], 0.0) / 2
+                fixed_old = max(runs[0][1] - 2 * per_old, 0.0)
+                t_old_all = fixed_old + n_dich * n_t * per_old
+                old_note = f" ({fixed_old:.1f} + {per_old:.2f}/sample, from 1 x 2, 4)"
+            else:
+                t_old_all = runs[0][1] * n_dich / base_dich
+                old_note = f" (scaled from {base_dich} x {n_t})"
+            same = fn(a, n_dichotomies=1 if large else base_dich, **{**kw, "n_t": counts[-1]})
             diff = abs(float(same.capacity_overall) / float(old.capacity_overall) - 1)
-            t_old_all = t_old * (n_dich * n_t) / (base_dich * base_t)
-            scaled = "" if P <= 8 else f" (scaled from {ours_dich} x {ours_t})"
-            print(f"| {P} x {M} x {N} | {kappa} | {n_dich} x {n_t} | {t_ours:.2f}{scaled} | "
-                  f"{t_old_all:.1f} (scaled from {base_dich} x {base_t}) | "
+            print(f"| {P} x {M} x {N} | {kappa} | {n_dich} x {n_t} | {t_ours:.2f}{ours_note} | "
+                  f"{t_old_all:.1f}{old_note} | "
                   f"{t_old_all / t_ours:.1f}x | {peak / 2**20:.0f} | {diff:.1e} |", flush=True)
             del ours
 
