@@ -31,7 +31,14 @@ stage alone on the CNN manifolds, whose Gram matrices are ill-conditioned (L/μ 
 they take the ADMM + polish path of ``capacity/qp.py``, and prints where the time goes.
 
 Run: python benchmarks/capacity.py [--quick] [--baseline-manifolds 5] [--skip-sweeps]
-     python benchmarks/capacity.py --dataset cnn [--layers block2.pool avgpool]
+    python benchmarks/capacity.py --dataset cnn [--layers block2.pool avgpool]
+
+``--analysis effective|correlated`` (issue 15) instead times ``effective_geometry`` or
+``correlated_capacity`` (n_t = 200, 20 dichotomies, kappa 0 and 0.5) on Gaussian clouds of
+8 manifolds x 60 points x 100 features and 100 x 50 x 500, against the solver path they had
+before (the per-sample full-size active set, ``solver="active_set"`` with the BLAS threads it
+ran with then, i.e. without the one-thread limit added with the screened solver), on the same
+samples: see :func:`analysis_benchmark`.
 The machine may be shared: compare ratios measured in the same run, not absolute times.
 """
 
@@ -329,6 +336,88 @@ def main_cnn(args):
     tracemalloc.stop()
     print(f"\npeak traced memory of manifold_capacity ({args.layers[0]}): {peak / 2**20:.1f} MiB; "
           f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+def clouds_assembly(P, M, N, seed=0):
+    """Gaussian clouds of relative radius 0.5 around Gaussian centers, as an assembly."""
+    import xarray as xr
+    rng = np.random.default_rng(seed)
+    pts = rng.standard_normal((P, 1, N)) + 0.5 * rng.standard_normal((P, M, N))
+    return xr.DataArray(pts.reshape(P * M, N), dims=("presentation", "neuroid"),
+                        coords={"object_name": ("presentation", np.repeat(
+                                    [f"m{i:03d}" for i in range(P)], M)),
+                                "stimulus_id": ("presentation",
+                                                [f"s{i}" for i in range(P * M)]),
+                                "neuroid_id": ("neuroid", [f"n{i}" for i in range(N)])})
+
+
+def analysis_benchmark(which, quick=False, cases=None):
+    """Screened joint-QP solver (default) vs the previous per-sample active set, same samples.
+
+    The old path is ``solver="active_set"`` run as it ran before issue 15: BLAS with its default
+    threads (the one-thread limit is patched out for it) and the feasibility LP up front. It is
+    slow, so on the small case it runs on ``base_dich`` dichotomies of the same seed and its
+    time is scaled to all 20; on the large case both run one dichotomy at two sample counts and
+    the time is extrapolated as fixed + per-sample part (stated); the capacities are compared on
+    the same samples (same t, so they agree to the solver tolerance).
+    """
+    import contextlib
+
+    import neurogeom.capacity.joint as joint
+    from neurogeom.capacity.correlated import correlated_capacity
+    from neurogeom.capacity.effective import effective_geometry
+    fn = effective_geometry if which == "effective" else correlated_capacity
+    if cases is None:
+        cases = [(8, 60, 100, 200, 20, 4), (100, 50, 500, 200, 20, 1)]
+        if quick:
+            cases = [(8, 60, 100, 50, 4, 4)]
+    print(f"# {fn.__name__}: screened solver vs the previous per-sample active set "
+          "(machine may be shared: ratios are measured in the same run)")
+    print("| P x M x N | kappa | samples | ours (s) | old (s) | ratio | ours peak (MiB) | "
+          "max rel. diff (same dichotomies) |")
+    print("|---|---|---|---|---|---|---|---|")
+    fn(clouds_assembly(3, 4, 10), by="object_name", n_t=4, n_dichotomies=2)  # imports
+    for P, M, N, n_t, n_dich, base_dich in cases:
+        a = clouds_assembly(P, M, N)
+        for kappa in (0.0, 0.5):
+            kw = dict(by="object_name", n_t=n_t, kappa=kappa, seed=0)
+            large = P > 8
+            if large:
+                # seconds per sample for ours too: one dichotomy at two sample counts, and the
+                # time extrapolated as fixed part (whitening, Gram) + per-sample part
+                (ours, t_a), (_, t_b) = (timed(fn, a, n_dichotomies=1, **{**kw, "n_t": k})
+                                         for k in (4, 8))
+                per = max(t_b - t_a, 0.0) / 4
+                t_ours = max(t_a - 4 * per, 0.0) + n_dich * n_t * per
+                ours_note = f" ({max(t_a - 4 * per, 0.0):.1f} + {per:.2f}/sample, from 1 x 4, 8)"
+                peak = peak_memory(fn, a, n_dichotomies=1, **{**kw, "n_t": 4})
+            else:
+                ours, t_ours = timed(fn, a, n_dichotomies=n_dich, **kw)
+                ours_note = ""
+                peak = peak_memory(fn, a, n_dichotomies=n_dich, **kw)
+            saved = joint.single_threaded_blas
+            joint.single_threaded_blas = contextlib.nullcontext
+            try:
+                # the large case: 2 and 4 samples of one dichotomy (the old path takes ~20 s to
+                # minutes per sample there), extrapolated the same way
+                counts = (2, 4) if large else (n_t,)
+                runs = [timed(fn, a, n_dichotomies=1 if large else base_dich, solver="active_set",
+                              **{**kw, "n_t": k}) for k in counts]
+            finally:
+                joint.single_threaded_blas = saved
+            old = runs[-1][0]
+            if large:
+                per_old = max(runs[1][1] - runs[0][1], 0.0) / 2
+                fixed_old = max(runs[0][1] - 2 * per_old, 0.0)
+                t_old_all = fixed_old + n_dich * n_t * per_old
+                old_note = f" ({fixed_old:.1f} + {per_old:.2f}/sample, from 1 x 2, 4)"
+            else:
+                t_old_all = runs[0][1] * n_dich / base_dich
+                old_note = f" (scaled from {base_dich} x {n_t})"
+            same = fn(a, n_dichotomies=1 if large else base_dich, **{**kw, "n_t": counts[-1]})
+            diff = abs(float(same.capacity_overall) / float(old.capacity_overall) - 1)
+            print(f"| {P} x {M} x {N} | {kappa} | {n_dich} x {n_t} | {t_ours:.2f}{ours_note} | "
+                  f"{t_old_all:.1f}{old_note} | "
+                  f"{t_old_all / t_ours:.1f}x | {peak / 2**20:.0f} | {diff:.1e} |", flush=True)
+            del ours
 
 
 def main(argv=None):
@@ -347,7 +436,11 @@ def main(argv=None):
                     help="manifolds the slow SLSQP baseline runs on (time scaled to all)")
     ap.add_argument("--quick", action="store_true", help="small sizes (a few seconds)")
     ap.add_argument("--skip-sweeps", action="store_true")
+    ap.add_argument("--analysis", choices=("effective", "correlated"),
+                    help="time effective_geometry / correlated_capacity vs their old solver path")
     args = ap.parse_args(argv)
+    if args.analysis:
+        return analysis_benchmark(args.analysis, args.quick)
     if args.dataset == "cnn":
         if args.quick:
             args.layers = args.layers[-1:]

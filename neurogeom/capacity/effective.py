@@ -141,7 +141,7 @@ def geometry_from_anchors(anchors: np.ndarray, t: np.ndarray, share: np.ndarray,
 def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
                        n_dichotomies: int | None = None, kappa: float = 0.0, seed: int = 0,
                        center: bool = True,
-                       absolute_alignment: bool = True, solver: str = "active_set",
+                       absolute_alignment: bool = True, solver: str = "screened",
                        backend=None,
                        device=None) -> xr.Dataset:
     """GLUE effective geometry: capacity, effective radius and dimension, alignments.
@@ -177,12 +177,15 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
         mutually orthogonal unit centers a correlation of -1/(P-1).
     absolute_alignment : bool
         Average ``|cos|`` (default) or signed cosines in the alignments; recorded in attrs.
-    solver : {"active_set", "shared"}
-        Joint-QP solver (:func:`neurogeom.capacity.joint.solve_joint`).
+    solver : {"screened", "active_set", "shared"}
+        Joint-QP solver (:func:`neurogeom.capacity.joint.solve_joint`): ``"screened"`` (default,
+        exact, constraint generation with compiled NNLS per sample), ``"active_set"`` (the
+        previous default, exact, one full-size Lawson–Hanson per sample), ``"shared"`` (the
+        batched ADMM solver of :mod:`neurogeom.capacity.qp`; torch/GPU).
     backend, device
         Array backend and device of ``solver="shared"`` (:mod:`neurogeom._backend`; e.g.
         ``device="cuda:0"``). The active-set solver runs in numpy/scipy: with it, a torch
-        backend or a GPU device is an error.
+        backend or a GPU device is an error (as with ``"screened"``).
 
     Returns
     -------

@@ -32,6 +32,42 @@ from .splits import stimulus_splits
 
 REGRESSIONS = ("ridge", "pls", "ols")
 
+#: Brain-Score's ridge alpha list (``brainscore_vision.metrics.regression_correlation``
+#: ``ALPHA_LIST``): 0.01, 0.1, 0.5, 1, then 4, 18, 18, 18, 18 evenly spaced values per decade
+#: from 10 to 1e7 (each decade's end point excluded, 1e7 included): 99 values.
+BRAINSCORE_ALPHAS = tuple([0.01, 0.1, 0.5, 1.0]
+                          + np.linspace(1e1, 1e2, 4, endpoint=False).tolist()
+                          + np.linspace(1e2, 1e3, 18, endpoint=False).tolist()
+                          + np.linspace(1e3, 1e4, 18, endpoint=False).tolist()
+                          + np.linspace(1e4, 1e5, 18, endpoint=False).tolist()
+                          + np.linspace(1e5, 1e6, 18, endpoint=False).tolist()
+                          + np.linspace(1e6, 1e7, 19).tolist())
+
+PRESETS = ("brainscore", "brainscore-pls", "brainscore-ridge", "brainscore-ridge-alpha1",
+           "brainscore-linear")
+
+#: the protocol every preset fixes (Brain-Score's CrossValidation defaults)
+_PRESET_PROTOCOL = {"n_splits": 10, "train_size": 0.9, "split_by": "stimulus_id",
+                    "stratify_by": "object_name", "seed": 1, "average_repetitions": True,
+                    "protocol": "brainscore"}
+
+
+def _preset_estimator(preset: str, backend, device, dtype):
+    """The regression of a Brain-Score preset (see :func:`neural_predictivity`)."""
+    if preset in ("brainscore", "brainscore-pls"):
+        # scikit-learn's NIPALS with its own stopping rule (tol 1e-6, 500 iterations), as
+        # Brain-Score runs it: our PLSRegression iterates to convergence, which is not the same
+        # answer where NIPALS stops early
+        from sklearn.cross_decomposition import PLSRegression as SkPLS
+        return SkPLS(n_components=25, scale=False), "pls"
+    if preset == "brainscore-ridge":
+        return RidgeRegression(alphas=BRAINSCORE_ALPHAS, alpha_per_target=False, cv="loo",
+                               backend=backend, device=device, dtype=dtype), "ridge"
+    if preset == "brainscore-ridge-alpha1":
+        return RidgeRegression(alphas=(1.0,), backend=backend, device=device,
+                               dtype=dtype), "ridge"
+    return LinearRegression(backend=backend, device=device, dtype=dtype), "ols"
+
 
 def has_repeats(a: xr.DataArray) -> bool:
     return not pd.Index(np.asarray(a["stimulus_id"].values)).is_unique
@@ -189,7 +225,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
                         protocol: str = "brainscore", stratify_fallback: bool = False,
                         alphas=DEFAULT_ALPHAS, alpha_per_target: bool = True, cv="loo",
                         n_components: int = 25, ceiling: bool = True,
-                        keep_predictions: bool = False,
+                        keep_predictions: bool = False, preset: str | None = None,
                         backend=None, device=None, dtype: str = "float64") -> xr.Dataset:
     """How well a linear readout of model features predicts each neuroid, cross-validated.
 
@@ -236,6 +272,46 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
         for torch on that GPU).
     dtype : {"float64", "float32"}
         Working precision of the regression kernels.
+    preset : {None, "brainscore", "brainscore-pls", "brainscore-ridge",
+        "brainscore-ridge-alpha1", "brainscore-linear"}
+        Reproduce one of Brain-Score's ``CrossRegressedCorrelation`` metrics exactly
+        (``brainscore_vision.metrics.regression_correlation``). Every preset fixes the protocol
+        of Brain-Score's ``CrossValidation``: 10 ``StratifiedShuffleSplit`` splits of the
+        repetition-averaged stimuli, 90% train, ``object_name`` strata, random_state 1 (the
+        arguments ``n_splits``, ``train_size``, ``split_by``, ``stratify_by``, ``seed``,
+        ``average_repetitions``, ``protocol`` must then be left at their defaults, which are
+        these), Pearson r per neuroid on the test stimuli, the median over neuroids per split
+        and the mean over splits. The regression:
+
+        - ``"brainscore"`` / ``"brainscore-pls"`` (its default, metric ``pls``):
+          scikit-learn's ``PLSRegression(n_components=25, scale=False)``, run as Brain-Score
+          runs it (NIPALS with scikit-learn's stopping rule, tol 1e-6 and 500 iterations per
+          component).
+        - ``"brainscore-ridge"``: ``RidgeCV`` over Brain-Score's ``ALPHA_LIST``
+          (:data:`BRAINSCORE_ALPHAS`, 99 values from 0.01 to 1e7) with one alpha for all
+          neuroids, chosen by the efficient leave-one-out mean squared error over all neuroids
+          of the training stimuli (its ``ridgecv`` metrics); computed by our
+          :class:`RidgeRegression` with ``alpha_per_target=False``, which is the same
+          estimator.
+        - ``"brainscore-ridge-alpha1"``: ``Ridge(alpha=1)``, the regression of Brain-Score's
+          metric registered as ``ridge``.
+        - ``"brainscore-linear"``: ``LinearRegression`` (metric ``linear_predictivity``), by
+          our :class:`LinearRegression`. With more features than training stimuli the least
+          squares problem has many exact solutions: ours returns the minimum-norm one (through
+          the SVD, the standard choice, and unchanged by adding or duplicating features),
+          while scikit-learn 1.5, which Brain-Score pins, does not return the minimum-norm
+          solution there, so the two preset scores then differ; with fewer features than
+          stimuli they agree. We keep the minimum-norm solution rather than copy that.
+
+        How our defaults differ, and why: the default ridge chooses one alpha per neuroid
+        (``alpha_per_target=True``) from 20 log-spaced alphas (1e-2…1e7), because neuroids of
+        one recording differ in noise level by orders of magnitude and one shared alpha
+        under-regularizes the noisy ones (the score moves by ~1e-3 against Brain-Score's
+        shared alpha); our default PLS iterates to convergence (so it is the same answer on
+        every machine and at every scale of the data); everything else — splits, correlation,
+        aggregation, ceiling — is Brain-Score's already. ``regression``, ``alphas``,
+        ``alpha_per_target``, ``cv`` and ``n_components`` are ignored with a preset (their
+        values in attrs are the preset's).
 
     Returns
     -------
@@ -282,6 +358,23 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
        Br. J. Psychol. 3, 296-322. Used for the noise ceiling.
     """
     backend, device = resolve(backend, device)   # bad options fail first; attrs record these
+    if preset is not None:
+        if preset not in PRESETS:
+            raise AnalysisError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+        given = {"n_splits": n_splits, "train_size": train_size, "split_by": split_by,
+                 "stratify_by": stratify_by, "seed": seed,
+                 "average_repetitions": average_repetitions, "protocol": protocol}
+        changed = [f"{k}={v!r}" for k, v in given.items() if v != _PRESET_PROTOCOL[k]]
+        if changed:
+            raise AnalysisError(f"preset={preset!r} fixes Brain-Score's protocol, but "
+                                f"{', '.join(changed)} was passed; leave these at their "
+                                "defaults or pass preset=None")
+        regression, regression_name = _preset_estimator(preset, backend, device, dtype)
+        if regression_name == "ridge":
+            alphas, alpha_per_target, cv = (regression.alphas, regression.alpha_per_target,
+                                            regression.cv)
+        elif regression_name == "pls":
+            n_components = 25
     inputs = {"source": source, "target": target}   # provenance of the data as given
     source = check_source(source)
     target = check_responses(target)
@@ -409,7 +502,7 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     if keep_predictions:
         data["prediction"] = (("split", "presentation", "neuroid"), predictions)
     parameters = {"regression": regression if isinstance(regression, str)
-                  else type(regression).__name__,
+                  else type(regression).__name__, "preset": preset or "none",
                   "n_splits": int(n_splits), "train_size": float(train_size), "split_by": split_by,
                   "stratify_by": stratify_by, "seed": int(seed), "protocol": protocol,
                   "average_repetitions": bool(average_repetitions),
@@ -419,7 +512,8 @@ def neural_predictivity(source: xr.DataArray, target: xr.DataArray, *, regressio
     if is_ridge:
         parameters.update(alphas=alphas.tolist(), alpha_per_target=bool(alpha_per_target),
                           cv=str(cv))
-    if isinstance(regression, str) and regression == "pls":
+    if (isinstance(regression, str) and regression == "pls") or (
+            preset is not None and regression_name == "pls"):
         parameters["n_components"] = int(n_components)
     attrs = {"stratified": int(stratified),
              "n_stimuli": int(target.sizes["presentation"]), "n_features": int(X.shape[1]),

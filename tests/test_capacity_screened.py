@@ -1,0 +1,90 @@
+"""The screened joint-QP solver (default of effective_geometry and correlated_capacity)."""
+
+import numpy as np
+import pytest
+import scipy.optimize
+
+from neurogeom.capacity.correlated import correlated_capacity
+from neurogeom.capacity.effective import effective_geometry
+from neurogeom.capacity.joint import solve_joint
+
+from geom_helpers import as_assembly
+
+
+def _clouds(seed=5, n_manifolds=5, n_points=8, n_features=30, radius=0.6):
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((n_manifolds, 1, n_features))
+    pts = (c + radius * rng.standard_normal((n_manifolds, n_points, n_features)))
+    return as_assembly(pts.reshape(-1, n_features), np.repeat(np.arange(n_manifolds), n_points))
+
+
+# Outputs of the solver path before the screened solver (main at 9fa9576, solver="active_set",
+# the default then), same data and seeds. Both solvers return the exact QP solution to a KKT
+# residual <= 1e-10 relative to 1 + |q|, so everything computed from it agrees to ~1e-9; 1e-8
+# relative leaves room for the summation order of 180 samples.
+OLD = {
+    0.0: {"effective": [0.597125260261236, 0.6549226506480788, 2.381030825180882,
+                        0.31868316068762936, 0.15145925916443062],
+          "effective_capacity": [0.5559380034779953, 0.5951414018851982, 0.6824952298817373,
+                                 0.5730879262663712, 0.5937279144202577],
+          "correlated": 0.5733314300676197,
+          "correlated_capacity": [0.6429852532281518, 0.5482007050339065, 0.5852538890866278,
+                                  0.5564929554455164, 0.5446812830710025]},
+    0.3: {"effective": [0.330142680968228, 0.6217285793397331, 2.1565101643313276,
+                        0.316341843611213, 0.14525137874235589],
+          "effective_capacity": [0.2885021631738771, 0.332696990158329, 0.39481288300580436,
+                                 0.3448287534108266, 0.30862151320718273],
+          "correlated": 0.31784104339504676,
+          "correlated_capacity": [0.35047834050968174, 0.3211797248958079, 0.3363947253925353,
+                                  0.30721436564642235, 0.2827562836823959]},
+}
+
+
+@pytest.mark.parametrize("kappa", [0.0, 0.3])
+def test_screened_reproduces_the_previous_solver(kappa):
+    # 40 points of 5 clouds in 30 dims: the correlated tensor (40 vectors) needs its ridge, so
+    # both the Cholesky and the dependent-rows paths of the restricted solve are exercised
+    a = _clouds()
+    e = effective_geometry(a, by="object_name", n_t=30, n_dichotomies=6, kappa=kappa, seed=3)
+    c = correlated_capacity(a, by="object_name", n_t=30, n_dichotomies=6, kappa=kappa, seed=3)
+    old = OLD[kappa]
+    got = [float(e.capacity_overall), float(e.radius_overall), float(e.dimension_overall),
+           float(e.center_alignment_overall), float(e.axis_alignment_overall)]
+    np.testing.assert_allclose(got, old["effective"], rtol=1e-8)
+    np.testing.assert_allclose(e.capacity, old["effective_capacity"], rtol=1e-8)
+    np.testing.assert_allclose(float(c.capacity_overall), old["correlated"], rtol=1e-8)
+    np.testing.assert_allclose(c.capacity, old["correlated_capacity"], rtol=1e-8)
+    assert e.attrs["solver"] == "screened" and e.attrs["max_kkt_residual"] < 1e-10
+
+
+def _slsqp(z, t, kappa):
+    """Independent per-sample reference: the primal min ||v - t||² s.t. z v >= kappa."""
+    res = scipy.optimize.minimize(lambda v: 0.5 * np.sum((v - t) ** 2), t, jac=lambda v: v - t,
+                                  constraints=[{"type": "ineq", "fun": lambda v: z @ v - kappa,
+                                                "jac": lambda v: z}],
+                                  method="SLSQP", options={"ftol": 1e-13, "maxiter": 1000})
+    assert np.min(z @ res.x - kappa) > -1e-7
+    return res.x
+
+
+@pytest.mark.parametrize("kappa", [0.0, 0.5])
+def test_screened_matches_a_generic_qp_solver(kappa):
+    # 48 points of 6 manifolds in 10 dims (more constraints than dimensions: active sets change
+    # from sample to sample). The first dichotomy's signed points all have z_0 >= 2, so a
+    # margin is feasible; the second is random (kappa = 0 only: always feasible).
+    rng = np.random.default_rng(11)
+    owner = np.repeat(np.arange(6), 8)
+    labels = np.array([rng.choice([-1.0, 1.0], 6), rng.choice([-1.0, 1.0], 6)])
+    coords = rng.standard_normal((48, 10))
+    coords[:, 0] = labels[0][owner] * (np.abs(coords[:, 0]) + 2.0)
+    n_dich = 2 if kappa == 0 else 1
+    t = rng.standard_normal((n_dich, 12, 10))
+    sol = solve_joint(coords, owner, labels[:n_dich], t, kappa)
+    for i, (d, b) in enumerate(np.ndindex(n_dich, 12)):
+        z = coords * labels[d][owner][:, None]
+        v = _slsqp(z, t[d, b], kappa)
+        # SLSQP's primal is accurate to ~1e-7 (ftol 1e-13 on the objective ½|v - t|²); the
+        # screened dual is exact to the KKT tolerance 1e-10, so their |v* - t|² agree to ~1e-6
+        assert sol.share[i].sum() == pytest.approx(np.sum((v - t[d, b]) ** 2), rel=1e-6,
+                                                   abs=1e-8)
+    assert sol.kkt.max() < 1e-10
