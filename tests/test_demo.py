@@ -34,7 +34,7 @@ def test_demo_quick_passes_its_planted_checks(demo):
     lines = stdout.strip().splitlines()
     assert lines[0] == lines[-1] == str(out.resolve())      # the folder, first and last
     checks = [line.strip() for line in lines if line.strip().startswith(("PASS", "FAIL"))]
-    assert len(checks) == 5, stdout
+    assert len(checks) == 6, stdout
     assert code == (1 if any(c.startswith("FAIL") for c in checks) else 0)
     assert code == 0, "\n".join(checks)
     for name in ("macaque_rsvp.nwb", "mouse_2p.nwb", "mouse_head_direction.nwb", "report.html"):
@@ -42,7 +42,8 @@ def test_demo_quick_passes_its_planted_checks(demo):
     results = sorted((out / "results").glob("*.nc"))
     kinds = {ng.io.open(p).attrs["analysis"] for p in results}
     assert {"manifold_capacity", "effective_geometry", "neural_predictivity",
-            "spectral_decomposition", "latent_dimensionality", "cvpca"} <= kinds
+            "spectral_decomposition", "latent_dimensionality", "cvpca", "manifold_alignment",
+            "decoding_accuracy", "layer_profile", "map_recordings"} <= kinds
     it = ng.io.open(out / "results" / "predictivity_IT_fc.nc")
     assert np.isfinite(float(it["score"])) and 0 < float(it["ceiling"]) <= 1
     text = (out / "report.html").read_text()
