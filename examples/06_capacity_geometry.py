@@ -21,7 +21,7 @@ import neurogeom as ng
 def main(out_dir: Path) -> dict:
     """Run the story; return each area's capacities and GLUE radius (the tests assert them)."""
     out_dir = Path(out_dir)
-    numbers = {}
+    numbers, results = {}, {}
     for area, radius in (("compact", 0.3), ("wide", 1.0)):
         raw = loaders.synthetic.object_manifolds(n_objects=20, n_images=5, n_neuroids=100,
                                                  n_repetitions=2, radius=radius, dimension=4,
@@ -41,6 +41,7 @@ def main(out_dir: Path) -> dict:
               f"  n* = {float(sim.n_star):.1f} of {sim.attrs['rank']} dims")
         for name, ds in (("glue", glue), ("correlated", corr), ("simulated", sim)):
             ng.io.to_netcdf(ds, out_dir / f"{area}_{name}.nc")
+            results[f"{area}_{name}"] = ds
         numbers[area] = {"radius": radius, "glue": float(glue.capacity_overall),
                          "glue_se": float(glue.capacity_overall_se),
                          "glue_radius": float(glue.radius_overall),
@@ -49,6 +50,10 @@ def main(out_dir: Path) -> dict:
                          "simulated_ci": (float(sim.capacity_overall_ci_low),
                                           float(sim.capacity_overall_ci_high))}
     print(f"results written to {out_dir}")
+    # the pictures: one self-contained HTML page and each figure as a PNG file
+    numbers["figures"] = [ng.report.html(results, out_dir / "report.html", title="Capacity geometry: GLUE, correlated and simulated capacity", dpi=60),
+                          *ng.report.save_figures(results, out_dir, dpi=60)]
+    print(f"report: {numbers['figures'][0]} and {len(numbers['figures']) - 1} PNG figures")
     return numbers
 
 

@@ -33,6 +33,7 @@ def main(out_dir: Path) -> dict:
     # r = sqrt(ceiling), so r slightly above the ceiling itself is expected for good models.
     print(f"noise ceiling (split-half, Spearman-Brown): {float(ceiling['ceiling']):.3f}")
     numbers = {"ceiling": float(ceiling["ceiling"])}
+    results = {"noise_ceiling": ceiling}
     for name, features in layers.items():
         ridge = ng.neural_predictivity(features, neural, regression="ridge")
         pls = ng.neural_predictivity(features, neural, regression="pls", n_components=25)
@@ -48,6 +49,7 @@ def main(out_dir: Path) -> dict:
               f", D_em {float(last['error_mode_dimension']):.2f}")
         ng.io.to_netcdf(ridge, out_dir / f"{name}_predictivity.nc")
         ng.io.to_netcdf(spec, out_dir / f"{name}_spectral.nc")
+        results.update({f"{name}_ridge": ridge, f"{name}_pls": pls, f"{name}_spectral": spec})
         numbers[name] = {
             "ridge_r": float(ridge["score"]), "pls_r": float(pls["score"]),
             "r2_over_ceiling": float(ridge["ceiled_score_r2_over_ceiling"]),
@@ -57,6 +59,10 @@ def main(out_dir: Path) -> dict:
             "error_mode_radius": float(last["error_mode_radius"]),
             "error_mode_dimension": float(last["error_mode_dimension"])}
     print(f"results written to {out_dir}")
+    # the pictures: one self-contained HTML page and each figure as a PNG file
+    numbers["figures"] = [ng.report.html(results, out_dir / "report.html", title="Model to brain: predictivity, noise ceiling, error modes", dpi=60),
+                          *ng.report.save_figures(results, out_dir, dpi=60)]
+    print(f"report: {numbers['figures'][0]} and {len(numbers['figures']) - 1} PNG figures")
     return numbers
 
 

@@ -52,8 +52,14 @@ def _story(out_dir: Path) -> dict:
               f"95% dimension {dim:g}")
     path = ng.io.to_netcdf(result, out_dir / "latent_dimensionality.nc")
     print(f"saved {path}")
-    return {"ring_participation_ratio": float(ring_pr), "cvpca_dimension": linear_dims,
-            **{f"{method}_dimension": dim for method, dim in dimensions.items()}}
+    numbers = {"ring_participation_ratio": float(ring_pr), "cvpca_dimension": linear_dims,
+               **{f"{method}_dimension": dim for method, dim in dimensions.items()}}
+    results = {"cvpca": spectrum, "latent_dimensionality": result}
+    # the pictures: one self-contained HTML page and each figure as a PNG file
+    numbers["figures"] = [ng.report.html(results, out_dir / "report.html", title="Latent dimensionality: cvPCA, ridge RRR and NCE", dpi=60),
+                          *ng.report.save_figures(results, out_dir, dpi=60)]
+    print(f"report: {numbers['figures'][0]} and {len(numbers['figures']) - 1} PNG figures")
+    return numbers
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def main(out_dir: Path, n_sessions: int = 2, workers=None, n_units: int = 48) ->
     print(f"resume: {again.attrs['resumed']} sessions read from {store}, {len(calls)} "
           "analyses ran again (the broken file is retried and fails in its load)")
     print(f"saved {store / 'map_recordings.nc'}")
-    return {"status": {str(k): str(v) for k, v in zip(result["recording"].values,
+    numbers = {"status": {str(k): str(v) for k, v in zip(result["recording"].values,
                                                      result["status"].values)},
             "error": str(result["error"].sel(recording="site9_copy_failed").values),
             "capacity": {str(k): float(v) for k, v in zip(ok["recording"].values,
@@ -87,6 +87,12 @@ def main(out_dir: Path, n_sessions: int = 2, workers=None, n_units: int = 48) ->
             "recomputed": len(calls),
             "same_after_resume": bool(again["capacity_overall"].equals(
                 result["capacity_overall"]))}
+    results = {"sessions": result}
+    # the pictures: one self-contained HTML page and each figure as a PNG file
+    numbers["figures"] = [ng.report.html(results, out_dir / "report.html", title="Capacity per session (map_recordings)", dpi=60),
+                          *ng.report.save_figures(results, out_dir, dpi=60)]
+    print(f"report: {numbers['figures'][0]} and {len(numbers['figures']) - 1} PNG figures")
+    return numbers
 
 
 if __name__ == "__main__":

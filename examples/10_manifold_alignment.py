@@ -92,7 +92,7 @@ def main(outdir, *, digits=(0, 1, 3, 7, 8), n_exemplars=4, n_t=100) -> dict:
     def per_layer(ds, name, **sel):
         return {layer: float(ds[name].sel(layer=layer, **sel)) for layer in layers}
 
-    return {
+    numbers = {
         "images": len(images),
         "cross_subspace_alignment": float(cross["subspace_alignment_mean"]),
         "cross_dims": dict(cross.sizes),
@@ -107,6 +107,14 @@ def main(outdir, *, digits=(0, 1, 3, 7, 8), n_exemplars=4, n_t=100) -> dict:
         "procrustes_pvalue": per_layer(profile, "procrustes_alignment_pvalue", region="IT"),
         "saved": ng.io.open(path).identical(profile),
     }
+    results = {"identity_vs_position_fc": cross, "identity_fc_trained": within["trained"],
+               "identity_fc_untrained": within["untrained"], "layer_profile": profile,
+               "layer_profile_untrained": baseline}
+    # the pictures: one self-contained HTML page and each figure as a PNG file
+    numbers["figures"] = [ng.report.html(results, outdir / "report.html", title="Manifold alignment and the layer profile", dpi=60),
+                          *ng.report.save_figures(results, outdir, dpi=60)]
+    print(f"report: {numbers['figures'][0]} and {len(numbers['figures']) - 1} PNG figures")
+    return numbers
 
 
 if __name__ == "__main__":

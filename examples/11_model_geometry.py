@@ -135,8 +135,13 @@ def main(outdir, size: str = "full") -> dict:
                 f"{result[key].values[i, j]:11.3f}" for i in range(len(names))))
     print(f"{'attack_success_rate (eps 0.1)':34s}" + "".join(f"{v:11.3f}" for v in success))
     print(f"wrote {outdir / 'model_geometry.nc'}")
+    # the report: this combined table has no figure kind of its own, so the page shows its
+    # headline numbers, variables and references
+    report = ng.report.html({"model_geometry": result}, outdir / "report.html",
+                            title="Model geometry: untrained, MMCR and supervised networks")
+    print(f"report: {report}")
     return {"result": result, "path": outdir / "model_geometry.nc",
-            "loss": history.loss.values}
+            "loss": history.loss.values, "report": report}
 
 
 if __name__ == "__main__":

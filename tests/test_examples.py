@@ -20,6 +20,23 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 # test_capacity_mft.py::test_ball_capacity_formula_matches_table)
 BALL_D5 = {0.3: 0.8525, 1.0: 0.3333}
 POINT_CAPACITY = 2.0  # κ = 0: a single point, the most separable manifold there is
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_pictures(paths, out_dir: Path, n_figures: int) -> None:
+    """The example wrote its report page and its figures with neurogeom.report: ``paths`` is
+    [report.html, *PNG files], all in ``out_dir``; the page embeds the same figures as data
+    URIs and every result got its picture (no 'no figure' note)."""
+    page, *pngs = paths
+    assert page == out_dir / "report.html" and page.is_file()
+    text = page.read_text(encoding="utf-8")
+    assert text.count("src='data:image/png;base64,") == n_figures
+    assert "no figure for this result" not in text
+    assert len(pngs) == n_figures and len(set(pngs)) == n_figures
+    for png in pngs:
+        assert png.parent == out_dir and png.suffix == ".png", png
+        data = png.read_bytes()
+        assert data[:8] == PNG_SIGNATURE and len(data) > 1000, png
 
 
 def run_example(stem: str, out_dir: Path, **options) -> dict:
@@ -102,6 +119,7 @@ def test_manifold_capacity(tmp_path):
         # anchors lie inside the ball (plus the averaged trial noise): R_M stays near or below R
         assert n[radius]["radius"] < 1.2 * radius
     assert n[0.3]["capacity"] > 1.5 * n[1.0]["capacity"]   # wider manifolds: lower capacity
+    assert_pictures(n["figures"], tmp_path, 2)              # one capacity figure per radius
 
 
 def test_capacity_geometry(tmp_path):
@@ -123,6 +141,7 @@ def test_capacity_geometry(tmp_path):
         assert n["compact"][name] > n["wide"][name], name
     # the GLUE effective radius explains the drop
     assert n["compact"]["glue_radius"] < n["wide"]["glue_radius"]
+    assert_pictures(n["figures"], tmp_path, 6)    # GLUE, correlated, simulated per area
 
 
 def test_model_to_brain(tmp_path):
@@ -147,6 +166,8 @@ def test_model_to_brain(tmp_path):
     assert good["ridge_r"] > 0.85 and good["r2_over_ceiling"] > 0.85
     assert poor["ridge_r"] < good["ridge_r"] - 0.15 and poor["pls_r"] < good["pls_r"]
     assert good["theory_error"] < poor["theory_error"]
+    # the ceiling, then per layer ridge, PLS and spectral: one figure each
+    assert_pictures(n["figures"], tmp_path, 7)
 
 
 def test_latent_dimensionality(tmp_path):
@@ -158,6 +179,7 @@ def test_latent_dimensionality(tmp_path):
     assert n["nce_dimension"] == 2
     assert 3 <= n["rrr_dimension"] <= 5
     assert n["cvpca_dimension"] > 2
+    assert_pictures(n.pop("figures"), tmp_path, 2)      # the cvPCA spectrum, d by method
     assert np.isfinite(list(n.values())).all()
 
 
@@ -173,6 +195,8 @@ def test_batch_sessions(tmp_path):
     assert 0 < n["capacity"]["site1_wide"] < n["capacity"]["site0_compact"] < POINT_CAPACITY
     # resume read the finished sessions back and ran no analysis again
     assert n["resumed"] == 2 and n["recomputed"] == 0 and n["same_after_resume"]
+    # the batch summary, then the capacity figure of each session that succeeded
+    assert_pictures(n["figures"], tmp_path, 1 + 2)
 def test_manifold_alignment(tmp_path):
     # small: 4 digits x 3 exemplars x 4 positions, n_t = 50
     n = run_example("10_manifold_alignment", tmp_path, digits=(0, 1, 3, 7), n_exemplars=3,
@@ -191,6 +215,8 @@ def test_manifold_alignment(tmp_path):
     assert n["predictivity"]["fc"] > 0.9
     assert n["center_alignment_similarity"]["fc"] > 0.9
     assert n["saved"]
+    # three alignment results, the profile (geometry + predictivity), the untrained profile
+    assert_pictures(n["figures"], tmp_path, 3 + 2 + 1)
 def test_model_geometry(tmp_path):
     import torch
     from neurogeom.io import open as open_result
@@ -220,3 +246,7 @@ def test_model_geometry(tmp_path):
     for key in ("augmentation_capacity", "translation_capacity", "class_capacity",
                 "adversarial_capacity"):
         assert np.isfinite(r[key].values).all() and (r[key] > 0).all(), key
+    # the combined table has no figure kind: its report page shows the numbers and references
+    page = n["report"].read_text(encoding="utf-8")
+    assert n["report"] == tmp_path / "report.html" and "probe_accuracy" in page
+    assert "Yerxa" in page and "Sompolinsky" in page      # MMCR and MFT citations

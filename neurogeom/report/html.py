@@ -22,7 +22,7 @@ from .._version import __version__
 from ..errors import AnalysisError, StorageError
 from .plots import figures, headline_variable
 
-__all__ = ["html", "headline_numbers", "figure_data_uri"]
+__all__ = ["html", "save_figures", "headline_numbers", "figure_data_uri"]
 
 _STYLE = """
 body{font-family:sans-serif;margin:2em auto;max-width:72em;color:#222;line-height:1.4}
@@ -253,3 +253,52 @@ def html(results, path, title: str | None = None, *, dpi: int = 90) -> Path:
         raise StorageError(f"cannot write the report {path}: {exc}") from exc
 
 
+
+
+def save_figures(results, folder, *, prefix: str = "", dpi: int = 72) -> list[Path]:
+    """Write every figure of :func:`neurogeom.report.figures` for each result as a PNG file.
+
+    Parameters
+    ----------
+    results : Dataset, path, or a sequence or mapping of them
+        As for :func:`html`; a mapping's keys name the files.
+    folder : str or Path
+        Where the files go (created if missing); each is written atomically
+        (:func:`neurogeom.io.atomic_write`).
+    prefix : str
+        Put in front of every file name.
+    dpi : int
+        Resolution of the PNG files.
+
+    Returns
+    -------
+    list of Path
+        ``folder / f"{prefix}{label}_{i}.png"`` for the ``i``-th figure of the result labelled
+        ``label`` (characters other than letters, digits, ``.``, ``-`` and ``_`` become ``_``),
+        in the order of the results. Results of kinds without a picture add no file.
+
+    Raises
+    ------
+    StorageError
+        A file cannot be written.
+    AnalysisError
+        No results, or an item that is neither a Dataset nor a path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    folder = Path(folder)
+    written = []
+    for label, ds in _as_results(results):
+        stem = prefix + "".join(c if c.isalnum() or c in "._-" else "_" for c in label)
+        for i, fig in enumerate(figures(ds)):
+            FigureCanvasAgg(fig)
+
+            def write(tmp, fig=fig):
+                fig.savefig(tmp, format="png", dpi=dpi)
+
+            try:
+                written.append(io.atomic_write(folder / f"{stem}_{i}.png", write, suffix=".png"))
+            except OSError as exc:
+                raise StorageError(f"cannot write the figure {folder / f'{stem}_{i}.png'}: "
+                                   f"{exc}") from exc
+    return written

@@ -268,7 +268,9 @@ def predictivity(ds: xr.Dataset):
             ax.plot(x, series[:, j], "o-", color=f"C{j}", label=regions[j])
             if "ceiling" in ds.data_vars:
                 ceiling = ds["ceiling"]
-                c = float(ceiling.values.ravel()[j] if ceiling.size > 1 else ceiling)
+                # one ceiling per region (a single region keeps its length-1 'region' dim)
+                values = np.asarray(ceiling.values, dtype=float).ravel()
+                c = float(values[j] if values.size > 1 else values[0])
                 ax.axhspan(0.9 * c, c, color=f"C{j}", alpha=0.15)
                 ax.axhline(c, color=f"C{j}", ls=":", lw=1)
         ax.set_xticks(x, _labels(ds, "layer"), rotation=30, ha="right")
