@@ -11,7 +11,8 @@ divide by a power of two before anything else, so those scales must give bit-ide
 A decimal scale (1e80) rounds every input entry once, a relative perturbation of at most 2⁻⁵³;
 the results are smooth functions of the inputs (QPs solved to KKT residual 1e-10, closed-form
 regressions), so they move by that perturbation times a modest condition number. Measured
-differences are below 1e-14 (capacity) and 1e-14 (scores); rtol = 1e-9 leaves room for the
+differences are below 1e-14 (capacity) and 1e-14 (scores); rtol = 1e-9 (1e-8 for the screened
+solver of effective/correlated capacity, see RTOL_SCREENED) leaves room for the
 conditioning of other data while still catching any real dependence on scale (before the fix,
 1e±80 moved MFT capacity by 6% and 1e±200 failed outright).
 """
@@ -29,6 +30,12 @@ from neurogeom.regression.ceiling import noise_ceiling
 
 DECIMAL = [1e-200, 1e-80, 1e80, 1e200]
 RTOL = 1e-9
+#: effective and correlated capacity use the screened joint-QP solver, which accepts a sample's
+#: solution at a KKT residual up to 1e-9 (``joint._REFINE_ABOVE``) rather than 1e-10: a 2⁻⁵³
+#: input perturbation can end a sample's solve at a different point within that residual, and
+#: the capacity (a mean of 1/‖v‖² over samples) moves by a small multiple of it (measured:
+#: 1.8e-9 at 1e-200)
+RTOL_SCREENED = 1e-8
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +72,8 @@ def test_capacity_is_the_same_at_every_scale(manifolds, method):
     for s in DECIMAL:
         res = _quiet(run, manifolds * s)
         for name in names:
-            np.testing.assert_allclose(np.asarray(res[name]), np.asarray(ref[name]), rtol=RTOL,
+            rtol = RTOL_SCREENED if method in ("glue", "correlated") else RTOL
+            np.testing.assert_allclose(np.asarray(res[name]), np.asarray(ref[name]), rtol=rtol,
                                        err_msg=f"{method} {name} at scale {s:g}")
     for k in (-600, 600):   # powers of two: exact, so bit-identical
         res = _quiet(run, manifolds * 2.0 ** k)
