@@ -26,7 +26,9 @@ test: $(STAMP) browser
 # when it is missing and apt-get can run (root, online); otherwise that test says it skipped
 browser:
 	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-	  [ "$$(id -u)" = 0 ] && apt-get install -y -qq chromium >/dev/null 2>&1; } || \
+	  [ "$$(id -u)" = 0 ] && { apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1 && \
+	    apt-get install -y -qq chromium >/dev/null 2>&1; }; }; } || \
 	  echo "note: chromium not installed; the report's browser test will be skipped"
 
 slow: $(STAMP)
