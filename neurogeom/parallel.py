@@ -8,7 +8,9 @@ machine opens the file (or URL) itself.
 
 Scheduling is Dask's own (Rocklin 2015):
 
-- no ``client`` and no ``workers``: Dask's local threaded scheduler, nothing to start;
+- no ``client`` and no ``workers``: Dask's local threaded scheduler running one recording at a
+  time (BLAS on every core; threads of one process do not speed up the GIL-bound analyses),
+  nothing to start;
 - ``workers=N``: a :class:`distributed.LocalCluster` of ``N`` single-threaded worker processes
   on 127.0.0.1, closed afterwards;
 - ``client=``: a :class:`distributed.Client` or a scheduler address (``tcp://host:8786``), so
@@ -319,11 +321,18 @@ def _show_progress(progress) -> bool:
 
 
 def _run_local(tasks, retries, blas_threads, store, progress):
-    """Dask's threaded scheduler: one delayed per recording, failures returned as values."""
+    """Dask's local threaded scheduler with one task at a time, BLAS on every core; failures
+    returned as values.
+
+    One thread, not one per core: the analyses are many small numpy calls that hold the GIL
+    between them, so tasks in threads of one process slow each other down (capacity per
+    region on 8 sessions, benchmarks/parallel.py: 4.16 s in 2 threads vs 2.75 s one after
+    another). Parallelism across recordings comes from processes: ``workers=`` or ``client=``.
+    """
     import dask
 
-    n_threads = max(1, min(len(tasks), os.cpu_count() or 1))
-    blas = blas_threads if blas_threads is not None else max(1, (os.cpu_count() or 1) // n_threads)
+    n_threads = 1
+    blas = blas_threads
     delayed = [dask.delayed(_attempts, pure=False)(retries, key, source, load, analysis, None,
                                                    store)
                for key, source, load, analysis in tasks]
@@ -606,7 +615,8 @@ def map_recordings(sources, analysis: Callable, load: Callable | None = None, *,
         declarative ``loaders.from_spec({"kind": "spikes", "intervals": "trials", ...})``.
     client : distributed.Client or str, optional
         An existing client, or a scheduler address (``"tcp://host:8786"``) to connect to (the
-        connection is closed afterwards). Default: Dask's local threaded scheduler.
+        connection is closed afterwards). Default: Dask's local threaded scheduler, one
+        recording at a time (see ``workers`` for parallel processes).
     workers : int, optional
         Start a :class:`distributed.LocalCluster` with this many single-threaded worker
         processes on 127.0.0.1 for this call, and close it afterwards.
@@ -627,9 +637,9 @@ def map_recordings(sources, analysis: Callable, load: Callable | None = None, *,
         ``distributed.progress`` on a cluster) on stderr when it is a terminal; ``"always"``
         shows it anyway, ``False`` never.
     blas_threads : int, optional
-        BLAS/OpenMP threads per task (threadpoolctl). Default: each task's share of its host's
-        cores (cores divided by the worker threads on that host), so N workers on N cores do
-        not oversubscribe.
+        BLAS/OpenMP threads per task (threadpoolctl). Default: on a cluster, each task's share
+        of its host's cores (cores divided by the worker threads on that host), so N workers on
+        N cores do not oversubscribe; without one, BLAS as configured (every core).
 
     Returns
     -------
