@@ -5,12 +5,22 @@ from __future__ import annotations
 _CONTROLLER = None
 
 
-def single_threaded_blas():
-    """Context manager limiting BLAS/LAPACK to one thread, for loops of small matrix operations
-    where threads only add synchronization (cheap to enter: the threadpoolctl controller, which
-    scans the loaded libraries, is built once and reused)."""
+def _controller():
     global _CONTROLLER
     if _CONTROLLER is None:
         from threadpoolctl import ThreadpoolController
         _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
+    return _CONTROLLER
+
+
+def limit_threads(n: int):
+    """Limit BLAS and OpenMP (torch's, too) to ``n`` threads; returns the threadpoolctl limiter,
+    whose ``restore_original_limits()`` undoes it (the controller is reused, as below)."""
+    return _controller().limit(limits=int(n))
+
+
+def single_threaded_blas():
+    """Context manager limiting BLAS/LAPACK to one thread, for loops of small matrix operations
+    where threads only add synchronization (cheap to enter: the threadpoolctl controller, which
+    scans the loaded libraries, is built once and reused)."""
+    return _controller().limit(limits=1, user_api="blas")

@@ -19,7 +19,6 @@ import re
 import shutil
 import stat
 import tempfile
-import threading
 import time
 import uuid
 from io import FileIO, RawIOBase
@@ -30,6 +29,7 @@ from typing import Hashable
 import numpy as np
 import xarray as xr
 
+from ._process import SharedSetting
 from .errors import AssemblyError, LoaderError, NeurogeomError, StorageError
 
 __all__ = ["to_netcdf", "open", "atomic_write", "atomic_write_dir", "check_destination", "attr_problem",
@@ -370,8 +370,15 @@ class _GuardedFile(RawIOBase):
                 self._keep(exc)
 
 
-_LOCAL_WRITES = {"depth": 0, "config": None}
-_LOCAL_WRITES_LOCK = threading.Lock()
+def _threaded_scheduler():
+    import dask
+
+    return dask.config.set(scheduler="threads")    # applied here; __exit__ restores
+
+
+#: Dask's threaded scheduler while any write of this process runs (see _local_scheduler)
+_LOCAL_WRITES = SharedSetting(_threaded_scheduler,
+                              lambda config: config.__exit__(None, None, None))
 
 
 @contextlib.contextmanager
@@ -381,28 +388,15 @@ def _local_scheduler():
     With a distributed Client active (or inside a Dask worker) xarray guards a write with a
     distributed lock named after the target, which a file object cannot be; the write happens
     in this process, so a local lock is the right one. The setting is process-wide, so
-    concurrent writes (threads) share it: the first sets it, the last restores it (nested
-    per-write settings would restore each other's values out of order).
+    concurrent writes (threads) share it (:class:`~neurogeom._process.SharedSetting`).
     """
     import sys
 
     if "distributed" not in sys.modules:    # no client or worker can exist: nothing to do
         yield
         return
-    import dask
-
-    with _LOCAL_WRITES_LOCK:
-        if _LOCAL_WRITES["depth"] == 0:
-            _LOCAL_WRITES["config"] = dask.config.set(scheduler="threads")
-        _LOCAL_WRITES["depth"] += 1
-    try:
+    with _LOCAL_WRITES.held():
         yield
-    finally:
-        with _LOCAL_WRITES_LOCK:
-            _LOCAL_WRITES["depth"] -= 1
-            if _LOCAL_WRITES["depth"] == 0:
-                _LOCAL_WRITES["config"].__exit__(None, None, None)
-                _LOCAL_WRITES["config"] = None
 
 
 def _write_h5netcdf(ds: xr.Dataset, tmp) -> None:

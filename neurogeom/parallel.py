@@ -44,7 +44,6 @@ import math
 import os
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePath
@@ -53,6 +52,8 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import xarray as xr
 
+from ._blas import limit_threads
+from ._process import SharedSetting
 from ._results import REFERENCES, attr_value, build_result
 from .errors import AnalysisError, LoaderError, NeurogeomError, format_list
 
@@ -162,8 +163,8 @@ class RecordingFailed(Exception):
         return self.message
 
 
-_BLAS_LOCK = threading.Lock()
-_BLAS_STATE = {"depth": 0, "limiter": None}
+#: the BLAS/OpenMP limit of :func:`_blas_threads`, shared by the tasks of this process
+_BLAS_LIMIT = SharedSetting(limit_threads, lambda limiter: limiter.restore_original_limits())
 
 
 @contextlib.contextmanager
@@ -171,25 +172,14 @@ def _blas_threads(n: int | None):
     """Limit BLAS/OpenMP to ``n`` threads while any task of this process runs.
 
     threadpoolctl changes a process-wide setting, so concurrent tasks in one worker share one
-    limit: the first task to enter sets it and the last to leave restores it (a per-task
-    enter/exit would restore a neighbour's value in the wrong order).
+    limit (:class:`~neurogeom._process.SharedSetting`: the first task to enter sets it and the
+    last to leave restores it).
     """
     if not n:
         yield
         return
-    with _BLAS_LOCK:
-        if _BLAS_STATE["depth"] == 0:
-            from threadpoolctl import threadpool_limits
-            _BLAS_STATE["limiter"] = threadpool_limits(limits=int(n))
-        _BLAS_STATE["depth"] += 1
-    try:
+    with _BLAS_LIMIT.held(n):
         yield
-    finally:
-        with _BLAS_LOCK:
-            _BLAS_STATE["depth"] -= 1
-            if _BLAS_STATE["depth"] == 0:
-                _BLAS_STATE["limiter"].restore_original_limits()
-                _BLAS_STATE["limiter"] = None
 
 
 def _one_line(text: str) -> str:
