@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 import time
 import uuid
 from io import FileIO, RawIOBase
@@ -114,18 +113,57 @@ def atomic_write(path, write, *, suffix: str = ".tmp") -> Path:
     _make_parent(path)
     _sweep_stale(path)
     mode = _mode_for(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    except OSError as exc:
-        raise (_storage_error(path, exc) or StorageError(
-            f"cannot write {path}: cannot create files in {path.parent} ({exc.strerror or exc})")
-               ) from exc
-    with _removed_on_error(tmp, path):     # from the moment the temporary exists
-        os.close(fd)
+    made: list[Path] = []
+    try:    # from before the temporary exists: an interrupt at any point finds and removes it
+        try:
+            tmp = _new_temp(path, path.parent, suffix, made)
+        except OSError as exc:
+            raise (_storage_error(path, exc) or StorageError(
+                f"cannot write {path}: cannot create files in {path.parent} "
+                f"({exc.strerror or exc})")) from exc
         write(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except BaseException as exc:
+        for name in made:
+            _remove(name)
+        if isinstance(exc, OSError) and not isinstance(exc, NeurogeomError):
+            error = _storage_error(path, exc)
+            if error is not None:
+                raise error from exc
+        raise
     return path
+
+
+_TOKEN = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def _new_temp(path: Path, folder: Path, suffix: str, made: list) -> Path:
+    """Create an empty temporary ``folder/.NAME.XXXXXXXX<suffix>`` (mode 0o600) for ``path``.
+
+    Each name is appended to ``made`` *before* the file is created, so a caller that removes
+    everything in ``made`` on any exception also removes a file created just before a signal
+    handler raised (between the system call and the assignment of its result, which
+    ``tempfile.mkstemp`` cannot guard). A name that turns out to exist belongs to someone else
+    and is taken out of ``made`` again.
+    """
+    import secrets
+
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        name = folder / f".{path.name}.{''.join(secrets.choice(_TOKEN) for _ in range(8))}{suffix}"
+        made.append(name)
+        try:
+            fd = os.open(name, flags, 0o600)
+        except FileExistsError:
+            made.pop()
+            continue
+        except OSError:
+            made.pop()
+            raise
+        os.close(fd)
+        return name
+    raise FileExistsError(errno.EEXIST, f"no free temporary name in {folder} for {path.name}")
 
 
 def atomic_write_dir(path, write) -> Path:
@@ -199,14 +237,15 @@ def check_destination(path, *, sources=(), probe: bool = True) -> Path:
     if not existing.is_dir():
         raise StorageError(f"cannot write {path}: {existing} is not a directory")
     if probe:
-        try:
-            # its own suffix, so it is never taken for the write's temporary (".tmp")
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=existing)
+        made: list[Path] = []
+        try:    # its own suffix, so it is never taken for the write's temporary (".tmp")
+            _new_temp(path, existing, ".probe", made)
         except OSError as exc:
             raise StorageError(f"cannot write {path}: cannot create files in {existing} "
                                f"({exc.strerror or exc})") from exc
-        os.close(fd)
-        _remove(tmp)
+        finally:
+            for name in made:
+                _remove(name)
     return path
 
 

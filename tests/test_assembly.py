@@ -1,6 +1,7 @@
 """The Assembly contract: each rule, each bad input, and exact round trips."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -303,6 +304,30 @@ def test_netcdf_write_is_atomic(tmp_path, assembly, monkeypatch):
         ngio.to_netcdf(assembly * 2, path)
     assert path.read_bytes() == before                       # old file intact
     assert os.listdir(tmp_path) == ["a.nc"]                 # no temp file left
+
+
+@pytest.mark.parametrize("probe", [False, True])
+def test_interrupt_just_after_the_temporary_is_created_leaves_nothing(tmp_path, monkeypatch, probe):
+    """A signal handler can raise between the system call that creates the temporary (or the
+    destination check's probe) and the line that keeps its name: the file must still go."""
+    path = tmp_path / "a.nc"
+    path.write_bytes(b"old")
+    real_open = os.open
+
+    def open_then_interrupt(name, flags, *args):
+        fd = real_open(name, flags, *args)
+        if flags & os.O_CREAT:
+            raise KeyboardInterrupt     # as a SIGINT handler would, before fd is bound
+        return fd
+
+    monkeypatch.setattr(ngio.os, "open", open_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        if probe:
+            ngio.check_destination(path)
+        else:
+            ngio.atomic_write(path, lambda tmp: Path(tmp).write_bytes(b"new"))
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["a.nc"]
 
 
 def test_open_bad_files(tmp_path):
