@@ -308,9 +308,13 @@ def test_latent_dimensionality_both_methods_on_continuous_data(tmp_path):
 
     90 neurons (30 sources place the angle within 1/60 of the circle, so the best model gets
     close to the noise-limited R²), 1,500 time bins in 10 chunks, a window of 2 bins. NCE
-    reaches 95% of the best R² at d = 2, the true dimension; linear RRR needs more (4 measured
-    for splits seeded 0..3; SCIENCE.md §8). Both reach 95% within dims 1..5, so neither
-    estimate is NaN and no "never reach 95%" warning is raised.
+    reaches 95% of the best R² at d = 2, the true dimension, or at d = 3: the d = 2 fit of a
+    step readout through a 2-unit bottleneck sits at the 95% line (above it in the CI runs
+    of 2026-11/12; 0.937 of the best on an AMD EPYC with AVX-512 kernels, where d = 3 gives
+    0.956), so which side it falls on depends on the CPU's float kernels, not on the method.
+    Linear RRR needs more than NCE (4 measured for splits seeded 0..3; SCIENCE.md §8). Both
+    reach 95% within dims 1..5, so neither estimate is NaN and no "never reach 95%" warning is
+    raised.
     """
     a = loaders.synthetic.ring_model(90, 1500, noise=0.1, seed=0)
     with warnings.catch_warnings():
@@ -323,8 +327,8 @@ def test_latent_dimensionality_both_methods_on_continuous_data(tmp_path):
     assert np.isfinite(ds["r2"].values).all()
     assert ds["nce_epochs"].values.min() >= 1
     dimension = ds["dimension"].isel(split=0)
-    assert float(dimension.sel({"method": "nce"})) == 2
-    assert float(dimension.sel({"method": "rrr"})) >= 3
+    nce, rrr = float(dimension.sel({"method": "nce"})), float(dimension.sel({"method": "rrr"}))
+    assert nce in (2.0, 3.0) and rrr >= 3 and nce < rrr
     back = ngio.open(ngio.to_netcdf(ds, tmp_path / "ld.nc"))
     xr.testing.assert_allclose(back["r2"], ds["r2"])
 
