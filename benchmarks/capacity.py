@@ -22,11 +22,14 @@ which is the structure of the reference ``mftma`` that calls ``cvxopt.solvers.qp
 (``loaders.synthetic.digits_convnet``) on translated digits (10 digits × 45 images: 5 exemplars
 at 9 positions), one manifold per digit, per layer. ``manifold_capacity`` runs end to end at its
 defaults (center-correlation step with restarts and its spread included) against a reference
-pipeline run here in the same process: the reference's center step (``mftma``'s ``fun_FA``:
-10 random starts per K, each optimized alone to its tolerances gtol 1e-6, ftol 1e-8, up to
-20000 iterations, the "most stable" start kept; optimized with our Riemannian BB optimizer, as
-pymanopt is not installed, which is faster than its conjugate gradient) followed by one
-``cvxopt.solvers.qp`` per Gaussian sample on every manifold (no scaling). It also times the QP
+pipeline run here in the same process, as ``mftma`` ``manifold_analysis_corr`` runs it: its
+center step (``fun_FA``: for K = 1, 2, … 10 runs of pymanopt's ``ConjugateGradient`` on the
+Stiefel manifold with an autograd cost, at pymanopt's default stopping rules, the "most stable"
+run kept, K by its stopping rule; see :func:`reference_center_step_pymanopt`) followed by one
+``cvxopt.solvers.qp`` per Gaussian sample on every manifold (no scaling). Fallbacks, labeled in
+the output, when the ``bench`` extra is incomplete: our BB optimizer for the runs when pymanopt
+or autograd is missing, per-QP compiled NNLS when cvxopt is (both faster than what they replace,
+so the ratio is understated). It also times the QP
 stage alone on the CNN manifolds, whose Gram matrices are ill-conditioned (L/μ ≈ 1e3–1e4), so
 they take the ADMM + polish path of ``capacity/qp.py``, and prints where the time goes.
 
@@ -165,51 +168,143 @@ def cnn_assemblies(layers):
     return loaders.model_activations(net, images, list(layers), metadata=meta, progress=False)
 
 
-def reference_center_step(centers, n_reps=10, seed=0):
-    """The reference's center step (``mftma`` ``fun_FA``), one start at a time: for K = 1..maxK,
-    ``n_reps`` starts [random mixture of centers, subspace kept at K − 1], each optimized to
-    gtol 1e-6 / ftol 1e-8 / 20000 iterations, keeping the start that keeps the most of every
-    center; K minimizes the residual mean |cos|. Returns V (N, K) in the ambient space."""
-    from neurogeom.capacity.centers import mean_abs_cosine, stiefel_minimize
-
-    rng = np.random.default_rng(seed)
+def _reference_basis(centers):
+    """mftma ``fun_FA``'s setup: mean-subtracted centers X (P × (P − 1)) in the basis of the
+    thin QR of their transpose, that basis (N × (P − 1)), and maxK (its rule: the index where
+    the cumulative center variance passes 95%, plus 11; capped here at P − 2, which the
+    reference does not do: K = P − 1 would leave no dimension)."""
     P = centers.shape[0]
     Xb = centers - centers.mean(axis=0)
-    U, s, Vt = np.linalg.svd(Xb, full_matrices=False)
-    r = P - 1
-    X = U[:, :r] * s[:r]
+    Q, _ = np.linalg.qr(Xb.T)
+    Q = Q[:, :P - 1]
+    s = np.linalg.svd(Xb, compute_uv=False)
     total = np.cumsum(s ** 2) / np.sum(s ** 2)
-    max_k = min(int(np.argmax(np.where(total < 0.95, total, 0))) + 11, r - 1)
-    V1, residuals, kept = None, [], []
+    max_k = min(int(np.argmax(np.where(total < 0.95, total, 0))) + 11, P - 2)
+    return Xb @ Q, Q, max_k
+
+
+def _reference_k_loop(X, max_k, n_reps, optimize):
+    """mftma ``fun_FA``'s loop over K: ``n_reps`` optimizations per K (``optimize(k)`` returns
+    one orthonormal (P − 1) × k solution), the one with the largest "stability"
+    min_μ ||residual center μ|| / ||center μ|| kept; the residual mean |cos| per K; stop after
+    three consecutive increases (K > 4); K = the lowest residual. Returns (K, V per K)."""
+    from neurogeom.capacity.centers import mean_abs_cosine
+
+    norms = np.linalg.norm(X, axis=1)
+    residuals, kept = [], []
     for k in range(1, max_k + 1):
-        best, best_v = -1.0, None
+        best, best_v = 0.0, None
         for _ in range(n_reps):
-            v = rng.standard_normal(P) @ X
-            V0 = v[:, None] if V1 is None else np.hstack([v[:, None], V1])
-            V, _, _ = stiefel_minimize(np.linalg.qr(V0)[0], X, max_iter=20000, gtol=1e-6,
-                                       ftol=1e-8)
-            stability = np.min(np.linalg.norm(X - X @ V @ V.T, axis=1)
-                               / np.linalg.norm(X, axis=1))
+            V = optimize(k)
+            stability = np.min(np.linalg.norm(X - X @ V @ V.T, axis=1) / norms)
             if stability > best:
                 best, best_v = stability, V
-        V1 = best_v
-        residuals.append(mean_abs_cosine(X - X @ V1 @ V1.T))
-        kept.append(V1)
+        residuals.append(mean_abs_cosine(X - X @ best_v @ best_v.T))
+        kept.append(best_v)
         if k > 4 and residuals[-1] > residuals[-2] > residuals[-3] > residuals[-4]:
             break
-    K = int(np.argmin(residuals)) + 1
-    return Vt[:r].T @ kept[K - 1]
+    return int(np.argmin(residuals)) + 1, kept
+
+
+def reference_center_step_pymanopt(centers, n_reps=10, seed=0):
+    """The reference's center step as ``mftma`` runs it (``fun_FA`` + ``CGmanopt``): for each
+    K, ``n_reps`` runs of pymanopt's ``ConjugateGradient`` at its defaults (Hestenes–Stiefel,
+    adaptive line search, ≤ 1000 iterations, gradient norm 1e-6, step 1e-10) on the Stiefel
+    manifold (QR retraction), the cost written in ``autograd.numpy`` and differentiated by
+    autograd. ``fun_FA`` builds a start [random mixture of centers, V kept at K − 1] and
+    passes tolerances (gtol 1e-6, ftol 1e-8, 20000 iterations) to ``CGmanopt``, but
+    ``CGmanopt`` ignores both (``solver.solve(problem)`` with no start and default options),
+    so every run starts from pymanopt's random point; that is reproduced here. Randomness
+    from ``np.random`` (seeded), as in the reference. Returns (V (N, K), optimizer iterations)."""
+    import autograd.numpy as anp
+    import pymanopt
+    from pymanopt.manifolds import Stiefel
+    from pymanopt.optimizers import ConjugateGradient
+
+    np.random.seed(seed)
+    X, basis, max_k = _reference_basis(centers)
+    C = X @ X.T
+    diag = np.diag(C)[:, None]
+    problems, iterations = {}, [0]
+    optimizer = ConjugateGradient(verbosity=0, log_verbosity=0)
+
+    def optimize(k):
+        if k not in problems:
+            manifold = Stiefel(X.shape[1], k)
+
+            @pymanopt.function.autograd(manifold)
+            def cost(V):
+                c = anp.dot(X, V)
+                c0 = diag - anp.sum(c * c, axis=1, keepdims=True)
+                return 0.5 * anp.sum((C - anp.dot(c, c.T)) ** 2 / anp.dot(c0, c0.T))
+
+            problems[k] = pymanopt.Problem(manifold, cost)
+        result = optimizer.run(problems[k])
+        iterations[0] += result.iterations
+        return np.asarray(result.point).reshape(X.shape[1], k)
+
+    K, kept = _reference_k_loop(X, max_k, n_reps, optimize)
+    return basis @ kept[K - 1], iterations[0]
+
+
+def reference_center_step_ours(centers, n_reps=10, seed=0):
+    """Fallback when pymanopt or autograd is missing: the same procedure
+    (:func:`reference_center_step_pymanopt`) with each run done by our Riemannian
+    Barzilai–Borwein optimizer (``stiefel_minimize``, gtol 1e-6, ftol 1e-8, ≤ 20000
+    iterations) from a uniform random start. It is several times faster than pymanopt's
+    conjugate gradient with autograd, so the reference's time is understated.
+    Returns (V (N, K), optimizer iterations)."""
+    from neurogeom.capacity.centers import stiefel_minimize
+
+    rng = np.random.default_rng(seed)
+    X, basis, max_k = _reference_basis(centers)
+    iterations = [0]
+
+    def optimize(k):
+        V0 = np.linalg.qr(rng.standard_normal((X.shape[1], k)))[0]
+        V, _, it = stiefel_minimize(V0, X, max_iter=20000, gtol=1e-6, ftol=1e-8)
+        iterations[0] += it
+        return V
+
+    K, kept = _reference_k_loop(X, max_k, n_reps, optimize)
+    return basis @ kept[K - 1], iterations[0]
+
+
+def reference_tools():
+    """Which center-step optimizer and per-sample QP solver the reference pipeline can use
+    here: (center step function, its label, QP function, its label)."""
+    try:
+        import autograd  # noqa: F401
+        import pymanopt  # noqa: F401
+    except ImportError:
+        center = (reference_center_step_ours,
+                  "our BB optimizer (FALLBACK: pymanopt/autograd not installed; faster than "
+                  "the reference's, so the ratio is understated)")
+    else:
+        center = (reference_center_step_pymanopt,
+                  f"pymanopt {pymanopt.__version__} ConjugateGradient + autograd, as mftma")
+    try:
+        import cvxopt  # noqa: F401
+    except ImportError:
+        qp = (baseline_nnls, "per-QP compiled NNLS (FALLBACK: cvxopt not installed; the "
+                             "reference's cvxopt.solvers.qp is slower, so the ratio is "
+                             "understated)")
+    else:
+        qp = (baseline_cvxopt, "per-QP cvxopt.solvers.qp, as mftma")
+    return (*center, *qp)
 
 
 def reference_pipeline(points, n_t, seed=0):
-    """mftma's ``manifold_analysis_corr`` steps: global centering, the center step, projection
-    and center normalization, its QR reduction, then one cvxopt QP per sample (the benchmark's
-    ``baseline_cvxopt``). points: list of (N, M) arrays. Returns (α overall, times dict)."""
+    """mftma's ``manifold_analysis_corr`` steps: global centering, the center step
+    (:func:`reference_tools`), projection and center normalization, its QR reduction, then one
+    QP per sample (cvxopt as the reference, or the NNLS fallback). points: list of (N, M)
+    arrays. Returns (α overall, K, times dict, center-step optimizer iterations)."""
+    center_step, _, qp_solver, _ = reference_tools()
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     origin = np.mean(np.concatenate(points, axis=1), axis=1, keepdims=True)
     centers = np.stack([X.mean(axis=1) for X in points])
-    V = reference_center_step(centers - origin.T, seed=seed)
+    V, n_iter = center_step(centers - origin.T, seed=seed)
     t1 = time.perf_counter()
     coords, T = [], []
     for X in points:
@@ -222,9 +317,10 @@ def reference_pipeline(points, n_t, seed=0):
             S = Q.T @ S
         coords.append(S)
         T.append(rng.standard_normal((S.shape[0] + 1, n_t)))
-    caps = baseline_cvxopt(coords, T, 0.0)[:, 0]
+    caps = qp_solver(coords, T, 0.0)[:, 0]
     t2 = time.perf_counter()
-    return 1.0 / np.mean(1.0 / caps), {"center step": t1 - t0, "QPs (cvxopt)": t2 - t1}
+    return (1.0 / np.mean(1.0 / caps), V.shape[1],
+            {"center step": t1 - t0, "QPs": t2 - t1}, n_iter)
 
 
 def ours_breakdown(points, keys, n_t):
@@ -274,6 +370,8 @@ def main_cnn(args):
     acts = cnn_assemblies(args.layers)
     print(f"# MFT capacity on CNN activations: digits_convnet, translated digits, by digit, "
           f"n_t={n_t} (machine may be shared: ratios are measured in the same run)")
+    _, center_label, qp_solver, qp_label = reference_tools()
+    print(f"# reference pipeline: center step with {center_label}; QPs: {qp_label}")
     rows = []
     for layer in args.layers:
         a = acts[layer]
@@ -289,11 +387,11 @@ def main_cnn(args):
               f" K={int(res.K)} center_step_spread={float(res.center_step_spread):.3f}")
         spent, coords, T = ours_breakdown(points, list(labels), n_t)
         print("ours, where the time goes: " + ", ".join(f"{k} {v:.3f} s" for k, v in spent.items()))
-        (alpha_ref, ref_times), t_ref = timed(reference_pipeline, points, n_t)
+        (alpha_ref, k_ref, ref_times, ref_iter), t_ref = timed(reference_pipeline, points, n_t)
         c_ref = CPU_TIMES["reference_pipeline"]
         print(f"reference pipeline: {t_ref:.2f} s wall, {c_ref:.2f} s CPU ("
               + ", ".join(f"{k} {v:.2f} s" for k, v in ref_times.items())
-              + f"); alpha={alpha_ref:.4f}")
+              + f"; {ref_iter} optimizer iterations); alpha={alpha_ref:.4f} K={k_ref}")
         # the QP stage alone on the same samples: ill-conditioned Grams -> ADMM + polish
         T = [T[i] for i in range(len(T))]
         G = np.stack([c.T @ c + 1.0 for c in coords])
@@ -301,7 +399,7 @@ def main_cnn(args):
         q = -np.stack([(c.T @ t[:-1] + t[-1]).T for c, t in zip(coords, T)])
         qp, t_qp = timed(solve_nonneg_qp, G, q, tol=1e-10)
         b = min(args.baseline_manifolds, len(coords))
-        _, t_cv = timed(baseline_cvxopt, coords[:b], T[:b], 0.0)
+        _, t_cv = timed(qp_solver, coords[:b], T[:b], 0.0)
         t_cv_all = t_cv * len(coords) / b
         singular = int(np.sum(ev[:, 0] <= 1e-12 * ev[:, -1]))
         cond = ev[:, -1] / np.maximum(ev[:, 0], 1e-300)
@@ -312,23 +410,24 @@ def main_cnn(args):
               f"{cond_text}: "
               f"ADMM + polish): {t_qp:.3f} s, iterations median "
               f"{np.median(qp.iterations):.0f} / max {qp.iterations.max()}, polished "
-              f"{qp.polished.mean():.0%}, max KKT {qp.kkt.max():.1e}; per-QP cvxopt "
+              f"{qp.polished.mean():.0%}, max KKT {qp.kkt.max():.1e}; the reference's per-QP "
               f"{t_cv_all:.2f} s (scaled from {b} manifolds) -> {t_cv_all / t_qp:.0f}x")
         rows.append((layer, t_ours, t_ref, c_ours, c_ref, float(res.capacity_overall), alpha_ref,
-                     t_qp, t_cv_all))
+                     t_qp, t_cv_all, int(res.K), k_ref, ref_times["center step"]))
         if args.profile and layer == args.layers[0]:
             prof = cProfile.Profile()
             prof.runcall(manifold_capacity, a, by="digit", n_t=n_t)
             out = io.StringIO()
             pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(18)
             print("\n".join(out.getvalue().splitlines()[:40]))
-    print("\n| layer | ours end to end (wall / CPU) | reference pipeline (wall / CPU) | "
-          "ratio wall / CPU | alpha ours / ref | QP stage (ADMM + polish) | per-QP cvxopt | "
-          "ratio |")
+    print(f"\nreference: center step {center_label}; QPs {qp_label}")
+    print("| layer | ours end to end (wall / CPU) | reference pipeline (wall / CPU; its center "
+          "step wall) | ratio wall / CPU | alpha (K) ours / ref | QP stage (ADMM + polish) | "
+          "reference per-QP | ratio |")
     print("|---|---|---|---|---|---|---|---|")
-    for layer, t_o, t_r, c_o, c_r, a_o, a_r, t_q, t_c in rows:
-        print(f"| {layer} | {t_o:.3f} / {c_o:.3f} s | {t_r:.2f} / {c_r:.2f} s | "
-              f"{t_r / t_o:.1f}x / {c_r / c_o:.1f}x | {a_o:.4f} / {a_r:.4f} "
+    for layer, t_o, t_r, c_o, c_r, a_o, a_r, t_q, t_c, k_o, k_r, t_rc in rows:
+        print(f"| {layer} | {t_o:.3f} / {c_o:.3f} s | {t_r:.2f} / {c_r:.2f} s; {t_rc:.2f} s | "
+              f"{t_r / t_o:.1f}x / {c_r / c_o:.1f}x | {a_o:.4f} ({k_o}) / {a_r:.4f} ({k_r}) "
               f"| {t_q:.3f} s | {t_c:.2f} s | {t_c / t_q:.0f}x |")
     tracemalloc.start()
     manifold_capacity(acts[args.layers[0]], by="digit", n_t=n_t)

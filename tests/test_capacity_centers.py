@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch")
 import loaders  # noqa: E402
 from neurogeom.capacity import manifold_capacity, mft_analysis  # noqa: E402
 from neurogeom.capacity.centers import (DEGENERATE_RATIO, SAME_OPTIMUM,  # noqa: E402
-                                        center_subspace, stiefel_minimize)
+                                        _cost_grad_ratio, _grassmann_grad, _pullback_hessian,
+                                        center_subspace, stiefel_minimize, stiefel_newton)
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +120,69 @@ def test_cost_floor_is_reached_and_stops_the_optimizer():
     V, f, n_iter, info = stiefel_minimize(V0, X, return_info=True)
     assert f == pytest.approx(P * P / 2, rel=1e-12)
     assert info["converged"] and n_iter == 1
+
+
+def test_newton_hessian_is_the_derivative_of_the_gradient():
+    """The analytic pullback Hessian of :func:`stiefel_newton` equals the complex-step
+    derivative of the analytic gradient (exact to rounding), is symmetric, and the general
+    gradient at an orthonormal V is the projected Euclidean one; central finite differences of
+    the cost along the chart agree with the gradient."""
+    rng = np.random.default_rng(0)
+    P, r, K = 8, 7, 3
+    X = rng.standard_normal((P, r))
+    C, dC = X @ X.T, np.diag(X @ X.T).copy()
+    V = np.linalg.qr(rng.standard_normal((2, r, K)))[0]
+    Vp = np.linalg.qr(V, mode="complete")[0][:, :, K:]
+    n = K * (r - K)
+    D = np.einsum("rab,jbk->rjak", Vp, np.eye(n).reshape(n, r - K, K))
+    H = _pullback_hessian(V, Vp, D, X, C, dC).reshape(2, n, n)
+    h = 1e-30
+    Hc = (np.swapaxes(Vp, 1, 2)[:, None] @ _grassmann_grad(V[:, None] + 1j * h * D, X, C, dC)
+          ).imag.reshape(2, n, n) / h
+    assert np.abs(H - Hc).max() <= 1e-11 * np.abs(Hc).max()
+    assert np.abs(H - np.swapaxes(H, 1, 2)).max() <= 1e-11 * np.abs(H).max()
+    f, g, _ = _cost_grad_ratio(V, X, C, dC)
+    proj = g - V @ (np.swapaxes(V, 1, 2) @ g)
+    assert np.abs(_grassmann_grad(V, X, C, dC) - proj).max() <= 1e-12 * np.abs(g).max()
+    eps = 1e-6
+    fd = np.stack([(_cost_grad_ratio(V + eps * D[:, j], X, C, dC)[0]
+                    - _cost_grad_ratio(V - eps * D[:, j], X, C, dC)[0]) / (2 * eps)
+                   for j in range(n)], axis=1)
+    gz = (np.swapaxes(Vp, 1, 2) @ g).reshape(2, n)
+    assert np.allclose(fd, gz, rtol=1e-6, atol=1e-6 * np.abs(gz).max())
+
+
+def test_newton_reaches_the_optima_of_the_first_order_optimizer(block2):
+    """From the same starts, Newton and Barzilai–Borwein (run to a tight gradient tolerance)
+    reach the same stationary points where both converge, Newton in far fewer iterations."""
+    _, points, _ = block2
+    c = _centers(points)
+    c = c - c.mean(axis=0)
+    U, s, _ = np.linalg.svd(c, full_matrices=False)
+    X = U[:, :9] * s[:9]
+    V0 = np.linalg.qr(np.random.default_rng(1).standard_normal((16, 9, 1)))[0]
+    Vb, fb, _, ib = stiefel_minimize(V0, X, max_iter=20000, gtol=1e-9, ftol=0.0,
+                                     return_info=True)
+    Vn, fn, itn, inn = stiefel_newton(V0, X, gtol=1e-9, ftol=0.0, return_info=True)
+    both = ib["converged"] & inn["converged"]
+    assert both.sum() >= 8 and itn <= 60
+    same = [np.linalg.norm(Vb[i] @ Vb[i].T - Vn[i] @ Vn[i].T) < 1e-6 for i in np.flatnonzero(both)]
+    assert np.mean(same) >= 0.75
+    assert np.allclose(fb[both][same], fn[both][same], rtol=1e-12)
+    # the lowest optimum reached is the same
+    assert fn[~inn["degenerate"]].min() == pytest.approx(fb[~ib["degenerate"]].min(), rel=1e-10)
+
+
+def test_center_subspace_newton_and_bb_keep_the_same_subspace(block2):
+    """``method="auto"`` (Newton on 10 centers) keeps the same K and subspace as the
+    first-order optimizer (``method="bb"``) on block2.pool."""
+    _, points, _ = block2
+    c = _centers(points)
+    a = center_subspace(c, seed=0)
+    b = center_subspace(c, seed=0, method="bb")
+    assert a["K"] == b["K"] == 2
+    # the same optimum (SAME_OPTIMUM; BB stops at gtol 1e-6·(1 + cost) and leaves ~1e-4 here)
+    assert np.linalg.norm(a["V"] @ a["V"].T - b["V"] @ b["V"].T) < SAME_OPTIMUM
+    assert a["costs"][1] == pytest.approx(b["costs"][1], rel=1e-8)
+    with pytest.raises(Exception, match="method"):
+        center_subspace(c, method="cg")
