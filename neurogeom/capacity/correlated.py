@@ -242,7 +242,7 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
     labels = draw_labels(rng, data.n_manifolds, n_dichotomies, dichotomy)
     t = rng.standard_normal((n_dichotomies, n_t, points.shape[1]))
     sol = solve_joint(points, data.owner, labels, t, kappa, solver=solver, backend=backend,
-                      device=device)
+                      device=device, anchors=False)
     total = sol.share.sum(axis=1)
     capacity = data.n_manifolds / total.mean()
     se = capacity * total.std(ddof=1) / np.sqrt(len(total)) / total.mean()
