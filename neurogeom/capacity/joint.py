@@ -40,7 +40,6 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 from scipy.linalg.lapack import dpotrf as _potrf
-from scipy.linalg.lapack import dpotrs as _potrs
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from .._backend import resolve
