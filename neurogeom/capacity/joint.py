@@ -60,6 +60,10 @@ _PER_MANIFOLD = 3
 #: ~10-20 rounds of per-sample Python work cost more than the ~3.5 rounds of compiled NNLS of
 #: :func:`_solve_screened` (480 points: 2-3x slower; 5000 points: 4-17x faster)
 _PDAS_MIN_POINTS = 2000
+#: points per violated manifold in a sample's first working set (its most violated at v = t)
+_PDAS_FIRST = 1
+#: points per manifold that join a working set in a round (its most violated outside the set)
+_PDAS_PER_ROUND = 1
 #: samples whose screened solution has a larger KKT residual are re-solved at full size
 _REFINE_ABOVE = 1e-9
 
@@ -530,7 +534,7 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, max_iter=100)
         sign = labels[d][owner]
         q = proj[d] * sign - kappa                                   # (n_t, m) slacks at v = t
         scale = tol * (1.0 + np.abs(t[d]).max(axis=1) + kappa)
-        first = _most_violated(q, -scale[:, None], groups, 1)
+        first = _most_violated(q, -scale[:, None], groups, _PDAS_FIRST)
         sets = [np.flatnonzero(row) for row in first]
         # per sample: ordered points U whose Cholesky factor R of G_UU is kept, and the
         # positions J in U of points that left the working set S = U \ J since (their
@@ -562,7 +566,7 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, max_iter=100)
                 mu = ((x @ coords) @ coords.T) * sign + q[todo]     # G lam + q
             for j, b in enumerate(todo):
                 mu[j, sets[b]] = np.inf
-            viol = _most_violated(mu, -scale[todo, None], groups, 1)
+            viol = _most_violated(mu, -scale[todo, None], groups, _PDAS_PER_ROUND)
             again = []
             for j, b in enumerate(todo):
                 idx = sets[b]
