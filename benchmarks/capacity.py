@@ -448,7 +448,7 @@ def clouds_assembly(P, M, N, seed=0):
                                 "neuroid_id": ("neuroid", [f"n{i}" for i in range(N)])})
 
 
-def analysis_benchmark(which, quick=False, cases=None):
+def analysis_benchmark(which, quick=False, cases=None, samples=4, skip_old=False):
     """Screened joint-QP solver (default) vs the previous per-sample active set, same samples.
 
     The old path is ``solver="active_set"`` run as it ran before issue 15: BLAS with its default
@@ -456,7 +456,11 @@ def analysis_benchmark(which, quick=False, cases=None):
     slow, so on the small case it runs on ``base_dich`` dichotomies of the same seed and its
     time is scaled to all 20; on the large case both run one dichotomy at two sample counts and
     the time is extrapolated as fixed + per-sample part (stated); the capacities are compared on
-    the same samples (same t, so they agree to the solver tolerance).
+    the same samples (same t, so they agree to the solver tolerance). ``samples`` sets the
+    large case's sample counts for ours (``samples`` and ``3 * samples``; more samples make the
+    per-sample slope less noisy), extrapolated from CPU time as well (the "cpu" figure: this
+    machine may be shared); ``skip_old`` leaves out the old path on the large case (minutes per
+    sample there).
     """
     import contextlib
 
@@ -482,16 +486,27 @@ def analysis_benchmark(which, quick=False, cases=None):
             if large:
                 # seconds per sample for ours too: one dichotomy at two sample counts, and the
                 # time extrapolated as fixed part (whitening, Gram) + per-sample part
-                (ours, t_a), (_, t_b) = (timed(fn, a, n_dichotomies=1, **{**kw, "n_t": k})
-                                         for k in (4, 8))
-                per = max(t_b - t_a, 0.0) / 4
-                t_ours = max(t_a - 4 * per, 0.0) + n_dich * n_t * per
-                ours_note = f" ({max(t_a - 4 * per, 0.0):.1f} + {per:.2f}/sample, from 1 x 4, 8)"
-                peak = peak_memory(fn, a, n_dichotomies=1, **{**kw, "n_t": 4})
+                k1, k2 = samples, 3 * samples
+                (ours, t_a), c_a = timed(fn, a, n_dichotomies=1, **{**kw, "n_t": k1}), \
+                    CPU_TIMES[fn.__name__]
+                (_, t_b), c_b = timed(fn, a, n_dichotomies=1, **{**kw, "n_t": k2}), \
+                    CPU_TIMES[fn.__name__]
+                per = max(t_b - t_a, 0.0) / (k2 - k1)
+                t_ours = max(t_a - k1 * per, 0.0) + n_dich * n_t * per
+                cper = max(c_b - c_a, 0.0) / (k2 - k1)
+                c_ours = max(c_a - k1 * cper, 0.0) + n_dich * n_t * cper
+                ours_note = (f" ({max(t_a - k1 * per, 0.0):.1f} + {per * 1e3:.1f} ms/sample, "
+                             f"from 1 x {k1}, {k2}; cpu {c_ours:.1f} = "
+                             f"{max(c_a - k1 * cper, 0.0):.1f} + {cper * 1e3:.1f} ms/sample)")
+                peak = peak_memory(fn, a, n_dichotomies=1, **{**kw, "n_t": k1})
             else:
                 ours, t_ours = timed(fn, a, n_dichotomies=n_dich, **kw)
-                ours_note = ""
+                ours_note = f" (cpu {CPU_TIMES[fn.__name__]:.2f})"
                 peak = peak_memory(fn, a, n_dichotomies=n_dich, **kw)
+            if large and skip_old:
+                print(f"| {P} x {M} x {N} | {kappa} | {n_dich} x {n_t} | {t_ours:.2f}{ours_note}"
+                      f" | (skipped) | | {peak / 2**20:.0f} | |", flush=True)
+                continue
             saved = joint.single_threaded_blas
             joint.single_threaded_blas = contextlib.nullcontext
             try:
@@ -535,11 +550,21 @@ def main(argv=None):
                     help="manifolds the slow SLSQP baseline runs on (time scaled to all)")
     ap.add_argument("--quick", action="store_true", help="small sizes (a few seconds)")
     ap.add_argument("--skip-sweeps", action="store_true")
+    ap.add_argument("--samples", type=int, default=4,
+                    help="--analysis, large case: ours runs 1 dichotomy at SAMPLES and "
+                         "3 x SAMPLES samples, extrapolated to 20 x 200 (default 4)")
+    ap.add_argument("--skip-old", action="store_true",
+                    help="--analysis: leave out the old solver path on the large case")
+    ap.add_argument("--case", choices=("small", "large", "both"), default="both",
+                    help="--analysis: which case(s) to run")
     ap.add_argument("--analysis", choices=("effective", "correlated"),
                     help="time effective_geometry / correlated_capacity vs their old solver path")
     args = ap.parse_args(argv)
     if args.analysis:
-        return analysis_benchmark(args.analysis, args.quick)
+        cases = {"small": [(8, 60, 100, 200, 20, 4)], "large": [(100, 50, 500, 200, 20, 1)],
+                 "both": None}[args.case]
+        return analysis_benchmark(args.analysis, args.quick, cases=cases,
+                                  samples=args.samples, skip_old=args.skip_old)
     if args.dataset == "cnn":
         if args.quick:
             args.layers = args.layers[-1:]

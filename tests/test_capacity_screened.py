@@ -88,3 +88,45 @@ def test_screened_matches_a_generic_qp_solver(kappa):
         assert sol.share[i].sum() == pytest.approx(np.sum((v - t[d, b]) ** 2), rel=1e-6,
                                                    abs=1e-8)
     assert sol.kkt.max() < 1e-10
+
+
+@pytest.mark.parametrize("kappa", [0.0, 0.5])
+@pytest.mark.parametrize("dims", [12, 30, 60])
+def test_primal_dual_active_set_matches_the_active_set_path(monkeypatch, kappa, dims):
+    # the primal-dual active set runs for large problems (joint._PDAS_MIN_POINTS); forced here
+    # on 60 points: in 12 and 30 dims (slacks through the coordinates) and in 60 (more
+    # coordinates than m/4: slacks from the Gram rows, the correlated case). In 12 dims some
+    # working sets reach the rank and those samples go to the screened solver (the fallback is
+    # exercised); above, nearly every sample finishes in the new one. Same shares and anchors as the
+    # per-sample active set, to the KKT tolerance.
+    import neurogeom.capacity.joint as joint
+    rng = np.random.default_rng(7)
+    owner = np.repeat(np.arange(6), 10)
+    labels = rng.choice([-1.0, 1.0], (2, 6))
+    coords = rng.standard_normal((60, dims))
+    coords[:, 0] = labels[0][owner] * (np.abs(coords[:, 0]) + 2.0)   # a margin is feasible
+    labels[1] = labels[0]
+    labels[1, :3] *= -1                                              # partly: kappa = 0 only
+    n_dich = 2 if kappa == 0 else 1
+    t = rng.standard_normal((n_dich, 15, dims))
+    ref = solve_joint(coords, owner, labels[:n_dich], t, kappa, solver="active_set")
+    calls = []
+    pdas = joint._solve_pdas
+    monkeypatch.setattr(joint, "_solve_pdas", lambda *a, **k: calls.append(1) or pdas(*a, **k))
+    monkeypatch.setattr(joint, "_PDAS_MIN_POINTS", 0)
+    got = solve_joint(coords, owner, labels[:n_dich], t, kappa)
+    assert calls
+    lam_fail = pdas(coords, owner, labels[:n_dich], t, kappa, 1e-10, coords @ coords.T,
+                    t @ coords.T)[1]
+    # (the second dichotomy is not separable: v* = 0, a degenerate support of rank-many points)
+    assert lam_fail[0].mean() < (0.5 if dims == 12 else 0.1)
+    # |v* - t|² is unique; the duals (so the per-manifold shares, anchors) only where the
+    # support is independent: the separable dichotomy (rows 0-14)
+    np.testing.assert_allclose(got.share.sum(axis=1), ref.share.sum(axis=1), rtol=1e-9,
+                               atol=1e-12)
+    np.testing.assert_allclose(got.share[:15], ref.share[:15], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got.anchors[:15], ref.anchors[:15], rtol=1e-8, atol=1e-10)
+    assert got.kkt.max() < 1e-10
+    bare = solve_joint(coords, owner, labels[:n_dich], t, kappa, anchors=False)
+    assert bare.anchors is None
+    np.testing.assert_array_equal(bare.share, got.share)

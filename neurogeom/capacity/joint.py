@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
+import scipy.sparse
 from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
@@ -55,6 +56,14 @@ _GRAM_MAX_BYTES = 256 * 2**20
 #: the first time and in later rounds
 _FIRST_PER_MANIFOLD = 6
 _PER_MANIFOLD = 3
+#: the primal-dual active set (:func:`_solve_pdas`) runs from this many points on; below, its
+#: ~10-20 rounds of per-sample Python work cost more than the ~3.5 rounds of compiled NNLS of
+#: :func:`_solve_screened` (480 points: 2-3x slower; 5000 points: 4-17x faster)
+_PDAS_MIN_POINTS = 2000
+#: points per violated manifold in a sample's first working set (its most violated at v = t)
+_PDAS_FIRST = 1
+#: points per manifold that join a working set in a round (its most violated outside the set)
+_PDAS_PER_ROUND = 1
 #: samples whose screened solution has a larger KKT residual are re-solved at full size
 _REFINE_ABOVE = 1e-9
 
@@ -65,7 +74,7 @@ class JointSolution:
 
     t: np.ndarray            # (n, r) Gaussian samples
     labels: np.ndarray       # (n, P) the dichotomy of each sample
-    anchors: np.ndarray      # (n, P, r) unsigned anchor points
+    anchors: np.ndarray | None  # (n, P, r) unsigned anchor points (None: not asked for)
     share: np.ndarray        # (n, P) per-manifold parts of ||v* - t||^2 (sum = the total)
     active: np.ndarray       # (n, P) whether the manifold has an active constraint
     kkt: np.ndarray          # (n,) KKT residual of each dual solution
@@ -171,7 +180,7 @@ def check_joint_backend(solver: str, backend=None, device=None):
 def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np.ndarray,
                 kappa: float = 0.0, *, solver: str = "screened", backend=None,
                 device=None, tol: float = 1e-10,
-                max_chunk_bytes: int = 64 * 2**20) -> JointSolution:
+                max_chunk_bytes: int = 64 * 2**20, anchors: bool = True) -> JointSolution:
     """Solve the joint QP for every dichotomy and its Gaussian samples.
 
     Parameters
@@ -195,9 +204,14 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
         kept as the baseline of ``benchmarks/capacity.py --analysis``), or the shared batched
         solver :func:`neurogeom.capacity.qp.solve_nonneg_qp` (``backend``/``device`` apply, with
         the convention of :mod:`neurogeom._backend`).
+    anchors : bool
+        Compute the anchor points (default). ``False`` leaves ``JointSolution.anchors`` None
+        (callers that need only the shares, such as the correlated capacity, skip an
+        ``(n, P, r)`` array and its products).
     """
     backend, device = check_joint_backend(solver, backend, device)
     n_dich, n_t, rank = t.shape
+    proj = None
     m = coords.shape[0]
     n_manifolds = labels.shape[1]
     if kappa > 0 and solver != "screened":
@@ -211,8 +225,14 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
         m = coords.shape[0]
         gram0 = coords @ coords.T if 8 * m * m <= _GRAM_MAX_BYTES else None
         try:
-            with single_threaded_blas():
-                lam, kkt = _solve_screened(coords, owner, labels, t, kappa, tol, gram0)
+            if gram0 is not None and m >= _PDAS_MIN_POINTS:
+                proj = t @ coords.T                                  # (n_dich, n_t, m), z . t
+                with single_threaded_blas():
+                    lam, kkt = _solve_pdas_refined(coords, owner, labels, t, kappa, tol,
+                                                   gram0, proj)
+            else:
+                with single_threaded_blas():
+                    lam, kkt = _solve_screened(coords, owner, labels, t, kappa, tol, gram0)
         except ConvergenceError:
             if kappa > 0:
                 _check_feasible(coords, owner, labels, kappa)
@@ -232,19 +252,23 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
     lam = lam.reshape(n_dich * n_t, m)
     t_flat = t.reshape(n_dich * n_t, rank)
     y = np.repeat(labels, n_t, axis=0)                               # (n, P)
-    signed_proj = (t_flat @ coords.T) * y[:, owner]                  # z_i . t
+    if proj is None:
+        proj = t_flat @ coords.T
+    signed_proj = proj.reshape(n_dich * n_t, m) * y[:, owner]        # z_i . t
     share_points = lam * (kappa - signed_proj)                       # -lam_i q_i
     onehot = np.zeros((m, n_manifolds))
     onehot[np.arange(m), owner] = 1.0
     share = share_points @ onehot                                    # (n, P)
     mass = lam @ onehot                                              # Lam_mu
     active = mass > 0
+    if not anchors:
+        return JointSolution(t_flat, y, None, share, active, kkt.reshape(-1))
     # anchors: dual-weighted means of each manifold's points
-    anchors = np.zeros((len(lam), n_manifolds, rank))
+    anchor_pts = np.zeros((len(lam), n_manifolds, rank))
     for mu in range(n_manifolds):
         idx = np.flatnonzero(owner == mu)
         rows = active[:, mu]
-        anchors[rows, mu] = (lam[rows][:, idx] @ coords[idx]) / mass[rows, mu][:, None]
+        anchor_pts[rows, mu] = (lam[:, idx][rows] @ coords[idx]) / mass[rows, mu][:, None]
     if not np.all(active):
         # inactive manifolds: the point nearest the margin, argmin y_mu x . v*
         v = t_flat + (lam * y[:, owner]) @ coords                    # v* = t + Z^T lam
@@ -255,8 +279,8 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
                 continue
             idx = np.flatnonzero(owner == mu)
             nearest = idx[np.argmin(margin[np.ix_(rows, idx)], axis=1)]
-            anchors[rows, mu] = coords[nearest]
-    return JointSolution(t_flat, y, anchors, share, active, kkt.reshape(-1))
+            anchor_pts[rows, mu] = coords[nearest]
+    return JointSolution(t_flat, y, anchor_pts, share, active, kkt.reshape(-1))
 
 
 def _check_feasible(coords, owner, labels, kappa):
@@ -399,6 +423,183 @@ def _solve_screened(coords, owner, labels, t, kappa, tol, gram0=None):
             lam[d, b] = (scipy.optimize.nnls(z.T, -td[b])[0] if kappa == 0
                          else active_set_qp(z, td[b], kappa, tol=tol))
             kkt[d, b] = _factored_kkt(z, td[b] @ z.T - kappa, lam[d, b][None])[0]
+    return lam, kkt
+
+
+def _extend_factor(r_old, gram0, sign, idx, p):
+    """Upper Cholesky factor of ``D G0 D`` on ``idx`` whose first ``p`` rows are ``r_old``'s.
+
+    ``r_old[:p, :p]`` is the factor of the leading block (unchanged, the same points in the
+    same order), so only the new columns are taken from the Gram matrix: ``R12 = R11⁻ᵀ B`` and
+    the Cholesky factor of the Schur complement ``C - R12ᵀ R12``. Returns None when the block is
+    not numerically positive definite (its diagonal ratio below 1e-6, i.e. condition > 1e12).
+    """
+    k = len(idx)
+    rest = idx[p:]
+    s_rest = sign[rest]
+    c = gram0[np.ix_(rest, rest)] * np.outer(s_rest, s_rest)
+    out = np.zeros((k, k))
+    if p:
+        r11 = r_old[:p, :p]
+        b = gram0[np.ix_(idx[:p], rest)] * np.outer(sign[idx[:p]], s_rest)
+        r12, info = _trtrs(r11, b, lower=0, trans=1)
+        if info != 0:
+            return None
+        c -= r12.T @ r12
+        out[:p, :p] = r11
+        out[:p, p:] = r12
+    r22, info = _potrf(c, lower=0, clean=1)
+    if info != 0:
+        return None
+    out[p:, p:] = r22
+    diag = np.abs(np.diag(out))
+    if diag.min() <= 1e-6 * diag.max():
+        return None
+    return out
+
+
+def _bordered_solve(b, sets, upto, factors, gram0, sign, q):
+    """Equality duals ``G_SS x = -q_S`` of sample ``b``'s working set ``S = sets[b]``.
+
+    Kept: ``U = upto[b]`` with the upper Cholesky factor ``R`` of ``G_UU`` (``factors[b]``).
+    Points of S not in U are appended to U and R (:func:`_extend_factor`: only their columns).
+    Points of U not in S (positions J) are removed by bordering: x solves ``G_UU x = -q_U +
+    E_J y`` with ``x_J = 0``, i.e. ``y = -(E_Jᵀ G⁻¹ E_J)⁻¹ (G⁻¹ (-q_U))_J`` with
+    ``E_Jᵀ G⁻¹ E_J = YᵀY``, ``Y = R⁻ᵀ E_J`` — ``O(k² |J|)`` instead of refactoring. When J grows
+    past a quarter of U (or 16 points), U is refactored from S. Returns x in the order of S
+    (``sets[b]`` is reordered to U's order), or None when the block is ill-conditioned.
+    """
+    s_set = sets[b]
+    u = upto[b]
+    if factors[b] is not None:
+        inside = np.isin(u, s_set)
+        n_gone = int(np.sum(~inside))
+        if n_gone > max(16, len(u) // 4):
+            factors[b] = None
+    if factors[b] is None:
+        u = s_set
+        r = _extend_factor(None, gram0, sign, u, 0)
+    else:
+        new = s_set[~np.isin(s_set, u)]
+        r = factors[b]
+        if new.size:
+            u = np.concatenate([u, new])
+            r = _extend_factor(r, gram0, sign, u, len(upto[b]))
+    if r is None:
+        return None
+    factors[b] = r
+    upto[b] = u
+    keep = np.isin(u, s_set)
+    rhs = -q[u]
+    w, _ = _trtrs(r, rhs, lower=0, trans=1)                        # R⁻ᵀ b
+    x, _ = _trtrs(r, w, lower=0)
+    jpos = np.flatnonzero(~keep)
+    if jpos.size:
+        e = np.zeros((len(u), jpos.size))
+        e[jpos, np.arange(jpos.size)] = 1.0
+        y_mat, _ = _trtrs(r, e, lower=0, trans=1)                  # R⁻ᵀ E_J
+        wjj = y_mat.T @ y_mat
+        y = -np.linalg.solve(wjj, x[jpos])
+        x, _ = _trtrs(r, w + y_mat @ y, lower=0)
+        x[jpos] = 0.0
+    sets[b] = u[keep]
+    return x[keep]
+
+
+def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, max_iter=100):
+    """Per-sample exact duals by a primal-dual active set (semismooth Newton) on the support.
+
+    For each sample, a working set ``S`` (first: each violated manifold's most violated point
+    at ``v = t``) gets the equality solution ``G_SS lam_S = -q_S``; points of ``S`` with
+    ``lam <= 0`` leave it and the most violated point of each manifold outside it joins (the
+    primal-dual active set step of Hintermüller, Ito & Kunisch 2002, with additions limited to
+    one per manifold so that ``G_SS`` stays below the rank). A sample stops when every
+    ``lam_S > 0`` and no slack is below ``-tol (1 + |t| + kappa)``: then ``lam`` satisfies the
+    full KKT conditions and is the exact solution (the same as the other solvers'). Work shared
+    between samples and rounds: the slacks ``G lam + q`` of all samples of a dichotomy come
+    from two matrix products through the coordinates (never the m x m Gram matrix), and each
+    round's Cholesky factor of ``G_SS`` reuses the previous one up to the first point that left
+    (kept points stay in order, new ones are appended), so late rounds cost ``O(k² a)`` for
+    ``a`` changed points instead of ``O(k³)``. Returns ``lam`` and a mask of the samples that
+    did not finish (an ill-conditioned working set, or ``max_iter`` rounds); the caller solves
+    those with :func:`_solve_screened`.
+    """
+    n_dich, n_t, _ = t.shape
+    m = coords.shape[0]
+    groups = [np.flatnonzero(owner == mu) for mu in range(labels.shape[1])]
+    lam = np.zeros((n_dich, n_t, m))
+    failed = np.zeros((n_dich, n_t), dtype=bool)
+    through_gram = coords.shape[1] > m // 4
+    for d in range(n_dich):
+        sign = labels[d][owner]
+        q = proj[d] * sign - kappa                                   # (n_t, m) slacks at v = t
+        scale = tol * (1.0 + np.abs(t[d]).max(axis=1) + kappa)
+        first = _most_violated(q, -scale[:, None], groups, _PDAS_FIRST)
+        sets = [np.flatnonzero(row) for row in first]
+        # per sample: ordered points U whose Cholesky factor R of G_UU is kept, and the
+        # positions J in U of points that left the working set S = U \ J since (their
+        # removal is solved by bordering: below); new points are appended to U and R
+        upto: list = [np.empty(0, dtype=int) for _ in range(n_t)]
+        factors: list = [None] * n_t
+        todo = [b for b in range(n_t) if sets[b].size]
+        for _ in range(max_iter):
+            if not todo:
+                break
+            ok = []
+            for b in todo:
+                x = _bordered_solve(b, sets, upto, factors, gram0, sign, q[b])
+                lam[d, b] = 0.0
+                if x is None:
+                    failed[d, b] = True
+                    continue
+                lam[d, b, sets[b]] = x
+                ok.append(b)
+            todo = ok
+            if not todo:
+                break
+            x = lam[d, todo] * sign
+            if through_gram:
+                # many coordinates (e.g. whitened points): the rows of the Gram matrix at
+                # the few nonzero duals cost less than two products through the coordinates
+                mu = np.asarray(scipy.sparse.csr_matrix(x) @ gram0) * sign + q[todo]
+            else:
+                mu = ((x @ coords) @ coords.T) * sign + q[todo]     # G lam + q
+            for j, b in enumerate(todo):
+                mu[j, sets[b]] = np.inf
+            viol = _most_violated(mu, -scale[todo, None], groups, _PDAS_PER_ROUND)
+            again = []
+            for j, b in enumerate(todo):
+                idx = sets[b]
+                neg = lam[d, b, idx] <= 0
+                add = np.flatnonzero(viol[j])
+                if not neg.any() and add.size == 0:
+                    continue
+                lam[d, b, idx[neg]] = 0.0
+                sets[b] = np.concatenate([idx[~neg], add])
+                again.append(b)
+            todo = again
+        failed[d, todo] = True
+        lam[d, todo] = 0.0
+    return lam, failed
+
+
+def _solve_pdas_refined(coords, owner, labels, t, kappa, tol, gram0, proj):
+    """:func:`_solve_pdas`, its unfinished samples by :func:`_solve_screened`, then the KKT
+    residuals, and the full-size active set for any above ``_REFINE_ABOVE`` (as there)."""
+    lam, failed = _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj)
+    kkt = np.empty(failed.shape)
+    for d in range(len(labels)):
+        bad = np.flatnonzero(failed[d])
+        if bad.size:
+            lam[d, bad] = _solve_screened(coords, owner, labels[d:d + 1], t[d:d + 1, bad],
+                                          kappa, tol, gram0)[0][0]
+        z = coords * labels[d][owner][:, None]
+        q = proj[d] * labels[d][owner] - kappa
+        kkt[d] = _factored_kkt(z, q, lam[d])
+        for b in np.flatnonzero(kkt[d] > _REFINE_ABOVE):
+            lam[d, b] = (scipy.optimize.nnls(z.T, -t[d, b])[0] if kappa == 0
+                         else active_set_qp(z, t[d, b], kappa, tol=tol))
+            kkt[d, b] = _factored_kkt(z, q[b], lam[d, b][None])[0]
     return lam, kkt
 
 
