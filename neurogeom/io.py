@@ -114,7 +114,7 @@ def atomic_write(path, write, *, suffix: str = ".tmp") -> Path:
     _sweep_stale(path)
     mode = _mode_for(path)
     made: list[Path] = []
-    try:    # from before the temporary exists: an interrupt at any point finds and removes it
+    with _removed_on_error(made, path):  # from before the temporary exists: see _new_temp
         try:
             tmp = _new_temp(path, path.parent, suffix, made)
         except OSError as exc:
@@ -124,14 +124,6 @@ def atomic_write(path, write, *, suffix: str = ".tmp") -> Path:
         write(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException as exc:
-        for name in made:
-            _remove(name)
-        if isinstance(exc, OSError) and not isinstance(exc, NeurogeomError):
-            error = _storage_error(path, exc)
-            if error is not None:
-                raise error from exc
-        raise
     return path
 
 
@@ -182,7 +174,7 @@ def atomic_write_dir(path, write) -> Path:
     _sweep_stale(path)
     mode = stat.S_IMODE(path.stat().st_mode) if path.is_dir() else None
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    with _removed_on_error(tmp, path):
+    with _removed_on_error([tmp], path):
         write(tmp)
         if mode is not None:
             os.chmod(tmp, mode)
@@ -273,13 +265,15 @@ def _storage_error(path: Path, exc: BaseException) -> StorageError | None:
 
 
 @contextlib.contextmanager
-def _removed_on_error(tmp, path: Path):
-    """Remove the temporary ``tmp`` on any error (interrupts included) and re-raise it, an
-    OSError that means a full disk or quota as the :class:`StorageError` naming ``path``."""
+def _removed_on_error(temps: list, path: Path):
+    """Remove the temporaries named in ``temps`` (read when an error happens, so names added
+    inside the block count) on any error, interrupts included, and re-raise it, an OSError
+    that means a full disk or quota as the :class:`StorageError` naming ``path``."""
     try:
         yield
     except BaseException as exc:
-        _remove(tmp)
+        for tmp in temps:
+            _remove(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, NeurogeomError):
             error = _storage_error(path, exc)
             if error is not None:

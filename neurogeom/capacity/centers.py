@@ -206,12 +206,7 @@ def stiefel_minimize(V0, X, *, max_iter: int = 1000, gtol: float = 1e-6, ftol: f
         best_hist[it % 11] = np.minimum(best_hist[(it - 1) % 11], f)
     info = {"converged": converged, "degenerate": degenerate, "pruned": pruned,
             "ratio": np.sqrt(np.maximum(rat, 0.0))}
-    if single:
-        out = V[0], float(f[0]), it
-        info = {k: v[0] for k, v in info.items()}
-    else:
-        out = V, f, it
-    return (*out, info) if return_info else out
+    return _optimizer_output(V, f, it, info, single, return_info)
 
 
 def _grassmann_grad(Y, X, C, diagC):
@@ -368,6 +363,12 @@ def stiefel_newton(V0, X, *, max_iter: int = 200, gtol: float = 1e-6, ftol: floa
     gz = np.swapaxes(np.linalg.qr(V, mode="complete")[0][:, :, K:], 1, 2) @ g
     info = {"converged": converged, "degenerate": degenerate,
             "pruned": np.zeros(R, dtype=bool), "ratio": np.sqrt(np.maximum(rat, 0.0))}
+    return _optimizer_output(V, f, it, info, single, return_info)
+
+
+def _optimizer_output(V, f, it, info, single, return_info):
+    """What :func:`stiefel_minimize` and :func:`stiefel_newton` return: ``(V, cost, iterations)``
+    (plus ``info``), for one start when the caller gave one (2-d ``V0``)."""
     if single:
         out = V[0], float(f[0]), it
         info = {k: v[0] for k, v in info.items()}
