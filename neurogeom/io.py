@@ -16,6 +16,7 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import shutil
 import stat
 import time
@@ -139,8 +140,6 @@ def _new_temp(path: Path, folder: Path, suffix: str, made: list) -> Path:
     ``tempfile.mkstemp`` cannot guard). A name that turns out to exist belongs to someone else
     and is taken out of ``made`` again.
     """
-    import secrets
-
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
         name = folder / f".{path.name}.{''.join(secrets.choice(_TOKEN) for _ in range(8))}{suffix}"

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 import loaders  # noqa: E402
 from neurogeom.capacity import manifold_capacity, mft_analysis  # noqa: E402
 from neurogeom.capacity.centers import (DEGENERATE_RATIO, SAME_OPTIMUM,  # noqa: E402
-                                        _cost_grad_ratio, _grassmann_grad, _pullback_hessian,
+                                        _cost_grad_ratio, _pullback_hessian,
                                         center_subspace, stiefel_minimize, stiefel_newton)
 
 
@@ -120,6 +120,29 @@ def test_cost_floor_is_reached_and_stops_the_optimizer():
     V, f, n_iter, info = stiefel_minimize(V0, X, return_info=True)
     assert f == pytest.approx(P * P / 2, rel=1e-12)
     assert info["converged"] and n_iter == 1
+
+
+def _grassmann_grad(Y, X, C, diagC):
+    """The independent reference for the Hessian test: the Euclidean gradient of the cost at any full-rank basis Y (..., r, K) of the subspace.
+
+    The cost depends on V only through the projector: cc ᵀ = XΠXᵀ with Π = Y G⁻¹ Yᵀ,
+    G = YᵀY. With A = XY and B = A G⁻¹ Aᵀ the cost is ½ Σ (C − B)²/(c0 c0ᵀ), c0 = diag(C − B),
+    and (as in :func:`_cost_and_grad`) dcost = ⟨E, dB⟩ with the symmetric
+    E = −(C − B)/W + diag((C − B)²/W² · c0), W = c0 c0ᵀ. Differentiating B,
+    ∂cost/∂Y = 2 Xᵀ E A G⁻¹ − 2 Y G⁻¹ AᵀEA G⁻¹. Written with analytic operations only (no abs,
+    max or conjugation), so it extends to complex Y: the complex-step derivative
+    Im ∇(Y + i h Δ)/h is the exact Hessian–vector product along Δ (Squire & Trapp 1998).
+    """
+    A = X @ Y                                                       # (..., P, K)
+    Hinv = np.linalg.inv(np.swapaxes(Y, -1, -2) @ Y)
+    AH = A @ Hinv
+    B = AH @ np.swapaxes(A, -1, -2)
+    c0 = diagC - np.einsum("...ii->...i", B)
+    Ahat = C - B
+    AW = Ahat / (c0[..., :, None] * c0[..., None, :])
+    h = np.einsum("...ij,...j->...i", AW * AW, c0)
+    EAH = -(AW @ AH) + h[..., None] * AH                            # E A G⁻¹
+    return 2.0 * (X.T @ EAH) - 2.0 * (Y @ (np.swapaxes(AH, -1, -2) @ EAH))
 
 
 def test_newton_hessian_is_the_derivative_of_the_gradient():

@@ -209,34 +209,13 @@ def stiefel_minimize(V0, X, *, max_iter: int = 1000, gtol: float = 1e-6, ftol: f
     return _optimizer_output(V, f, it, info, single, return_info)
 
 
-def _grassmann_grad(Y, X, C, diagC):
-    """Euclidean gradient of the cost at any full-rank basis Y (..., r, K) of the subspace.
-
-    The cost depends on V only through the projector: cc ᵀ = XΠXᵀ with Π = Y G⁻¹ Yᵀ,
-    G = YᵀY. With A = XY and B = A G⁻¹ Aᵀ the cost is ½ Σ (C − B)²/(c0 c0ᵀ), c0 = diag(C − B),
-    and (as in :func:`_cost_and_grad`) dcost = ⟨E, dB⟩ with the symmetric
-    E = −(C − B)/W + diag((C − B)²/W² · c0), W = c0 c0ᵀ. Differentiating B,
-    ∂cost/∂Y = 2 Xᵀ E A G⁻¹ − 2 Y G⁻¹ AᵀEA G⁻¹. Written with analytic operations only (no abs,
-    max or conjugation), so it extends to complex Y: the complex-step derivative
-    Im ∇(Y + i h Δ)/h is the exact Hessian–vector product along Δ (Squire & Trapp 1998).
-    """
-    A = X @ Y                                                       # (..., P, K)
-    Hinv = np.linalg.inv(np.swapaxes(Y, -1, -2) @ Y)
-    AH = A @ Hinv
-    B = AH @ np.swapaxes(A, -1, -2)
-    c0 = diagC - np.einsum("...ii->...i", B)
-    Ahat = C - B
-    AW = Ahat / (c0[..., :, None] * c0[..., None, :])
-    h = np.einsum("...ij,...j->...i", AW * AW, c0)
-    EAH = -(AW @ AH) + h[..., None] * AH                            # E A G⁻¹
-    return 2.0 * (X.T @ EAH) - 2.0 * (Y @ (np.swapaxes(AH, -1, -2) @ EAH))
-
-
 def _pullback_hessian(V, Vperp, D, X, C, diagC):
     """V⊥ᵀ d∇_Y along each tangent direction D (VᵀD = 0) at an orthonormal V: the Hessian of
     the cost pulled back to the chart Y(Z) = V + V⊥Z, applied to Z = V⊥ᵀD.
 
-    Differentiating :func:`_grassmann_grad` at Y = V: dG = DᵀV + VᵀD = 0, so G⁻¹ = I does not
+    The gradient at any full-rank basis Y of the subspace (the cost depends on V only through
+    the projector Y G⁻¹ Yᵀ, G = YᵀY; A = XY, B = A G⁻¹ Aᵀ, E as in :func:`_cost_and_grad`) is
+    ∇_Y = 2 Xᵀ E A G⁻¹ − 2 Y G⁻¹ AᵀEA G⁻¹. Differentiating it at Y = V: dG = DᵀV + VᵀD = 0, so G⁻¹ = I does not
     move to first order, and V⊥ᵀ annihilates the terms of −2Y G⁻¹AᵀEAG⁻¹ other than
     −2D AᵀEA. With A = XV, dA = XD, dB = dA Aᵀ + A dAᵀ, dc0 = −diag dB,
     d(Â/W) = −dB/W − (Â/W)⊙dW/W with dW = dc0 c0ᵀ + c0 dc0ᵀ, dh = 2((Â/W)⊙d(Â/W)) c0 +
@@ -276,9 +255,9 @@ def stiefel_newton(V0, X, *, max_iter: int = 200, gtol: float = 1e-6, ftol: floa
     steps: the cost depends on V only through the subspace (Grassmann manifold), so around
     the current V it is pulled back to the affine chart Y(Z) = V + V⊥Z, Z ∈ R^((r−K)×K)
     (V⊥ an orthonormal complement), whose gradient is V⊥ᵀ∇_Y (the Riemannian gradient, same
-    norm as :func:`stiefel_minimize`'s) and whose Hessian is computed exactly by complex steps
-    of :func:`_grassmann_grad` along the K(r − K) coordinate directions (all starts and
-    directions in one batch). The step solves the Newton system with the Hessian's
+    norm as :func:`stiefel_minimize`'s) and whose Hessian is analytic
+    (:func:`_pullback_hessian`, one column per coordinate direction of the chart, all starts
+    and directions in one batch). The step solves the Newton system with the Hessian's
     eigenvalues replaced by their absolute values (floored: saddle-free Newton, Dauphin et al.
     2014, so every step descends and saddles repel), capped at length 1, with Armijo
     backtracking, then retracted to orthonormal V (Cholesky-QR). Near a nondegenerate minimum
@@ -360,7 +339,6 @@ def stiefel_newton(V0, X, *, max_iter: int = 200, gtol: float = 1e-6, ftol: floa
             degenerate |= newly
             running &= ~newly
         best_hist[it % 11] = np.minimum(best_hist[(it - 1) % 11], f)
-    gz = np.swapaxes(np.linalg.qr(V, mode="complete")[0][:, :, K:], 1, 2) @ g
     info = {"converged": converged, "degenerate": degenerate,
             "pruned": np.zeros(R, dtype=bool), "ratio": np.sqrt(np.maximum(rat, 0.0))}
     return _optimizer_output(V, f, it, info, single, return_info)

@@ -416,14 +416,20 @@ def _solve_screened(coords, owner, labels, t, kappa, tol, gram0=None):
             # without them, so |v - t|² still grows every round: no cycling), add the violators
             cand[todo[again]] = free[again] | viol[again]
             todo = todo[again]
-        kkt[d] = _factored_kkt(z, (td @ z.T) - kappa, lam[d])
-        # a restricted solve that lost accuracy (a nearly dependent set): the full-size
-        # active set for that sample, as solver="active_set" does
-        for b in np.flatnonzero(kkt[d] > _REFINE_ABOVE):
-            lam[d, b] = (scipy.optimize.nnls(z.T, -td[b])[0] if kappa == 0
-                         else active_set_qp(z, td[b], kappa, tol=tol))
-            kkt[d, b] = _factored_kkt(z, td[b] @ z.T - kappa, lam[d, b][None])[0]
+        kkt[d] = _refined_kkt(z, td, (td @ z.T) - kappa, lam[d], kappa, tol)
     return lam, kkt
+
+
+def _refined_kkt(z, td, q, lam_d, kappa, tol):
+    """KKT residuals of one dichotomy's duals ``lam_d`` (n_t, m), slacks ``q`` at v = t; a
+    sample above ``_REFINE_ABOVE`` (a restricted solve that lost accuracy: a nearly dependent
+    set) is re-solved in place by the full-size active set, as ``solver="active_set"`` does."""
+    kkt = _factored_kkt(z, q, lam_d)
+    for b in np.flatnonzero(kkt > _REFINE_ABOVE):
+        lam_d[b] = (scipy.optimize.nnls(z.T, -td[b])[0] if kappa == 0
+                    else active_set_qp(z, td[b], kappa, tol=tol))
+        kkt[b] = _factored_kkt(z, q[b], lam_d[b][None])[0]
+    return kkt
 
 
 def _extend_factor(r_old, gram0, sign, idx, p):
@@ -517,10 +523,11 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, max_iter=100)
     ``lam_S > 0`` and no slack is below ``-tol (1 + |t| + kappa)``: then ``lam`` satisfies the
     full KKT conditions and is the exact solution (the same as the other solvers'). Work shared
     between samples and rounds: the slacks ``G lam + q`` of all samples of a dichotomy come
-    from two matrix products through the coordinates (never the m x m Gram matrix), and each
-    round's Cholesky factor of ``G_SS`` reuses the previous one up to the first point that left
-    (kept points stay in order, new ones are appended), so late rounds cost ``O(k² a)`` for
-    ``a`` changed points instead of ``O(k³)``. Returns ``lam`` and a mask of the samples that
+    from two matrix products through the coordinates (or the Gram rows at the nonzero duals
+    when the points have many coordinates), and each round reuses the sample's Cholesky factor
+    (:func:`_bordered_solve`: new points' columns appended, points that left removed by
+    bordering, a refactor once a quarter has left), so late rounds cost ``O(k² a)`` for ``a``
+    changed points instead of ``O(k³)``. Returns ``lam`` and a mask of the samples that
     did not finish (an ill-conditioned working set, or ``max_iter`` rounds); the caller solves
     those with :func:`_solve_screened`.
     """
@@ -593,13 +600,9 @@ def _solve_pdas_refined(coords, owner, labels, t, kappa, tol, gram0, proj):
         if bad.size:
             lam[d, bad] = _solve_screened(coords, owner, labels[d:d + 1], t[d:d + 1, bad],
                                           kappa, tol, gram0)[0][0]
-        z = coords * labels[d][owner][:, None]
-        q = proj[d] * labels[d][owner] - kappa
-        kkt[d] = _factored_kkt(z, q, lam[d])
-        for b in np.flatnonzero(kkt[d] > _REFINE_ABOVE):
-            lam[d, b] = (scipy.optimize.nnls(z.T, -t[d, b])[0] if kappa == 0
-                         else active_set_qp(z, t[d, b], kappa, tol=tol))
-            kkt[d, b] = _factored_kkt(z, q[b], lam[d, b][None])[0]
+        sign = labels[d][owner]
+        kkt[d] = _refined_kkt(coords * sign[:, None], t[d], proj[d] * sign - kappa, lam[d],
+                              kappa, tol)
     return lam, kkt
 
 
