@@ -116,8 +116,9 @@ def test_primal_dual_active_set_matches_the_active_set_path(monkeypatch, kappa, 
     monkeypatch.setattr(joint, "_PDAS_MIN_POINTS", 0)
     got = solve_joint(coords, owner, labels[:n_dich], t, kappa)
     assert calls
-    lam_fail = pdas(coords, owner, labels[:n_dich], t, kappa, 1e-10, coords @ coords.T,
-                    t @ coords.T)[1]
+    gram = coords @ coords.T
+    lam_fail = pdas(coords, owner, labels[:n_dich], t, kappa, 1e-10, gram, t @ coords.T,
+                    joint._gram_products(coords, gram, None))[1]
     # (the second dichotomy is not separable: v* = 0, a degenerate support of rank-many points)
     assert lam_fail[0].mean() < (0.5 if dims == 12 else 0.1)
     # |v* - t|² is unique; the duals (so the per-manifold shares, anchors) only where the
@@ -130,3 +131,79 @@ def test_primal_dual_active_set_matches_the_active_set_path(monkeypatch, kappa, 
     bare = solve_joint(coords, owner, labels[:n_dich], t, kappa, anchors=False)
     assert bare.anchors is None
     np.testing.assert_array_equal(bare.share, got.share)
+
+
+def test_inverse_factor_appended_in_steps_equals_a_fresh_one():
+    # T = R⁻¹ for G = RᵀR: built in chunks, extended by appended columns, or from a cached
+    # block, it is the same upper triangular matrix with T Tᵀ = G⁻¹
+    import neurogeom.capacity.joint as joint
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((150, 400))
+    gram0 = x @ x.T
+    sign = rng.choice([-1.0, 1.0], 150)
+    idx = rng.permutation(150)[:140]
+    g = gram0[np.ix_(idx, idx)] * np.outer(sign[idx], sign[idx])
+    fresh, block = joint._extend_inverse(None, None, gram0, sign, idx, 0)   # 3 chunks of 64
+    np.testing.assert_array_equal(block, g)
+    r = np.linalg.cholesky(g).T
+    np.testing.assert_allclose(fresh, np.linalg.inv(r), rtol=0, atol=1e-12 * np.abs(fresh).max())
+    assert np.all(np.tril(fresh, -1) == 0)
+    t_part, g_part = joint._extend_inverse(None, None, gram0, sign, idx[:90], 0)
+    grown, block2 = joint._extend_inverse(t_part, g_part, gram0, sign, idx, 90)
+    np.testing.assert_array_equal(block2, g)
+    np.testing.assert_allclose(grown @ grown.T @ g, np.eye(140), atol=1e-10)
+    np.testing.assert_allclose(grown, fresh, rtol=0, atol=1e-12 * np.abs(fresh).max())
+    # a dependent set (more points than dimensions) is refused, not factored
+    y = rng.standard_normal((80, 20))
+    assert joint._extend_inverse(None, None, y @ y.T, np.ones(80), np.arange(40), 0)[0] is None
+
+
+def test_primal_dual_active_set_is_the_same_on_one_thread_and_several(monkeypatch):
+    # the per-sample solves of a round run on threads: each sample's arithmetic is its own,
+    # so the duals are identical (bitwise) with one thread or several
+    import neurogeom.capacity.joint as joint
+    rng = np.random.default_rng(11)
+    owner = np.repeat(np.arange(8), 12)
+    coords = rng.standard_normal((96, 40))
+    labels = rng.choice([-1.0, 1.0], (2, 8))
+    coords[:, 0] = labels[0][owner] * (np.abs(coords[:, 0]) + 2.0)   # a margin is feasible
+    labels[1] = labels[0]
+    t = rng.standard_normal((2, 40, 40))
+    gram = coords @ coords.T
+    args = (coords, owner, labels, t, 0.3, 1e-10, gram, t @ coords.T,
+            joint._gram_products(coords, gram, None))
+    runs = []
+    for n in (1, 3):
+        monkeypatch.setattr(joint, "_solver_threads", lambda n=n: n)
+        runs.append(joint._solve_pdas(*args))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert runs[0][1].mean() < 0.1                 # (nearly) all finished in the solver
+
+
+def test_low_rank_gram_gives_the_whitened_points_answer(monkeypatch):
+    # correlated capacity passes the whitened points' Gram matrix as X Xᵀ + eps blockdiag
+    # (whitened_points' "low_rank"): the same matrix as points pointsᵀ to rounding, and the
+    # same joint-QP solution as through the whitened coordinates themselves
+    import neurogeom.capacity.joint as joint
+    from neurogeom.capacity.correlated import whitened_points
+    rng = np.random.default_rng(5)
+    owner = np.repeat(np.arange(6), 9)
+    data = rng.standard_normal((6, 1, 30)) + 0.4 * rng.standard_normal((6, 9, 30))
+    data = data.reshape(54, 30)
+    points, info = whitened_points(data, owner)              # 54 > 30: ridge added
+    assert info["ridge"] > 0
+    low = info["low_rank"]
+    gram = points @ points.T
+    np.testing.assert_allclose(joint._gram_matrix(points, low), gram, rtol=0,
+                               atol=1e-12 * np.abs(gram).max())
+    x = rng.standard_normal((4, 54)) * (rng.random((4, 54)) < 0.2)
+    np.testing.assert_allclose(joint._gram_products(points, gram, low)(x), x @ gram, rtol=0,
+                               atol=1e-12 * np.abs(gram).max() * np.abs(x).sum(axis=1).max())
+    monkeypatch.setattr(joint, "_PDAS_MIN_POINTS", 0)
+    labels = rng.choice([-1.0, 1.0], (2, 6))
+    t = rng.standard_normal((2, 25, points.shape[1]))
+    plain = solve_joint(points, owner, labels, t, 0.2, anchors=False)
+    fast = solve_joint(points, owner, labels, t, 0.2, anchors=False, low_rank=low)
+    np.testing.assert_allclose(fast.share, plain.share, rtol=1e-9, atol=1e-12)
+    assert fast.kkt.max() < 1e-10

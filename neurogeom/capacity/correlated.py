@@ -105,22 +105,27 @@ def whitened_points(coords: np.ndarray, owner: np.ndarray, ridge: float | None =
     info : dict
         ``dims`` (D_mu), ``centers`` (P, r), ``axes`` (list of (D_mu, r) unit directions),
         ``radius`` (RMS distance to the center / center norm, per manifold), ``ridge`` (the
-        absolute ridge added, 0 when none), ``tensor_rank``.
+        absolute ridge added, 0 when none), ``tensor_rank``, and ``low_rank``: the points' Gram
+        matrix as ``(X, eps, blocks)`` for :func:`neurogeom.capacity.joint.solve_joint` —
+        ``x~_i . x~_j = e_iᵀ (C + eps I) e_j = x_i . x_j + eps e_i . e_j`` with ``x_i = Wᵀ e_i``
+        the point rebuilt from its center/axis coefficients (W: the stacked center and axis
+        vectors), and the ridge term block-diagonal (coefficients of one manifold only).
     """
     n_manifolds = int(owner.max()) + 1
     vectors, blocks, dims, centers, axes, radius = [], [], [], [], [], []
     scale = np.abs(coords).max()
-    for mu in range(n_manifolds):
-        x = coords[owner == mu]
-        c = x.mean(axis=0)
-        u, s, vt = np.linalg.svd(x - c, full_matrices=False)
-        d = int(np.sum(s > rank_tol * max(scale, 1e-300) * np.sqrt(len(x))))
-        vectors.append(np.vstack([c[None], s[:d, None] * vt[:d]]))      # (1 + d, r)
-        blocks.append(np.hstack([np.ones((len(x), 1)), u[:, :d]]))      # coefficients
-        dims.append(d)
-        centers.append(c)
-        axes.append(vt[:d])
-        radius.append(np.sqrt(np.sum(s ** 2) / len(x)) / max(np.linalg.norm(c), 1e-300))
+    with single_threaded_blas():     # P small SVDs: BLAS threads only add synchronization
+        for mu in range(n_manifolds):
+            x = coords[owner == mu]
+            c = x.mean(axis=0)
+            u, s, vt = np.linalg.svd(x - c, full_matrices=False)
+            d = int(np.sum(s > rank_tol * max(scale, 1e-300) * np.sqrt(len(x))))
+            vectors.append(np.vstack([c[None], s[:d, None] * vt[:d]]))      # (1 + d, r)
+            blocks.append(np.hstack([np.ones((len(x), 1)), u[:, :d]]))      # coefficients
+            dims.append(d)
+            centers.append(c)
+            axes.append(vt[:d])
+            radius.append(np.sqrt(np.sum(s ** 2) / len(x)) / max(np.linalg.norm(c), 1e-300))
     w = np.vstack(vectors)                                               # (K, r)
     k = w.shape[0]
     tensor = w @ w.T                                                     # C^{mu i}_{nu j}
@@ -140,13 +145,20 @@ def whitened_points(coords: np.ndarray, owner: np.ndarray, ridge: float | None =
     # 1 + D_mu rows of L (the block-diagonal coefficient matrix times L as one dense product
     # was the largest cost at 5000 points)
     points = np.empty((len(owner), k))
+    rebuilt = np.empty((len(owner), w.shape[1]))                         # x_i = Wᵀ e_i
+    ridge_blocks = []
     start = 0
     for mu, block in enumerate(blocks):
-        points[owner == mu] = block @ chol[start:start + block.shape[1]]
+        rows = np.flatnonzero(owner == mu)
+        if rows.size and rows[-1] - rows[0] == rows.size - 1:
+            rows = slice(int(rows[0]), int(rows[-1]) + 1)
+        points[rows] = block @ chol[start:start + block.shape[1]]
+        rebuilt[rows] = block @ vectors[mu]
+        ridge_blocks.append((rows, block @ block.T))
         start += block.shape[1]
     return points, {"dims": np.array(dims), "centers": np.array(centers), "axes": axes,
                     "radius": np.array(radius), "ridge": eps, "tensor_rank": tensor_rank,
-                    "tensor_size": k}
+                    "tensor_size": k, "low_rank": (rebuilt, eps, ridge_blocks)}
 
 
 def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
@@ -239,14 +251,13 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
         n_dichotomies = data.n_manifolds if dichotomy == "one_vs_rest" else 20
     n_dichotomies = check_positive_int("n_dichotomies", n_dichotomies)
     check_joint_memory(data, n_dichotomies, n_t, "correlated capacity")
-    with single_threaded_blas():     # P small SVDs: BLAS threads only add synchronization
-        points, info = whitened_points(data.coords, data.owner, ridge)
+    points, info = whitened_points(data.coords, data.owner, ridge)
 
     rng = np.random.default_rng(seed)
     labels = draw_labels(rng, data.n_manifolds, n_dichotomies, dichotomy)
     t = rng.standard_normal((n_dichotomies, n_t, points.shape[1]))
     sol = solve_joint(points, data.owner, labels, t, kappa, solver=solver, backend=backend,
-                      device=device, anchors=False)
+                      device=device, anchors=False, low_rank=info["low_rank"])
     total = sol.share.sum(axis=1)
     capacity = data.n_manifolds / total.mean()
     se = capacity * total.std(ddof=1) / np.sqrt(len(total)) / total.mean()

@@ -34,6 +34,9 @@ exactly into per-manifold shares ``-sum_{i in mu} lam_i q_i = Lam_mu (kappa - y_
 
 from __future__ import annotations
 
+import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,7 +183,8 @@ def check_joint_backend(solver: str, backend=None, device=None):
 def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np.ndarray,
                 kappa: float = 0.0, *, solver: str = "screened", backend=None,
                 device=None, tol: float = 1e-10,
-                max_chunk_bytes: int = 64 * 2**20, anchors: bool = True) -> JointSolution:
+                max_chunk_bytes: int = 64 * 2**20, anchors: bool = True,
+                low_rank: tuple | None = None) -> JointSolution:
     """Solve the joint QP for every dichotomy and its Gaussian samples.
 
     Parameters
@@ -204,6 +208,12 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
         kept as the baseline of ``benchmarks/capacity.py --analysis``), or the shared batched
         solver :func:`neurogeom.capacity.qp.solve_nonneg_qp` (``backend``/``device`` apply, with
         the convention of :mod:`neurogeom._backend`).
+    low_rank : tuple (X, eps, blocks), optional
+        The points' Gram matrix as ``coords coordsᵀ = X Xᵀ + eps blockdiag(B_mu)``, with X
+        (m, r') and ``blocks`` a list of (index or slice of manifold mu's points, B_mu). When the
+        coordinates have many more columns than X (whitened points: one per center and axis),
+        the Gram matrix and its products come from X (:func:`_gram_products`); the answer is
+        the same.
     anchors : bool
         Compute the anchor points (default). ``False`` leaves ``JointSolution.anchors`` None
         (callers that need only the shares, such as the correlated capacity, skip an
@@ -223,13 +233,12 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
         # the points' Gram matrix, shared by every dichotomy (signs flip rows and columns);
         # one large product, so with the BLAS threads
         m = coords.shape[0]
-        gram0 = coords @ coords.T if 8 * m * m <= _GRAM_MAX_BYTES else None
+        gram0 = (_gram_matrix(coords, low_rank) if 8 * m * m <= _GRAM_MAX_BYTES else None)
         try:
             if gram0 is not None and m >= _PDAS_MIN_POINTS:
                 proj = t @ coords.T                                  # (n_dich, n_t, m), z . t
-                with single_threaded_blas():
-                    lam, kkt = _solve_pdas_refined(coords, owner, labels, t, kappa, tol,
-                                                   gram0, proj)
+                lam, kkt = _solve_pdas_refined(coords, owner, labels, t, kappa, tol, gram0,
+                                               proj, low_rank)
             else:
                 with single_threaded_blas():
                     lam, kkt = _solve_screened(coords, owner, labels, t, kappa, tol, gram0)
@@ -281,6 +290,20 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
             nearest = idx[np.argmin(margin[np.ix_(rows, idx)], axis=1)]
             anchor_pts[rows, mu] = coords[nearest]
     return JointSolution(t_flat, y, anchor_pts, share, active, kkt.reshape(-1))
+
+
+def _gram_matrix(coords, low_rank):
+    """``coords coordsᵀ``, from ``low_rank = (X, eps, blocks)`` when given (see
+    :func:`_gram_products`): ``X Xᵀ`` plus the ridge blocks, a tenth of the work for whitened
+    points."""
+    if low_rank is None:
+        return coords @ coords.T
+    x_mat, eps, blocks = low_rank
+    gram = x_mat @ x_mat.T
+    if eps:
+        for idx, block in blocks:
+            gram[(idx, idx) if isinstance(idx, slice) else np.ix_(idx, idx)] += eps * block
+    return gram
 
 
 def _check_feasible(coords, owner, labels, kappa):
@@ -432,87 +455,179 @@ def _refined_kkt(z, td, q, lam_d, kappa, tol):
     return kkt
 
 
-def _extend_factor(r_old, gram0, sign, idx, p):
-    """Upper Cholesky factor of ``D G0 D`` on ``idx`` whose first ``p`` rows are ``r_old``'s.
+#: points per step when an inverse Cholesky factor is built afresh (:func:`_extend_inverse`)
+_CHUNK = 64
+#: a sample's factor is rebuilt when more than this fraction of its points left the set
+_REFACTOR_FRACTION = 0.25
 
-    ``r_old[:p, :p]`` is the factor of the leading block (unchanged, the same points in the
-    same order), so only the new columns are taken from the Gram matrix: ``R12 = R11⁻ᵀ B`` and
-    the Cholesky factor of the Schur complement ``C - R12ᵀ R12``. Returns None when the block is
-    not numerically positive definite (its diagonal ratio below 1e-6, i.e. condition > 1e12).
+
+def _gram_block(gram0, rows, cols):
+    """``gram0[np.ix_(rows, cols)]`` by one flat ``take`` (half the time of the fancy index on
+    a Gram matrix of thousands of points, where every entry is a cache miss)."""
+    return gram0.ravel().take(rows[:, None] * gram0.shape[1] + cols[None, :])
+
+
+def _extend_inverse(t_old, g_old, gram0, sign, idx, p):
+    """Inverse Cholesky factor and block of ``D G0 D`` on ``idx``, given them on ``idx[:p]``.
+
+    Returns ``(T, G)``: ``G`` the signed Gram block of ``idx`` (kept per sample, so that only
+    new columns are read from the large Gram matrix ``G0``) and ``T = R⁻¹``, the inverse of its
+    upper Cholesky factor ``G = RᵀR`` (so ``G⁻¹ = T Tᵀ``); T is None when the block is not
+    numerically positive definite (a Cholesky failure, or diagonal ratio of R below 1e-6, i.e.
+    condition > 1e12). Appending columns ``[B; C]`` to a factored block: ``R12 = R11⁻ᵀ B =
+    T11ᵀ B``, ``R22 = chol(C - R12ᵀ R12)``, ``T22 = R22⁻¹``, ``T12 = -T11 R12 T22``; a block
+    without ``t_old`` is built the same way in chunks of ``_CHUNK`` points. Every step is a
+    matrix product or a small numpy factorization, which release the GIL (the per-sample
+    solves of a round run on threads; scipy's LAPACK wrappers hold it), and the solves
+    that follow are matrix-vector products.
     """
     k = len(idx)
     rest = idx[p:]
-    s_rest = sign[rest]
-    c = gram0[np.ix_(rest, rest)] * np.outer(s_rest, s_rest)
-    out = np.zeros((k, k))
+    g = np.empty((k, k))
     if p:
-        r11 = r_old[:p, :p]
-        b = gram0[np.ix_(idx[:p], rest)] * np.outer(sign[idx[:p]], s_rest)
-        r12, info = _trtrs(r11, b, lower=0, trans=1)
-        if info != 0:
-            return None
-        c -= r12.T @ r12
-        out[:p, :p] = r11
-        out[:p, p:] = r12
-    r22, info = _potrf(c, lower=0, clean=1)
-    if info != 0:
-        return None
-    out[p:, p:] = r22
-    diag = np.abs(np.diag(out))
-    if diag.min() <= 1e-6 * diag.max():
-        return None
-    return out
+        g[:p, :p] = g_old
+    if rest.size:
+        cols = _gram_block(gram0, idx, rest) * np.outer(sign[idx], sign[rest])   # (k, a)
+        g[:, p:] = cols
+        g[p:, :p] = cols[:p].T
+    t = np.zeros((k, k))
+    if t_old is not None:
+        t[:p, :p] = t_old
+    else:
+        p = 0
+    while p < k:
+        e = min(k, p + _CHUNK)
+        c = g[p:e, p:e]
+        if p:
+            r12 = t[:p, :p].T @ g[:p, p:e]
+            c = c - r12.T @ r12
+        try:
+            t22 = np.linalg.inv(np.linalg.cholesky(c)).T           # R22⁻¹ (R22 = Lᵀ)
+        except np.linalg.LinAlgError:
+            return None, g
+        t[p:e, p:e] = t22
+        if p:
+            t[:p, p:e] = -(t[:p, :p] @ r12) @ t22
+        p = e
+    diag = np.abs(np.diag(t))                                       # 1 / diag(R)
+    if diag.max() >= 1e6 * diag.min():
+        return None, g
+    return t, g
 
 
-def _bordered_solve(b, sets, upto, factors, gram0, sign, q):
+def _bordered_solve(b, sets, upto, factors, grams, gram0, sign, q, mark):
     """Equality duals ``G_SS x = -q_S`` of sample ``b``'s working set ``S = sets[b]``.
 
-    Kept: ``U = upto[b]`` with the upper Cholesky factor ``R`` of ``G_UU`` (``factors[b]``).
-    Points of S not in U are appended to U and R (:func:`_extend_factor`: only their columns).
-    Points of U not in S (positions J) are removed by bordering: x solves ``G_UU x = -q_U +
-    E_J y`` with ``x_J = 0``, i.e. ``y = -(E_Jᵀ G⁻¹ E_J)⁻¹ (G⁻¹ (-q_U))_J`` with
-    ``E_Jᵀ G⁻¹ E_J = YᵀY``, ``Y = R⁻ᵀ E_J`` — ``O(k² |J|)`` instead of refactoring. When J grows
-    past a quarter of U (or 16 points), U is refactored from S. Returns x in the order of S
-    (``sets[b]`` is reordered to U's order), or None when the block is ill-conditioned.
+    Kept: ``U = upto[b]`` with ``T = R⁻¹``, the inverse upper Cholesky factor of ``G_UU``
+    (``factors[b]``), and ``G_UU`` itself (``grams[b]``, signed). Points of S not in U are
+    appended to U and T (:func:`_extend_inverse`: only their columns). Points of U not in S
+    (positions J) are removed by bordering: x solves ``G_UU x = -q_U + E_J y`` with
+    ``x_J = 0``, i.e. ``y = -(E_Jᵀ G⁻¹ E_J)⁻¹ (G⁻¹ (-q_U))_J``, where ``E_Jᵀ G⁻¹ E_J = T_J T_Jᵀ``
+    for the rows ``T_J`` of T: ``O(k |J|²)`` instead of refactoring. When J grows past a
+    quarter of U (or 16 points), U is refactored from S (its block taken from ``grams[b]``, not
+    the large Gram matrix). Returns x in the order of S (``sets[b]`` is reordered to U's
+    order), or None when the block is ill-conditioned. ``mark`` is an all-False boolean scratch
+    array over the points (membership tests; left all-False; one per thread).
     """
     s_set = sets[b]
     u = upto[b]
-    if factors[b] is not None:
-        inside = np.isin(u, s_set)
-        n_gone = int(np.sum(~inside))
-        if n_gone > max(16, len(u) // 4):
-            factors[b] = None
+    mark[u] = True
+    new = s_set[~mark[s_set]]
+    mark[u] = False
+    mark[s_set] = True
+    inside = mark[u]
+    mark[s_set] = False
     if factors[b] is None:
+        t, g = _extend_inverse(None, None, gram0, sign, s_set, 0)
         u = s_set
-        r = _extend_factor(None, gram0, sign, u, 0)
+    elif int(np.sum(~inside)) > max(16, int(_REFACTOR_FRACTION * len(u))):
+        # refactor on S: the kept points' block from the cached one, the new ones' columns
+        pos = np.flatnonzero(inside)
+        u = np.concatenate([u[pos], new])
+        t, g = _extend_inverse(None, grams[b][np.ix_(pos, pos)], gram0, sign, u, pos.size)
+    elif new.size:
+        p = len(u)
+        u = np.concatenate([u, new])
+        t, g = _extend_inverse(factors[b], grams[b], gram0, sign, u, p)
     else:
-        new = s_set[~np.isin(s_set, u)]
-        r = factors[b]
-        if new.size:
-            u = np.concatenate([u, new])
-            r = _extend_factor(r, gram0, sign, u, len(upto[b]))
-    if r is None:
+        t, g = factors[b], grams[b]
+    if t is None:
         return None
-    factors[b] = r
-    upto[b] = u
-    keep = np.isin(u, s_set)
-    rhs = -q[u]
-    w, _ = _trtrs(r, rhs, lower=0, trans=1)                        # R⁻ᵀ b
-    x, _ = _trtrs(r, w, lower=0)
+    factors[b], grams[b], upto[b] = t, g, u
+    mark[s_set] = True
+    keep = mark[u]
+    mark[s_set] = False
+    x = -(t @ (q[u] @ t))                                           # G_UU⁻¹ (-q_U)
     jpos = np.flatnonzero(~keep)
     if jpos.size:
-        e = np.zeros((len(u), jpos.size))
-        e[jpos, np.arange(jpos.size)] = 1.0
-        y_mat, _ = _trtrs(r, e, lower=0, trans=1)                  # R⁻ᵀ E_J
-        wjj = y_mat.T @ y_mat
-        y = -np.linalg.solve(wjj, x[jpos])
-        x, _ = _trtrs(r, w + y_mat @ y, lower=0)
+        tj = t[jpos]                                                # T_J
+        y = -np.linalg.solve(tj @ tj.T, x[jpos])
+        x += t @ (y @ tj)
         x[jpos] = 0.0
     sets[b] = u[keep]
     return x[keep]
 
 
-def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, max_iter=100):
+def _gram_products(coords, gram0, low_rank):
+    """``x -> x G`` for rows ``x`` (n, m) of duals, ``G = coords coordsᵀ`` the points' Gram
+    matrix, by the cheapest route. The duals are sparse (a few hundred nonzeros among
+    thousands of points), so the first product is sparse: ``(x X) Xᵀ`` through the coordinates
+    X, or, with ``low_rank = (X, eps, blocks)`` (``G = X Xᵀ + eps blockdiag(B_mu)``,
+    ``blocks``: (index, B_mu) per manifold; e.g. whitened points, whose coordinates outnumber
+    X's columns ten to one), through that X plus one small block per manifold; the Gram rows
+    at the nonzero duals when the points have more than m/4 coordinates and no ``low_rank``.
+    """
+    if low_rank is not None:
+        x_mat, eps, blocks = low_rank
+
+        def apply(x):
+            out = np.asarray(scipy.sparse.csr_matrix(x) @ x_mat) @ x_mat.T
+            if eps:
+                for idx, block in blocks:
+                    out[:, idx] += eps * (x[:, idx] @ block)
+            return out
+        return apply
+    if coords.shape[1] > coords.shape[0] // 4:
+        return lambda x: np.asarray(scipy.sparse.csr_matrix(x) @ gram0)
+    return lambda x: np.asarray(scipy.sparse.csr_matrix(x) @ coords) @ coords.T
+
+
+def _gram_kkt(products, diag, sign, q, lam):
+    """:func:`_factored_kkt` for duals ``lam`` (n, m) of one dichotomy (``sign`` per point),
+    the products ``G lam`` by :func:`_gram_products`."""
+    mu = products(lam * sign) * sign + q                              # G lam + q
+    r = np.abs(np.minimum(diag * lam, mu)).max(axis=-1)
+    return r / (1.0 + np.abs(q).max(axis=-1))
+
+
+def _solver_threads() -> int:
+    """Threads for the per-sample solves of a round: the usable cores, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:                      # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def _solve_samples(samples, d, state, mark):
+    """One round's equality solves for ``samples`` of dichotomy ``d`` (a thread's share):
+    writes their duals into ``lam[d]`` and returns those that solved (the others are marked
+    failed: an ill-conditioned working set)."""
+    sets, upto, factors, grams, gram0, sign, q, lam, failed = state
+    ok = []
+    for b in samples:
+        x = _bordered_solve(b, sets, upto, factors, grams, gram0, sign, q[b], mark)
+        lam[d, b] = 0.0
+        if x is None:
+            failed[d, b] = True
+            continue
+        lam[d, b, sets[b]] = x
+        ok.append(b)
+    return ok
+
+
+def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products,
+                max_iter=100):
     """Per-sample exact duals by a primal-dual active set (semismooth Newton) on the support.
 
     For each sample, a working set ``S`` (first: each violated manifold's most violated point
@@ -536,8 +651,21 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, max_iter=100)
     groups = [np.flatnonzero(owner == mu) for mu in range(labels.shape[1])]
     lam = np.zeros((n_dich, n_t, m))
     failed = np.zeros((n_dich, n_t), dtype=bool)
-    through_gram = coords.shape[1] > m // 4
-    for d in range(n_dich):
+    n_threads = _solver_threads()
+    marks = [np.zeros(m, dtype=bool) for _ in range(n_threads)]
+    with contextlib.ExitStack() as stack:
+        pool = (stack.enter_context(ThreadPoolExecutor(n_threads, "neurogeom-qp"))
+                if n_threads > 1 else None)
+        _pdas_dichotomies(owner, labels, t, kappa, tol, proj, products, max_iter, groups, lam,
+                          failed, marks, pool, gram0)
+    return lam, failed
+
+
+def _pdas_dichotomies(owner, labels, t, kappa, tol, proj, products, max_iter, groups, lam,
+                      failed, marks, pool, gram0):
+    """The rounds of :func:`_solve_pdas`, dichotomy by dichotomy (results into lam, failed)."""
+    n_t = t.shape[1]
+    for d in range(len(labels)):
         sign = labels[d][owner]
         q = proj[d] * sign - kappa                                   # (n_t, m) slacks at v = t
         scale = tol * (1.0 + np.abs(t[d]).max(axis=1) + kappa)
@@ -548,29 +676,24 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, max_iter=100)
         # removal is solved by bordering: below); new points are appended to U and R
         upto: list = [np.empty(0, dtype=int) for _ in range(n_t)]
         factors: list = [None] * n_t
+        grams: list = [None] * n_t
+        state = (sets, upto, factors, grams, gram0, sign, q, lam, failed)
         todo = [b for b in range(n_t) if sets[b].size]
         for _ in range(max_iter):
             if not todo:
                 break
-            ok = []
-            for b in todo:
-                x = _bordered_solve(b, sets, upto, factors, gram0, sign, q[b])
-                lam[d, b] = 0.0
-                if x is None:
-                    failed[d, b] = True
-                    continue
-                lam[d, b, sets[b]] = x
-                ok.append(b)
+            with single_threaded_blas():       # k x k factors: BLAS threads only cost
+                if pool is None or len(todo) < 2 * len(marks):
+                    ok = _solve_samples(todo, d, state, marks[0])
+                else:
+                    parts = pool.map(_solve_samples, [todo[i::len(marks)] for i in
+                                                      range(len(marks))],
+                                     [d] * len(marks), [state] * len(marks), marks)
+                    ok = sorted(b for part in parts for b in part)
             todo = ok
             if not todo:
                 break
-            x = lam[d, todo] * sign
-            if through_gram:
-                # many coordinates (e.g. whitened points): the rows of the Gram matrix at
-                # the few nonzero duals cost less than two products through the coordinates
-                mu = np.asarray(scipy.sparse.csr_matrix(x) @ gram0) * sign + q[todo]
-            else:
-                mu = ((x @ coords) @ coords.T) * sign + q[todo]     # G lam + q
+            mu = products(lam[d, todo] * sign) * sign + q[todo]     # G lam + q
             for j, b in enumerate(todo):
                 mu[j, sets[b]] = np.inf
             viol = _most_violated(mu, -scale[todo, None], groups, _PDAS_PER_ROUND)
@@ -590,19 +713,30 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, max_iter=100)
     return lam, failed
 
 
-def _solve_pdas_refined(coords, owner, labels, t, kappa, tol, gram0, proj):
+def _solve_pdas_refined(coords, owner, labels, t, kappa, tol, gram0, proj, low_rank=None):
     """:func:`_solve_pdas`, its unfinished samples by :func:`_solve_screened`, then the KKT
-    residuals, and the full-size active set for any above ``_REFINE_ABOVE`` (as there)."""
-    lam, failed = _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj)
+    residuals (from :func:`_gram_products`), and the full-size active set for any above
+    ``_REFINE_ABOVE`` (as :func:`_refined_kkt` does)."""
+    products = _gram_products(coords, gram0, low_rank)
+    lam, failed = _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products)
     kkt = np.empty(failed.shape)
+    diag = np.diag(gram0).copy()
     for d in range(len(labels)):
         bad = np.flatnonzero(failed[d])
-        if bad.size:
-            lam[d, bad] = _solve_screened(coords, owner, labels[d:d + 1], t[d:d + 1, bad],
-                                          kappa, tol, gram0)[0][0]
         sign = labels[d][owner]
-        kkt[d] = _refined_kkt(coords * sign[:, None], t[d], proj[d] * sign - kappa, lam[d],
-                              kappa, tol)
+        if bad.size:
+            with single_threaded_blas():
+                lam[d, bad] = _solve_screened(coords, owner, labels[d:d + 1], t[d:d + 1, bad],
+                                              kappa, tol, gram0)[0][0]
+        q = proj[d] * sign - kappa
+        kkt[d] = _gram_kkt(products, diag, sign, q, lam[d])
+        worse = np.flatnonzero(kkt[d] > _REFINE_ABOVE)
+        if worse.size:
+            with single_threaded_blas():
+                lam_w = lam[d, worse]
+                kkt[d, worse] = _refined_kkt(coords * sign[:, None], t[d, worse], q[worse],
+                                             lam_w, kappa, tol)
+                lam[d, worse] = lam_w
     return lam, kkt
 
 
