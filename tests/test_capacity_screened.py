@@ -207,3 +207,19 @@ def test_low_rank_gram_gives_the_whitened_points_answer(monkeypatch):
     fast = solve_joint(points, owner, labels, t, 0.2, anchors=False, low_rank=low)
     np.testing.assert_allclose(fast.share, plain.share, rtol=1e-9, atol=1e-12)
     assert fast.kkt.max() < 1e-10
+
+
+@pytest.mark.parametrize("per_group", [1, 3, 6])
+def test_most_violated_contiguous_layout_equals_the_group_loop(per_group):
+    # equal contiguous groups take one argpartition on an (n, P, M) view; the same groups in
+    # another order take the per-group loop: the same mask, ties and infinities included
+    import neurogeom.capacity.joint as joint
+    rng = np.random.default_rng(2)
+    groups = [np.arange(i * 9, (i + 1) * 9) for i in range(12)]
+    slack = np.round(rng.standard_normal((30, 108)), 1)
+    slack[:, ::7] = np.inf
+    limit = 0.1 * rng.standard_normal((30, 1))
+    fast = joint._most_violated(slack, limit, groups, per_group)
+    loop = joint._most_violated(slack, limit, groups[::-1], per_group)
+    np.testing.assert_array_equal(fast, loop)
+    assert fast.any() and (fast.sum(axis=1) <= 12 * per_group).all()

@@ -240,8 +240,11 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
                 lam, kkt = _solve_pdas_refined(coords, owner, labels, t, kappa, tol, gram0,
                                                proj, low_rank)
             else:
+                products = (_gram_products(coords, gram0, low_rank) if gram0 is not None
+                            else None)
                 with single_threaded_blas():
-                    lam, kkt = _solve_screened(coords, owner, labels, t, kappa, tol, gram0)
+                    lam, kkt = _solve_screened(coords, owner, labels, t, kappa, tol, gram0,
+                                               products)
         except ConvergenceError:
             if kappa > 0:
                 _check_feasible(coords, owner, labels, kappa)
@@ -339,9 +342,9 @@ def _solve_active_set(coords, owner, labels, t, kappa, tol):
     return lam, kkt
 
 
-def _restricted_duals(zc: np.ndarray, gram: np.ndarray, slack: np.ndarray, t: np.ndarray,
-                      kappa: float, tol: float) -> np.ndarray:
-    """Exact duals of the joint QP restricted to the constraint rows ``zc`` (k, r).
+def _restricted_duals(z: np.ndarray, idx: np.ndarray, gram: np.ndarray, slack: np.ndarray,
+                      t: np.ndarray, kappa: float, tol: float) -> np.ndarray:
+    """Exact duals of the joint QP restricted to the constraint rows ``zc = z[idx]`` (k, r).
 
     ``gram = zc zcᵀ`` and ``slack = zc t - kappa``. When the rows are independent,
     ``gram = Rᵀ R`` (Cholesky) and the dual ``½ ||t + zcᵀ lam||² - kappa 1ᵀ lam`` equals
@@ -354,7 +357,7 @@ def _restricted_duals(zc: np.ndarray, gram: np.ndarray, slack: np.ndarray, t: np
     twice the dual objective plus ``(kappa/c)² (1ᵀ lam)²``, so its free set is right for a
     large ``c``).
     """
-    k = zc.shape[0]
+    k = len(idx)
     max_iter = 50 * k + 100
     # LAPACK directly: these are k x k with k ~ tens, where the checks of the scipy.linalg
     # wrappers cost more than the factorization
@@ -364,7 +367,7 @@ def _restricted_duals(zc: np.ndarray, gram: np.ndarray, slack: np.ndarray, t: np
         b, info = _trtrs(r, -slack, lower=0, trans=1)
         if info == 0:
             return scipy.optimize.nnls(r, b, maxiter=max_iter)[0]
-    q, r = np.linalg.qr(zc.T)
+    q, r = np.linalg.qr(z[idx].T)
     tr = q.T @ t
     if kappa == 0:
         return scipy.optimize.nnls(r, -tr, maxiter=max_iter)[0]
@@ -376,6 +379,18 @@ def _restricted_duals(zc: np.ndarray, gram: np.ndarray, slack: np.ndarray, t: np
 
 def _most_violated(slack: np.ndarray, limit: np.ndarray, groups, per_group: int) -> np.ndarray:
     """(n, m) mask: in each row and group, the up to ``per_group`` smallest slacks below limit."""
+    n, m = slack.shape
+    size = len(groups[0])
+    if (size > per_group and size * len(groups) == m
+            and all(idx[0] == i * size and idx[-1] == (i + 1) * size - 1
+                    for i, idx in enumerate(groups))):
+        # equal contiguous groups (the usual layout): one call on an (n, P, M) view
+        s = slack.reshape(n, len(groups), size)
+        keep = np.argpartition(s, per_group - 1, axis=2)[..., :per_group]
+        sub = np.zeros(s.shape, dtype=bool)
+        np.put_along_axis(sub, keep, True, axis=2)
+        lim = np.asarray(limit).reshape(-1, 1, 1) if np.ndim(limit) else limit
+        return (sub & (s < lim)).reshape(n, m)
     mask = np.zeros(slack.shape, dtype=bool)
     for idx in groups:
         s = slack[:, idx]
@@ -389,7 +404,7 @@ def _most_violated(slack: np.ndarray, limit: np.ndarray, groups, per_group: int)
     return mask
 
 
-def _solve_screened(coords, owner, labels, t, kappa, tol, gram0=None):
+def _solve_screened(coords, owner, labels, t, kappa, tol, gram0=None, products=None):
     """Per-sample exact duals by constraint generation, the slack checks batched per dichotomy.
 
     Every sample starts from the constraints most violated at ``v = t`` (a few per violated
@@ -420,17 +435,22 @@ def _solve_screened(coords, owner, labels, t, kappa, tol, gram0=None):
         cand = _most_violated(slack, -scale[:, None], groups, _FIRST_PER_MANIFOLD)
         todo = np.flatnonzero(cand.any(axis=1))                     # the rest: lam = 0 (v = t)
         while todo.size:
-            v = td[todo].copy()
+            v = td[todo].copy() if products is None else None
             for j, b in enumerate(todo):
                 idx = np.flatnonzero(cand[b])
-                zc = z[idx]
-                gram = (gram0[np.ix_(idx, idx)] * np.outer(sign[idx], sign[idx])
-                        if gram0 is not None else zc @ zc.T)
-                lam_b = _restricted_duals(zc, gram, slack[b, idx], td[b], kappa, tol)
+                if gram0 is not None:
+                    gram = _gram_block(gram0, idx, idx) * np.outer(sign[idx], sign[idx])
+                else:
+                    gram = z[idx] @ z[idx].T
+                lam_b = _restricted_duals(z, idx, gram, slack[b, idx], td[b], kappa, tol)
                 lam[d, b] = 0.0
                 lam[d, b, idx] = lam_b
-                v[j] += lam_b @ z[idx]
-            new_slack = v @ z.T - kappa
+                if v is not None:
+                    v[j] += lam_b @ z[idx]
+            if v is None:                  # G lam + q, from the duals (sparse)
+                new_slack = products(lam[d, todo] * sign) * sign + slack[todo]
+            else:
+                new_slack = v @ z.T - kappa
             free = lam[d, todo] > 0
             new_slack[free] = np.inf
             viol = _most_violated(new_slack, -scale[todo, None], groups, per_manifold)
@@ -727,7 +747,7 @@ def _solve_pdas_refined(coords, owner, labels, t, kappa, tol, gram0, proj, low_r
         if bad.size:
             with single_threaded_blas():
                 lam[d, bad] = _solve_screened(coords, owner, labels[d:d + 1], t[d:d + 1, bad],
-                                              kappa, tol, gram0)[0][0]
+                                              kappa, tol, gram0, products)[0][0]
         q = proj[d] * sign - kappa
         kkt[d] = _gram_kkt(products, diag, sign, q, lam[d])
         worse = np.flatnonzero(kkt[d] > _REFINE_ABOVE)
