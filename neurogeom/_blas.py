@@ -24,3 +24,10 @@ def single_threaded_blas():
     where threads only add synchronization (cheap to enter: the threadpoolctl controller, which
     scans the loaded libraries, is built once and reused)."""
     return _controller().limit(limits=1, user_api="blas")
+
+
+def blas_threads() -> int:
+    """The BLAS thread limit in force now (the smallest over the loaded BLAS libraries; 1 when
+    none is found): how many cores this process may use for its own parallel work."""
+    libs = _controller().select(user_api="blas").lib_controllers
+    return max(1, min((lc.num_threads for lc in libs), default=1))

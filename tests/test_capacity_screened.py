@@ -223,3 +223,16 @@ def test_most_violated_contiguous_layout_equals_the_group_loop(per_group):
     loop = joint._most_violated(slack, limit, groups[::-1], per_group)
     np.testing.assert_array_equal(fast, loop)
     assert fast.any() and (fast.sum(axis=1) <= 12 * per_group).all()
+
+
+def test_solver_threads_follow_the_blas_limit():
+    # map_recordings gives each worker a share of the cores as its BLAS limit; the joint
+    # solver's threads follow it (one thread under a limit of 1)
+    import neurogeom.capacity.joint as joint
+    from neurogeom._blas import limit_threads
+    limiter = limit_threads(1)
+    try:
+        assert joint._solver_threads() == 1
+    finally:
+        limiter.restore_original_limits()
+    assert 1 <= joint._solver_threads() <= 4

@@ -35,7 +35,6 @@ exactly into per-manifold shares ``-sum_{i in mu} lam_i q_i = Lam_mu (kappa - y_
 from __future__ import annotations
 
 import contextlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -46,7 +45,7 @@ from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from .._backend import resolve
-from .._blas import single_threaded_blas
+from .._blas import blas_threads, single_threaded_blas
 from ..errors import AnalysisError, ConvergenceError
 from .qp import solve_nonneg_qp
 
@@ -621,12 +620,10 @@ def _gram_kkt(products, diag, sign, q, lam):
 
 
 def _solver_threads() -> int:
-    """Threads for the per-sample solves of a round: the usable cores, at most 4."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:                      # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    """Threads for the per-sample solves of a round: the BLAS thread limit in force (the
+    process's cores, or what the user or :func:`neurogeom.map_recordings` set for each worker,
+    e.g. 1), at most 4."""
+    return max(1, min(4, blas_threads()))
 
 
 def _solve_samples(samples, d, state, mark):
