@@ -385,7 +385,8 @@ def _most_violated(slack: np.ndarray, limit: np.ndarray, groups, per_group: int)
                     for i, idx in enumerate(groups))):
         # equal contiguous groups (the usual layout): one call on an (n, P, M) view
         s = slack.reshape(n, len(groups), size)
-        keep = np.argpartition(s, per_group - 1, axis=2)[..., :per_group]
+        keep = (np.argmin(s, axis=2)[..., None] if per_group == 1 else
+                np.argpartition(s, per_group - 1, axis=2)[..., :per_group])
         sub = np.zeros(s.shape, dtype=bool)
         np.put_along_axis(sub, keep, True, axis=2)
         lim = np.asarray(limit).reshape(-1, 1, 1) if np.ndim(limit) else limit
@@ -394,7 +395,8 @@ def _most_violated(slack: np.ndarray, limit: np.ndarray, groups, per_group: int)
     for idx in groups:
         s = slack[:, idx]
         if len(idx) > per_group:
-            keep = np.argpartition(s, per_group - 1, axis=1)[:, :per_group]
+            keep = (np.argmin(s, axis=1)[:, None] if per_group == 1 else
+                    np.argpartition(s, per_group - 1, axis=1)[:, :per_group])
             sub = np.zeros(s.shape, dtype=bool)
             np.put_along_axis(sub, keep, True, axis=1)
         else:
