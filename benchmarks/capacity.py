@@ -448,21 +448,20 @@ def clouds_assembly(P, M, N, seed=0):
                                 "neuroid_id": ("neuroid", [f"n{i}" for i in range(N)])})
 
 
-def analysis_benchmark(which, quick=False, cases=None, samples=4, skip_old=False, full=False):
+def analysis_benchmark(which, quick=False, cases=None, samples=4, skip_old=False, full=True):
     """Screened joint-QP solver (default) vs the previous per-sample active set, same samples.
 
     The old path is ``solver="active_set"`` run as it ran before issue 15: BLAS with its default
     threads (the one-thread limit is patched out for it) and the feasibility LP up front. It is
     slow, so on the small case it runs on ``base_dich`` dichotomies of the same seed and its
-    time is scaled to all 20; on the large case both run one dichotomy at two sample counts and
-    the time is extrapolated as fixed + per-sample part (stated); the capacities are compared on
-    the same samples (same t, so they agree to the solver tolerance). ``samples`` sets the
-    large case's sample counts for ours (``samples`` and ``3 * samples``; more samples make the
-    per-sample slope less noisy), extrapolated from CPU time as well (the "cpu" figure: this
-    machine may be shared); ``skip_old`` leaves out the old path on the large case (minutes per
-    sample there). That extrapolation from one dichotomy underestimates the large case 2-6x
-    (measured 2026-12-06: 11-30 s extrapolated vs 71.8 s in full for effective, kappa 0; the
-    dichotomies differ in difficulty); ``full`` times ours on all samples instead.
+    time is scaled to all 20; on the large case it runs one dichotomy at two sample counts and
+    its time is extrapolated as fixed + per-sample part (stated); the capacities are compared
+    on the same samples (same t, so they agree to the solver tolerance). Ours is timed on all
+    20 x 200 samples of the large case (``full``, the default); with ``full=False`` it is
+    extrapolated like the old path from one dichotomy at ``samples`` and ``3 * samples``
+    samples, which underestimates 2-6x (measured 2026-12-06: 11-30 s extrapolated vs 71.8 s in
+    full for effective, kappa 0; the dichotomies differ in difficulty). ``skip_old`` leaves
+    out the old path on the large case (minutes per sample there).
     """
     import contextlib
 
@@ -501,7 +500,7 @@ def analysis_benchmark(which, quick=False, cases=None, samples=4, skip_old=False
                 t_ours = max(t_a - k1 * per, 0.0) + n_dich * n_t * per
                 cper = max(c_b - c_a, 0.0) / (k2 - k1)
                 c_ours = max(c_a - k1 * cper, 0.0) + n_dich * n_t * cper
-                ours_note = (f" (extrapolated, underestimates: see --full; "
+                ours_note = (f" (extrapolated, underestimates: run without --extrapolate; "
                              f"{max(t_a - k1 * per, 0.0):.1f} + {per * 1e3:.1f} ms/sample, "
                              f"from 1 x {k1}, {k2}; cpu {c_ours:.1f} = "
                              f"{max(c_a - k1 * cper, 0.0):.1f} + {cper * 1e3:.1f} ms/sample)")
@@ -557,12 +556,13 @@ def main(argv=None):
                     help="manifolds the slow SLSQP baseline runs on (time scaled to all)")
     ap.add_argument("--quick", action="store_true", help="small sizes (a few seconds)")
     ap.add_argument("--skip-sweeps", action="store_true")
+    ap.add_argument("--extrapolate", action="store_true",
+                    help="--analysis, large case: time ours on one dichotomy at SAMPLES and "
+                         "3 x SAMPLES samples and extrapolate to 20 x 200 (underestimates "
+                         "2-6x: the dichotomies differ) instead of timing all 20 x 200 samples "
+                         "(the default)")
     ap.add_argument("--samples", type=int, default=4,
-                    help="--analysis, large case: ours runs 1 dichotomy at SAMPLES and "
-                         "3 x SAMPLES samples, extrapolated to 20 x 200 (default 4)")
-    ap.add_argument("--full", action="store_true",
-                    help="--analysis, large case: time ours on all 20 x 200 samples (minutes) "
-                         "instead of extrapolating from one dichotomy, which underestimates")
+                    help="--extrapolate: the sample counts (default 4)")
     ap.add_argument("--skip-old", action="store_true",
                     help="--analysis: leave out the old solver path on the large case")
     ap.add_argument("--case", choices=("small", "large", "both"), default="both",
@@ -574,7 +574,8 @@ def main(argv=None):
         cases = {"small": [(8, 60, 100, 200, 20, 4)], "large": [(100, 50, 500, 200, 20, 1)],
                  "both": None}[args.case]
         return analysis_benchmark(args.analysis, args.quick, cases=cases,
-                                  samples=args.samples, skip_old=args.skip_old, full=args.full)
+                                  samples=args.samples, skip_old=args.skip_old,
+                                  full=not args.extrapolate)
     if args.dataset == "cnn":
         if args.quick:
             args.layers = args.layers[-1:]
