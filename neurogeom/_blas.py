@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 _CONTROLLER = None
 
 
@@ -24,3 +27,19 @@ def single_threaded_blas():
     where threads only add synchronization (cheap to enter: the threadpoolctl controller, which
     scans the loaded libraries, is built once and reused)."""
     return _controller().limit(limits=1, user_api="blas")
+
+
+def threaded_map(fn, items) -> list:
+    """``[fn(x) for x in items]`` over the cores, each call with single-threaded BLAS.
+
+    For many small matrix products and LAPACK calls: BLAS threads only add synchronization
+    there (on a busy machine, several times the work), while numpy releases the GIL inside
+    them, so one Python thread per core does the work in parallel.
+    """
+    items = list(items)
+    workers = min(len(items), os.cpu_count() or 1)
+    with single_threaded_blas():
+        if workers <= 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(fn, items))
