@@ -61,7 +61,7 @@ def _pinv_factor(G: np.ndarray) -> np.ndarray:
     return U[:, keep] / np.sqrt(w[keep])
 
 
-def _complement(null_direction, p: int):
+def _complement(null_direction):
     """``(G, x) -> (Qᵀ G Q, Qᵀ x)`` for a stack, ``Q`` an orthonormal basis of the complement of
     ``null_direction`` (identity when None).
 
@@ -195,7 +195,7 @@ def geometry_from_anchors(anchors: np.ndarray, t: np.ndarray, share: np.ndarray,
     # makes G0^+ blow up there). Along that direction both expectations pick up a pure-axis term
     # that does not shrink with R (R_eff biased up by O(1/(P R^2))): R_eff is evaluated on the
     # complement of `null_direction`.
-    reduce = _complement(null_direction, p)
+    reduce = _complement(null_direction)
     g0r = reduce(g0, np.zeros(p))[0]
     f0 = _pinv_factor(g0r)                                           # G0r⁺ = f0 f0ᵀ
     w0 = np.linalg.eigvalsh(g0r)

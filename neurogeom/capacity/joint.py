@@ -289,11 +289,12 @@ def _shares_and_anchors(lam, proj, t, y, coords, owner, p, kappa, anchors):
     if not np.all(active):
         # inactive manifolds: the point nearest the margin, argmin y_mu x . v*
         v = t + scipy.sparse.csr_array((vals * sign, (rows, cols)), shape=(n, m)) @ coords
-        for k in np.flatnonzero(~np.all(active, axis=0)):
-            free = np.flatnonzero(~active[:, k])
-            idx = np.flatnonzero(owner == k)
-            margin = (v[free] @ coords[idx].T) * y[free, k][:, None]
-            anchor_pts[free, k] = coords[idx[np.argmin(margin, axis=1)]]
+        with single_threaded_blas():                                 # one small product each
+            for k in np.flatnonzero(~np.all(active, axis=0)):
+                free = np.flatnonzero(~active[:, k])
+                idx = np.flatnonzero(owner == k)
+                margin = (v[free] @ coords[idx].T) * y[free, k][:, None]
+                anchor_pts[free, k] = coords[idx[np.argmin(margin, axis=1)]]
     return share, active, anchor_pts
 
 
