@@ -264,9 +264,9 @@ def _shares_and_anchors(lam, proj, t, y, coords, owner, p, kappa, anchors):
 
     A solution keeps few points active per sample (at most about r+1 of the m), so every sum
     runs over the nonzero duals only: the shares ``-sum_{i in mu} lam_i q_i`` and masses
-    ``Lam_mu = sum_{i in mu} lam_i`` are bincounts, the anchors one sparse product
-    ``(W X) / Lam`` with ``W`` the duals arranged as (sample, manifold) x point. A manifold with
-    no active point gets its point nearest the margin, ``argmin_i y_mu x_i . v*``, with
+    ``Lam_mu = sum_{i in mu} lam_i`` are bincounts, the anchors one sparse product ``W X`` with
+    ``W`` holding ``lam_i / Lam_mu`` at ((sample, manifold), point). A manifold with no active
+    point gets its point nearest the margin, ``argmin_i y_mu x_i . v*``, with
     ``v* = t + Zᵀ lam`` (sparse as well) and the margins of that manifold's points only.
     """
     n, m = lam.shape
