@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 _CONTROLLER = None
 
 
@@ -31,3 +33,21 @@ def blas_threads() -> int:
     none is found): how many cores this process may use for its own parallel work."""
     libs = _controller().select(user_api="blas").lib_controllers
     return max(1, min((lc.num_threads for lc in libs), default=1))
+
+
+def threaded_map(fn, items) -> list:
+    """``[fn(x) for x in items]`` over the cores, each call with single-threaded BLAS.
+
+    For many small matrix products and LAPACK calls: BLAS threads only add synchronization
+    there (on a busy machine, several times the work), while numpy releases the GIL inside
+    them, so one Python thread per core does the work in parallel. Cores: the BLAS thread
+    limit in force (:func:`blas_threads`; e.g. a :func:`neurogeom.map_recordings` worker's
+    share).
+    """
+    items = list(items)
+    workers = min(len(items), blas_threads())
+    with single_threaded_blas():
+        if workers <= 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(fn, items))

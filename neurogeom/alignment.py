@@ -23,16 +23,15 @@ angle spectra cost about one Gram matrix; no Python loop runs over pairs.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from ._blas import single_threaded_blas
+from ._blas import threaded_map as _threaded_map
 from ._params import check_fraction, check_int, check_seed
 from ._results import build_result
 from .assembly import align, average_repetitions, manifolds, presentation_coords, sample_dim, \
@@ -71,22 +70,6 @@ def _n_components(s: np.ndarray, variance: float) -> int:
     power = np.cumsum(s[:rank] ** 2)
     k = int(np.searchsorted(power, variance * power[-1] * (1 - 1e-12)) + 1)
     return min(k, rank)
-
-
-def _threaded_map(fn, items) -> list:
-    """``[fn(x) for x in items]`` over the cores, each call with single-threaded BLAS.
-
-    For many small matrix products and LAPACK calls: BLAS threads only add synchronization
-    there (on a busy machine, several times the work), while numpy releases the GIL inside
-    them, so one Python thread per core does the work in parallel.
-    """
-    items = list(items)
-    workers = min(len(items), os.cpu_count() or 1)
-    with single_threaded_blas():
-        if workers <= 1:
-            return [fn(x) for x in items]
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(fn, items))
 
 
 def _gram_spectra(points: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:

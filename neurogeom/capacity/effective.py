@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dtrtrs as _trtrs
 
+from .._blas import threaded_map
 from .._params import check_seed
 from .._results import build_result
 from ..errors import AnalysisError
@@ -31,6 +34,15 @@ from .joint import DICHOTOMIES, check_joint_backend, draw_labels, solve_joint
 #: eigenvalues of Gram matrices below this (data normalized to unit RMS center norm) are zero
 _ABS_CUTOFF = 1e-12
 _REL_CUTOFF = 1e-10
+#: the Cholesky path of the quadratic forms needs every eigenvalue above this multiple of the
+#: cutoff (a margin far above rounding, ~P eps trace(G) ≪ 1e-10 trace(G))
+_CERTIFICATE_MARGIN = 2.0
+#: the R_eff denominator comes from a difference of two forms (see geometry_from_anchors) only
+#: where it keeps at least this fraction of the first (at most 2 digits lost to cancellation)
+_MIN_DIFFERENCE = 1e-2
+#: geometry_from_anchors works through the samples in blocks of about this many bytes of
+#: (block, P, r) axis parts, so that its temporaries stay bounded (not n x P x r each)
+_BLOCK_BYTES = 8 * 2**20
 
 
 def _quad_pinv(G: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -42,16 +54,90 @@ def _quad_pinv(G: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.sum(proj ** 2 * inv, axis=-1)
 
 
-def _pinv(G: np.ndarray) -> np.ndarray:
+def _pinv_factor(G: np.ndarray) -> np.ndarray:
+    """``F`` with ``F Fᵀ = G⁺`` (pseudo-inverse with the cutoff of :func:`_quad_pinv`)."""
     w, U = np.linalg.eigh(G)
-    cut = max(_ABS_CUTOFF, _REL_CUTOFF * np.abs(w).max())
-    inv = np.divide(1.0, w, out=np.zeros_like(w), where=w > cut)
-    return (U * inv) @ U.T
+    keep = w > max(_ABS_CUTOFF, _REL_CUTOFF * np.abs(w).max())
+    return U[:, keep] / np.sqrt(w[keep])
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.divide(x, norm, out=np.zeros_like(x), where=norm > np.sqrt(_ABS_CUTOFF))
+def _complement(null_direction):
+    """``(G, x) -> (Qᵀ G Q, Qᵀ x)`` for a stack, ``Q`` an orthonormal basis of the complement of
+    ``null_direction`` (identity when None).
+
+    ``Q`` is the last P-1 columns of the Householder reflection ``H = I - β w wᵀ`` that maps the
+    direction to a multiple of ``e_1`` (``w = u + sign(u_1) e_1``, so ``w_{2..P} = u_{2..P}``):
+    ``H G H`` is ``G`` plus rank-1 terms, O(P²) per matrix instead of two P x P products. The
+    quadratic forms below do not depend on which orthonormal basis of the complement is used.
+    """
+    if null_direction is None:
+        return lambda G, x: (G, x)
+    u = np.asarray(null_direction, float) / np.linalg.norm(null_direction)
+    w = u.copy()
+    w[0] += 1.0 if u[0] >= 0 else -1.0
+    beta = 2.0 / (w @ w)
+    tail = w[1:]
+
+    def reduce(G, x):
+        gw = G @ w                                                   # (..., P)
+        a = beta * gw[..., 1:] - (0.5 * beta ** 2) * (gw @ w)[..., None] * tail
+        # (H G H)[1:, 1:] = G[1:, 1:] - tail aᵀ - a tailᵀ
+        g = G[..., 1:, 1:] - tail[:, None] * a[..., None, :] - a[..., :, None] * tail
+        return g, x[..., 1:] - beta * (x @ w)[..., None] * tail
+    return reduce
+
+
+def _eigenvalues_above(G: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Whether ``G_n - shift_n I`` is positive definite (its Cholesky factorization succeeds),
+    i.e. every eigenvalue of ``G_n`` exceeds ``shift_n``."""
+    eye = np.eye(G.shape[-1])
+    return np.array([_potrf(g - c * eye, lower=1, clean=0)[1] == 0 for g, c in zip(G, shift)],
+                    dtype=bool)
+
+
+def _solve_lower(G: np.ndarray, rhs: np.ndarray):
+    """``L⁻¹ rhs`` with ``G = L Lᵀ`` (None if the factorization fails)."""
+    c, info = _potrf(G, lower=1, clean=0)
+    if info != 0:
+        return None
+    y, info = _trtrs(c, rhs, lower=1)
+    return y if info == 0 else None
+
+
+def _complement_norm2(y: np.ndarray, u_part) -> float:
+    """``|y - (y.b/|b|²) b|²`` (``b = u_part``; ``|y|²`` without one)."""
+    if u_part is not None:
+        y = y - (y @ u_part) / (u_part @ u_part) * u_part
+    return float(y @ y)
+
+
+def _regular_forms(g1, g_num, t1, q, u):
+    """The three quadratic forms of samples whose matrices are certified invertible.
+
+    With ``G = L Lᵀ``, ``xᵀ G⁻¹ x = |L⁻¹ x|²``. On the complement of a unit ``u`` (``Q`` an
+    orthonormal basis, ``q = Q Qᵀ t1``), block inversion of ``[u Q]ᵀ G [u Q]`` gives
+    ``(Qᵀt1)ᵀ (Qᵀ G Q)⁻¹ (Qᵀt1) = qᵀG⁻¹q - (uᵀG⁻¹q)²/(uᵀG⁻¹u)``, the squared norm of
+    ``L⁻¹q`` orthogonal to ``L⁻¹u``: P x P factorizations, no change of basis. Returns
+    ``(dim, on_complement, num)`` per sample, NaN where a factorization fails.
+    """
+    n = len(t1)
+    out = np.full((3, n), np.nan)
+    rhs1 = np.stack([t1, q] + ([np.broadcast_to(u, q.shape)] if u is not None else []), -1)
+    rhs_num = rhs1[:, :, 1:]
+    for k in range(n):
+        y = _solve_lower(g1[k], rhs1[k])
+        z = _solve_lower(g_num[k], rhs_num[k])
+        if y is None or z is None:
+            continue
+        b1, bn = (y[:, 2], z[:, 1]) if u is not None else (None, None)
+        out[:, k] = (y[:, 0] @ y[:, 0], _complement_norm2(y[:, 1], b1),
+                     _complement_norm2(z[:, 0], bn))
+    return out
+
+
+def _inverse_norm(norm: np.ndarray) -> np.ndarray:
+    """``1/norm``, 0 for norms of (numerically) zero vectors."""
+    return np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > np.sqrt(_ABS_CUTOFF))
 
 
 def offdiag_mean(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,6 +146,14 @@ def offdiag_mean(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mask = ~np.eye(p, dtype=bool)
     per = np.sum(np.where(mask, c, 0.0), axis=-1) / (p - 1)
     return per, per.mean(axis=-1)
+
+
+def _offdiag_row_mean(c: np.ndarray) -> np.ndarray:
+    """Per-row part of :func:`offdiag_mean` for a (b, P, P) stack (its diagonal set to 0 in
+    place: the same sums, without a masked copy)."""
+    p = c.shape[-1]
+    c[:, np.arange(p), np.arange(p)] = 0.0
+    return np.sum(c, axis=-1) / (p - 1)
 
 
 def geometry_from_anchors(anchors: np.ndarray, t: np.ndarray, share: np.ndarray,
@@ -77,31 +171,99 @@ def geometry_from_anchors(anchors: np.ndarray, t: np.ndarray, share: np.ndarray,
     null_direction : ndarray (P,), optional
         A known null direction of the center Gram matrix (the points per manifold, for globally
         centered data), left out of the R_eff expectations.
+
+    Notes
+    -----
+    Per sample, everything comes from P x P matrices: ``G1 = s1 s1ᵀ``, ``s0 s1ᵀ`` (the cosines
+    divide them by the norms ``sqrt(diag G1)`` and ``|s0|``) and ``s1 t``, computed in blocks
+    of samples so that no further (n, P, r) array is made.
+
+    The pseudo-inverse forms (eigenvalues under ``max(1e-12, 1e-10 λ_max)`` cut) are
+    inverses wherever no eigenvalue is cut; a Cholesky factorization of ``G1 - c I`` shows that
+    for all three at once (``c`` twice the largest cutoff, from trace bounds): the eigenvalues
+    of ``Qᵀ G1 Q`` interlace those of ``G1``, and adding the PSD ``G0r`` or ``G1r G0r⁻¹ G1r``
+    does not lower them. Then, with ``M = Qᵀ G1 Q``,
+    ``(M + M G0r⁻¹ M)⁻¹ = M⁻¹ - (M + G0r)⁻¹``: the denominator is a difference of the
+    numerator and ``xᵀ M⁻¹ x``, all from Cholesky factors (:func:`_regular_forms`). The other
+    samples (point manifolds, ill-conditioned or degenerate ``G1``) take the eigendecompositions.
     """
-    n, p, _ = anchors.shape
+    n, p, r = anchors.shape
     s0 = anchors.mean(axis=0)                                        # (P, r)
-    s1 = anchors - s0                                                # (n, P, r)
-    # batched matrix products (BLAS; np.einsum's loops were most of the run time at 100
-    # manifolds in 500 dims, and its three-operand form below is O(n P⁴) unoptimized)
-    t1 = (s1 @ t[:, :, None])[..., 0]
-    g1 = s1 @ s1.transpose(0, 2, 1)
     g0 = s0 @ s0.T
-    dim_terms = _quad_pinv(g1, t1)
     # Globally centered data have point-weighted centers summing to zero (sum_mu M_mu c_mu = 0),
     # so G0 is singular along the weights M (only nearly so for the sampled anchor means, which
     # makes G0^+ blow up there). Along that direction both expectations pick up a pure-axis term
     # that does not shrink with R (R_eff biased up by O(1/(P R^2))): R_eff is evaluated on the
     # complement of `null_direction`.
-    if null_direction is not None:
-        u = np.asarray(null_direction, float)[:, None] / np.linalg.norm(null_direction)
-        basis = np.linalg.qr(np.hstack([u, np.eye(p)]))[0][:, 1:p]   # orthonormal complement
+    reduce = _complement(null_direction)
+    g0r = reduce(g0, np.zeros(p))[0]
+    f0 = _pinv_factor(g0r)                                           # G0r⁺ = f0 f0ᵀ
+    w0 = np.linalg.eigvalsh(g0r)
+    g0r_invertible = w0[0] > _CERTIFICATE_MARGIN * max(_ABS_CUTOFF, _REL_CUTOFF * w0[-1])
+    if null_direction is None:
+        u, g0_full = None, g0
     else:
-        basis = np.eye(p)
-    t1r = t1 @ basis
-    g1r = basis.T @ g1 @ basis
-    g0r = basis.T @ g0 @ basis
-    num = _quad_pinv(g1r + g0r, t1r)
-    den = _quad_pinv(g1r + g1r @ _pinv(g0r) @ g1r, t1r)
+        # Q G0r Qᵀ = Π G0 Π (Π = I - u uᵀ); plus a multiple of u uᵀ, positive definite in P dims
+        u = np.asarray(null_direction, float) / np.linalg.norm(null_direction)
+        proj = np.eye(p) - np.outer(u, u)
+        g0_full = proj @ g0 @ proj + (np.trace(g0r) / (p - 1)) * np.outer(u, u)
+    center_norm = np.linalg.norm(s0, axis=1)
+    inv0 = _inverse_norm(center_norm)
+    fold = np.abs if absolute else (lambda x: x)
+
+    # per-sample terms, filled block by block
+    dim_terms, num, den = np.empty(n), np.empty(n), np.empty(n)
+    axis_sq, dim_per = np.empty((n, p)), np.empty((n, p))
+    axis_per, ca_per = np.empty((n, p)), np.empty((n, p))
+
+    def block(lo: int) -> None:
+        k = slice(lo, min(n, lo + step))
+        s1 = anchors[k] - s0                                         # (b, P, r)
+        t1 = (s1 @ t[k, :, None])[..., 0]                            # s1 t
+        g1 = s1 @ s1.transpose(0, 2, 1)                              # G1 = s1 s1ᵀ
+        c01 = (s0 @ s1.reshape(-1, r).T).reshape(p, -1, p)           # [mu, ., nu] s0_mu . s1_nu
+        del s1
+        sq = np.diagonal(g1, axis1=1, axis2=2).copy()                # |s1_mu|²
+        inv1 = _inverse_norm(np.sqrt(sq))
+        axis_sq[k] = sq
+        dim_per[k] = (t1 * inv1) ** 2                                # (t . s1/|s1|)²
+        cos = g1 * inv1[:, :, None]
+        cos *= inv1[:, None, :]
+        axis_per[k] = _offdiag_row_mean(fold(cos))
+        cos = c01.transpose(1, 0, 2) * inv0[:, None]
+        cos *= inv1[:, None, :]
+        ca_per[k] = _offdiag_row_mean(fold(cos))
+
+        regular = np.zeros(len(g1), dtype=bool)
+        if g0r_invertible:
+            # largest eigenvalues: of G1 <= its trace, of M + G0r <= that + trace G0r, of
+            # M + M G0r⁻¹ M <= that + |G1|_F² / λ_min(G0r)
+            trace1 = np.trace(g1, axis1=1, axis2=2)
+            bound = trace1 + np.maximum(w0.sum(), np.sum(g1 ** 2, axis=(1, 2)) / w0[0])
+            shift = _CERTIFICATE_MARGIN * np.maximum(_ABS_CUTOFF, _REL_CUTOFF * bound)
+            regular = _eigenvalues_above(g1, shift)
+        if regular.any():
+            idx = np.flatnonzero(regular)
+            q = t1[idx] if u is None else t1[idx] - np.outer(t1[idx] @ u, u)
+            dim_k, on_complement, num_k = _regular_forms(g1[idx], g1[idx] + g0_full, t1[idx], q,
+                                                         u)
+            den_k = on_complement - num_k
+            good = den_k >= _MIN_DIFFERENCE * on_complement           # False where NaN
+            regular[idx[~good]] = False
+            rows = lo + idx[good]
+            dim_terms[rows], num[rows], den[rows] = dim_k[good], num_k[good], den_k[good]
+        if not regular.all():                                        # eigendecompositions
+            idx = np.flatnonzero(~regular)
+            g1r, t1r = reduce(g1[idx], t1[idx])
+            b = (g1r.reshape(-1, g1r.shape[-1]) @ f0).reshape(len(idx), -1, f0.shape[1])
+            rows = lo + idx
+            dim_terms[rows] = _quad_pinv(g1[idx], t1[idx])
+            num[rows] = _quad_pinv(g1r + g0r, t1r)
+            den[rows] = _quad_pinv(g1r + b @ b.transpose(0, 2, 1), t1r)   # G1 + G1 G0⁺ G1
+
+    # blocks of samples keep the (b, P, r) axis parts small (in cache, no n x P x r temporaries)
+    step = max(1, _BLOCK_BYTES // (8 * p * r))
+    threaded_map(block, range(0, n, step))
 
     total = share.sum(axis=1)                                        # ||v* - t||^2
     mean_total = total.mean()
@@ -116,22 +278,17 @@ def geometry_from_anchors(anchors: np.ndarray, t: np.ndarray, share: np.ndarray,
     out["capacity_approx"] = ((1 + out["radius"] ** -2) / out["dimension"]
                               if out["radius"] > 0 and out["dimension"] > 0 else np.inf)
 
-    fold = np.abs if absolute else (lambda x: x)
-    u0, u1 = _unit(s0), _unit(s1)
+    u0 = s0 * inv0[:, None]
     center_per, center_all = offdiag_mean(fold(u0 @ u0.T))
-    axis_per, axis_all = offdiag_mean(fold(u1 @ u1.transpose(0, 2, 1)))
-    ca_per, ca_all = offdiag_mean(fold(u0 @ u1.transpose(0, 2, 1)))
     out["center_alignment"] = center_all
-    out["axis_alignment"] = axis_all.mean()
-    out["center_axis_alignment"] = ca_all.mean()
+    out["axis_alignment"] = axis_per.mean(axis=1).mean()
+    out["center_axis_alignment"] = ca_per.mean(axis=1).mean()
 
     per_share = share.mean(axis=0)
-    center_norm = np.linalg.norm(s0, axis=1)
-    axis_sq = np.mean(np.sum(s1 ** 2, axis=2), axis=0)
     out["per_manifold"] = {
         "capacity": np.divide(1.0, per_share, out=np.full(p, np.inf), where=per_share > 0),
-        "radius": np.sqrt(axis_sq) / np.maximum(center_norm, np.sqrt(_ABS_CUTOFF)),
-        "dimension": np.mean((u1 @ t[:, :, None])[..., 0] ** 2, axis=0),
+        "radius": np.sqrt(axis_sq.mean(axis=0)) / np.maximum(center_norm, np.sqrt(_ABS_CUTOFF)),
+        "dimension": dim_per.mean(axis=0),
         "center_norm": center_norm,
         "center_alignment": center_per,
         "axis_alignment": axis_per.mean(axis=0),

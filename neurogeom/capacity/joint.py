@@ -265,33 +265,48 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
     y = np.repeat(labels, n_t, axis=0)                               # (n, P)
     if proj is None:
         proj = t_flat @ coords.T
-    signed_proj = proj.reshape(n_dich * n_t, m) * y[:, owner]        # z_i . t
-    share_points = lam * (kappa - signed_proj)                       # -lam_i q_i
-    onehot = np.zeros((m, n_manifolds))
-    onehot[np.arange(m), owner] = 1.0
-    share = share_points @ onehot                                    # (n, P)
-    mass = lam @ onehot                                              # Lam_mu
+    share, active, anchor_pts = _shares_and_anchors(lam, proj.reshape(n_dich * n_t, m), t_flat,
+                                                    y, coords, owner, n_manifolds, kappa, anchors)
+    return JointSolution(t_flat, y, anchor_pts, share, active, kkt.reshape(-1))
+
+
+def _shares_and_anchors(lam, proj, t, y, coords, owner, p, kappa, anchors):
+    """Per-manifold shares of ``||v* - t||²``, active flags and anchors from the duals.
+
+    A solution keeps few points active per sample (at most about r+1 of the m), so every sum
+    runs over the nonzero duals only: the shares ``-sum_{i in mu} lam_i q_i`` and masses
+    ``Lam_mu = sum_{i in mu} lam_i`` are bincounts, the anchors one sparse product ``W X`` with
+    ``W`` holding ``lam_i / Lam_mu`` at ((sample, manifold), point). A manifold with no active
+    point gets its point nearest the margin, ``argmin_i y_mu x_i . v*``, with
+    ``v* = t + Zᵀ lam`` (sparse as well) and the margins of that manifold's points only.
+    """
+    n, m = lam.shape
+    rows, cols = np.nonzero(lam)
+    vals = lam[rows, cols]
+    mu = owner[cols]
+    key = rows * p + mu                                              # (sample, manifold)
+    sign = y[rows, mu]
+    share = np.bincount(key, vals * (kappa - sign * proj[rows, cols]),
+                        minlength=n * p).reshape(n, p)               # -lam_i q_i summed
+    mass = np.bincount(key, vals, minlength=n * p).reshape(n, p)     # Lam_mu
     active = mass > 0
     if not anchors:
-        return JointSolution(t_flat, y, None, share, active, kkt.reshape(-1))
-    # anchors: dual-weighted means of each manifold's points
-    anchor_pts = np.zeros((len(lam), n_manifolds, rank))
-    for mu in range(n_manifolds):
-        idx = np.flatnonzero(owner == mu)
-        rows = active[:, mu]
-        anchor_pts[rows, mu] = (lam[:, idx][rows] @ coords[idx]) / mass[rows, mu][:, None]
+        return share, active, None
+    # anchors: dual-weighted means of each manifold's points, sum_i (lam_i / Lam_mu) x_i
+    share_of_mass = np.divide(vals, mass.ravel()[key], out=np.zeros_like(vals),
+                              where=active.ravel()[key])
+    weights = scipy.sparse.csr_array((share_of_mass, (key, cols)), shape=(n * p, m))
+    anchor_pts = np.asarray(weights @ coords).reshape(n, p, coords.shape[1])
     if not np.all(active):
         # inactive manifolds: the point nearest the margin, argmin y_mu x . v*
-        v = t_flat + (lam * y[:, owner]) @ coords                    # v* = t + Z^T lam
-        margin = (v @ coords.T) * y[:, owner]                        # (n, m)
-        for mu in range(n_manifolds):
-            rows = np.flatnonzero(~active[:, mu])
-            if rows.size == 0:
-                continue
-            idx = np.flatnonzero(owner == mu)
-            nearest = idx[np.argmin(margin[np.ix_(rows, idx)], axis=1)]
-            anchor_pts[rows, mu] = coords[nearest]
-    return JointSolution(t_flat, y, anchor_pts, share, active, kkt.reshape(-1))
+        v = t + scipy.sparse.csr_array((vals * sign, (rows, cols)), shape=(n, m)) @ coords
+        with single_threaded_blas():                                 # one small product each
+            for k in np.flatnonzero(~np.all(active, axis=0)):
+                free = np.flatnonzero(~active[:, k])
+                idx = np.flatnonzero(owner == k)
+                margin = (v[free] @ coords[idx].T) * y[free, k][:, None]
+                anchor_pts[free, k] = coords[idx[np.argmin(margin, axis=1)]]
+    return share, active, anchor_pts
 
 
 def _gram_matrix(coords, low_rank):
