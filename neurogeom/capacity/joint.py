@@ -34,7 +34,7 @@ exactly into per-manifold shares ``-sum_{i in mu} lam_i q_i = Lam_mu (kappa - y_
 
 from __future__ import annotations
 
-import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -606,18 +606,20 @@ def _bordered_solve(b, sets, upto, factors, grams, gram0, sign, q, mark):
 
 def _gram_products(coords, gram0, low_rank):
     """``x -> x G`` for rows ``x`` (n, m) of duals, ``G = coords coordsᵀ`` the points' Gram
-    matrix, by the cheapest route. The duals are sparse (a few hundred nonzeros among
-    thousands of points), so the first product is sparse: ``(x X) Xᵀ`` through the coordinates
-    X, or, with ``low_rank = (X, eps, blocks)`` (``G = X Xᵀ + eps blockdiag(B_mu)``,
-    ``blocks``: (index, B_mu) per manifold; e.g. whitened points, whose coordinates outnumber
-    X's columns ten to one), through that X plus one small block per manifold; the Gram rows
-    at the nonzero duals when the points have more than m/4 coordinates and no ``low_rank``.
+    matrix, by the cheapest route: ``(x X) Xᵀ`` through the coordinates X, or, with
+    ``low_rank = (X, eps, blocks)`` (``G = X Xᵀ + eps blockdiag(B_mu)``, ``blocks``: (index,
+    B_mu) per manifold; e.g. whitened points, whose coordinates outnumber X's columns ten to
+    one), through that X plus one small block per manifold; the Gram rows at the nonzero duals
+    (sparse) when the points have more than m/4 coordinates and no ``low_rank``. The first
+    product is dense although the duals are sparse (a few hundred nonzeros among thousands of
+    points): with one BLAS thread it is as fast as scipy's sparse product here, and it
+    releases the GIL (:func:`_solve_pdas` runs it on several threads).
     """
     if low_rank is not None:
         x_mat, eps, blocks = low_rank
 
         def apply(x):
-            out = np.asarray(scipy.sparse.csr_matrix(x) @ x_mat) @ x_mat.T
+            out = (x @ x_mat) @ x_mat.T
             if eps:
                 for idx, block in blocks:
                     out[:, idx] += eps * (x[:, idx] @ block)
@@ -625,7 +627,7 @@ def _gram_products(coords, gram0, low_rank):
         return apply
     if coords.shape[1] > coords.shape[0] // 4:
         return lambda x: np.asarray(scipy.sparse.csr_matrix(x) @ gram0)
-    return lambda x: np.asarray(scipy.sparse.csr_matrix(x) @ coords) @ coords.T
+    return lambda x: (x @ coords) @ coords.T
 
 
 def _gram_kkt(products, diag, sign, q, lam):
@@ -637,27 +639,10 @@ def _gram_kkt(products, diag, sign, q, lam):
 
 
 def _solver_threads() -> int:
-    """Threads for the per-sample solves of a round: the BLAS thread limit in force (the
-    process's cores, or what the user or :func:`neurogeom.map_recordings` set for each worker,
-    e.g. 1), at most 4."""
+    """Threads for the per-sample solves: the BLAS thread limit in force (the process's cores,
+    or what the user or :func:`neurogeom.map_recordings` set for each worker, e.g. 1), at most
+    4."""
     return max(1, min(4, blas_threads()))
-
-
-def _solve_samples(samples, d, state, mark):
-    """One round's equality solves for ``samples`` of dichotomy ``d`` (a thread's share):
-    writes their duals into ``lam[d]`` and returns those that solved (the others are marked
-    failed: an ill-conditioned working set)."""
-    sets, upto, factors, grams, gram0, sign, q, lam, failed = state
-    ok = []
-    for b in samples:
-        x = _bordered_solve(b, sets, upto, factors, grams, gram0, sign, q[b], mark)
-        lam[d, b] = 0.0
-        if x is None:
-            failed[d, b] = True
-            continue
-        lam[d, b, sets[b]] = x
-        ok.append(b)
-    return ok
 
 
 def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products,
@@ -671,80 +656,95 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products,
     one per manifold so that ``G_SS`` stays below the rank). A sample stops when every
     ``lam_S > 0`` and no slack is below ``-tol (1 + |t| + kappa)``: then ``lam`` satisfies the
     full KKT conditions and is the exact solution (the same as the other solvers'). Work shared
-    between samples and rounds: the slacks ``G lam + q`` of all samples of a dichotomy come
-    from two matrix products through the coordinates (or the Gram rows at the nonzero duals
-    when the points have many coordinates), and each round reuses the sample's Cholesky factor
-    (:func:`_bordered_solve`: new points' columns appended, points that left removed by
-    bordering, a refactor once a quarter has left), so late rounds cost ``O(k² a)`` for ``a``
-    changed points instead of ``O(k³)``. Returns ``lam`` and a mask of the samples that
-    did not finish (an ill-conditioned working set, or ``max_iter`` rounds); the caller solves
-    those with :func:`_solve_screened`.
+    between samples and rounds: the slacks ``G lam + q`` of a group of samples come from two
+    matrix products (``products``, :func:`_gram_products`), and each round reuses the sample's
+    inverse Cholesky factor and Gram block (:func:`_bordered_solve`: new points' columns
+    appended, points that left removed by bordering, a refactor once a quarter has left).
+
+    The samples of each dichotomy are split among :func:`_solver_threads` threads, each
+    running all rounds for its share with one-thread BLAS (numpy's products and
+    factorizations release the GIL; OpenBLAS's own threads thrash on these sizes when the
+    cores are busy); every sample's arithmetic is its own, so the result does not depend on
+    the number of threads. Returns ``lam`` and a mask of the samples that did not finish (an
+    ill-conditioned working set, or ``max_iter`` rounds); the caller solves those with
+    :func:`_solve_screened`.
     """
     n_dich, n_t, _ = t.shape
     m = coords.shape[0]
     groups = [np.flatnonzero(owner == mu) for mu in range(labels.shape[1])]
     lam = np.zeros((n_dich, n_t, m))
     failed = np.zeros((n_dich, n_t), dtype=bool)
-    n_threads = _solver_threads()
-    marks = [np.zeros(m, dtype=bool) for _ in range(n_threads)]
-    with contextlib.ExitStack() as stack:
-        pool = (stack.enter_context(ThreadPoolExecutor(n_threads, "neurogeom-qp"))
-                if n_threads > 1 else None)
-        _pdas_dichotomies(owner, labels, t, kappa, tol, proj, products, max_iter, groups, lam,
-                          failed, marks, pool, gram0)
+    n_threads = min(_solver_threads(), n_t)
+    shares = [(d, np.arange(i, n_t, n_threads)) for d in range(n_dich) for i in range(n_threads)]
+    local = threading.local()
+
+    def task(share):
+        d, samples = share
+        if not hasattr(local, "mark"):
+            local.mark = np.zeros(m, dtype=bool)
+        _pdas_share(d, samples, labels[d][owner], proj, t, kappa, tol, gram0, products,
+                    groups, lam, failed, local.mark, max_iter)
+
+    with single_threaded_blas():
+        if n_threads == 1:
+            for share in shares:
+                task(share)
+        else:
+            with ThreadPoolExecutor(n_threads, "neurogeom-qp") as pool:
+                list(pool.map(task, shares))
     return lam, failed
 
 
-def _pdas_dichotomies(owner, labels, t, kappa, tol, proj, products, max_iter, groups, lam,
-                      failed, marks, pool, gram0):
-    """The rounds of :func:`_solve_pdas`, dichotomy by dichotomy (results into lam, failed)."""
-    n_t = t.shape[1]
-    for d in range(len(labels)):
-        sign = labels[d][owner]
-        q = proj[d] * sign - kappa                                   # (n_t, m) slacks at v = t
-        scale = tol * (1.0 + np.abs(t[d]).max(axis=1) + kappa)
-        first = _most_violated(q, -scale[:, None], groups, _PDAS_FIRST)
-        sets = [np.flatnonzero(row) for row in first]
-        # per sample: ordered points U whose Cholesky factor R of G_UU is kept, and the
-        # positions J in U of points that left the working set S = U \ J since (their
-        # removal is solved by bordering: below); new points are appended to U and R
-        upto: list = [np.empty(0, dtype=int) for _ in range(n_t)]
-        factors: list = [None] * n_t
-        grams: list = [None] * n_t
-        state = (sets, upto, factors, grams, gram0, sign, q, lam, failed)
-        todo = [b for b in range(n_t) if sets[b].size]
-        for _ in range(max_iter):
-            if not todo:
-                break
-            with single_threaded_blas():       # k x k factors: BLAS threads only cost
-                if pool is None or len(todo) < 2 * len(marks):
-                    ok = _solve_samples(todo, d, state, marks[0])
-                else:
-                    parts = pool.map(_solve_samples, [todo[i::len(marks)] for i in
-                                                      range(len(marks))],
-                                     [d] * len(marks), [state] * len(marks), marks)
-                    ok = sorted(b for part in parts for b in part)
-            todo = ok
-            if not todo:
-                break
-            mu = products(lam[d, todo] * sign) * sign + q[todo]     # G lam + q
-            for j, b in enumerate(todo):
-                mu[j, sets[b]] = np.inf
-            viol = _most_violated(mu, -scale[todo, None], groups, _PDAS_PER_ROUND)
-            again = []
-            for j, b in enumerate(todo):
-                idx = sets[b]
-                neg = lam[d, b, idx] <= 0
-                add = np.flatnonzero(viol[j])
-                if not neg.any() and add.size == 0:
-                    continue
-                lam[d, b, idx[neg]] = 0.0
-                sets[b] = np.concatenate([idx[~neg], add])
-                again.append(b)
-            todo = again
-        failed[d, todo] = True
-        lam[d, todo] = 0.0
-    return lam, failed
+def _pdas_share(d, samples, sign, proj, t, kappa, tol, gram0, products, groups, lam, failed,
+                mark, max_iter):
+    """All rounds of :func:`_solve_pdas` for ``samples`` of dichotomy ``d`` (one thread's
+    share): duals into ``lam[d, samples]``, unfinished samples marked in ``failed``."""
+    q = proj[d, samples] * sign - kappa                              # slacks at v = t
+    scale = tol * (1.0 + np.abs(t[d, samples]).max(axis=1) + kappa)
+    first = _most_violated(q, -scale[:, None], groups, _PDAS_FIRST)
+    n = len(samples)
+    # per sample (by position j in `samples`): its working set S, the ordered points U whose
+    # inverse Cholesky factor and Gram block are kept (S plus points that left since the last
+    # refactor, removed by bordering), the factor and the block
+    sets = [np.flatnonzero(row) for row in first]
+    upto: list = [np.empty(0, dtype=int) for _ in range(n)]
+    factors: list = [None] * n
+    grams: list = [None] * n
+    out = np.zeros((n, lam.shape[2]))
+    todo = [j for j in range(n) if sets[j].size]
+    for _ in range(max_iter):
+        ok = []
+        for j in todo:
+            x = _bordered_solve(j, sets, upto, factors, grams, gram0, sign, q[j], mark)
+            out[j] = 0.0
+            if x is None:
+                failed[d, samples[j]] = True
+                continue
+            out[j, sets[j]] = x
+            ok.append(j)
+        todo = ok
+        if not todo:
+            break
+        mu = products(out[todo] * sign) * sign + q[todo]             # G lam + q
+        for i, j in enumerate(todo):
+            mu[i, sets[j]] = np.inf
+        viol = _most_violated(mu, -scale[todo, None], groups, _PDAS_PER_ROUND)
+        again = []
+        for i, j in enumerate(todo):
+            idx = sets[j]
+            neg = out[j, idx] <= 0
+            add = np.flatnonzero(viol[i])
+            if not neg.any() and add.size == 0:
+                continue
+            out[j, idx[neg]] = 0.0
+            sets[j] = np.concatenate([idx[~neg], add])
+            again.append(j)
+        todo = again
+        if not todo:
+            break
+    out[todo] = 0.0
+    failed[d, samples[todo]] = True
+    lam[d, samples] = out
 
 
 def _solve_pdas_refined(coords, owner, labels, t, kappa, tol, gram0, proj, low_rank=None):
