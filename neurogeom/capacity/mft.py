@@ -71,15 +71,18 @@ class _LazySamples:
     """The Gaussian samples of every manifold, drawn on access from its keyed stream (the same
     array every time), so only the samples of the chunk being solved are held in memory."""
 
-    def __init__(self, seed, keys, dims, n_t):
+    def __init__(self, seed, keys, dims, n_t, n_drawn=None):
+        # n_drawn ≥ n_t: draw that many and keep the first n_t (the first samples of a longer
+        # draw, as the spread's subsample of the main samples needs)
         self.seed, self.keys, self.dims, self.n_t = seed, list(keys), list(dims), n_t
+        self.n_drawn = n_t if n_drawn is None else n_drawn
 
     def __len__(self):
         return len(self.keys)
 
     def __getitem__(self, i):
         return _manifold_seed(self.seed, self.keys[i]).standard_normal(
-            (self.dims[i] + 1, self.n_t))
+            (self.dims[i] + 1, self.n_drawn))[:, :self.n_t]
 
 
 def _reduce(gram: np.ndarray, n_features: int, dimension: str, rank_tol: float) -> np.ndarray:
@@ -219,35 +222,37 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
         manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, n_reps, keys,
         rank_tol, spread_optima)
     dims = np.array([S.shape[0] for S in coords])
-    capacity, radius, dimension_m, interior, max_kkt = _solve_and_measure(
-        coords, T, kappa, backend, device, qp_tol, max_chunk_bytes, progress)
+    n_full = T.n_t if isinstance(T, _LazySamples) else T[0].shape[1]
+    n_sub = min(n_full, SPREAD_SAMPLES)
+    capacity, radius, dimension_m, interior, max_kkt, kept_sub = _solve_and_measure(
+        coords, T, kappa, backend, device, qp_tol, max_chunk_bytes, progress,
+        n_sub=n_sub if alternative_coords else None)
     overall = [_harmonic_mean(capacity)]
     if alternative_coords:
-        # The other optima are evaluated on SPREAD_SAMPLES common samples per manifold, and so
-        # is the kept one: with common random numbers the ratio of two capacities is precise
-        # from few samples (on the CNN benchmark data, 50 samples give the ratio to ~1% of α
-        # while α itself moves ~3%), and it scales the full-sample α of the kept optimum.
+        # The other optima are evaluated on the first SPREAD_SAMPLES samples per manifold, and
+        # so is the kept one (read off its QPs above: the same problems): with common random
+        # numbers the ratio of two capacities is precise from few samples (on the CNN
+        # benchmark data, 50 samples give the ratio to ~1% of α while α itself moves ~3%), and
+        # it scales the full-sample α of the kept optimum.
         keys = list(keys) if keys is not None else list(range(len(coords)))
-        n_full = T.n_t if isinstance(T, _LazySamples) else T[0].shape[1]
-        n_sub = min(n_full, SPREAD_SAMPLES)
 
         def subsamples(cs):
             dims_ = [S.shape[0] for S in cs]
             if isinstance(T, _LazySamples):
-                return _LazySamples(seed, keys, dims_, n_sub)
+                return _LazySamples(seed, keys, dims_, n_sub, n_drawn=n_full)
             return [t[:, :n_sub] if t.shape[0] == d + 1 else
-                    _manifold_seed(seed, k).standard_normal((d + 1, n_sub))
+                    _manifold_seed(seed, k).standard_normal((d + 1, n_full))[:, :n_sub]
                     for t, d, k in zip(T, dims_, keys)]
 
-        # the kept optimum and every alternative in one batched solve (one QP batch instead of
-        # one per optimum: the passes are small, so per-call overhead dominated)
-        sets = [coords, *alternative_coords]
-        samples = [subsamples(cs) for cs in sets]
-        caps = _solve_and_measure([S for cs in sets for S in cs],
+        # every alternative in one batched solve (one QP batch instead of one per optimum: the
+        # passes are small, so per-call overhead dominated)
+        samples = [subsamples(cs) for cs in alternative_coords]
+        caps = _solve_and_measure([S for cs in alternative_coords for S in cs],
                                   [ts[i] for ts in samples for i in range(len(coords))], kappa,
                                   backend, device, qp_tol, max_chunk_bytes, False)[0]
-        sub = [_harmonic_mean(c) for c in caps.reshape(len(sets), len(coords))]
-        overall += [overall[0] * s / sub[0] for s in sub[1:]]
+        sub = _harmonic_mean(kept_sub)
+        overall += [overall[0] * _harmonic_mean(c) / sub
+                    for c in caps.reshape(len(alternative_coords), len(coords))]
     overall = np.asarray(overall)
     if center_correlations and K and not spread_optima:
         spread = float("nan")     # not computed (documented)
@@ -378,11 +383,13 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
 
 
 def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_bytes,
-                       progress=None):
+                       progress=None, n_sub=None):
     """Step 5–6: the batched QPs of every manifold (grouped by number of points and samples,
-    chunked) and the per-manifold capacity, radius, dimension, interior fraction, max KKT."""
+    chunked) and the per-manifold capacity, radius, dimension, interior fraction, max KKT;
+    with ``n_sub``, also the capacity from the first ``n_sub`` samples alone (else None)."""
     P = len(coords)
     capacity, radius, dimension_m = np.zeros(P), np.zeros(P), np.zeros(P)
+    sub_capacity = None if n_sub is None else np.zeros(P)
     interior, max_kkt = np.zeros(P), np.zeros(P)
     xp = get_namespace(backend, device)
     by_m: dict[tuple[int, int], list[int]] = {}
@@ -415,8 +422,11 @@ def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_byte
                     capacity[i], radius[i], dimension_m[i], interior[i] = _manifold_measures(
                         coords[i], Tc[i], lam[j], kappa)
                     max_kkt[i] = res.kkt[j].max()
+                    if n_sub is not None:
+                        sub_capacity[i] = _manifold_measures(
+                            coords[i], Tc[i][:, :n_sub], lam[j, :n_sub], kappa)[0]
                 bar.update(len(members))
-    return capacity, radius, dimension_m, interior, max_kkt
+    return capacity, radius, dimension_m, interior, max_kkt, sub_capacity
 
 
 def _manifold_measures(X, T, lam, kappa):
