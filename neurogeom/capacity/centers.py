@@ -303,15 +303,18 @@ def stiefel_newton(V0, X, *, max_iter: int = 200, gtol: float = 1e-6, ftol: floa
     floor = P * P / (2.0 * (r - K)) if r > K else np.inf
     it = 0
     for it in range(1, max_iter + 1):
-        Vperp = np.linalg.qr(V, mode="complete")[0][:, :, K:]            # (R, r, r − K)
-        gz = np.swapaxes(Vperp, 1, 2) @ g                                   # (R, r − K, K)
-        gn2 = np.einsum("rik,rik->r", gz, gz)
         at_floor = f <= floor * (1 + 1e-6)
         # a start that meets the gradient rule takes one more (full, quadratically convergent)
         # Newton step before it stops, so that where it stops does not depend on rounding
         # through whether its gradient was just above or below gtol (e.g. data scaled by 1e80)
         running &= ~(converged & ~at_floor)
-        newly = running & ~converged & (np.sqrt(gn2) <= gtol * (1.0 + f))
+        # the chart (V⊥) and gradient of the running starts only
+        act = np.flatnonzero(running)
+        Vp = np.linalg.qr(V[act], mode="complete")[0][:, :, K:]            # (a, r, r − K)
+        gz = np.swapaxes(Vp, 1, 2) @ g[act]                                 # (a, r − K, K)
+        small = np.zeros(R, dtype=bool)
+        small[act] = np.sqrt(np.einsum("rik,rik->r", gz, gz)) <= gtol * (1.0 + f[act])
+        newly = running & ~converged & small
         converged |= newly | (running & at_floor)
         if best_of and (at_floor & ~degenerate).any():
             running[:] = False
@@ -321,15 +324,16 @@ def stiefel_newton(V0, X, *, max_iter: int = 200, gtol: float = 1e-6, ftol: floa
             running &= (then - now) > ftol * (1.0 + np.abs(now))
         if not running.any():
             break
-        act = np.flatnonzero(running)
-        Va, Vp = V[act], Vperp[act]
+        keep = running[act]                   # the starts that go on, among those charted
+        act, Vp, gz = act[keep], Vp[keep], gz[keep]
+        Va = V[act]
         # exact Hessian of the pullback, in the chart coordinates j = a·K + b of Z
         Hs = _pullback_hessian(Va, Vp, X, C, diagC)
         Hs = 0.5 * (Hs + np.swapaxes(Hs, 1, 2))
         lam, Q = np.linalg.eigh(Hs)
         absl = np.abs(lam)
         absl = np.maximum(absl, 1e-8 * absl.max(axis=1, keepdims=True) + 1e-300)
-        gvec = gz[act].reshape(len(act), n)
+        gvec = gz.reshape(len(act), n)
         s = -np.einsum("rij,rj->ri", Q, np.einsum("rji,rj->ri", Q, gvec) / absl)
         sn = np.sqrt(np.sum(s * s, axis=1))
         s *= np.minimum(1.0, 1.0 / np.maximum(sn, 1e-300))[:, None]

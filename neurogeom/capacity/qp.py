@@ -512,10 +512,17 @@ def _polish(xp, G, gi, q, lam, mu, d, tol, max_steps: int | None = None):
         new = xp.where(hit, 0.0, new)
         f_new = f_s & ~hit
         # mu = G λ + q with one GEMM per manifold group (G symmetric: λ G = (G λ)ᵀ)
+        # (the selected problems come sorted by group: one slice per group, no masks)
         mu_new = xp.zeros((ms, n))
-        for g in np.unique(xp.to_numpy(g_s)):
-            in_g = g_s == int(g)
-            xp.setitem(mu_new, in_g, new[in_g] @ G[int(g)])
+        g_np = np.asarray(xp.to_numpy(g_s))
+        cuts = [0, *(np.flatnonzero(np.diff(g_np)) + 1).tolist(), ms]
+        if np.all(np.diff(g_np) >= 0):
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                xp.setitem(mu_new, slice(a, b), new[a:b] @ G[int(g_np[a])])
+        else:
+            for g in np.unique(g_np):
+                in_g = g_s == int(g)
+                xp.setitem(mu_new, in_g, new[in_g] @ G[int(g)])
         mu_new = mu_new + q_s
         # optimal on F: add the most violated constraint
         viol = xp.where(f_new, np.inf, mu_new)
