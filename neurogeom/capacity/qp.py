@@ -380,6 +380,9 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
     act = active[groups]
     m = groups.shape[0]
     z, u = xp.zeros((m, B, n)), xp.zeros((m, B, n))
+    # the problem (column of the batch) each slot holds: once most problems of the groups still
+    # iterating are done, the slots are compacted to the problems still active (below)
+    slot = xp.arange(B)[None, :] + 0 * xp.arange(m)[:, None]
     # Per-problem ρ starts at the mean eigenvalue of its G (balances the two ADMM terms).
     rho = xp.ones((m, B)) * xp.maximum(wa.mean(-1), 1e-12 * wmax)[:, None]
     last_try = xp.ones((m, B)) * np.inf  # KKT residual at the last polish attempt
@@ -419,24 +422,36 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
                 xp.setitem(k, (gi, bi), xp.where(better, kp, kold))
                 xp.setitem(last_try, (gi, bi), xp.minimum(kp, kold))
                 gnp = np.asarray(xp.to_numpy(groups[gi]))
-                bnp = np.asarray(xp.to_numpy(bi))
+                bnp = np.asarray(xp.to_numpy(slot[gi, bi]))
                 bet = np.asarray(xp.to_numpy(better), dtype=bool)
                 polished[gnp[bet], bnp[bet]] = True
         done = act & ((k <= tol) | final)
         gall = np.asarray(xp.to_numpy(groups))
         actn = np.asarray(xp.to_numpy(act), dtype=bool)
-        iters[gall[:, None].repeat(B, 1)[actn], np.nonzero(actn)[1]] = it
+        slotn = np.asarray(xp.to_numpy(slot))
+        iters[gall[:, None].repeat(actn.shape[1], 1)[actn], slotn[actn]] = it
         if bool(xp.any(done)):
             gi, bi = xp.nonzero2(done)
-            xp.setitem(lam, (groups[gi], bi), z[gi, bi])
-            xp.setitem(kkt, (groups[gi], bi), k[gi, bi])
+            xp.setitem(lam, (groups[gi], slot[gi, bi]), z[gi, bi])
+            xp.setitem(kkt, (groups[gi], slot[gi, bi]), k[gi, bi])
             act = act & ~done
             keep = xp.nonzero(xp.any(act, -1))
             if keep.shape[0] < m:
-                groups, Ga, Ua, Ut, wa, da, qa = (groups[keep], Ga[keep], Ua[keep], Ut[keep],
-                                                  wa[keep], da[keep], qa[keep])
-                act, z, u, rho, last_try = act[keep], z[keep], u[keep], rho[keep], last_try[keep]
+                groups, Ga, Ua, Ut, wa, da = (groups[keep], Ga[keep], Ua[keep], Ut[keep],
+                                              wa[keep], da[keep])
+                act, z, u, rho, last_try, qa, slot = (act[keep], z[keep], u[keep], rho[keep],
+                                                      last_try[keep], qa[keep], slot[keep])
                 m = groups.shape[0]
+            # compact the slots to the active problems once they fill at most half of them:
+            # the iterations then cost in proportion to the problems left, not to the group
+            # sizes (a few slow problems per group otherwise keep every sample iterating)
+            width = int(xp.to_numpy(xp.amax(xp.sum_int(act, -1), 0))) if m else 0
+            if m and 2 * width <= act.shape[1]:
+                order = xp.argsort_stable(~act)[:, :width]      # active slots first, in order
+                rows = xp.arange(m)[:, None]
+                act, z, u, rho, last_try, qa, slot = (
+                    act[rows, order], z[rows, order], u[rows, order], rho[rows, order],
+                    last_try[rows, order], qa[rows, order], slot[rows, order])
     return lam, np.asarray(xp.to_numpy(kkt)), iters, polished
 
 
