@@ -212,12 +212,13 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
     ill-determined (e.g. near the frame-potential floor of the cost), not that the kept answer
     is seed-dependent: with the default restarts the kept optimum is the same for every seed on
     the data we tested. The other optima's capacities are estimated as α_kept · α_other(s) /
-    α_kept(s), where (s) means computed on the first ``SPREAD_SAMPLES`` = 50 Gaussian samples
-    per manifold, the same for both (common random numbers: the ratio is accurate to about 1%
-    where α itself would move 3% between sample sets): (1 + ``spread_optima``) × 50 QPs per
-    manifold, solved in one batch (at the default 3 optima and n_t = 200, as many QPs as the
-    capacity itself). ``center_step_spread`` is a diagnostic of the center step's landscape;
-    it does not enter α, R_M or D_M.
+    α_kept(s), where (s) means computed on the first ``SPREAD_SAMPLES`` = 50 of the Gaussian
+    samples t per manifold, the same for both (common random numbers: the ratio is accurate to
+    about 1% where α itself would move 3% between sample sets). α_kept(s) comes from the QPs
+    of α itself (the same problems); the other optima add ``spread_optima`` × 50 QPs per
+    manifold, solved in one batch, and only their capacities are computed (at the default 3
+    optima and n_t = 200, three quarters of the QPs of α itself). ``center_step_spread`` is a
+    diagnostic of the center step's landscape; it does not enter α, R_M or D_M.
     """
     get_namespace(backend, device)   # a bad backend/device fails before any work
     coords, T, rho_c, K, residuals, alternative_coords = _prepare(
