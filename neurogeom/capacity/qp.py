@@ -389,14 +389,28 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
     # Per-problem ρ starts at the mean eigenvalue of its G (balances the two ADMM terms).
     rho = xp.ones((m, B)) * xp.maximum(wa.mean(-1), 1e-12 * wmax)[:, None]
     last_try = xp.ones((m, B)) * np.inf  # KKT residual at the last polish attempt
+    # Singular G (more points than dimensions): (G + ρI)⁻¹ = I/ρ + U_r diag(1/(w + ρ) − 1/ρ) U_rᵀ
+    # over the eigenvectors U_r of the nonzero eigenvalues only (exact: the others add 0), so
+    # the λ-step's two products shrink from n × n to n × rank
+    rank = int(xp.to_numpy(xp.amax(xp.sum_int(wa > 1e-12 * wmax, -1), 0)))
+    low_rank = 4 * rank <= 3 * n
+    if low_rank:
+        Ua, wa = Ua[:, :, n - rank:], wa[:, n - rank:]       # eigenvalues come ascending
     Ut = xp.swap(Ua)
     it = 0
     while m and it < max_iter:
         # ρ changes only between checks: (w + ρ)⁻¹ once per check
         inv_wr = 1.0 / (wa[:, None, :] + rho[..., None])
+        if low_rank:
+            inv_rho = 1.0 / rho[..., None]
+            inv_wr = inv_wr - inv_rho
         for _ in range(check_every):
             # λ-step: (G + ρI) λ = ρ(z − u) − q through the eigendecomposition of G
-            lam_a = ((((z - u) * rho[..., None] - qa) @ Ua) * inv_wr) @ Ut
+            if low_rank:
+                r_ = (z - u) * rho[..., None] - qa
+                lam_a = r_ * inv_rho + ((r_ @ Ua) * inv_wr) @ Ut
+            else:
+                lam_a = ((((z - u) * rho[..., None] - qa) @ Ua) * inv_wr) @ Ut
             # over-relaxed λ̂ = αλ + (1 − α)z; z ← max(λ̂ + u, 0), u ← λ̂ + u − z
             w_ = alpha * lam_a + (1 - alpha) * z + u
             z_new = xp.maximum(w_, 0.0)
