@@ -201,9 +201,9 @@ def test_admm_compacted_to_the_active_problems_matches_nnls(monkeypatch):
     widths = []
     gkkt = qp._gkkt
 
-    def spy(xp, G_, q_, lam, d):
+    def spy(xp, G_, q_, lam, d, **kw):
         widths.append(q_.shape[1])
-        return gkkt(xp, G_, q_, lam, d)
+        return gkkt(xp, G_, q_, lam, d, **kw)
 
     monkeypatch.setattr(qp, "_gkkt", spy)
     res = solve_nonneg_qp(G, q)

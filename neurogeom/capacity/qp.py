@@ -389,6 +389,7 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
     # Per-problem ρ starts at the mean eigenvalue of its G (balances the two ADMM terms).
     rho = xp.ones((m, B)) * xp.maximum(wa.mean(-1), 1e-12 * wmax)[:, None]
     last_try = xp.ones((m, B)) * np.inf  # KKT residual at the last polish attempt
+    qscale = 1.0 + xp.amax(xp.abs(qa), -1)  # the KKT residual's denominator, per problem
     # Singular G (more points than dimensions): (G + ρI)⁻¹ = I/ρ + U_r diag(1/(w + ρ) − 1/ρ) U_rᵀ
     # over the eigenvectors U_r of the nonzero eigenvalues only (exact: the others add 0), so
     # the λ-step's two products shrink from n × n to n × rank
@@ -426,14 +427,14 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
         new_rho = xp.clip(rho * ratio, 1e-9 * wmax, 1e6 * wmax)
         u = u * (rho / new_rho)[..., None]
         rho = new_rho
-        k = _gkkt(xp, Ga, qa, z, da)
+        k, mu_all = _gkkt(xp, Ga, qa, z, da, scale=qscale, return_mu=True)
         final = it >= max_iter
         if polish:
             # polish when close, and again each time ADMM has gained two more digits
             try_now = act & (k > tol) & (((k < polish_at) & (k < 1e-2 * last_try)) | final)
             if bool(xp.any(try_now)):
                 gi, bi = xp.nonzero2(try_now)
-                mu_sel = (_gmatvec(Ga, z) + qa)[gi, bi]
+                mu_sel = mu_all[gi, bi]
                 zp, kp = _polish(xp, Ga, gi, qa[gi, bi], z[gi, bi], mu_sel, da[gi], tol)
                 kold = k[gi, bi]
                 better = kp < kold
@@ -458,8 +459,9 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
             if keep.shape[0] < m:
                 groups, Ga, Ua, Ut, wa, da = (groups[keep], Ga[keep], Ua[keep], Ut[keep],
                                               wa[keep], da[keep])
-                act, z, u, rho, last_try, qa, slot = (act[keep], z[keep], u[keep], rho[keep],
-                                                      last_try[keep], qa[keep], slot[keep])
+                act, z, u, rho, last_try, qa, qscale, slot = (
+                    act[keep], z[keep], u[keep], rho[keep], last_try[keep], qa[keep],
+                    qscale[keep], slot[keep])
                 m = groups.shape[0]
             # compact the slots to the active problems once they fill at most half of them:
             # the iterations then cost in proportion to the problems left, not to the group
@@ -468,17 +470,20 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
             if m and 2 * width <= act.shape[1]:
                 order = xp.argsort_stable(~act)[:, :width]      # active slots first, in order
                 rows = xp.arange(m)[:, None]
-                act, z, u, rho, last_try, qa, slot = (
+                act, z, u, rho, last_try, qa, qscale, slot = (
                     act[rows, order], z[rows, order], u[rows, order], rho[rows, order],
-                    last_try[rows, order], qa[rows, order], slot[rows, order])
+                    last_try[rows, order], qa[rows, order], qscale[rows, order],
+                    slot[rows, order])
     return lam, np.asarray(xp.to_numpy(kkt)), iters, polished
 
 
-def _gkkt(xp, G, q, lam, d):
-    """Grouped KKT natural residual (P, B): see :func:`kkt_residual`."""
+def _gkkt(xp, G, q, lam, d, scale=None, return_mu=False):
+    """Grouped KKT natural residual (P, B): see :func:`kkt_residual`. ``scale``: its
+    denominator 1 + ||q||∞ when known; ``return_mu``: also return μ = Gλ + q."""
     mu = _gmatvec(G, lam) + q
     r = xp.amax(xp.abs(xp.minimum(d[:, None, :] * lam, mu)), -1)
-    return r / (1.0 + xp.amax(xp.abs(q), -1))
+    r = r / ((1.0 + xp.amax(xp.abs(q), -1)) if scale is None else scale)
+    return (r, mu) if return_mu else r
 
 
 def _polish(xp, G, gi, q, lam, mu, d, tol, max_steps: int | None = None):
