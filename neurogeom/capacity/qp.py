@@ -22,7 +22,10 @@ The extreme eigenvalues μ ≤ L of each distinct G choose its method:
 
   1. ADMM on the splitting λ = z, z ≥ 0. The λ-step solves ``(G + ρI) λ = r``; with one
      eigendecomposition ``G = U diag(w) Uᵀ`` per distinct G this costs two small matmuls for
-     any ρ, so every problem of the batch gets its own adaptively balanced ρ (OSQP-style).
+     any ρ, so every problem of the batch gets its own adaptively balanced ρ (OSQP-style);
+     for singular G the matmuls use the eigenvectors of its nonzero eigenvalues only. Solved
+     problems stop iterating: once at most half of the slots of the groups still iterating
+     hold unsolved problems, the iterates are compacted to those.
   2. A polish step: active-set iterations started from the ADMM iterate solve the equality
      system on the detected free set exactly; their best iterate is kept when it lowers the KKT
      residual.
