@@ -265,7 +265,7 @@ def _pullback_hessian(V, Vperp, X, C, diagC):
 
 
 #: Step lengths 2⁻ᵉ tried per batch by :func:`stiefel_newton`'s backtracking (40 in all).
-LINE_SEARCH_BATCHES = (1, 7, 8, 8, 16)
+LINE_SEARCH_BATCHES = (4, 12, 24)
 
 
 def stiefel_newton(V0, X, *, max_iter: int = 200, gtol: float = 1e-6, ftol: float = 1e-9,
