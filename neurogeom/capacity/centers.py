@@ -282,10 +282,11 @@ def stiefel_newton(V0, X, *, max_iter: int = 200, gtol: float = 1e-6, ftol: floa
     (:func:`_pullback_hessian`, in closed form, all starts in one batch). The step solves the
     Newton system with the Hessian's eigenvalues replaced by their absolute values (floored:
     saddle-free Newton, Dauphin et al. 2014, so every step descends and saddles repel),
-    capped at length 1, with Armijo backtracking (:data:`LINE_SEARCH_BATCHES`), then retracted to orthonormal V (Cholesky-QR). Near a nondegenerate minimum
-    the convergence is quadratic: on the digits CNN centers 10–30 iterations instead of the
-    200–1000 Barzilai–Borwein iterations of :func:`stiefel_minimize`, where the landscape
-    near the frame-potential floor is flat (ill-conditioned Hessian).
+    capped at length 1, with Armijo backtracking (:data:`LINE_SEARCH_BATCHES`), then
+    retracted to orthonormal V (Cholesky-QR). Near a nondegenerate minimum the convergence is
+    quadratic: on the digits CNN centers 10–30 iterations instead of the 200–1000
+    Barzilai–Borwein iterations of :func:`stiefel_minimize`, where the landscape near the
+    frame-potential floor is flat (ill-conditioned Hessian).
     """
     single = V0.ndim == 2
     V = _retract(V0[None] if single else V0)
