@@ -339,9 +339,9 @@ def ours_breakdown(points, keys, n_t):
         spent["center step"] += time.perf_counter() - t
         return out
 
-    def timed_solve(coords, T, *a):
+    def timed_solve(coords, T, *a, **kw):
         t = time.perf_counter()
-        out = orig_solve(coords, T, *a)
+        out = orig_solve(coords, T, *a, **kw)
         part = "QP stage" if not kept else "spread QP passes"
         kept.setdefault("coords", (coords, T))
         spent[part] += time.perf_counter() - t

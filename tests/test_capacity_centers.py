@@ -14,6 +14,8 @@ torch = pytest.importorskip("torch")
 
 import loaders  # noqa: E402
 from neurogeom.capacity import manifold_capacity, mft_analysis  # noqa: E402
+from neurogeom.capacity.mft import (SPREAD_ALTERNATIVES, SPREAD_SAMPLES,  # noqa: E402
+                                    _prepare, _solve_and_measure)
 from neurogeom.capacity.centers import (DEGENERATE_RATIO, SAME_OPTIMUM,  # noqa: E402
                                         _cost_grad_ratio, _pullback_hessian,
                                         center_subspace, stiefel_minimize, stiefel_newton)
@@ -109,6 +111,29 @@ def test_center_step_spread_is_what_the_docstring_says(block2):
     assert skipped.attrs["spread_optima"] == 0
 
 
+def test_spread_reads_the_kept_optimum_off_the_main_qps(block2):
+    """The kept optimum's capacity on the first SPREAD_SAMPLES samples is read off the QPs of
+    α itself (the same problems): solving them again, and each other optimum's on the same
+    samples, gives the reported center_step_capacities (to the QP tolerance)."""
+    _, points, labels = block2
+    rng = np.random.default_rng(1)
+    t = [rng.standard_normal((X.shape[1], 80)) for X in points]   # rank 44 (+1 center coord)
+    res = mft_analysis(points, t_vectors=t, keys=labels)
+    coords, T, _, _, _, alts = _prepare(points, 0.0, 80, 0, True, "rank", t, 32, labels,
+                                        1e-12, SPREAD_ALTERNATIVES)
+    assert len(alts) == len(res.center_step_capacities) - 1 >= 1
+    first = [ti[:, :SPREAD_SAMPLES] for ti in T]
+
+    def overall(cs):
+        caps = _solve_and_measure(cs, first, 0.0, None, None, 1e-10, 64 * 2**20)[0]
+        return 1.0 / np.mean(1.0 / caps)
+
+    kept = overall(coords)
+    alpha = res.center_step_capacities[0]
+    expected = [alpha] + [alpha * overall(a) / kept for a in alts]
+    assert np.allclose(res.center_step_capacities, expected, rtol=1e-8)
+
+
 def test_cost_floor_is_reached_and_stops_the_optimizer():
     """½ Σ_μν cos²(residual centers) ≥ P²/(2d) with d = r − K dims left (frame potential); with
     d = 1 every residual is ± one direction, so the cost is P²/2 for every V and the optimizer
@@ -158,7 +183,7 @@ def test_newton_hessian_is_the_derivative_of_the_gradient():
     Vp = np.linalg.qr(V, mode="complete")[0][:, :, K:]
     n = K * (r - K)
     D = np.einsum("rab,jbk->rjak", Vp, np.eye(n).reshape(n, r - K, K))
-    H = _pullback_hessian(V, Vp, D, X, C, dC).reshape(2, n, n)
+    H = _pullback_hessian(V, Vp, X, C, dC)
     h = 1e-30
     Hc = (np.swapaxes(Vp, 1, 2)[:, None] @ _grassmann_grad(V[:, None] + 1j * h * D, X, C, dC)
           ).imag.reshape(2, n, n) / h

@@ -188,6 +188,36 @@ def test_well_and_ill_conditioned_groups_in_one_batch_match_nnls():
     assert np.allclose(res.kkt, kkt_residual(G, q, res.lam), rtol=1e-6, atol=1e-15)
 
 
+def test_admm_compacted_to_the_active_problems_matches_nnls(monkeypatch):
+    """Ill-conditioned groups with many samples, of which a few need many more ADMM
+    iterations than the rest: once at most half of a group's problems are left, ADMM iterates
+    on those alone (narrower arrays); the answers must still be the exact NNLS solutions, in
+    their original places."""
+    rng = np.random.default_rng(12)
+    m, B = 16, 120
+    S = [manifold_matrix(rng, 17, m, scale=0.05) for _ in range(3)]
+    G = np.stack([s.T @ s for s in S])
+    q = np.stack([-(rng.standard_normal((B, 17)) @ s) for s in S])
+    widths = []
+    gkkt = qp._gkkt
+
+    def spy(xp, G_, q_, lam, d, **kw):
+        widths.append(q_.shape[1])
+        return gkkt(xp, G_, q_, lam, d, **kw)
+
+    monkeypatch.setattr(qp, "_gkkt", spy)
+    res = solve_nonneg_qp(G, q)
+    assert res.converged.all() and res.max_kkt <= 1e-10
+    assert min(widths) <= B // 2          # compaction happened
+    for p in range(len(S)):
+        ref = np.array([nnls_dual(G[p], qi) for qi in q[p]])
+        assert np.abs(res.lam[p] - ref).max() < 1e-8 * (1 + np.abs(ref).max())
+    assert np.allclose(res.kkt, kkt_residual(G, q, res.lam), rtol=1e-6, atol=1e-15)
+    # iterations are reported per problem, in place (interior problems, λ = 0, take none)
+    it = res.iterations[~res.trivial]
+    assert (res.iterations[res.trivial] == 0).all() and it.max() >= 2 * it.min() > 0
+
+
 def test_projected_gradient_that_misses_tol_falls_back_to_admm(monkeypatch):
     rng = np.random.default_rng(9)
     S = gaussian_cloud_matrix(rng, 200, 10)

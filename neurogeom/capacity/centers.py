@@ -209,40 +209,63 @@ def stiefel_minimize(V0, X, *, max_iter: int = 1000, gtol: float = 1e-6, ftol: f
     return _optimizer_output(V, f, it, info, single, return_info)
 
 
-def _pullback_hessian(V, Vperp, D, X, C, diagC):
-    """V⊥ᵀ d∇_Y along each tangent direction D (VᵀD = 0) at an orthonormal V: the Hessian of
-    the cost pulled back to the chart Y(Z) = V + V⊥Z, applied to Z = V⊥ᵀD.
+def _pullback_hessian(V, Vperp, X, C, diagC):
+    """The Hessian (R, n, n), n = K(r − K), of the cost pulled back to the chart
+    Y(Z) = V + V⊥Z of the Grassmann manifold at orthonormal V, in the coordinates
+    j = a·K + b of Z (the chart direction E_j = e_a e_bᵀ, i.e. D_j = V⊥E_j), in closed form.
 
     The gradient at any full-rank basis Y of the subspace (the cost depends on V only through
     the projector Y G⁻¹ Yᵀ, G = YᵀY; A = XY, B = A G⁻¹ Aᵀ, E as in :func:`_cost_and_grad`) is
-    ∇_Y = 2 Xᵀ E A G⁻¹ − 2 Y G⁻¹ AᵀEA G⁻¹. Differentiating it at Y = V: dG = DᵀV + VᵀD = 0, so G⁻¹ = I does not
-    move to first order, and V⊥ᵀ annihilates the terms of −2Y G⁻¹AᵀEAG⁻¹ other than
-    −2D AᵀEA. With A = XV, dA = XD, dB = dA Aᵀ + A dAᵀ, dc0 = −diag dB,
-    d(Â/W) = −dB/W − (Â/W)⊙dW/W with dW = dc0 c0ᵀ + c0 dc0ᵀ, dh = 2((Â/W)⊙d(Â/W)) c0 +
-    (Â/W)² dc0, the derivative of EA = −(Â/W)A + h⊙A is
-    d(EA) = −d(Â/W) A − (Â/W) dA + dh⊙A + h⊙dA, and the Hessian column is
-    V⊥ᵀ(2Xᵀ d(EA)) − 2 V⊥ᵀD AᵀEA. V (R, r, K), V⊥ (R, r, r − K), D (R, n, r, K).
+    ∇_Y = 2 Xᵀ E A G⁻¹ − 2 Y G⁻¹ AᵀEA G⁻¹. Along D (VᵀD = 0) at Y = V, G does not move to first
+    order and V⊥ᵀ annihilates the terms of −2Y G⁻¹AᵀEAG⁻¹ other than −2D AᵀEA, so the Hessian
+    column of D is V⊥ᵀ(2Xᵀ d(EA)) − 2 V⊥ᵀD AᵀEA, with EA = −QA + h⊙A, Q = (C − B)/W,
+    W = c0c0ᵀ, h = (Q⊙Q)c0, and d(EA) = −dQ A − Q dA + dh⊙A + h⊙dA.
+
+    Every directional derivative is low-rank in the chart coordinates, which avoids one P × P
+    matrix per direction. With A = XV, Y = XV⊥ (write y_a, a_b for columns), the direction
+    E_j moves dA = y_a e_bᵀ, so dB = y_a a_bᵀ + a_b y_aᵀ, dc0 = −2 y_a⊙a_b, and since
+    dW/W = g1ᵀ + 1gᵀ with g = dc0/c0,
+    dQ = −(ỹ_a ã_bᵀ + ã_b ỹ_aᵀ) − diag(g)Q − Q diag(g)  (ỹ = y/c0, ã = a/c0),
+    dh = −2 ỹ_a⊙(QA)_b − 2 ã_b⊙(QY)_a − 2 g⊙h − (Q⊙Q) dc0.
+    Taking y_{a'}ᵀ(·)e_{b'} of 2Xᵀd(EA) and collecting terms, with F1 = [y_a⊙a_b]_j and
+    F23 = [ỹ_a⊙(QA)_b + ã_b⊙(QY)_a]_j (P × n),
+
+    H[(a'b'), (ab)] = 2 [ F1ᵀ dh − 2 F23ᵀF1 + M1_{a'a} M2_{bb'} + M3_{a'b} M3_{ab'}
+                         + δ_{bb'} (Yᵀ(h⊙Y − QY))_{a'a} − δ_{aa'} (AᵀEA)_{b'b} ],
+
+    M1 = Yᵀ diag(1/c0) Y, M2 = Aᵀ diag(1/c0) A, M3 = Yᵀ diag(1/c0) A. The test suite checks it
+    against the complex-step derivative of the gradient. V (R, r, K), V⊥ (R, r, r − K).
     """
+    R, r, K = V.shape
+    m = r - K
+    n = m * K
     A = X @ V                                                            # (R, P, K)
-    B = A @ np.swapaxes(A, 1, 2)
-    c0 = diagC - np.einsum("rii->ri", B)
-    W = c0[:, :, None] * c0[:, None, :]
-    AW = (C - B) / W
-    h = np.einsum("rij,rj->ri", AW * AW, c0)
-    EA = -(AW @ A) + h[..., None] * A
-    AtEA = np.swapaxes(A, 1, 2) @ EA                                     # (R, K, K)
-    dA = X @ D                                                           # (R, n, P, K)
-    dB = dA @ np.swapaxes(A, 1, 2)[:, None]
-    dB = dB + np.swapaxes(dB, 2, 3)
-    dc0 = -np.einsum("rnii->rni", dB)
-    dW = dc0[..., :, None] * c0[:, None, None, :] + c0[:, None, :, None] * dc0[..., None, :]
-    dAW = -(dB + AW[:, None] * dW) / W[:, None]
-    dh = (2.0 * np.einsum("rij,rnij,rj->rni", AW, dAW, c0)
-          + np.einsum("rij,rnj->rni", AW * AW, dc0))
-    dEA = (-(dAW @ A[:, None]) - AW[:, None] @ dA + dh[..., None] * A[:, None]
-           + h[:, None, :, None] * dA)
-    out = 2.0 * (X.T @ dEA) - 2.0 * (D @ AtEA[:, None])                   # (R, n, r, K)
-    return np.swapaxes(Vperp, 1, 2)[:, None] @ out
+    Y = X @ Vperp                                                        # (R, P, m)
+    c0 = diagC - np.sum(A * A, axis=2)
+    ic = 1.0 / c0
+    Q = (C - A @ np.swapaxes(A, 1, 2)) * (ic[:, :, None] * ic[:, None, :])
+    Q2 = Q * Q
+    h = (Q2 @ c0[..., None])[..., 0]
+    QA, QY = Q @ A, Q @ Y
+    Ai, Yi = A * ic[..., None], Y * ic[..., None]
+    Yt = np.swapaxes(Y, 1, 2)
+    M1, M2, M3 = Yt @ Yi, np.swapaxes(A, 1, 2) @ Ai, Yt @ Ai
+    F1 = (Y[:, :, :, None] * A[:, :, None, :]).reshape(R, -1, n)                  # (R, P, n)
+    F23 = (Yi[:, :, :, None] * QA[:, :, None, :]
+           + QY[:, :, :, None] * Ai[:, :, None, :]).reshape(R, -1, n)
+    dh = 2.0 * (Q2 @ F1) + (4.0 * ic * h)[..., None] * F1 - 2.0 * F23
+    H = np.swapaxes(F1, 1, 2) @ dh - 2.0 * (np.swapaxes(F23, 1, 2) @ F1)
+    YQY = Yt @ (h[..., None] * Y - QY)
+    AtEA = np.swapaxes(A, 1, 2) @ (h[..., None] * A - QA)
+    blk = (M1[:, :, None, :, None] * M2[:, None, :, None, :]                    # [a', b', a, b]
+           + M3[:, :, None, None, :] * np.swapaxes(M3, 1, 2)[:, None, :, :, None]
+           + YQY[:, :, None, :, None] * np.eye(K)[:, None, :]
+           - np.eye(m)[:, None, :, None] * AtEA[:, None, :, None, :])
+    return 2.0 * (H + blk.reshape(R, n, n))
+
+
+#: Step lengths 2⁻ᵉ tried per batch by :func:`stiefel_newton`'s backtracking (40 in all).
+LINE_SEARCH_BATCHES = (4, 12, 24)
 
 
 def stiefel_newton(V0, X, *, max_iter: int = 200, gtol: float = 1e-6, ftol: float = 1e-9,
@@ -256,14 +279,14 @@ def stiefel_newton(V0, X, *, max_iter: int = 200, gtol: float = 1e-6, ftol: floa
     the current V it is pulled back to the affine chart Y(Z) = V + V⊥Z, Z ∈ R^((r−K)×K)
     (V⊥ an orthonormal complement), whose gradient is V⊥ᵀ∇_Y (the Riemannian gradient, same
     norm as :func:`stiefel_minimize`'s) and whose Hessian is analytic
-    (:func:`_pullback_hessian`, one column per coordinate direction of the chart, all starts
-    and directions in one batch). The step solves the Newton system with the Hessian's
-    eigenvalues replaced by their absolute values (floored: saddle-free Newton, Dauphin et al.
-    2014, so every step descends and saddles repel), capped at length 1, with Armijo
-    backtracking, then retracted to orthonormal V (Cholesky-QR). Near a nondegenerate minimum
-    the convergence is quadratic: on the digits CNN centers 10–30 iterations instead of the
-    200–1000 Barzilai–Borwein iterations of :func:`stiefel_minimize`, where the landscape
-    near the frame-potential floor is flat (ill-conditioned Hessian).
+    (:func:`_pullback_hessian`, in closed form, all starts in one batch). The step solves the
+    Newton system with the Hessian's eigenvalues replaced by their absolute values (floored:
+    saddle-free Newton, Dauphin et al. 2014, so every step descends and saddles repel),
+    capped at length 1, with Armijo backtracking (:data:`LINE_SEARCH_BATCHES`), then
+    retracted to orthonormal V (Cholesky-QR). Near a nondegenerate minimum the convergence is
+    quadratic: on the digits CNN centers 10–30 iterations instead of the 200–1000
+    Barzilai–Borwein iterations of :func:`stiefel_minimize`, where the landscape near the
+    frame-potential floor is flat (ill-conditioned Hessian).
     """
     single = V0.ndim == 2
     V = _retract(V0[None] if single else V0)
@@ -279,19 +302,20 @@ def stiefel_newton(V0, X, *, max_iter: int = 200, gtol: float = 1e-6, ftol: floa
     running &= ~degenerate
     best_hist = np.repeat(f[None], 11, axis=0)
     floor = P * P / (2.0 * (r - K)) if r > K else np.inf
-    # coordinate directions of the chart, E_j = e_a e_bᵀ ((r − K) × K), j = a·K + b
-    basis = np.eye(n).reshape(n, r - K, K)
     it = 0
     for it in range(1, max_iter + 1):
-        Vperp = np.linalg.qr(V, mode="complete")[0][:, :, K:]            # (R, r, r − K)
-        gz = np.swapaxes(Vperp, 1, 2) @ g                                   # (R, r − K, K)
-        gn2 = np.einsum("rik,rik->r", gz, gz)
         at_floor = f <= floor * (1 + 1e-6)
         # a start that meets the gradient rule takes one more (full, quadratically convergent)
         # Newton step before it stops, so that where it stops does not depend on rounding
         # through whether its gradient was just above or below gtol (e.g. data scaled by 1e80)
         running &= ~(converged & ~at_floor)
-        newly = running & ~converged & (np.sqrt(gn2) <= gtol * (1.0 + f))
+        # the chart (V⊥) and gradient of the running starts only
+        act = np.flatnonzero(running)
+        Vp = np.linalg.qr(V[act], mode="complete")[0][:, :, K:]            # (a, r, r − K)
+        gz = np.swapaxes(Vp, 1, 2) @ g[act]                                 # (a, r − K, K)
+        small = np.zeros(R, dtype=bool)
+        small[act] = np.sqrt(np.einsum("rik,rik->r", gz, gz)) <= gtol * (1.0 + f[act])
+        newly = running & ~converged & small
         converged |= newly | (running & at_floor)
         if best_of and (at_floor & ~degenerate).any():
             running[:] = False
@@ -301,37 +325,44 @@ def stiefel_newton(V0, X, *, max_iter: int = 200, gtol: float = 1e-6, ftol: floa
             running &= (then - now) > ftol * (1.0 + np.abs(now))
         if not running.any():
             break
-        act = np.flatnonzero(running)
-        Va, Vp = V[act], Vperp[act]
-        # exact Hessian of the pullback, one column per chart direction D_j = V⊥E_j
-        D = np.einsum("rab,jbk->rjak", Vp, basis)                          # (a, n, r, K)
-        Hs = _pullback_hessian(Va, Vp, D, X, C, diagC).reshape(len(act), n, n)
+        keep = running[act]                   # the starts that go on, among those charted
+        act, Vp, gz = act[keep], Vp[keep], gz[keep]
+        Va = V[act]
+        # exact Hessian of the pullback, in the chart coordinates j = a·K + b of Z
+        Hs = _pullback_hessian(Va, Vp, X, C, diagC)
         Hs = 0.5 * (Hs + np.swapaxes(Hs, 1, 2))
         lam, Q = np.linalg.eigh(Hs)
         absl = np.abs(lam)
         absl = np.maximum(absl, 1e-8 * absl.max(axis=1, keepdims=True) + 1e-300)
-        gvec = gz[act].reshape(len(act), n)
+        gvec = gz.reshape(len(act), n)
         s = -np.einsum("rij,rj->ri", Q, np.einsum("rji,rj->ri", Q, gvec) / absl)
         sn = np.sqrt(np.sum(s * s, axis=1))
         s *= np.minimum(1.0, 1.0 / np.maximum(sn, 1e-300))[:, None]
         slope = np.sum(s * gvec, axis=1)                                    # < 0
         S = np.einsum("rab,rbk->rak", Vp, s.reshape(len(act), r - K, K))
-        t = np.ones(len(act))
-        todo = np.ones(len(act), dtype=bool)
-        for _ in range(40):
-            idx = np.flatnonzero(todo)
-            Vt = _retract(Va[idx] + t[idx, None, None] * S[idx])
+        # backtracking from the full step, t = 2⁻ᵉ for e = 0..39: the candidates of several e
+        # are evaluated in one batch (the first passing one is the one sequential halving
+        # would accept; most iterations need 2–5 halvings, and a batched evaluation of a few
+        # starts costs about as much as one of one start)
+        todo = np.arange(len(act))
+        e0 = 0
+        for n_e in LINE_SEARCH_BATCHES:
+            ts = np.ldexp(1.0, -np.arange(e0, e0 + n_e))                            # (n_e,)
+            Vt = _retract((Va[todo, None] + ts[:, None, None] * S[todo, None]).reshape(-1, r, K))
             ft, gt, rt = _cost_grad_ratio(Vt, X, C, diagC)
             # Armijo, with an allowance of a few roundings of the cost: near convergence the
             # decrease is below rounding, and a test decided by rounding would make where a
             # start stops depend on it (e.g. data scaled by 1e-200): full steps are taken there
-            fa = f[act[idx]]
-            ok = ft <= fa + 1e-4 * t[idx] * slope[idx] + 16 * np.finfo(float).eps * np.abs(fa)
-            good = act[idx[ok]]
-            V[good], f[good], g[good], rat[good] = Vt[ok], ft[ok], gt[ok], rt[ok]
-            todo[idx[ok]] = False
-            t[idx[~ok]] *= 0.5
-            if not todo.any():
+            fa = f[act[todo]][:, None]
+            ok = (ft.reshape(-1, n_e) <= fa + 1e-4 * ts * slope[todo, None]
+                  + 16 * np.finfo(float).eps * np.abs(fa))
+            found = ok.any(axis=1)
+            pick = np.flatnonzero(found) * n_e + np.argmax(ok[found], axis=1)
+            good = act[todo[found]]
+            V[good], f[good], g[good], rat[good] = Vt[pick], ft[pick], gt[pick], rt[pick]
+            todo = todo[~found]
+            e0 += n_e
+            if not todo.size:
                 break
         running[act[todo]] = False     # no descent at machine precision: stop that start
         if min_ratio > 0:

@@ -73,13 +73,18 @@ class _LazySamples:
 
     def __init__(self, seed, keys, dims, n_t):
         self.seed, self.keys, self.dims, self.n_t = seed, list(keys), list(dims), n_t
+        # with keep_first = n: a copy of the first n samples of each array drawn, by index
+        self.keep_first, self.first = 0, {}
 
     def __len__(self):
         return len(self.keys)
 
     def __getitem__(self, i):
-        return _manifold_seed(self.seed, self.keys[i]).standard_normal(
+        t = _manifold_seed(self.seed, self.keys[i]).standard_normal(
             (self.dims[i] + 1, self.n_t))
+        if self.keep_first:
+            self.first[i] = t[:, :self.keep_first].copy()
+        return t
 
 
 def _reduce(gram: np.ndarray, n_features: int, dimension: str, rank_tol: float) -> np.ndarray:
@@ -207,47 +212,52 @@ def mft_analysis(manifolds: Sequence[np.ndarray], kappa: float = 0.0, n_t: int =
     ill-determined (e.g. near the frame-potential floor of the cost), not that the kept answer
     is seed-dependent: with the default restarts the kept optimum is the same for every seed on
     the data we tested. The other optima's capacities are estimated as α_kept · α_other(s) /
-    α_kept(s), where (s) means computed on the first ``SPREAD_SAMPLES`` = 50 Gaussian samples
-    per manifold, the same for both (common random numbers: the ratio is accurate to about 1%
-    where α itself would move 3% between sample sets): (1 + ``spread_optima``) × 50 QPs per
-    manifold, solved in one batch (at the default 3 optima and n_t = 200, as many QPs as the
-    capacity itself). ``center_step_spread`` is a diagnostic of the center step's landscape;
-    it does not enter α, R_M or D_M.
+    α_kept(s), where (s) means computed on the first ``SPREAD_SAMPLES`` = 50 of the Gaussian
+    samples t per manifold, the same for both (common random numbers: the ratio is accurate to
+    about 1% where α itself would move 3% between sample sets). α_kept(s) comes from the QPs
+    of α itself (the same problems); the other optima add ``spread_optima`` × 50 QPs per
+    manifold, solved in one batch, and only their capacities are computed (at the default 3
+    optima and n_t = 200, three quarters of the QPs of α itself). ``center_step_spread`` is a
+    diagnostic of the center step's landscape; it does not enter α, R_M or D_M.
     """
     get_namespace(backend, device)   # a bad backend/device fails before any work
     coords, T, rho_c, K, residuals, alternative_coords = _prepare(
         manifolds, kappa, n_t, seed, center_correlations, dimension, t_vectors, n_reps, keys,
         rank_tol, spread_optima)
     dims = np.array([S.shape[0] for S in coords])
-    capacity, radius, dimension_m, interior, max_kkt = _solve_and_measure(
-        coords, T, kappa, backend, device, qp_tol, max_chunk_bytes, progress)
+    n_full = T.n_t if isinstance(T, _LazySamples) else T[0].shape[1]
+    n_sub = min(n_full, SPREAD_SAMPLES)
+    if isinstance(T, _LazySamples) and alternative_coords:
+        T.keep_first = n_sub    # the spread's samples, kept from the draws of the main QPs
+    capacity, radius, dimension_m, interior, max_kkt, kept_sub = _solve_and_measure(
+        coords, T, kappa, backend, device, qp_tol, max_chunk_bytes, progress,
+        n_sub=n_sub if alternative_coords else None)
     overall = [_harmonic_mean(capacity)]
     if alternative_coords:
-        # The other optima are evaluated on SPREAD_SAMPLES common samples per manifold, and so
-        # is the kept one: with common random numbers the ratio of two capacities is precise
-        # from few samples (on the CNN benchmark data, 50 samples give the ratio to ~1% of α
-        # while α itself moves ~3%), and it scales the full-sample α of the kept optimum.
+        # The other optima are evaluated on the first SPREAD_SAMPLES samples per manifold, and
+        # so is the kept one (read off its QPs above: the same problems): with common random
+        # numbers the ratio of two capacities is precise from few samples (on the CNN
+        # benchmark data, 50 samples give the ratio to ~1% of α while α itself moves ~3%), and
+        # it scales the full-sample α of the kept optimum.
         keys = list(keys) if keys is not None else list(range(len(coords)))
-        n_full = T.n_t if isinstance(T, _LazySamples) else T[0].shape[1]
-        n_sub = min(n_full, SPREAD_SAMPLES)
+
+        firsts = T.first if isinstance(T, _LazySamples) else dict(enumerate(T))
 
         def subsamples(cs):
-            dims_ = [S.shape[0] for S in cs]
-            if isinstance(T, _LazySamples):
-                return _LazySamples(seed, keys, dims_, n_sub)
-            return [t[:, :n_sub] if t.shape[0] == d + 1 else
-                    _manifold_seed(seed, k).standard_normal((d + 1, n_sub))
-                    for t, d, k in zip(T, dims_, keys)]
+            return [firsts[i][:, :n_sub] if firsts[i].shape[0] == S.shape[0] + 1 else
+                    _manifold_seed(seed, keys[i]).standard_normal(
+                        (S.shape[0] + 1, n_full))[:, :n_sub]
+                    for i, S in enumerate(cs)]
 
-        # the kept optimum and every alternative in one batched solve (one QP batch instead of
-        # one per optimum: the passes are small, so per-call overhead dominated)
-        sets = [coords, *alternative_coords]
-        samples = [subsamples(cs) for cs in sets]
-        caps = _solve_and_measure([S for cs in sets for S in cs],
-                                  [ts[i] for ts in samples for i in range(len(coords))], kappa,
-                                  backend, device, qp_tol, max_chunk_bytes, False)[0]
-        sub = [_harmonic_mean(c) for c in caps.reshape(len(sets), len(coords))]
-        overall += [overall[0] * s / sub[0] for s in sub[1:]]
+        # every alternative in one batched solve (one QP batch instead of one per optimum: the
+        # passes are small, so per-call overhead dominated)
+        caps = _solve_and_measure([S for cs in alternative_coords for S in cs],
+                                  [t for cs in alternative_coords for t in subsamples(cs)], kappa,
+                                  backend, device, qp_tol, max_chunk_bytes, False,
+                                  capacity_only=True)[0]
+        sub = _harmonic_mean(kept_sub)
+        overall += [overall[0] * _harmonic_mean(c) / sub
+                    for c in caps.reshape(len(alternative_coords), len(coords))]
     overall = np.asarray(overall)
     if center_correlations and K and not spread_optima:
         spread = float("nan")     # not computed (documented)
@@ -378,11 +388,14 @@ def _prepare(manifolds, kappa, n_t, seed, center_correlations, dimension, t_vect
 
 
 def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_bytes,
-                       progress=None):
+                       progress=None, n_sub=None, capacity_only=False):
     """Step 5–6: the batched QPs of every manifold (grouped by number of points and samples,
-    chunked) and the per-manifold capacity, radius, dimension, interior fraction, max KKT."""
+    chunked) and the per-manifold capacity, radius, dimension, interior fraction, max KKT;
+    with ``n_sub``, also the capacity from the first ``n_sub`` samples alone (else None);
+    ``capacity_only``: radius and dimension are left NaN."""
     P = len(coords)
     capacity, radius, dimension_m = np.zeros(P), np.zeros(P), np.zeros(P)
+    sub_capacity = None if n_sub is None else np.zeros(P)
     interior, max_kkt = np.zeros(P), np.zeros(P)
     xp = get_namespace(backend, device)
     by_m: dict[tuple[int, int], list[int]] = {}
@@ -412,15 +425,20 @@ def _solve_and_measure(coords, T, kappa, backend, device, qp_tol, max_chunk_byte
                                       device=device, max_chunk_bytes=max_chunk_bytes)
                 lam = np.asarray(xp.to_numpy(res.lam))                                # (p, nt, M)
                 for j, i in enumerate(members):
-                    capacity[i], radius[i], dimension_m[i], interior[i] = _manifold_measures(
-                        coords[i], Tc[i], lam[j], kappa)
+                    out = _manifold_measures(coords[i], Tc[i], lam[j], kappa, n_sub,
+                                             capacity_only)
+                    capacity[i], radius[i], dimension_m[i], interior[i] = out[:4]
                     max_kkt[i] = res.kkt[j].max()
+                    if n_sub is not None:
+                        sub_capacity[i] = out[4]
                 bar.update(len(members))
-    return capacity, radius, dimension_m, interior, max_kkt
+    return capacity, radius, dimension_m, interior, max_kkt, sub_capacity
 
 
-def _manifold_measures(X, T, lam, kappa):
-    """Capacity, radius and dimension of one manifold from its QP duals (PRX 2018).
+def _manifold_measures(X, T, lam, kappa, n_sub=None, capacity_only=False):
+    """Capacity, radius and dimension of one manifold from its QP duals (PRX 2018), and its
+    interior fraction; with ``n_sub``, also the capacity from the first ``n_sub`` samples
+    alone (a fifth value); ``capacity_only`` leaves radius and dimension NaN.
 
     X (D, M) reduced coordinates, T (D+1, n_t) samples, lam (n_t, M) duals.
     """
@@ -435,10 +453,13 @@ def _manifold_measures(X, T, lam, kappa):
     anchors = np.where(moved[None, :], sl / np.where(moved, total, 1.0)[None, :], Sfull[:, best])
     # 1/α_M = mean_t max(t·s̃ + κ, 0)² / ||s̃||²   (PRX 2018 eqs. 16–17)
     proj = np.maximum(np.sum(T * anchors, axis=0) + kappa, 0.0)
-    inv_alpha = np.mean(proj ** 2 / np.sum(anchors ** 2, axis=0))
-    capacity = 1.0 / inv_alpha if inv_alpha > 0 else np.inf
+    terms = proj ** 2 / np.sum(anchors ** 2, axis=0)
+    capacity = _inverse(np.mean(terms))
+    extra = () if n_sub is None else (_inverse(np.mean(terms[:n_sub])),)
     if D == 0:  # points: no extent
-        return capacity, 0.0, 0.0, float(np.mean(~moved))
+        return (capacity, 0.0, 0.0, float(np.mean(~moved)), *extra)
+    if capacity_only:
+        return (capacity, np.nan, np.nan, float(np.mean(~moved)), *extra)
     # R_M: spread of the anchors' manifold coordinates (PRX 2018 eq. 28)
     ds = (anchors[:-1] - anchors[:-1].mean(axis=1, keepdims=True)) / anchors[-1]
     radius = float(np.sqrt(np.mean(np.sum(ds ** 2, axis=0))))
@@ -448,7 +469,11 @@ def _manifold_measures(X, T, lam, kappa):
     sn = np.linalg.norm(anchors[:-1], axis=0)
     cos = np.sum(T[:-1] * anchors[:-1], axis=0) / np.where(tn * sn > 0, tn * sn, np.inf)
     dim = float(D * np.mean(cos) ** 2)
-    return capacity, radius, dim, float(np.mean(~moved))
+    return (capacity, radius, dim, float(np.mean(~moved)), *extra)
+
+
+def _inverse(inv_alpha):
+    return 1.0 / inv_alpha if inv_alpha > 0 else np.inf
 
 
 #: A manifold with at least this many points, and more than twice as many points as the

@@ -22,7 +22,10 @@ The extreme eigenvalues μ ≤ L of each distinct G choose its method:
 
   1. ADMM on the splitting λ = z, z ≥ 0. The λ-step solves ``(G + ρI) λ = r``; with one
      eigendecomposition ``G = U diag(w) Uᵀ`` per distinct G this costs two small matmuls for
-     any ρ, so every problem of the batch gets its own adaptively balanced ρ (OSQP-style).
+     any ρ, so every problem of the batch gets its own adaptively balanced ρ (OSQP-style);
+     for singular G the matmuls use the eigenvectors of its nonzero eigenvalues only. Solved
+     problems stop iterating: once at most half of the slots of the groups still iterating
+     hold unsolved problems, the iterates are compacted to those.
   2. A polish step: active-set iterations started from the ADMM iterate solve the equality
      system on the detected free set exactly; their best iterate is kept when it lowers the KKT
      residual.
@@ -56,6 +59,9 @@ POLISH_AT = 1e-3
 #: Groups whose G guarantees convergence of projected gradient within this many iterations
 #: (see :func:`_pg_iteration_bound`) are solved by it instead of ADMM + polish.
 PG_MAX_ITER = 80
+#: The polish solves its systems in one batch per bucket of free-set sizes this wide (wider:
+#: fewer batched solves but more padding; 8 was the fastest on the CNN benchmark's QPs).
+POLISH_BUCKET = 8
 #: Projected-gradient iterations allowed beyond the guaranteed count (rounding).
 PG_SPARE_ITER = 5
 #: Projected gradient works on blocks of problems of about this many bytes per vector (CPU cache).
@@ -380,19 +386,39 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
     act = active[groups]
     m = groups.shape[0]
     z, u = xp.zeros((m, B, n)), xp.zeros((m, B, n))
+    # the problem (column of the batch) each slot holds: once most problems of the groups still
+    # iterating are done, the slots are compacted to the problems still active (below)
+    slot = xp.arange(B)[None, :] + 0 * xp.arange(m)[:, None]
     # Per-problem ρ starts at the mean eigenvalue of its G (balances the two ADMM terms).
     rho = xp.ones((m, B)) * xp.maximum(wa.mean(-1), 1e-12 * wmax)[:, None]
     last_try = xp.ones((m, B)) * np.inf  # KKT residual at the last polish attempt
+    qscale = 1.0 + xp.amax(xp.abs(qa), -1)  # the KKT residual's denominator, per problem
+    # Singular G (more points than dimensions): (G + ρI)⁻¹ = I/ρ + U_r diag(1/(w + ρ) − 1/ρ) U_rᵀ
+    # over the eigenvectors U_r of the nonzero eigenvalues only (exact: the others add 0), so
+    # the λ-step's two products shrink from n × n to n × rank
+    rank = int(xp.to_numpy(xp.amax(xp.sum_int(wa > 1e-12 * wmax, -1), 0)))
+    low_rank = 4 * rank <= 3 * n
+    if low_rank:
+        Ua, wa = Ua[:, :, n - rank:], wa[:, n - rank:]       # eigenvalues come ascending
     Ut = xp.swap(Ua)
     it = 0
     while m and it < max_iter:
+        # ρ changes only between checks: (w + ρ)⁻¹ once per check
+        inv_wr = 1.0 / (wa[:, None, :] + rho[..., None])
+        if low_rank:
+            inv_rho = 1.0 / rho[..., None]
+            inv_wr = inv_wr - inv_rho
         for _ in range(check_every):
             # λ-step: (G + ρI) λ = ρ(z − u) − q through the eigendecomposition of G
-            r = rho[..., None] * (z - u) - qa
-            lam_a = ((r @ Ua) / (wa[:, None, :] + rho[..., None])) @ Ut
-            lam_hat = alpha * lam_a + (1 - alpha) * z
-            z_new = xp.maximum(lam_hat + u, 0.0)
-            u = u + lam_hat - z_new
+            if low_rank:
+                r_ = (z - u) * rho[..., None] - qa
+                lam_a = r_ * inv_rho + ((r_ @ Ua) * inv_wr) @ Ut
+            else:
+                lam_a = ((((z - u) * rho[..., None] - qa) @ Ua) * inv_wr) @ Ut
+            # over-relaxed λ̂ = αλ + (1 − α)z; z ← max(λ̂ + u, 0), u ← λ̂ + u − z
+            w_ = alpha * lam_a + (1 - alpha) * z + u
+            z_new = xp.maximum(w_, 0.0)
+            u = w_ - z_new
             dz = z_new - z
             z = z_new
         it += check_every
@@ -404,14 +430,14 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
         new_rho = xp.clip(rho * ratio, 1e-9 * wmax, 1e6 * wmax)
         u = u * (rho / new_rho)[..., None]
         rho = new_rho
-        k = _gkkt(xp, Ga, qa, z, da)
+        k, mu_all = _gkkt(xp, Ga, qa, z, da, scale=qscale, return_mu=True)
         final = it >= max_iter
         if polish:
             # polish when close, and again each time ADMM has gained two more digits
             try_now = act & (k > tol) & (((k < polish_at) & (k < 1e-2 * last_try)) | final)
             if bool(xp.any(try_now)):
                 gi, bi = xp.nonzero2(try_now)
-                mu_sel = (_gmatvec(Ga, z) + qa)[gi, bi]
+                mu_sel = mu_all[gi, bi]
                 zp, kp = _polish(xp, Ga, gi, qa[gi, bi], z[gi, bi], mu_sel, da[gi], tol)
                 kold = k[gi, bi]
                 better = kp < kold
@@ -419,32 +445,48 @@ def _solve_chunk(xp, G, q, w, U, tol, max_iter, polish):
                 xp.setitem(k, (gi, bi), xp.where(better, kp, kold))
                 xp.setitem(last_try, (gi, bi), xp.minimum(kp, kold))
                 gnp = np.asarray(xp.to_numpy(groups[gi]))
-                bnp = np.asarray(xp.to_numpy(bi))
+                bnp = np.asarray(xp.to_numpy(slot[gi, bi]))
                 bet = np.asarray(xp.to_numpy(better), dtype=bool)
                 polished[gnp[bet], bnp[bet]] = True
         done = act & ((k <= tol) | final)
         gall = np.asarray(xp.to_numpy(groups))
         actn = np.asarray(xp.to_numpy(act), dtype=bool)
-        iters[gall[:, None].repeat(B, 1)[actn], np.nonzero(actn)[1]] = it
+        slotn = np.asarray(xp.to_numpy(slot))
+        iters[gall[:, None].repeat(actn.shape[1], 1)[actn], slotn[actn]] = it
         if bool(xp.any(done)):
             gi, bi = xp.nonzero2(done)
-            xp.setitem(lam, (groups[gi], bi), z[gi, bi])
-            xp.setitem(kkt, (groups[gi], bi), k[gi, bi])
+            xp.setitem(lam, (groups[gi], slot[gi, bi]), z[gi, bi])
+            xp.setitem(kkt, (groups[gi], slot[gi, bi]), k[gi, bi])
             act = act & ~done
             keep = xp.nonzero(xp.any(act, -1))
             if keep.shape[0] < m:
-                groups, Ga, Ua, Ut, wa, da, qa = (groups[keep], Ga[keep], Ua[keep], Ut[keep],
-                                                  wa[keep], da[keep], qa[keep])
-                act, z, u, rho, last_try = act[keep], z[keep], u[keep], rho[keep], last_try[keep]
+                groups, Ga, Ua, Ut, wa, da = (groups[keep], Ga[keep], Ua[keep], Ut[keep],
+                                              wa[keep], da[keep])
+                act, z, u, rho, last_try, qa, qscale, slot = (
+                    act[keep], z[keep], u[keep], rho[keep], last_try[keep], qa[keep],
+                    qscale[keep], slot[keep])
                 m = groups.shape[0]
+            # compact the slots to the active problems once they fill at most half of them:
+            # the iterations then cost in proportion to the problems left, not to the group
+            # sizes (a few slow problems per group otherwise keep every sample iterating)
+            width = int(xp.to_numpy(xp.amax(xp.sum_int(act, -1), 0))) if m else 0
+            if m and 2 * width <= act.shape[1]:
+                order = xp.argsort_stable(~act)[:, :width]      # active slots first, in order
+                rows = xp.arange(m)[:, None]
+                act, z, u, rho, last_try, qa, qscale, slot = (
+                    act[rows, order], z[rows, order], u[rows, order], rho[rows, order],
+                    last_try[rows, order], qa[rows, order], qscale[rows, order],
+                    slot[rows, order])
     return lam, np.asarray(xp.to_numpy(kkt)), iters, polished
 
 
-def _gkkt(xp, G, q, lam, d):
-    """Grouped KKT natural residual (P, B): see :func:`kkt_residual`."""
+def _gkkt(xp, G, q, lam, d, scale=None, return_mu=False):
+    """Grouped KKT natural residual (P, B): see :func:`kkt_residual`. ``scale``: its
+    denominator 1 + ||q||∞ when known; ``return_mu``: also return μ = Gλ + q."""
     mu = _gmatvec(G, lam) + q
     r = xp.amax(xp.abs(xp.minimum(d[:, None, :] * lam, mu)), -1)
-    return r / (1.0 + xp.amax(xp.abs(q), -1))
+    r = r / ((1.0 + xp.amax(xp.abs(q), -1)) if scale is None else scale)
+    return (r, mu) if return_mu else r
 
 
 def _polish(xp, G, gi, q, lam, mu, d, tol, max_steps: int | None = None):
@@ -512,10 +554,17 @@ def _polish(xp, G, gi, q, lam, mu, d, tol, max_steps: int | None = None):
         new = xp.where(hit, 0.0, new)
         f_new = f_s & ~hit
         # mu = G λ + q with one GEMM per manifold group (G symmetric: λ G = (G λ)ᵀ)
+        # (the selected problems come sorted by group: one slice per group, no masks)
         mu_new = xp.zeros((ms, n))
-        for g in np.unique(xp.to_numpy(g_s)):
-            in_g = g_s == int(g)
-            xp.setitem(mu_new, in_g, new[in_g] @ G[int(g)])
+        g_np = np.asarray(xp.to_numpy(g_s))
+        cuts = [0, *(np.flatnonzero(np.diff(g_np)) + 1).tolist(), ms]
+        if np.all(np.diff(g_np) >= 0):
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                xp.setitem(mu_new, slice(a, b), new[a:b] @ G[int(g_np[a])])
+        else:
+            for g in np.unique(g_np):
+                in_g = g_s == int(g)
+                xp.setitem(mu_new, in_g, new[in_g] @ G[int(g)])
         mu_new = mu_new + q_s
         # optimal on F: add the most violated constraint
         viol = xp.where(f_new, np.inf, mu_new)
@@ -537,7 +586,7 @@ def _polish(xp, G, gi, q, lam, mu, d, tol, max_steps: int | None = None):
         sel = xp.nonzero(todo)
         # one solve per bucket of similar free-set size: padding every system of the batch to
         # the largest free set made the solves and gathers several times dearer
-        bucket = (xp.sum_int(free[sel], -1) + 3) // 4
+        bucket = (xp.sum_int(free[sel], -1) + POLISH_BUCKET - 1) // POLISH_BUCKET
         for b in np.unique(xp.to_numpy(bucket)):
             _step(sel[bucket == int(b)])
     return best, best_k
