@@ -236,3 +236,29 @@ def test_solver_threads_follow_the_blas_limit():
     finally:
         limiter.restore_original_limits()
     assert 1 <= joint._solver_threads() <= 4
+
+
+def test_sparse_anchors_are_the_dense_anchors():
+    # effective_geometry reads the anchors block by block from the dual weights
+    # (anchors="sparse"): blocks, single samples, the mean and the full array equal the dense
+    # anchors, inactive manifolds (their point nearest the margin) included
+    from neurogeom.capacity.joint import SparseAnchors
+    rng = np.random.default_rng(4)
+    owner = np.repeat(np.arange(7), 6)
+    coords = rng.standard_normal((7, 1, 12)) + 0.3 * rng.standard_normal((7, 6, 12))
+    coords = coords.reshape(42, 12)
+    labels = rng.choice([-1.0, 1.0], (3, 7))
+    t = rng.standard_normal((3, 20, 12))
+    dense = solve_joint(coords, owner, labels, t, 0.0)
+    lazy = solve_joint(coords, owner, labels, t, 0.0, anchors="sparse")
+    assert isinstance(lazy.anchors, SparseAnchors)
+    assert not dense.active.all()                      # some manifolds inactive
+    a = dense.anchors
+    assert lazy.anchors.shape == a.shape == (60, 7, 12) and len(lazy.anchors) == 60
+    tol = dict(rtol=0, atol=1e-13)
+    np.testing.assert_allclose(lazy.anchors[5:17], a[5:17], **tol)
+    np.testing.assert_allclose(lazy.anchors[33], a[33], **tol)
+    np.testing.assert_allclose(lazy.anchors[[2, 40, 7]], a[[2, 40, 7]], **tol)
+    np.testing.assert_allclose(lazy.anchors.mean(axis=0), a.mean(axis=0), **tol)
+    np.testing.assert_allclose(np.asarray(lazy.anchors), a, **tol)
+    np.testing.assert_array_equal(lazy.share, dense.share)

@@ -399,7 +399,7 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
     labels = draw_labels(rng, data.n_manifolds, n_dichotomies, dichotomy)
     t = rng.standard_normal((n_dichotomies, n_t, data.rank))
     sol = solve_joint(data.coords, data.owner, labels, t, kappa, solver=solver, backend=backend,
-                      device=device)
+                      device=device, anchors="sparse")
     geo = geometry_from_anchors(sol.anchors, sol.t, sol.share, absolute_alignment,
                                 null_direction=data.n_points if center else None)
     return _dataset(geo, sol, data, a, {

@@ -76,7 +76,8 @@ class JointSolution:
 
     t: np.ndarray            # (n, r) Gaussian samples
     labels: np.ndarray       # (n, P) the dichotomy of each sample
-    anchors: np.ndarray | None  # (n, P, r) unsigned anchor points (None: not asked for)
+    anchors: np.ndarray | None  # (n, P, r) unsigned anchor points (None: not asked for; a
+                                # SparseAnchors with anchors="sparse")
     share: np.ndarray        # (n, P) per-manifold parts of ||v* - t||^2 (sum = the total)
     active: np.ndarray       # (n, P) whether the manifold has an active constraint
     kkt: np.ndarray          # (n,) KKT residual of each dual solution
@@ -182,7 +183,7 @@ def check_joint_backend(solver: str, backend=None, device=None):
 def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np.ndarray,
                 kappa: float = 0.0, *, solver: str = "screened", backend=None,
                 device=None, tol: float = 1e-10,
-                max_chunk_bytes: int = 64 * 2**20, anchors: bool = True,
+                max_chunk_bytes: int = 64 * 2**20, anchors: bool | str = True,
                 low_rank: tuple | None = None) -> JointSolution:
     """Solve the joint QP for every dichotomy and its Gaussian samples.
 
@@ -213,10 +214,12 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
         coordinates have many more columns than X (whitened points: one per center and axis),
         the Gram matrix and its products come from X (:func:`_gram_products`); the answer is
         the same.
-    anchors : bool
+    anchors : bool or "sparse"
         Compute the anchor points (default). ``False`` leaves ``JointSolution.anchors`` None
         (callers that need only the shares, such as the correlated capacity, skip an
-        ``(n, P, r)`` array and its products).
+        ``(n, P, r)`` array and its products); ``"sparse"`` gives a :class:`SparseAnchors`,
+        the same anchors as dual weights times points, dense only by blocks of samples (what
+        :func:`neurogeom.capacity.effective.effective_geometry` uses).
     """
     backend, device = check_joint_backend(solver, backend, device)
     n_dich, n_t, rank = t.shape
@@ -295,18 +298,69 @@ def _shares_and_anchors(lam, proj, t, y, coords, owner, p, kappa, anchors):
     # anchors: dual-weighted means of each manifold's points, sum_i (lam_i / Lam_mu) x_i
     share_of_mass = np.divide(vals, mass.ravel()[key], out=np.zeros_like(vals),
                               where=active.ravel()[key])
-    weights = scipy.sparse.csr_array((share_of_mass, (key, cols)), shape=(n * p, m))
-    anchor_pts = np.asarray(weights @ coords).reshape(n, p, coords.shape[1])
     if not np.all(active):
-        # inactive manifolds: the point nearest the margin, argmin y_mu x . v*
+        # inactive manifolds: the point nearest the margin, argmin y_mu x . v* (weight 1)
         v = t + scipy.sparse.csr_array((vals * sign, (rows, cols)), shape=(n, m)) @ coords
+        extra_key, extra_col = [], []
         with single_threaded_blas():                                 # one small product each
             for k in np.flatnonzero(~np.all(active, axis=0)):
                 free = np.flatnonzero(~active[:, k])
                 idx = np.flatnonzero(owner == k)
                 margin = (v[free] @ coords[idx].T) * y[free, k][:, None]
-                anchor_pts[free, k] = coords[idx[np.argmin(margin, axis=1)]]
-    return share, active, anchor_pts
+                extra_key.append(free * p + k)
+                extra_col.append(idx[np.argmin(margin, axis=1)])
+        n_extra = sum(len(e) for e in extra_key)
+        key = np.concatenate([key, *extra_key])
+        cols = np.concatenate([cols, *extra_col])
+        share_of_mass = np.concatenate([share_of_mass, np.ones(n_extra)])
+    weights = scipy.sparse.csr_array((share_of_mass, (key, cols)), shape=(n * p, m))
+    lazy = SparseAnchors(weights, coords, n, p)
+    return share, active, (lazy if anchors == "sparse" else lazy[:])
+
+
+class SparseAnchors:
+    """The anchors ``(n, P, r)`` of a joint solution, kept as ``W X``: ``W`` (n P, m) sparse
+    (each (sample, manifold) row holds its points' dual weights ``lam_i / Lam_mu``, or a 1 at
+    the point nearest the margin for an inactive manifold) and the points X (m, r).
+
+    Supports what :func:`neurogeom.capacity.effective.geometry_from_anchors` reads —
+    ``shape``, ``mean(axis=0)`` and blocks of samples ``a[i:j]`` (dense (j - i, P, r)) — so
+    that the (n, P, r) array (1.5 GB at 4000 samples of 100 manifolds in 500 dimensions) is
+    never made; ``np.asarray`` makes it.
+    """
+
+    def __init__(self, weights, coords: np.ndarray, n: int, p: int):
+        self.weights, self.coords = weights, coords
+        self.shape = (n, p, coords.shape[1])
+        self.ndim, self.dtype = 3, coords.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        n, p, r = self.shape
+        rows = np.arange(n)[key]
+        if np.ndim(rows) == 0:
+            return self[int(rows):int(rows) + 1][0]
+        if isinstance(key, slice) and (key.step in (None, 1)):
+            sub = self.weights[rows[0] * p:(rows[-1] + 1) * p] if len(rows) else \
+                self.weights[:0]
+        else:
+            sub = self.weights[(rows[:, None] * p + np.arange(p)).ravel()]
+        return np.asarray(sub @ self.coords).reshape(len(rows), p, r)
+
+    def mean(self, axis=0) -> np.ndarray:
+        if axis != 0:
+            raise ValueError("SparseAnchors.mean takes axis=0 (over samples) only")
+        n, p, _ = self.shape
+        w = self.weights.tocoo()
+        mean_w = np.zeros((p, w.shape[1]))
+        np.add.at(mean_w, (w.row % p, w.col), w.data)
+        return (mean_w / n) @ self.coords
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
 
 
 def _gram_matrix(coords, low_rank):
