@@ -140,7 +140,9 @@ def whitened_points(coords: np.ndarray, owner: np.ndarray, ridge: float | None =
         eps = rel * float(np.mean(np.diag(tensor)))
     elif ridge:
         eps = float(ridge) * float(np.mean(np.diag(tensor)))
-    chol = scipy.linalg.cholesky(tensor + eps * np.eye(k), lower=True)  # C + eps I = L L^T
+    tensor[np.diag_indices(k)] += eps                                    # C + eps I (in place)
+    chol = scipy.linalg.cholesky(tensor, lower=True, overwrite_a=True,
+                                 check_finite=False)                     # C + eps I = L L^T
     # rows e^T L = (L^T e)^T, one manifold at a time: its coefficients touch only its own
     # 1 + D_mu rows of L (the block-diagonal coefficient matrix times L as one dense product
     # was the largest cost at 5000 points)
