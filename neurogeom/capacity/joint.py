@@ -64,6 +64,8 @@ _PER_MANIFOLD = 3
 _PDAS_MIN_POINTS = 2000
 #: points per violated manifold in a sample's first working set (its most violated at v = t)
 _PDAS_FIRST = 1
+#: first working sets from the slacks at the centers' joint solution (:func:`_center_guess`)
+_PDAS_CENTER_START = True
 #: points per manifold that join a working set in a round (its most violated outside the set)
 _PDAS_PER_ROUND = 1
 #: samples whose screened solution has a larger KKT residual are re-solved at full size
@@ -731,13 +733,20 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products,
     n_threads = min(_solver_threads(), n_t)
     shares = [(d, np.arange(i, n_t, n_threads)) for d in range(n_dich) for i in range(n_threads)]
     local = threading.local()
+    centers = None
+    if _PDAS_CENTER_START:
+        weights = np.zeros((m, len(groups)))
+        for mu, idx in enumerate(groups):
+            weights[idx, mu] = 1.0 / max(len(idx), 1)
+        with single_threaded_blas():
+            centers = (weights, products(weights.T) @ weights)
 
     def task(share):
         d, samples = share
         if not hasattr(local, "mark"):
             local.mark = np.zeros(m, dtype=bool)
         _pdas_share(d, samples, labels[d][owner], proj, t, kappa, tol, gram0, products,
-                    groups, lam, failed, local.mark, max_iter)
+                    groups, lam, failed, local.mark, max_iter, centers)
 
     with single_threaded_blas():
         if n_threads == 1:
@@ -749,13 +758,27 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products,
     return lam, failed
 
 
+def _center_guess(q, sign, groups, centers, products):
+    """Slacks at a first guess of v*: the joint QP of the manifolds' centers alone (P
+    constraints ``y_mu c_mu . v >= kappa``, solved for all samples at once), its ``v`` plugged
+    into every point's constraint. Only the first working sets come from it (the solution is
+    exact whatever they are)."""
+    weights, gram_c = centers
+    qc = q @ weights                                                 # y_mu c_mu . t - kappa
+    sc = np.array([sign[idx[0]] for idx in groups])
+    res = solve_nonneg_qp(gram_c * np.outer(sc, sc), qc, tol=1e-6)
+    lam_c = np.maximum(np.asarray(res.lam), 0.0) * sc                # signed center duals
+    return products(lam_c @ weights.T) * sign + q
+
+
 def _pdas_share(d, samples, sign, proj, t, kappa, tol, gram0, products, groups, lam, failed,
-                mark, max_iter):
+                mark, max_iter, centers=None):
     """All rounds of :func:`_solve_pdas` for ``samples`` of dichotomy ``d`` (one thread's
     share): duals into ``lam[d, samples]``, unfinished samples marked in ``failed``."""
     q = proj[d, samples] * sign - kappa                              # slacks at v = t
     scale = tol * (1.0 + np.abs(t[d, samples]).max(axis=1) + kappa)
-    first = _most_violated(q, -scale[:, None], groups, _PDAS_FIRST)
+    start = q if centers is None else _center_guess(q, sign, groups, centers, products)
+    first = _most_violated(start, -scale[:, None], groups, _PDAS_FIRST)
     n = len(samples)
     # per sample (by position j in `samples`): its working set S, the ordered points U whose
     # inverse Cholesky factor and Gram block are kept (S plus points that left since the last
