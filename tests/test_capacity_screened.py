@@ -262,3 +262,25 @@ def test_sparse_anchors_are_the_dense_anchors():
     np.testing.assert_allclose(lazy.anchors.mean(axis=0), a.mean(axis=0), **tol)
     np.testing.assert_allclose(np.asarray(lazy.anchors), a, **tol)
     np.testing.assert_array_equal(lazy.share, dense.share)
+
+
+def test_dropping_points_from_an_inverse_factor():
+    # the kept points' factor comes from the old inverse factor by a Schur complement of the
+    # inverse (no refactoring); it extends like a fresh one
+    import neurogeom.capacity.joint as joint
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((120, 300))
+    gram0 = x @ x.T
+    sign = rng.choice([-1.0, 1.0], 120)
+    idx = rng.permutation(120)[:100]
+    t_full, g_full = joint._extend_inverse(None, None, gram0, sign, idx, 0)
+    drop = np.sort(rng.choice(100, 30, replace=False))
+    keep = np.setdiff1d(np.arange(100), drop)
+    f = joint._drop_points(t_full, keep, drop)
+    g_kept = g_full[np.ix_(keep, keep)]
+    np.testing.assert_allclose(f @ f.T @ g_kept, np.eye(70), atol=1e-9)
+    more = np.setdiff1d(np.arange(120), idx)[:15]
+    u = np.concatenate([idx[keep], more])
+    grown, block = joint._extend_inverse(f, g_kept, gram0, sign, u, 70)
+    np.testing.assert_array_equal(block, gram0[np.ix_(u, u)] * np.outer(sign[u], sign[u]))
+    np.testing.assert_allclose(grown @ grown.T @ block, np.eye(85), atol=1e-9)

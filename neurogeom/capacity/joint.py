@@ -563,8 +563,10 @@ def _extend_inverse(t_old, g_old, gram0, sign, idx, p):
     """Inverse Cholesky factor and block of ``D G0 D`` on ``idx``, given them on ``idx[:p]``.
 
     Returns ``(T, G)``: ``G`` the signed Gram block of ``idx`` (kept per sample, so that only
-    new columns are read from the large Gram matrix ``G0``) and ``T = R⁻¹``, the inverse of its
-    upper Cholesky factor ``G = RᵀR`` (so ``G⁻¹ = T Tᵀ``); T is None when the block is not
+    new columns are read from the large Gram matrix ``G0``) and ``T = R⁻¹``, the inverse of a
+    factor ``G = RᵀR`` (so ``G⁻¹ = T Tᵀ``; upper triangular when built afresh, block upper
+    triangular when ``t_old`` is any square factor, e.g. from :func:`_drop_points`, since the
+    steps below need only ``T11 T11ᵀ = G11⁻¹``); T is None when the block is not
     numerically positive definite (a Cholesky failure, or diagonal ratio of R below 1e-6, i.e.
     condition > 1e12). Appending columns ``[B; C]`` to a factored block: ``R12 = R11⁻ᵀ B =
     T11ᵀ B``, ``R22 = chol(C - R12ᵀ R12)``, ``T22 = R22⁻¹``, ``T12 = -T11 R12 T22``; a block
@@ -607,6 +609,25 @@ def _extend_inverse(t_old, g_old, gram0, sign, idx, p):
     return t, g
 
 
+def _drop_points(t, keep, drop):
+    """A factor ``F`` with ``F Fᵀ = G_SS⁻¹`` for the kept positions S of a block whose inverse
+    factor T (``T Tᵀ = G⁻¹``) is known, or None. With J the dropped positions, the inverse of
+    a principal block is a Schur complement of the inverse: ``G_SS⁻¹ = (G⁻¹)_SS - (G⁻¹)_SJ
+    ((G⁻¹)_JJ)⁻¹ (G⁻¹)_JS``, all from rows of T (``(G⁻¹)_AB = T_A T_Bᵀ``); F is its lower
+    Cholesky factor. A few matrix products instead of refactoring S from its Gram block (any
+    square F with ``F Fᵀ = G_SS⁻¹`` extends as :func:`_extend_inverse` needs; G_SS is a
+    principal block of a well-conditioned G, so no worse conditioned). None when the Schur
+    complement is not numerically positive definite (then S is refactored).
+    """
+    ts, tj = t[keep], t[drop]
+    cross = ts @ tj.T
+    try:
+        h = ts @ ts.T - cross @ np.linalg.solve(tj @ tj.T, cross.T)
+        return np.linalg.cholesky(h)
+    except np.linalg.LinAlgError:
+        return None
+
+
 def _bordered_solve(b, sets, upto, factors, grams, gram0, sign, q, mark):
     """Equality duals ``G_SS x = -q_S`` of sample ``b``'s working set ``S = sets[b]``.
 
@@ -633,10 +654,12 @@ def _bordered_solve(b, sets, upto, factors, grams, gram0, sign, q, mark):
         t, g = _extend_inverse(None, None, gram0, sign, s_set, 0)
         u = s_set
     elif int(np.sum(~inside)) > max(16, int(_REFACTOR_FRACTION * len(u))):
-        # refactor on S: the kept points' block from the cached one, the new ones' columns
+        # refactor on S: the kept points' block from the cached one, the new ones' columns;
+        # the kept points' factor from the old one (:func:`_drop_points`) where it can
         pos = np.flatnonzero(inside)
         u = np.concatenate([u[pos], new])
-        t, g = _extend_inverse(None, grams[b][np.ix_(pos, pos)], gram0, sign, u, pos.size)
+        kept = _drop_points(factors[b], pos, np.flatnonzero(~inside))
+        t, g = _extend_inverse(kept, grams[b][np.ix_(pos, pos)], gram0, sign, u, pos.size)
     elif new.size:
         p = len(u)
         u = np.concatenate([u, new])
