@@ -102,3 +102,20 @@ def test_bad_inputs_are_named():
     with pytest.raises(AnalysisError, match="same points"):
         correlated_capacity(as_assembly(np.tile(pts[:2], (3, 1)), np.repeat([0, 1, 2], 2)),
                             by="object_name")
+
+
+def test_axis_overlap_equals_the_pairwise_norms():
+    # axis_correlation's overlaps come from grouped products of all axes (the upper triangle);
+    # the same as ||A_mu A_nuᵀ||_F / sqrt(D_mu D_nu) pair by pair, manifolds without axes 0
+    from neurogeom.capacity.correlated import _axis_overlap
+    rng = np.random.default_rng(0)
+    dims = [3, 0, 5, 1, 2, 7, 4, 0, 6]
+    axes = [np.linalg.qr(rng.standard_normal((40, d)))[0].T if d else np.zeros((0, 40))
+            for d in dims]
+    ref = np.zeros((9, 9))
+    for i in range(9):
+        for j in range(9):
+            if dims[i] and dims[j]:
+                ref[i, j] = np.linalg.norm(axes[i] @ axes[j].T) / np.sqrt(dims[i] * dims[j])
+    np.testing.assert_allclose(_axis_overlap(axes), ref, rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(_axis_overlap([np.zeros((0, 5))] * 3), np.zeros((3, 3)))

@@ -163,6 +163,33 @@ def whitened_points(coords: np.ndarray, owner: np.ndarray, ridge: float | None =
                     "tensor_size": k, "low_rank": (rebuilt, eps, ridge_blocks)}
 
 
+def _axis_overlap(axes) -> np.ndarray:
+    """``||A_mu A_nuᵀ||_F / sqrt(D_mu D_nu)`` for every pair of manifolds (unit axis directions
+    A_mu, (D_mu, r); 0 where a manifold has no axes): products of all axes (the upper
+    triangle, in groups of manifolds), their squared entries summed block by block."""
+    dims = np.array([len(a) for a in axes])
+    p = len(axes)
+    overlap = np.zeros((p, p))
+    have = np.flatnonzero(dims)
+    if have.size == 0:
+        return overlap
+    stacked = np.vstack([axes[i] for i in have])                     # (sum D, r)
+    ends = np.cumsum(dims[have])
+    starts = ends - dims[have]
+    blocks = np.empty((have.size, have.size))
+    # manifolds in groups whose rows of the product take at most ~32 MB
+    per_group = max(1, int(2**22 // max(len(stacked), 1) // max(dims.max(), 1)))
+    for lo in range(0, have.size, per_group):
+        hi = min(have.size, lo + per_group)
+        # the upper triangle of blocks (symmetric): columns from this group on
+        sq = (stacked[starts[lo]:ends[hi - 1]] @ stacked[starts[lo]:].T) ** 2
+        rows = np.add.reduceat(sq, starts[lo:hi] - starts[lo], axis=0)
+        blocks[lo:hi, lo:] = np.add.reduceat(rows, starts[lo:] - starts[lo], axis=1)
+        blocks[lo:, lo:hi] = blocks[lo:hi, lo:].T
+    overlap[np.ix_(have, have)] = np.sqrt(blocks) / np.sqrt(np.outer(dims[have], dims[have]))
+    return overlap
+
+
 def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
                         n_dichotomies: int | None = None, dichotomy: str = "random",
                         seed: int = 0, ridge: float | None = None, center: bool = True,
@@ -267,13 +294,7 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
 
     unit_c = info["centers"] / np.linalg.norm(info["centers"], axis=1, keepdims=True)
     p = data.n_manifolds
-    overlap = np.zeros((p, p))
-    for i in range(p):
-        for j in range(p):
-            di, dj = len(info["axes"][i]), len(info["axes"][j])
-            if di and dj:
-                overlap[i, j] = (np.linalg.norm(info["axes"][i] @ info["axes"][j].T)
-                                 / np.sqrt(di * dj))
+    overlap = _axis_overlap(info["axes"])
     ds = build_result(
         {
             "capacity": ("manifold", np.divide(1.0, per_share, out=np.full(p, np.inf),
