@@ -486,8 +486,9 @@ def analysis_benchmark(which, quick=False, cases=None, samples=4, skip_old=False
             large = P > 8
             if large and full:
                 ours, t_ours = timed(fn, a, n_dichotomies=n_dich, **kw)
-                ours_note = f" (full run; cpu {CPU_TIMES[fn.__name__]:.1f})"
-                peak = peak_memory(fn, a, n_dichotomies=1, **{**kw, "n_t": samples})
+                ours_note = (f" (full run; cpu {CPU_TIMES[fn.__name__]:.1f}; peak: of one "
+                             "dichotomy)")
+                peak = peak_memory(fn, a, n_dichotomies=1, **kw)
             elif large:
                 # seconds per sample for ours too: one dichotomy at two sample counts, and the
                 # time extrapolated as fixed part (whitening, Gram) + per-sample part
