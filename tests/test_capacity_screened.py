@@ -133,15 +133,18 @@ def test_primal_dual_active_set_matches_the_active_set_path(monkeypatch, kappa, 
     np.testing.assert_array_equal(bare.share, got.share)
 
 
+def _signed_gram(seed, m, dims, k):
+    """A Gram matrix of m random points in ``dims`` dimensions, random signs, k random points."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((m, dims))
+    return rng, x @ x.T, rng.choice([-1.0, 1.0], m), rng.permutation(m)[:k]
+
+
 def test_inverse_factor_appended_in_steps_equals_a_fresh_one():
     # T = R⁻¹ for G = RᵀR: built in chunks, extended by appended columns, or from a cached
     # block, it is the same upper triangular matrix with T Tᵀ = G⁻¹
     import neurogeom.capacity.joint as joint
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((150, 400))
-    gram0 = x @ x.T
-    sign = rng.choice([-1.0, 1.0], 150)
-    idx = rng.permutation(150)[:140]
+    rng, gram0, sign, idx = _signed_gram(3, 150, 400, 140)
     g = gram0[np.ix_(idx, idx)] * np.outer(sign[idx], sign[idx])
     fresh, block = joint._extend_inverse(None, None, gram0, sign, idx, 0)   # 3 chunks of 64
     np.testing.assert_array_equal(block, g)
@@ -268,11 +271,7 @@ def test_dropping_points_from_an_inverse_factor():
     # the kept points' factor comes from the old inverse factor by a Schur complement of the
     # inverse (no refactoring); it extends like a fresh one
     import neurogeom.capacity.joint as joint
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal((120, 300))
-    gram0 = x @ x.T
-    sign = rng.choice([-1.0, 1.0], 120)
-    idx = rng.permutation(120)[:100]
+    rng, gram0, sign, idx = _signed_gram(8, 120, 300, 100)
     t_full, g_full = joint._extend_inverse(None, None, gram0, sign, idx, 0)
     drop = np.sort(rng.choice(100, 30, replace=False))
     keep = np.setdiff1d(np.arange(100), drop)
