@@ -30,6 +30,12 @@ orthogonal manifolds this is the MFT anchor of an interior t).
 
 ``||v* - t||² = lamᵀ G lam = -lamᵀ q`` (complementary slackness), and the second form splits it
 exactly into per-manifold shares ``-sum_{i in mu} lam_i q_i = Lam_mu (kappa - y_mu s_mu . t)``.
+
+From 2000 points on, the screened path solves each sample by a primal-dual active set
+(:func:`_solve_pdas`; the same exact solution): per sample an inverse Cholesky factor of its
+working set's Gram block, extended by new points' columns, points that left removed by
+bordering; the samples of a dichotomy split among threads (numpy releases the GIL), the first
+working sets guessed from the joint solution of the manifolds' centers.
 """
 
 from __future__ import annotations
