@@ -25,7 +25,9 @@ MAX_CONTEXT = 70      # characters of the words kept before a bold figure
 
 
 def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+    """A table row's cells; an escaped ``\\|`` (e.g. ``--analysis effective\\|correlated``) stays
+    inside its cell."""
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
 
 
 def claim_rows(text: str) -> list[dict[str, str]]:

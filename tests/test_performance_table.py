@@ -47,3 +47,13 @@ def test_generator_rows_and_figures():
     assert gen.render(out, table) == out                            # idempotent
     with pytest.raises(SystemExit, match="performance:start"):
         gen.render("# no markers\n", table)
+
+
+def test_an_escaped_pipe_stays_in_its_cell():
+    # `capacity.py --analysis effective\|correlated` is one script cell, not two
+    gen = generator()
+    table = ("| script | claim (issue) | result | claim met? |\n|---|---|---|---|\n"
+             "| `c.py --x a\\|b` | quick (#3) | **2 s** | yes |\n")
+    (row,) = gen.claim_rows(table)
+    assert row == {"script": "`c.py --x a\\|b`", "claim (issue)": "quick (#3)",
+                   "result": "**2 s**", "claim met?": "yes"}
