@@ -794,7 +794,7 @@ def _center_guess(q, sign, groups, centers, products):
     exact whatever they are)."""
     weights, gram_c = centers
     qc = q @ weights                                                 # y_mu c_mu . t - kappa
-    sc = np.array([sign[idx[0]] for idx in groups])
+    sc = np.array([sign[idx[0]] if len(idx) else 1.0 for idx in groups])
     res = solve_nonneg_qp(gram_c * np.outer(sc, sc), qc, tol=1e-6)
     lam_c = np.maximum(np.asarray(res.lam), 0.0) * sc                # signed center duals
     return products(lam_c @ weights.T) * sign + q
