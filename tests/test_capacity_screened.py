@@ -283,3 +283,34 @@ def test_dropping_points_from_an_inverse_factor():
     grown, block = joint._extend_inverse(f, g_kept, gram0, sign, u, 70)
     np.testing.assert_array_equal(block, gram0[np.ix_(u, u)] * np.outer(sign[u], sign[u]))
     np.testing.assert_allclose(grown @ grown.T @ block, np.eye(85), atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["screened", "active_set", "shared"])
+def test_progress_bar_counts_dichotomies(monkeypatch, solver, capsys):
+    # progress=True shows one bar over the dichotomies, for every solver and for the large-
+    # problem path on threads (forced here on a small problem); the answer does not change
+    import neurogeom.capacity.joint as joint
+    rng = np.random.default_rng(1)
+    owner = np.repeat(np.arange(5), 8)
+    coords = rng.standard_normal((40, 20))
+    labels = rng.choice([-1.0, 1.0], (3, 5))
+    t = rng.standard_normal((3, 10, 20))
+    quiet = solve_joint(coords, owner, labels, t, solver=solver, progress=False)
+    assert capsys.readouterr().err == ""
+    if solver == "screened":
+        monkeypatch.setattr(joint, "_PDAS_MIN_POINTS", 0)
+        monkeypatch.setattr(joint, "_solver_threads", lambda: 2)
+    import tqdm.auto
+    counts = []
+
+    class Recorder(tqdm.auto.tqdm):
+        def close(self):
+            counts.append(self.n)
+            super().close()
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    shown = solve_joint(coords, owner, labels, t, solver=solver, progress=True)
+    assert "joint QP" in capsys.readouterr().err
+    assert counts and set(counts) == {3}             # every dichotomy counted once
+    np.testing.assert_allclose(shown.share.sum(axis=1), quiet.share.sum(axis=1), rtol=1e-9,
+                               atol=1e-12)

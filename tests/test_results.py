@@ -94,6 +94,8 @@ DETERMINISTIC = {"manifold_alignment"}
 NOT_RECORDED = {
     "latent_dimensionality": {"progress"},
     "manifold_capacity": {"progress"},      # how the run is shown, not what it computes
+    "effective_geometry": {"progress"},
+    "correlated_capacity": {"progress"},
     "neural_predictivity": {"alphas", "alpha_per_target", "cv"},   # ridge only; this runs PLS
 }
 CAPACITY = ("manifold_capacity", "effective_geometry", "correlated_capacity")

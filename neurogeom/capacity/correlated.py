@@ -194,7 +194,7 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
                         n_dichotomies: int | None = None, dichotomy: str = "random",
                         seed: int = 0, ridge: float | None = None, center: bool = True,
                         solver: str = "screened", backend=None,
-                        device=None) -> xr.Dataset:
+                        device=None, progress: bool | None = None) -> xr.Dataset:
     """Capacity of correlated manifolds by whitening with the center/axis covariance tensor.
 
     Parameters
@@ -225,6 +225,8 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
     solver, backend, device
         Joint-QP solver options (:func:`neurogeom.capacity.joint.solve_joint`); ``backend`` and
         ``device`` (:mod:`neurogeom._backend`) apply to ``solver="shared"``.
+    progress : bool or None
+        A progress bar over the dichotomies' joint QPs (tqdm): None shows it only on a terminal.
 
     Notes
     -----
@@ -286,7 +288,8 @@ def correlated_capacity(a, by: str, *, kappa: float = 0.0, n_t: int = 200,
     labels = draw_labels(rng, data.n_manifolds, n_dichotomies, dichotomy)
     t = rng.standard_normal((n_dichotomies, n_t, points.shape[1]))
     sol = solve_joint(points, data.owner, labels, t, kappa, solver=solver, backend=backend,
-                      device=device, anchors=False, low_rank=info["low_rank"])
+                      device=device, anchors=False, low_rank=info["low_rank"],
+                      progress=progress)
     total = sol.share.sum(axis=1)
     capacity = data.n_manifolds / total.mean()
     se = capacity * total.std(ddof=1) / np.sqrt(len(total)) / total.mean()

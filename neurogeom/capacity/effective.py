@@ -301,8 +301,8 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
                        n_dichotomies: int | None = None, kappa: float = 0.0, seed: int = 0,
                        center: bool = True,
                        absolute_alignment: bool = True, solver: str = "screened",
-                       backend=None,
-                       device=None) -> xr.Dataset:
+                       backend=None, device=None,
+                       progress: bool | None = None) -> xr.Dataset:
     """GLUE effective geometry: capacity, effective radius and dimension, alignments.
 
     The points are centered on the global mean and divided by the RMS norm of the manifold
@@ -345,6 +345,8 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
         Array backend and device of ``solver="shared"`` (:mod:`neurogeom._backend`; e.g.
         ``device="cuda:0"``). The active-set solver runs in numpy/scipy: with it, a torch
         backend or a GPU device is an error (as with ``"screened"``).
+    progress : bool or None
+        A progress bar over the dichotomies' joint QPs (tqdm): None shows it only on a terminal.
 
     Returns
     -------
@@ -399,7 +401,7 @@ def effective_geometry(a, by: str, *, dichotomy: str = "random", n_t: int = 200,
     labels = draw_labels(rng, data.n_manifolds, n_dichotomies, dichotomy)
     t = rng.standard_normal((n_dichotomies, n_t, data.rank))
     sol = solve_joint(data.coords, data.owner, labels, t, kappa, solver=solver, backend=backend,
-                      device=device, anchors="sparse")
+                      device=device, anchors="sparse", progress=progress)
     geo = geometry_from_anchors(sol.anchors, sol.t, sol.share, absolute_alignment,
                                 null_direction=data.n_points if center else None)
     return _dataset(geo, sol, data, a, {

@@ -192,7 +192,7 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
                 kappa: float = 0.0, *, solver: str = "screened", backend=None,
                 device=None, tol: float = 1e-10,
                 max_chunk_bytes: int = 64 * 2**20, anchors: bool | str = True,
-                low_rank: tuple | None = None) -> JointSolution:
+                low_rank: tuple | None = None, progress: bool | None = None) -> JointSolution:
     """Solve the joint QP for every dichotomy and its Gaussian samples.
 
     Parameters
@@ -228,9 +228,15 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
         ``(n, P, r)`` array and its products); ``"sparse"`` gives a :class:`SparseAnchors`,
         the same anchors as dual weights times points, dense only by blocks of samples (what
         :func:`neurogeom.capacity.effective.effective_geometry` uses).
+    progress : bool or None
+        A progress bar over the dichotomies (tqdm): None shows it only on a terminal.
     """
     backend, device = check_joint_backend(solver, backend, device)
     n_dich, n_t, rank = t.shape
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_dich, desc="joint QP", unit="dichotomy", leave=False,
+               disable=None if progress is None else not progress)
     proj = None
     m = coords.shape[0]
     n_manifolds = labels.shape[1]
@@ -247,14 +253,15 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
         try:
             if gram0 is not None and m >= _PDAS_MIN_POINTS:
                 proj = t @ coords.T                                  # (n_dich, n_t, m), z . t
-                lam, kkt = _solve_pdas_refined(coords, owner, labels, t, kappa, tol, gram0,
-                                               proj, low_rank)
+                with bar:
+                    lam, kkt = _solve_pdas_refined(coords, owner, labels, t, kappa, tol, gram0,
+                                                   proj, low_rank, bar)
             else:
                 products = (_gram_products(coords, gram0, low_rank) if gram0 is not None
                             else None)
-                with single_threaded_blas():
+                with bar, single_threaded_blas():
                     lam, kkt = _solve_screened(coords, owner, labels, t, kappa, tol, gram0,
-                                               products)
+                                               products, bar)
         except ConvergenceError:
             if kappa > 0:
                 _check_feasible(coords, owner, labels, kappa)
@@ -262,11 +269,12 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
         if kappa > 0 and np.max(kkt) > 1e-6:
             _check_feasible(coords, owner, labels, kappa)
     elif solver == "active_set":
-        with single_threaded_blas():
-            lam, kkt = _solve_active_set(coords, owner, labels, t, kappa, tol)
+        with bar, single_threaded_blas():
+            lam, kkt = _solve_active_set(coords, owner, labels, t, kappa, tol, bar)
     else:
-        lam, kkt = _solve_shared(coords, owner, labels, t, kappa, tol, backend, device,
-                                 max_chunk_bytes)
+        with bar:
+            lam, kkt = _solve_shared(coords, owner, labels, t, kappa, tol, backend, device,
+                                     max_chunk_bytes, bar)
     if np.max(kkt) > 1e-6:
         raise ConvergenceError(f"the joint QP did not converge: worst KKT residual "
                                f"{np.max(kkt):.2e} (tolerance 1e-6)")
@@ -401,7 +409,7 @@ def _check_feasible(coords, owner, labels, kappa):
                 "or fewer/more separable manifolds")
 
 
-def _solve_active_set(coords, owner, labels, t, kappa, tol):
+def _solve_active_set(coords, owner, labels, t, kappa, tol, bar=None):
     n_dich, n_t, _ = t.shape
     lam = np.empty((n_dich, n_t, coords.shape[0]))
     kkt = np.empty((n_dich, n_t))
@@ -415,6 +423,8 @@ def _solve_active_set(coords, owner, labels, t, kappa, tol):
             else:
                 lam[d, b] = active_set_qp(z, t[d, b], kappa, tol=tol)
         kkt[d] = _factored_kkt(z, (t[d] @ z.T) - kappa, lam[d])
+        if bar is not None:
+            bar.update(1)
     return lam, kkt
 
 
@@ -482,7 +492,8 @@ def _most_violated(slack: np.ndarray, limit: np.ndarray, groups, per_group: int)
     return mask
 
 
-def _solve_screened(coords, owner, labels, t, kappa, tol, gram0=None, products=None):
+def _solve_screened(coords, owner, labels, t, kappa, tol, gram0=None, products=None,
+                    bar=None):
     """Per-sample exact duals by constraint generation, the slack checks batched per dichotomy.
 
     Every sample starts from the constraints most violated at ``v = t`` (a few per violated
@@ -538,6 +549,8 @@ def _solve_screened(coords, owner, labels, t, kappa, tol, gram0=None, products=N
             cand[todo[again]] = free[again] | viol[again]
             todo = todo[again]
         kkt[d] = _refined_kkt(z, td, (td @ z.T) - kappa, lam[d], kappa, tol)
+        if bar is not None:
+            bar.update(1)
     return lam, kkt
 
 
@@ -731,7 +744,7 @@ def _solver_threads() -> int:
 
 
 def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products,
-                max_iter=100):
+                max_iter=100, bar=None):
     """Per-sample exact duals by a primal-dual active set (semismooth Newton) on the support.
 
     For each sample, a working set ``S`` (first: each violated manifold's most violated point
@@ -770,12 +783,19 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products,
         with single_threaded_blas():
             centers = (weights, products(weights.T) @ weights)
 
+    parts_left = [n_threads] * n_dich
+    lock = threading.Lock()
+
     def task(share):
         d, samples = share
         if not hasattr(local, "mark"):
             local.mark = np.zeros(m, dtype=bool)
         _pdas_share(d, samples, labels[d][owner], proj, t, kappa, tol, gram0, products,
                     groups, lam, failed, local.mark, max_iter, centers)
+        with lock:                         # a dichotomy is done when all its shares are
+            parts_left[d] -= 1
+            if parts_left[d] == 0 and bar is not None:
+                bar.update(1)
 
     with single_threaded_blas():
         if n_threads == 1:
@@ -853,12 +873,14 @@ def _pdas_share(d, samples, sign, proj, t, kappa, tol, gram0, products, groups, 
     lam[d, samples] = out
 
 
-def _solve_pdas_refined(coords, owner, labels, t, kappa, tol, gram0, proj, low_rank=None):
+def _solve_pdas_refined(coords, owner, labels, t, kappa, tol, gram0, proj, low_rank=None,
+                        bar=None):
     """:func:`_solve_pdas`, its unfinished samples by :func:`_solve_screened`, then the KKT
     residuals (from :func:`_gram_products`), and the full-size active set for any above
     ``_REFINE_ABOVE`` (as :func:`_refined_kkt` does)."""
     products = _gram_products(coords, gram0, low_rank)
-    lam, failed = _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products)
+    lam, failed = _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products,
+                              bar=bar)
     kkt = np.empty(failed.shape)
     diag = np.diag(gram0).copy()
     for d in range(len(labels)):
@@ -889,7 +911,8 @@ def _factored_kkt(z, q, lam):
     return r / (1.0 + np.abs(q).max(axis=-1))
 
 
-def _solve_shared(coords, owner, labels, t, kappa, tol, backend, device, max_chunk_bytes):
+def _solve_shared(coords, owner, labels, t, kappa, tol, backend, device, max_chunk_bytes,
+                  bar=None):
     n_dich, n_t, _ = t.shape
     m = coords.shape[0]
     gram = coords @ coords.T
@@ -910,4 +933,6 @@ def _solve_shared(coords, owner, labels, t, kappa, tol, backend, device, max_chu
             lam_chunk = lam_chunk.detach().cpu().numpy()
         lam[start:stop] = np.maximum(np.asarray(lam_chunk, dtype=np.float64), 0.0)
         kkt[start:stop] = res.kkt
+        if bar is not None:
+            bar.update(stop - start)
     return lam, kkt
