@@ -68,10 +68,9 @@ _PER_MANIFOLD = 3
 #: ~10-20 rounds of per-sample Python work cost more than the ~3.5 rounds of compiled NNLS of
 #: :func:`_solve_screened` (480 points: 2-3x slower; 5000 points: 4-17x faster)
 _PDAS_MIN_POINTS = 2000
-#: points per violated manifold in a sample's first working set (its most violated at v = t)
+#: points per violated manifold in a sample's first working set (its most violated at the
+#: centers' joint solution, :func:`_center_guess`)
 _PDAS_FIRST = 1
-#: first working sets from the slacks at the centers' joint solution (:func:`_center_guess`)
-_PDAS_CENTER_START = True
 #: points per manifold that join a working set in a round (its most violated outside the set)
 _PDAS_PER_ROUND = 1
 #: samples whose screened solution has a larger KKT residual are re-solved at full size
@@ -747,8 +746,8 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products,
                 max_iter=100, bar=None):
     """Per-sample exact duals by a primal-dual active set (semismooth Newton) on the support.
 
-    For each sample, a working set ``S`` (first: each violated manifold's most violated point
-    at ``v = t``) gets the equality solution ``G_SS lam_S = -q_S``; points of ``S`` with
+    For each sample, a working set ``S`` (first: each manifold's most violated point at the
+    joint solution of the centers alone, :func:`_center_guess`) gets the equality solution ``G_SS lam_S = -q_S``; points of ``S`` with
     ``lam <= 0`` leave it and the most violated point of each manifold outside it joins (the
     primal-dual active set step of Hintermüller, Ito & Kunisch 2002, with additions limited to
     one per manifold so that ``G_SS`` stays below the rank). A sample stops when every
@@ -775,13 +774,12 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products,
     n_threads = min(_solver_threads(), n_t)
     shares = [(d, np.arange(i, n_t, n_threads)) for d in range(n_dich) for i in range(n_threads)]
     local = threading.local()
-    centers = None
-    if _PDAS_CENTER_START:
-        weights = np.zeros((m, len(groups)))
-        for mu, idx in enumerate(groups):
-            weights[idx, mu] = 1.0 / max(len(idx), 1)
-        with single_threaded_blas():
-            centers = (weights, products(weights.T) @ weights)
+    # the manifolds' centers as point weights and their Gram matrix (for _center_guess)
+    weights = np.zeros((m, len(groups)))
+    for mu, idx in enumerate(groups):
+        weights[idx, mu] = 1.0 / max(len(idx), 1)
+    with single_threaded_blas():
+        centers = (weights, products(weights.T) @ weights)
 
     parts_left = [n_threads] * n_dich
     lock = threading.Lock()
@@ -821,13 +819,13 @@ def _center_guess(q, sign, groups, centers, products):
 
 
 def _pdas_share(d, samples, sign, proj, t, kappa, tol, gram0, products, groups, lam, failed,
-                mark, max_iter, centers=None):
+                mark, max_iter, centers):
     """All rounds of :func:`_solve_pdas` for ``samples`` of dichotomy ``d`` (one thread's
     share): duals into ``lam[d, samples]``, unfinished samples marked in ``failed``."""
     q = proj[d, samples] * sign - kappa                              # slacks at v = t
     scale = tol * (1.0 + np.abs(t[d, samples]).max(axis=1) + kappa)
-    start = q if centers is None else _center_guess(q, sign, groups, centers, products)
-    first = _most_violated(start, -scale[:, None], groups, _PDAS_FIRST)
+    first = _most_violated(_center_guess(q, sign, groups, centers, products), -scale[:, None],
+                           groups, _PDAS_FIRST)
     n = len(samples)
     # per sample (by position j in `samples`): its working set S, the ordered points U whose
     # inverse Cholesky factor and Gram block are kept (S plus points that left since the last
