@@ -35,17 +35,17 @@ def blas_threads() -> int:
     return max(1, min((lc.num_threads for lc in libs), default=1))
 
 
-def threaded_map(fn, items) -> list:
+def threaded_map(fn, items, max_workers: int | None = None) -> list:
     """``[fn(x) for x in items]`` over the cores, each call with single-threaded BLAS.
 
     For many small matrix products and LAPACK calls: BLAS threads only add synchronization
     there (on a busy machine, several times the work), while numpy releases the GIL inside
     them, so one Python thread per core does the work in parallel. Cores: the BLAS thread
     limit in force (:func:`blas_threads`; e.g. a :func:`neurogeom.map_recordings` worker's
-    share).
+    share), at most ``max_workers``.
     """
     items = list(items)
-    workers = min(len(items), blas_threads())
+    workers = min(len(items), blas_threads(), max_workers or len(items))
     with single_threaded_blas():
         if workers <= 1:
             return [fn(x) for x in items]

@@ -41,7 +41,6 @@ working sets guessed from the joint solution of the manifolds' centers.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +50,7 @@ from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from .._backend import resolve
-from .._blas import blas_threads, single_threaded_blas
+from .._blas import blas_threads, single_threaded_blas, threaded_map
 from ..errors import AnalysisError, ConvergenceError
 from .qp import solve_nonneg_qp
 
@@ -795,13 +794,7 @@ def _solve_pdas(coords, owner, labels, t, kappa, tol, gram0, proj, products,
             if parts_left[d] == 0 and bar is not None:
                 bar.update(1)
 
-    with single_threaded_blas():
-        if n_threads == 1:
-            for share in shares:
-                task(share)
-        else:
-            with ThreadPoolExecutor(n_threads, "neurogeom-qp") as pool:
-                list(pool.map(task, shares))
+    threaded_map(task, shares, max_workers=n_threads)
     return lam, failed
 
 
