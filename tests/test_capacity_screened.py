@@ -314,3 +314,32 @@ def test_progress_bar_counts_dichotomies(monkeypatch, solver, capsys):
     assert counts and set(counts) == {3}             # every dichotomy counted once
     np.testing.assert_allclose(shown.share.sum(axis=1), quiet.share.sum(axis=1), rtol=1e-9,
                                atol=1e-12)
+
+
+def test_nearly_square_problems_at_kappa_0_take_the_full_size_nnls(monkeypatch):
+    # with a data rank of at least 3/4 of the points (CNN activations: 450 images in 512
+    # features), the default solver runs the full-size NNLS per sample at kappa = 0; forced
+    # through the restricted solves instead, the answer is the same; below the ratio, and
+    # with a margin, the restricted solves run
+    import neurogeom.capacity.joint as joint
+    rng = np.random.default_rng(6)
+    owner = np.repeat(np.arange(5), 8)
+    labels = rng.choice([-1.0, 1.0], (2, 5))
+    calls = []
+    screened, active = joint._solve_screened, joint._solve_active_set
+    monkeypatch.setattr(joint, "_solve_screened",
+                        lambda *a, **k: calls.append("screened") or screened(*a, **k))
+    monkeypatch.setattr(joint, "_solve_active_set",
+                        lambda *a, **k: calls.append("full") or active(*a, **k))
+    square = rng.standard_normal((40, 32))                          # rank 32 >= 0.75 * 40
+    t = rng.standard_normal((2, 15, 32))
+    full = solve_joint(square, owner, labels, t, 0.0)
+    assert calls == ["full"]
+    monkeypatch.setattr(joint, "_FULL_NNLS_RANK", np.inf)
+    restricted = solve_joint(square, owner, labels, t, 0.0)
+    assert calls == ["full", "screened"]
+    np.testing.assert_allclose(restricted.share, full.share, rtol=1e-9, atol=1e-12)
+    monkeypatch.setattr(joint, "_FULL_NNLS_RANK", 0.75)
+    thin = rng.standard_normal((40, 12))                            # rank 12 < 30
+    solve_joint(thin, owner, labels, t[:, :, :12], 0.0)
+    assert calls[-1] == "screened"

@@ -67,6 +67,9 @@ _PER_MANIFOLD = 3
 #: ~10-20 rounds of per-sample Python work cost more than the ~3.5 rounds of compiled NNLS of
 #: :func:`_solve_screened` (480 points: 2-3x slower; 5000 points: 4-17x faster)
 _PDAS_MIN_POINTS = 2000
+#: the screened solver hands a kappa = 0 problem with fewer than _PDAS_MIN_POINTS points to one
+#: full-size NNLS per sample when the data's rank reaches this fraction of the points
+_FULL_NNLS_RANK = 0.75
 #: points per violated manifold in a sample's first working set (its most violated at the
 #: centers' joint solution, :func:`_center_guess`)
 _PDAS_FIRST = 1
@@ -209,7 +212,9 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
         ``"screened"`` (default): constraint generation per sample, each restricted problem an
         exact k-unknown NNLS from the Cholesky factor of its Gram block, the slack checks of
         a dichotomy's samples batched into one matrix product (:func:`_solve_screened`; exact,
-        like the others). ``"active_set"``: :func:`active_set_qp` per sample on all m points
+        like the others; at kappa = 0 with a data rank of at least ``_FULL_NNLS_RANK`` (3/4)
+        of the points and below ``_PDAS_MIN_POINTS`` points, the per-sample full-size NNLS of
+        ``"active_set"`` instead, faster there). ``"active_set"``: :func:`active_set_qp` per sample on all m points
         (exact; at kappa = 0 the same Lawson–Hanson iteration from ``scipy.optimize.nnls``;
         kept as the baseline of ``benchmarks/capacity.py --analysis``), or the shared batched
         solver :func:`neurogeom.capacity.qp.solve_nonneg_qp` (``backend``/``device`` apply, with
@@ -240,7 +245,17 @@ def solve_joint(coords: np.ndarray, owner: np.ndarray, labels: np.ndarray, t: np
     n_manifolds = labels.shape[1]
     if kappa > 0 and solver != "screened":
         _check_feasible(coords, owner, labels, kappa)
-    if solver == "screened":
+    # data rank (without the whitening's ridge dimensions) against the number of points
+    data_rank = low_rank[0].shape[1] if low_rank is not None else coords.shape[1]
+    if (solver == "screened" and kappa == 0 and m < _PDAS_MIN_POINTS
+            and data_rank >= _FULL_NNLS_RANK * m):
+        # nearly as many dimensions as points (e.g. 450 CNN activations in 512 features): the
+        # restricted sets approach the rank and turn ill-conditioned, so restricting does not
+        # pay; one compiled full-size NNLS per sample is faster (block1.pool of the digits
+        # CNN: 8.9 s instead of 43 s for 4 x 100 samples)
+        with bar, single_threaded_blas():
+            lam, kkt = _solve_active_set(coords, owner, labels, t, kappa, tol, bar)
+    elif solver == "screened":
         # every restricted problem it solves is feasible, and an infeasible full problem ends
         # in dependent rows the margin cannot meet: the LP that names the dichotomy runs then
         # (it costs about as much as the whole screened solve, so not up front)
