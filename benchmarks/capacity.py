@@ -541,6 +541,40 @@ def analysis_benchmark(which, quick=False, cases=None, samples=4, skip_old=False
             del ours
 
 
+def analysis_cnn(which, layers, base_dich=4):
+    """``effective_geometry`` / ``correlated_capacity`` at their defaults (20 dichotomies x 200
+    samples, kappa = 0: with a margin most dichotomies of these centered activations are not
+    separable) on the bundled CNN's layers, one manifold per digit, against the previous
+    per-sample active set (``solver="active_set"``, BLAS with its default threads) on
+    ``base_dich`` of the same dichotomies, scaled to 20. Same t: same answers to the solver
+    tolerance."""
+    import contextlib
+
+    import neurogeom.capacity.joint as joint
+    from neurogeom.capacity.correlated import correlated_capacity
+    from neurogeom.capacity.effective import effective_geometry
+    fn = effective_geometry if which == "effective" else correlated_capacity
+    print(f"# {fn.__name__} on the digits CNN's activations (10 digits x 45 images), defaults")
+    print("| layer (features) | ours (s) | old path (s) | ratio | capacity ours / old |")
+    print("|---|---|---|---|---|")
+    for name, a in cnn_assemblies(layers).items():
+        ours, t_ours = timed(fn, a, by="digit")
+        cpu = CPU_TIMES[fn.__name__]
+        saved = joint.single_threaded_blas
+        joint.single_threaded_blas = contextlib.nullcontext
+        try:
+            old, t_old = timed(fn, a, by="digit", n_dichotomies=base_dich, solver="active_set")
+        finally:
+            joint.single_threaded_blas = saved
+        same = fn(a, by="digit", n_dichotomies=base_dich)
+        t_old_all = t_old * 20 / base_dich
+        print(f"| {name} ({a.sizes['neuroid']}) | {t_ours:.2f} (cpu {cpu:.2f}) | "
+              f"{t_old_all:.1f} (scaled from {base_dich} x 200) | {t_old_all / t_ours:.1f}x | "
+              f"{float(ours.capacity_overall):.4f}; same dichotomies "
+              f"{float(same.capacity_overall):.10f} / {float(old.capacity_overall):.10f} |",
+              flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", choices=("readme", "cnn"), default="readme",
@@ -569,8 +603,11 @@ def main(argv=None):
     ap.add_argument("--case", choices=("small", "large", "both"), default="both",
                     help="--analysis: which case(s) to run")
     ap.add_argument("--analysis", choices=("effective", "correlated"),
-                    help="time effective_geometry / correlated_capacity vs their old solver path")
+                    help="time effective_geometry / correlated_capacity vs their old solver path "
+                         "(with --dataset cnn: on the CNN's layers)")
     args = ap.parse_args(argv)
+    if args.analysis and args.dataset == "cnn":
+        return analysis_cnn(args.analysis, args.layers)
     if args.analysis:
         cases = {"small": [(8, 60, 100, 200, 20, 4)], "large": [(100, 50, 500, 200, 20, 1)],
                  "both": None}[args.case]
