@@ -129,14 +129,18 @@ def test_mmcr_training_longer_gives_clear_margins():
     assert cap_m > 1.25 * cap_u, res
 
 
-def test_train_ssl_is_seeded_and_checks_its_transform():
+def test_train_ssl_is_seeded_and_checks_its_transform(caplog):
     images = digit_canvas()[0][:40]
     losses = []
     for _ in range(2):
         net = untrained_convnet(seed=3)
-        losses.append(train_ssl(net, images, RandomShift(1), epochs=2, batch_size=20,
-                                seed=5, progress=False).loss.values)
+        with caplog.at_level("INFO", logger="neurogeom.models"):
+            losses.append(train_ssl(net, images, RandomShift(1), epochs=2, batch_size=20,
+                                    seed=5, progress=False).loss.values)
     np.testing.assert_array_equal(losses[0], losses[1])
+    # the per-epoch log: one INFO line per epoch with its mean loss
+    lines = [r.getMessage() for r in caplog.records if r.name == "neurogeom.models"]
+    assert lines[:2] == [f"train_ssl epoch {e + 1}/2: loss {losses[0][e]:.6g}" for e in range(2)]
     with pytest.raises(AnalysisError, match="same batch size"):
         train_ssl(untrained_convnet(), images, lambda x: x[:1], epochs=1, progress=False)
     with pytest.raises(AnalysisError, match="unknown layer.*block2.pool"):
@@ -215,7 +219,7 @@ def test_attack_success_rises_with_eps_on_the_trained_digits_cnn():
                                   steps=10, layers="fc")["fc"]
         rates.append(a.attrs["attack_success_rate"])
         assert float(a.perturbation_norm.max()) <= eps + 1e-6
-    # eps = 0: the clean errors only (measured 0.07, 0.35, 0.93, 1.0)
+    # eps = 0: the clean errors only (measured 2026-12-07: 0.067, 0.367, 0.967, 1.0)
     assert rates[0] == pytest.approx(1 - a.attrs["clean_accuracy"])
     assert all(b >= a for a, b in zip(rates, rates[1:])), rates
     assert rates[-1] > rates[0] + 0.5, rates
@@ -301,6 +305,33 @@ def test_deterministic_network_gives_point_manifolds_and_noise_spreads_them():
     # contract: repeated presentations of one stimulus
     assert list(noisy.repetition.values[:5]) == [0, 1, 2, 3, 4]
     assert ng.average_repetitions(noisy).sizes["presentation"] == 20
+
+
+def test_dropout_is_the_only_part_put_in_training_mode():
+    # dropout counts as a stochastic part; batch norm must keep its running statistics (eval)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.BatchNorm1d(32),
+                              torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(32, 4))
+    net.eval()
+    with torch.no_grad():
+        net[1].running_mean.normal_()
+    before = net[1].running_mean.clone()
+    images = np.random.default_rng(0).standard_normal((10, 6)).astype(np.float32)
+    res = stochastic_manifolds(net, images, n_repeats=50, layers=["1", "3"])
+    assert res["3"].attrs["stochastic_modules"] == ["3"]
+    assert torch.equal(net[1].running_mean, before) and not net.training
+    assert not any(m.training for m in net.modules())                     # modes restored
+    # before the dropout: deterministic (batch norm in eval mode); after it: spread, with
+    # each unit either 0 or twice its eval value (inverted dropout, p = 0.5)
+    bn = res["1"]
+    assert float(bn.groupby("object_name").std("presentation").max()) <= 1e-6 * float(abs(bn).max())
+    drop = res["3"].values.reshape(10, 50, 32)
+    with torch.no_grad():
+        clean = net[:3](torch.from_numpy(images)).numpy()
+    kept = drop != 0
+    np.testing.assert_allclose(drop[kept], np.broadcast_to(2 * clean[:, None], drop.shape)[kept],
+                               rtol=1e-5)
+    assert 0.4 < kept[np.broadcast_to(clean[:, None] > 0, drop.shape)].mean() < 0.6
 
 
 @pytest.mark.parametrize("exact", [False, True])
