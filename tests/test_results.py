@@ -194,6 +194,10 @@ def test_same_option_same_name_and_default():
     assert {params[n]["n_t"].default for n in CAPACITY} == {200}
     # every analysis with randomness takes `seed`
     assert all("seed" in p for n, p in params.items() if n not in DETERMINISTIC)
+    # seed defaults to 0, except where 1 is Brain-Score's split random_state (as the README says)
+    seeds = {name: p["seed"].default for name, p in params.items() if "seed" in p}
+    assert {name: s for name, s in seeds.items() if s != 0} == {"neural_predictivity": 1,
+                                                                  "noise_ceiling": 1}
 
 
 def test_repeated_targets_without_averaging_are_refused(responses, model):
