@@ -170,6 +170,16 @@ def test_no_attr_or_docstring_points_to_design_notes(results, name):
         assert " ".join(ref.split()) in cited, ref
 
 
+@pytest.mark.parametrize("cls, keys", [("NeuralCrossEncoder", ("nce",)),
+                                       ("ReducedRankRegression", ("rrr", "nce"))])
+def test_estimators_from_papers_cite_them(cls, keys):
+    doc = getattr(ng, cls).__doc__
+    assert "\n    References\n    ----------\n" in doc
+    cited = " ".join(doc.split("References\n    ----------\n")[1].split())
+    for key in keys:
+        assert " ".join(REFERENCES[key].split()) in cited, key
+
+
 def test_no_user_facing_text_mentions_the_design_notes():
     offenders = [str(p.relative_to(ROOT)) for folder in ("neurogeom", "loaders", "neurogeom_cli")
                  for p in sorted((ROOT / folder).rglob("*.py")) if "SCIENCE.md" in p.read_text()]
