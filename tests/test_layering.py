@@ -1,4 +1,5 @@
-"""The layering rules of the import packages, checked on their source (ARCHITECTURE.md, layout).
+"""The layering rules of the import packages, checked on their source (ARCHITECTURE.md, layout),
+and a declared dependency bound the shared estimator layer relies on.
 
 ruff's PLC2701 (``make lint``) treats a whole top-level package as one: it flags
 ``loaders`` importing a private name of ``neurogeom``, but not ``neurogeom.capacity`` importing
@@ -107,3 +108,17 @@ def test_the_cli_is_its_own_package_and_nothing_imports_it():
                 back.append(f"{path.relative_to(ROOT)}:{line}: {'.'.join(target)}")
     assert back == []
     assert not (ROOT / "neurogeom" / "cli").exists() and not (ROOT / "neurogeom" / "cli.py").exists()
+
+
+def test_declared_scikit_learn_has_the_api_the_estimators_call():
+    """neurogeom/_estimators.py calls ``check_array(ensure_all_finite=...)``, a keyword
+    scikit-learn 1.6 introduced (it was ``force_all_finite`` before): the declared lower bound
+    must be at least 1.6."""
+    import re
+
+    # (no tomllib: Python 3.10 is supported) the one dependency line that names scikit-learn
+    spec = re.search(r'^\s*"scikit-learn([^"]*)"', (ROOT / "pyproject.toml").read_text(),
+                     re.MULTILINE).group(1)
+    low = tuple(int(x) for x in re.search(r">=\s*([\d.]+)", spec).group(1).split(".")[:2])
+    assert "ensure_all_finite" in (ROOT / "neurogeom" / "_estimators.py").read_text()
+    assert low >= (1, 6), spec
