@@ -98,7 +98,8 @@ def test_local_cluster_matches_a_serial_loop_and_reports_the_truncated_file(
     xr.testing.assert_identical(back, result)
 
 
-@pytest.mark.slow   # ~8 s on 2 contended cores: the range server process and 6 remote loads
+# ~9 s on 2 contended cores (the range server process and 6 remote loads): under the ~30 s
+# of the slow marker, so it runs by default
 def test_http_urls_on_the_cluster(recordings, client, expected):
     folder, paths = recordings
     with RangeServer(folder) as server:
@@ -362,7 +363,7 @@ def test_batch_command_compare_against_a_features_file(tmp_path, capsys):
     assert f"{float(direct['score']):.4g}" in capsys.readouterr().out
 
 
-@pytest.mark.slow
+# ~14 s on 2 contended cores (a LocalCluster of its own): runs by default
 def test_batch_command_on_its_own_local_cluster(recordings, expected, tmp_path):
     """``--workers 2``: the command starts a LocalCluster of its own and closes it."""
     folder, paths = recordings

@@ -170,6 +170,16 @@ def test_no_attr_or_docstring_points_to_design_notes(results, name):
         assert " ".join(ref.split()) in cited, ref
 
 
+@pytest.mark.parametrize("cls, keys", [("NeuralCrossEncoder", ("nce",)),
+                                       ("ReducedRankRegression", ("rrr", "nce"))])
+def test_estimators_from_papers_cite_them(cls, keys):
+    doc = getattr(ng, cls).__doc__
+    assert "\n    References\n    ----------\n" in doc
+    cited = " ".join(doc.split("References\n    ----------\n")[1].split())
+    for key in keys:
+        assert " ".join(REFERENCES[key].split()) in cited, key
+
+
 def test_no_user_facing_text_mentions_the_design_notes():
     offenders = [str(p.relative_to(ROOT)) for folder in ("neurogeom", "loaders", "neurogeom_cli")
                  for p in sorted((ROOT / folder).rglob("*.py")) if "SCIENCE.md" in p.read_text()]
@@ -194,6 +204,10 @@ def test_same_option_same_name_and_default():
     assert {params[n]["n_t"].default for n in CAPACITY} == {200}
     # every analysis with randomness takes `seed`
     assert all("seed" in p for n, p in params.items() if n not in DETERMINISTIC)
+    # seed defaults to 0, except where 1 is Brain-Score's split random_state (as the README says)
+    seeds = {name: p["seed"].default for name, p in params.items() if "seed" in p}
+    assert {name: s for name, s in seeds.items() if s != 0} == {"neural_predictivity": 1,
+                                                                  "noise_ceiling": 1}
 
 
 def test_repeated_targets_without_averaging_are_refused(responses, model):

@@ -192,7 +192,13 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
     the loss stays proportional to the raw MSE that :meth:`score` measures. :meth:`score` is R²
     pooled over target neurons (``sklearn.metrics.r2_score`` with
     ``multioutput="variance_weighted"``), the quantity the latent-dimensionality curves compare
-    with reduced-rank regression.
+    with reduced-rank regression. "The paper" above is [1]_.
+
+    References
+    ----------
+    .. [1] Schmutz, Haydaroğlu, Wang, Feng, Carandini & Harris (2025). High-dimensional
+       neuronal activity from low-dimensional latent dynamics: a solvable model. Advances in
+       Neural Information Processing Systems (NeurIPS 2025).
 
     Examples
     --------

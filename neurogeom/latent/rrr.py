@@ -73,7 +73,15 @@ class ReducedRankRegression(TransformerMixin, LinearPredictorMixin, BaseEstimato
     :meth:`score` is R² pooled over targets (``sklearn.metrics.r2_score`` with
     ``multioutput="variance_weighted"``: 1 − Σ(y − ŷ)² / Σ(y − ȳ)² over all targets), the
     quantity :meth:`score_ranks` and the latent-dimensionality curves report, so that every
-    neuron weighs by its variance as in Schmutz et al. (NeurIPS 2025).
+    neuron weighs by its variance as in Schmutz et al. (NeurIPS 2025) [2]_.
+
+    References
+    ----------
+    .. [1] Izenman (1975). Reduced-rank regression for the multivariate linear model. J.
+       Multivar. Anal. 5, 248-264.
+    .. [2] Schmutz, Haydaroğlu, Wang, Feng, Carandini & Harris (2025). High-dimensional
+       neuronal activity from low-dimensional latent dynamics: a solvable model. Advances in
+       Neural Information Processing Systems (NeurIPS 2025).
 
     Examples
     --------
