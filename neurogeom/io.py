@@ -510,14 +510,28 @@ def open(path, *, lazy: bool = False):  # noqa: A001 - mirrors xarray.open_datas
     if head == b"CDF\x05":
         raise LoaderError(f"{path} is a netCDF3 64-bit data (CDF-5) file, which is not supported; "
                           f"convert it to netCDF4 with `nccopy -k nc4 {path} out.nc`")
+    # h5netcdf: HDF5 datasets without dimension scales get phony dims as they are read, as its
+    # default does (said explicitly: h5netcdf warns about the default changing, for every file)
+    kwargs = {"phony_dims": "access"} if engine == "h5netcdf" else {}
     try:
         if lazy:
-            ds = xr.open_dataset(path, engine=engine, chunks={})
+            ds = xr.open_dataset(path, engine=engine, chunks={}, **kwargs)
         else:
-            ds = xr.load_dataset(path, engine=engine)
+            ds = xr.load_dataset(path, engine=engine, **kwargs)
     except Exception as exc:  # h5py/h5netcdf/scipy raise OSError/ValueError/TypeError
-        kind = "netCDF3" if engine == "scipy" else "netCDF"
-        raise LoaderError(f"{path} is not a readable {kind} file: {exc}") from exc
+        if engine == "scipy":  # its errors describe its parse (IndexError…), not the file
+            raise LoaderError(
+                f"{path} is not a readable netCDF3 file: it starts like one but cannot be read, "
+                f"truncated or corrupt ({path.stat().st_size} bytes; {type(exc).__name__}: "
+                f"{exc})") from exc
+        raise LoaderError(f"{path} is not a readable netCDF file: {exc}") from exc
+    if "nwb_version" in ds.attrs:
+        # an NWB file is HDF5 too, and its root reads as a Dataset of a few scalars: say what
+        # it is, and how to make an assembly of it
+        ds.close()
+        raise LoaderError(f"{path} is an NWB recording, not an assembly or result file; make an "
+                          "assembly of it first (`neurogeom load`, or loaders.spike_responses, "
+                          "calcium_responses, binned_activity)")
     ds = _restore_list_attrs(restore_strings(ds))
     kind = ds.attrs.get(KIND_ATTR)
     if kind == "DataArray":

@@ -339,6 +339,23 @@ def test_open_bad_files(tmp_path):
         ngio.open(junk)
 
 
+def test_open_an_nwb_recording_says_what_it_is_and_warns_nothing(tmp_path, recwarn):
+    # read as netCDF, an NWB file's root looked like a "result Dataset", after a phony_dims
+    # warning from h5netcdf (issue 12: one clear line)
+    from loaders.synthetic import nwb as syn
+
+    path = tmp_path / "rec.nwb"
+    syn.write_macaque_rsvp(path, n_objects=2, n_images_per_object=2, seed=1)
+    recwarn.clear()
+    with pytest.raises(LoaderError, match=r"rec.nwb is an NWB recording, not an assembly or "
+                                          r"result file; make an assembly of it first"):
+        ngio.open(path)
+    plain = tmp_path / "plain.h5"  # HDF5 datasets without dimension scales: phony dims, quietly
+    xr.Dataset({"x": ("t", np.arange(3.0))}).to_netcdf(plain, engine="h5netcdf")
+    ngio.open(plain)
+    assert not [w for w in recwarn if "phony_dims" in str(w.message)]
+
+
 def test_atomic_write_dir_replaces_only_on_success(tmp_path):
     store = tmp_path / "features.zarr"
 

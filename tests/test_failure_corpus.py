@@ -1,12 +1,16 @@
 """The failure corpus: the ``neurogeom`` command over bad files, flags, outputs and signals.
 
 Every case runs the real command in a subprocess, inside a fresh work folder, and must end
-the way a careful user expects (issue 12): exit code 2 (130 for SIGINT, 143 for SIGTERM), at
-most 3 lines on stderr, no traceback anywhere, no file left behind in the work folder (no
+the way a careful user expects (issue 12): exit code 2 (130 for SIGINT, 143 for SIGTERM, 141
+and silence for a stdout closed early, as ``| head -1`` does), at most 3 lines on stderr, no
+traceback anywhere, nothing secret on stderr, no file left behind in the work folder (no
 temporary, no output; whatever the case put there beforehand unchanged) and every input
 byte-identical. Adding a case is one line in :data:`CASES`: placeholders ``{in}`` (the folder
 of shared inputs, built once; ``{in_name}`` its name) and ``{w}`` (the case's work folder,
 also its cwd).
+
+``NEUROGEOM_CORPUS_TABLE=FILE`` writes the cases and their outcomes (exit code, stderr) to FILE
+as a markdown table; ``NEUROGEOM_CORPUS_TIMES=1`` prints each case's time.
 """
 
 import os
@@ -24,6 +28,7 @@ import pytest
 from cli_runs import run_cli, snapshot, temps
 from nwb_files import write_plain_units
 from test_remote_timeouts import StallServer
+from test_zarr_safety import pickled_store
 
 import loaders
 from loaders.synthetic import nwb as syn
@@ -68,6 +73,8 @@ class Case:
     at: float | str | None = None      # ... seconds after the start, or "write"
     expect: int = 2
     env: dict | None = None              # extra environment variables
+    never: tuple = ()                    # never on stderr (secrets)
+    closed_stdout: bool = False          # stdout a pipe whose reader has gone (| head -1)
 
 
 SIGINT, SIGTERM = signal.SIGINT, signal.SIGTERM
@@ -98,7 +105,8 @@ CASES = [
     Case("capacity-garbage", "capacity {in}/garbage.nc --by object_name", "garbage.nc"),
     Case("capacity-empty", "capacity {in}/empty.nc --by object_name -o out.nc", "empty.nc"),
     Case("capacity-truncated", "capacity {in}/truncated.nc --by object_name", "truncated.nc"),
-    Case("capacity-nwb-input", "capacity {in}/mac.nwb --by object_name", "mac.nwb"),
+    Case("capacity-nwb-input", "capacity {in}/mac.nwb --by object_name", "an nwb recording"),
+    Case("latents-nwb-input", "latents {in}/mac.nwb -o out.nc", "an nwb recording"),
     Case("capacity-on-result", "capacity {in}/result.nc --by object_name", "result dataset"),
     Case("capacity-unknown-coord", "capacity {in}/good.nc --by colour", "colour"),
     Case("compare-garbage-model", "compare {in}/garbage.nc {in}/good.nc -o out.nc", "garbage"),
@@ -139,6 +147,8 @@ CASES = [
     Case("latents-lr-nan", "latents {in}/good.nc --dims 1:2 --lr nan -o out.nc", "lr"),
     Case("latents-device-bogus", "latents {in}/good.nc --dims 1:2 --device bogus -o out.nc",
          "bogus"),
+    Case("latents-device-cuda-without-gpu", "latents {in}/good.nc --dims 1:2 --device cuda "
+         "-o out.nc", "not usable", env={"CUDA_VISIBLE_DEVICES": ""}),
     Case("latents-hidden-0", "latents {in}/good.nc --dims 1:2 --hidden 0 -o out.nc", "hidden"),
     Case("capacity-n-t-huge", "capacity {in}/good.nc --by object_name --n-t 1000000000",
          "gib"),
@@ -201,12 +211,21 @@ CASES += [
     Case("inspect-timeout-not-a-number", "inspect {stall_silent}/f.nwb", "not a number",
          env={"NEUROGEOM_HTTP_TIMEOUT": "abc"}),
     Case("inspect-s3-url-with-secret", "inspect s3://user:pass@bucket/f.nwb?sig=SECRET",
-         "sig=redacted"),
+         "sig=redacted", never=("pass", "SECRET")),
+    Case("inspect-server-silent-url-with-secrets",
+         "inspect {stall_silent_secret}/f.nwb?X-Amz-Signature=SECRET&X-Amz-Credential=KEY",
+         "no response headers within", env={"NEUROGEOM_HTTP_TIMEOUT": "0.5"},
+         never=("pass", "SECRET", "KEY")),
     # ---- corrupt stores and files we cannot read ---------------------------------------
     Case("inspect-corrupt-zarr-chunk", "inspect {in}/bad.nwb.zarr", "corrupt"),
     Case("load-corrupt-zarr-chunk", "load {in}/bad.nwb.zarr " + MAC + " -o out.nc", "corrupt"),
     Case("inspect-netcdf-cdf5", "inspect {in}/cdf5.nc", "cdf-5"),
-    Case("inspect-netcdf3-truncated", "inspect {in}/cut3.nc", "netcdf3"),
+    Case("inspect-netcdf3-truncated", "inspect {in}/cut3.nc", "truncated or corrupt"),
+    Case("inspect-features-store-with-pickle", "inspect {in}/features.zarr", "read_features"),
+    Case("load-features-store-with-pickle", "load {in}/features.zarr " + MAC + " -o out.nc",
+         "read_features"),
+    # ---- a reader that has gone: nothing on stderr, the exit code of SIGPIPE --------------
+    Case("inspect-stdout-closed", "inspect {in}/mac.nwb", "", closed_stdout=True, expect=141),
 ]
 
 
@@ -244,6 +263,8 @@ def inputs(tmp_path_factory):
     a.to_dataset(name="r").drop_vars(list(a.coords)).to_netcdf(d / "three.nc", engine="scipy")
     (d / "cut3.nc").write_bytes((d / "three.nc").read_bytes()[:200])
     (d / "three.nc").unlink()
+    # a features store whose Pickle chunk would create {in}/ran, which the inputs' check sees
+    pickled_store(d, d / "ran")
     return d
 
 
@@ -255,7 +276,8 @@ def servers(inputs):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    yield {**{f"stall_{m}": server.url for m, server in made.items()}, "closed_port": port}
+    yield {**{f"stall_{m}": server.url for m, server in made.items()}, "closed_port": port,
+           "stall_silent_secret": made["silent"].url.replace("http://", "http://user:pass@")}
     for server in made.values():
         server.close()
 
@@ -275,8 +297,16 @@ def outcomes(inputs, servers, tmp_path_factory):
         fields = {"in": inputs, "in_name": inputs.name, "w": work, **servers}
         args = [a.format(**fields) for a in shlex.split(case.args)]
         start = time.perf_counter()
-        code, out, err = run_cli(args, cwd=work, fsize=case.fsize, send=case.send, at=case.at,
-                                 extra_env=case.env)
+        read = write = None
+        if case.closed_stdout:
+            read, write = os.pipe()
+            os.close(read)
+        try:
+            code, out, err = run_cli(args, cwd=work, fsize=case.fsize, send=case.send,
+                                     at=case.at, extra_env=case.env, stdout=write)
+        finally:
+            if write is not None:
+                os.close(write)
         return {"seconds": time.perf_counter() - start, "code": code, "out": out, "err": err, "placed": placed,
                 "left": snapshot(work), "temps": temps(work), "inputs": snapshot(inputs)}
 
@@ -285,7 +315,21 @@ def outcomes(inputs, servers, tmp_path_factory):
     if os.environ.get("NEUROGEOM_CORPUS_TIMES"):
         for cid, r in sorted(results.items(), key=lambda kv: -kv[1]["seconds"]):
             print(f"{r['seconds']:6.2f} s  exit {r['code']:>3}  {cid}")
+    if os.environ.get("NEUROGEOM_CORPUS_TABLE"):
+        write_table(os.environ["NEUROGEOM_CORPUS_TABLE"], results, inputs)
     return before, results
+
+
+def write_table(path, results, inputs):
+    """The cases and what they did, as a markdown table (the shared inputs' folder as IN)."""
+    def cell(text):
+        text = " / ".join(text.strip().splitlines()) or "(nothing)"
+        return text.replace(str(inputs), "IN").replace("|", "\\|")
+
+    rows = ["| case | exit | stderr line |", "|---|---|---|"]
+    rows += [f"| {c.id} | {results[c.id]['code']} | {cell(results[c.id]['err'])} |"
+             for c in CASES]
+    Path(path).write_text("\n".join(rows) + "\n")
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -297,6 +341,9 @@ def test_case(case, outcomes):
     assert "Traceback" not in r["err"] + r["out"], shown
     assert len(r["err"].strip().splitlines()) <= 3, shown
     assert case.says.lower() in r["err"].lower(), shown
+    assert not [word for word in case.never if word in r["err"]], shown
+    if case.closed_stdout:
+        assert r["err"] == "", shown
     assert not r["temps"], r["temps"]
     assert r["left"] == r["placed"], "files left behind or changed in the work folder"
     assert r["inputs"] == before, "an input file changed"

@@ -82,7 +82,9 @@ def test_unreadable_netcdf3_files_are_one_line_errors(tmp_path, capsys):
     xr.Dataset({"x": ("t", np.arange(1000.0))}).to_netcdf(full, engine="scipy")
     cut = tmp_path / "cut.nc"
     cut.write_bytes(full.read_bytes()[:200])
-    with pytest.raises(LoaderError, match=r"cut.nc is not a readable netCDF3 file"):
+    with pytest.raises(LoaderError, match=r"cut.nc is not a readable netCDF3 file: it starts "
+                                          r"like one but cannot be read, truncated or corrupt "
+                                          r"\(200 bytes; "):
         ngio.open(cut)
     cdf5 = tmp_path / "cdf5.nc"
     cdf5.write_bytes(b"CDF\x05" + bytes(64))

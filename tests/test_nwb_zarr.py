@@ -174,7 +174,8 @@ def test_zarr_bad_inputs_name_the_store(tmp_path, stores):
 
     other = tmp_path / "features.zarr"  # a zarr group, but not NWB
     zarr.open_group(str(other), mode="w").create_dataset("x", data=np.arange(3))
-    with pytest.raises(LoaderError, match="not a readable NWB zarr store") as err:
+    with pytest.raises(LoaderError, match="not an NWB zarr store: its root's .zattrs do not "
+                                          "make it an 'NWBFile'") as err:
         loaders.nwb_summary(other)
     assert str(other) in str(err.value)
 

@@ -143,3 +143,37 @@ def test_corrupt_chunks_in_features_store(tmp_path):
                                               "'__neurogeom_unnamed__' is corrupt"):
             np.asarray(lazy)
     assert os.listdir(tmp_path)  # nothing was removed
+
+
+@pytest.mark.parametrize("command", ["inspect", "load"])
+def test_features_store_given_to_the_nwb_commands_is_one_line(tmp_path, command):
+    # a features store (here a hostile one, its Pickle chunk would create ``marker``) is not an
+    # NWB store: one line naming read_features, not hdmf-zarr's warning per array (7 lines)
+    from cli_runs import run_cli
+
+    marker = tmp_path / "ran"
+    path = pickled_store(tmp_path, marker)
+    args = {"inspect": ["inspect", path],
+            "load": ["load", path, "--spikes", "--intervals", "trials", "--stimulus", "x",
+                     "--window", "0", "1", "-o", tmp_path / "out.nc"]}[command]
+    with unchanged(path):
+        code, out, err = run_cli(args, cwd=tmp_path)
+    assert code == 2 and out == "", err
+    assert err.strip().splitlines() == [
+        f"neurogeom {command}: error: {path} is a features store written by "
+        "loaders.write_features, not an NWB zarr store; open it with loaders.read_features"]
+    assert not marker.exists() and not (tmp_path / "out.nc").exists()
+
+
+def test_warnings_of_a_failed_nwb_read_are_held_back(tmp_path):
+    # a store whose root claims to be an NWBFile but is not one: hdmf-zarr warns about each
+    # array before it fails; the failure alone is printed
+    path = tmp_path / "forged.nwb.zarr"
+    loaders.write_features(make_assembly(), path)
+    (path / ".zattrs").write_text('{"neurodata_type": "NWBFile", "namespace": "core"}')
+    from cli_runs import run_cli
+
+    code, out, err = run_cli(["inspect", path], cwd=tmp_path)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "warning:" not in err, err
+    assert f"{path} is not a readable NWB zarr store" in err

@@ -301,8 +301,12 @@ def _source(h5file, name: str, kind: str, stack) -> NWBSource:
 
 @contextlib.contextmanager
 def _quiet_pynwb():
-    """Silence pynwb's read-time chatter that says nothing a loader's user can act on."""
-    with warnings.catch_warnings():
+    """Silence pynwb's read-time chatter that says nothing a loader's user can act on.
+
+    The other warnings of a read are held back until it succeeds: when it fails, the
+    LoaderError says what is wrong in one line, and the warnings that preceded it (hdmf-zarr
+    warns once per array of a store that is not NWB) would bury it."""
+    with warnings.catch_warnings(record=True) as held:
         # files written by older/other tools routinely trigger pynwb's "ignoring cached
         # namespace" chatter; it says nothing about the data
         warnings.filterwarnings("ignore", message=".*namespace.*")
@@ -310,6 +314,8 @@ def _quiet_pynwb():
         warnings.filterwarnings("ignore", message=".*oriented incorrectly.*")
         warnings.filterwarnings("ignore", message=".*does not match length of timestamps.*")
         yield
+    for w in held:  # the read succeeded: its warnings are worth seeing
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def _read_nwb(h5file, name: str, stack, remote=None):
@@ -389,6 +395,8 @@ def _open_zarr(path: str, stack):
         found = sorted(p.name for p in Path(path).iterdir())[:10]
         raise LoaderError(f"{path} is not an NWB zarr store (no '.zgroup' at its root; it holds "
                           f"{format_list(found) if found else 'nothing'})")
+    if not _is_url(path):
+        _check_nwb_zarr_root(path)
     from .._zarr import recording_store
 
     store = recording_store(path)  # remembers the chunks read, to name a corrupt one
@@ -410,6 +418,30 @@ def _open_zarr(path: str, stack):
                 "or re-export it with object_codec_class=numcodecs.JSON") from exc
         raise LoaderError(f"{path} is not a readable NWB zarr store: "
                           f"{type(exc).__name__}: {exc}") from exc
+
+
+def _check_nwb_zarr_root(path: str) -> None:
+    """A local zarr store whose root is not an NWBFile (hdmf-zarr writes ``neurodata_type:
+    NWBFile`` into the root's ``.zattrs``) is refused before hdmf-zarr reads it; a features
+    store written by :func:`loaders.write_features` is named as such. Attributes that cannot be
+    read are left to hdmf-zarr, whose error is then reported."""
+    import json
+
+    try:
+        attrs = json.loads((Path(path) / ".zattrs").read_text())
+    except FileNotFoundError:
+        attrs = {}
+    except (OSError, ValueError):
+        return
+    if not isinstance(attrs, dict) or attrs.get("neurodata_type") == "NWBFile":
+        return
+    if "neurogeom_object" in attrs:
+        raise LoaderError(f"{path} is a features store written by loaders.write_features, not "
+                          "an NWB zarr store; open it with loaders.read_features")
+    kind = attrs.get("neurodata_type")
+    raise LoaderError(f"{path} is not an NWB zarr store: " + (
+        f"its root is a {kind!r}, not an 'NWBFile'" if kind else
+        "its root's .zattrs do not make it an 'NWBFile' (no neurodata_type)"))
 
 
 def _exception_chain(exc) -> str:
