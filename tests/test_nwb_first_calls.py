@@ -212,3 +212,25 @@ def test_inspect_shows_lfp_and_keeps_events_out_of_behaviour(tmp_path, capsys):
     assert "other_series:" in printed
     with pytest.raises(LoaderError, match="nothing to bin"):
         loaders.binned_activity(path, 0.1)
+
+
+def test_units_obs_intervals_are_part_of_the_recording(tmp_path):
+    """The units' own observation intervals (0–20 s) reach past their spikes (1–19 s)."""
+    from datetime import datetime, timezone
+
+    from pynwb import NWBHDF5IO, NWBFile
+
+    rng = np.random.default_rng(1)
+    trains = [np.sort(rng.uniform(1.0, 19.0, 50)) for _ in range(2)]
+    f = NWBFile(session_description="obs", identifier="obs",
+                session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    for train in trains:
+        f.add_unit(spike_times=train, obs_intervals=[[0.0, 12.0], [12.5, 20.0]])
+    path = str(tmp_path / "obs.nwb")
+    with NWBHDF5IO(path, "w") as io:
+        io.write(f)
+    act = loaders.binned_activity(path, 0.5, epoch=(0.0, 20.0), rate=False)
+    assert act.sizes["time"] == 40 and act["bin_end"].values[-1] == 20.0
+    np.testing.assert_array_equal(act.values.sum(axis=0), [t.size for t in trains])
+    with pytest.raises(LoaderError, match=r"epoch row\(s\) 0.*units.obs_intervals"):
+        loaders.binned_activity(path, 0.5, epoch=(0.0, 25.0))
