@@ -88,3 +88,12 @@ def test_warnings_are_one_line_in_flags(tmp_path, capsys):
     line = [x for x in err.splitlines() if "RoiResponseSeries" in x]
     assert line and line[0].startswith("neurogeom load: warning: ")
     assert "(choose with --series)" in line[0] and "series=" not in line[0]
+
+
+def test_empty_bins_error_names_the_flag(tmp_path, capsys):
+    """Bins narrower than the frame period: the advice is a --bin-size, not a bin_size."""
+    path, _, _ = write_roi_series(tmp_path / "f.nwb", {"Fluorescence": "Fluorescence"})
+    code = main(["load", path, "--binned", "--bin-size", "0.05", "-o", str(tmp_path / "o.nc")])
+    err = capsys.readouterr().err
+    assert code == 2 and "hold no sample" in err
+    assert "--bin-size 0.2 s or more (two frame periods)" in err and "bin_size" not in err

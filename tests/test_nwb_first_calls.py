@@ -161,3 +161,76 @@ def test_bins_of_one_frame_period_hold_one_frame_each(tmp_path, jitter):
     np.testing.assert_allclose(act["time"].values, np.arange(n) / 10.0, atol=max(jitter, 1e-9))
     with pytest.raises(LoaderError, match=r"hold no sample.*two frame periods"):
         loaders.binned_activity(path, 0.05)
+
+
+def write_lfp_only(path):
+    """An electrophysiology file with no units: LFP in processing, its spectral decomposition,
+    ripple events (irregular timestamps) and one tracked signal (running speed)."""
+    from datetime import datetime, timezone
+
+    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+    from pynwb.ecephys import LFP, ElectricalSeries
+    from pynwb.misc import DecompositionSeries
+
+    f = NWBFile(session_description="lfp", identifier="lfp",
+                session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    group = f.create_electrode_group(name="shank0", description="shank", location="CA1",
+                                     device=f.create_device(name="probe"))
+    for _ in range(4):
+        f.add_electrode(group=group, location="CA1")
+    region = f.create_electrode_table_region(region=[0, 1, 2, 3], description="all")
+    module = f.create_processing_module("ecephys", "local field potential")
+    lfp = ElectricalSeries(name="lfp", data=np.zeros((1250, 4)), electrodes=region,
+                           rate=1250.0, starting_time=0.0)
+    module.add(LFP(electrical_series=lfp))
+    module.add(DecompositionSeries(name="spectrum", data=np.zeros((100, 4, 3)), metric="power",
+                                   rate=100.0, source_timeseries=lfp))
+    ripples = np.sort(np.random.default_rng(0).uniform(0, 1, 12))
+    f.add_acquisition(TimeSeries(name="ripples", data=ripples, unit="s", timestamps=ripples))
+    f.add_acquisition(TimeSeries(name="speed", data=np.zeros(50), unit="m/s",
+                                 timestamps=np.arange(50) / 50))
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(f)
+    return str(path)
+
+
+def test_inspect_shows_lfp_and_keeps_events_out_of_behaviour(tmp_path, capsys):
+    """An LFP-only file does not look empty; events and decompositions are not behaviour
+    (without the registry's real files: tests/test_real_nwb_files.py checks those)."""
+    from neurogeom_cli import main
+
+    path = write_lfp_only(tmp_path / "lfp.nwb")
+    summary = loaders.nwb_summary(path)
+    lfp = summary["ecephys"]["processing/ecephys/LFP/lfp"]
+    assert lfp["type"] == "ElectricalSeries" and lfp["n_channels"] == 4
+    assert lfp["rate"] == 1250.0
+    assert list(summary["behaviour"]) == ["speed"]
+    assert set(summary["other_series"]) == {"processing/ecephys/spectrum", "acquisition/ripples"}
+    assert main(["inspect", path]) == 0
+    printed = capsys.readouterr().out
+    assert "ecephys:\n  processing/ecephys/LFP/lfp:" in printed
+    assert "other_series:" in printed
+    with pytest.raises(LoaderError, match="nothing to bin"):
+        loaders.binned_activity(path, 0.1)
+
+
+def test_units_obs_intervals_are_part_of_the_recording(tmp_path):
+    """The units' own observation intervals (0–20 s) reach past their spikes (1–19 s)."""
+    from datetime import datetime, timezone
+
+    from pynwb import NWBHDF5IO, NWBFile
+
+    rng = np.random.default_rng(1)
+    trains = [np.sort(rng.uniform(1.0, 19.0, 50)) for _ in range(2)]
+    f = NWBFile(session_description="obs", identifier="obs",
+                session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    for train in trains:
+        f.add_unit(spike_times=train, obs_intervals=[[0.0, 12.0], [12.5, 20.0]])
+    path = str(tmp_path / "obs.nwb")
+    with NWBHDF5IO(path, "w") as io:
+        io.write(f)
+    act = loaders.binned_activity(path, 0.5, epoch=(0.0, 20.0), rate=False)
+    assert act.sizes["time"] == 40 and act["bin_end"].values[-1] == 20.0
+    np.testing.assert_array_equal(act.values.sum(axis=0), [t.size for t in trains])
+    with pytest.raises(LoaderError, match=r"epoch row\(s\) 0.*units.obs_intervals"):
+        loaders.binned_activity(path, 0.5, epoch=(0.0, 25.0))

@@ -203,7 +203,7 @@ def binned_activity(source, bin_size: float, epoch=None, covariates=None, units=
                     f"(frames are {dt:.4g} s apart; first empty bin "
                     f"[{starts[empty[0]]:.4f}, {ends[empty[0]]:.4f}) s): bins no wider than "
                     "the frame period catch no frame where frame times jitter or frames are "
-                    f"missing; use a bin_size of at least {2 * dt:.4g} s (two frame periods), "
+                    f"missing; use bin_size={2 * dt:.4g} s or more (two frame periods), "
                     "or an epoch starting half a frame before a frame (bins centred on the "
                     "frames, as the default whole-recording epoch is)")
             values = values[..., 0]

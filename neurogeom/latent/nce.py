@@ -127,8 +127,9 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
     lr, weight_decay, betas : float, float, (float, float)
         Adam settings. The paper's are 1e-3, 1e-5, (0.85, 0.95); the default lr here is larger
         and decays on plateaus (``lr_patience``, ``lr_factor``), which reached the same fits in
-        a fraction of the epochs on the synthetic known-answer data (ring, random-feature
-        latents, the solvable RNN; see ``benchmarks/README.md``).
+        a fraction of the epochs on the synthetic known-answer data (ring and random-feature
+        latents: the known-answer tests of ``tests/test_latent.py``; the d = 1…16 sweep:
+        ``benchmarks/README.md``).
     batch_size : int
         Samples per step. The paper trains on large datasets with large batches; on a few
         thousand samples small batches converge in far fewer epochs (more Adam steps).
