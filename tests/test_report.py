@@ -103,13 +103,24 @@ def test_capacity_geometry_on_mft_and_effective_results(results):
         assert [ax.get_ylabel() for ax in axes] == ["capacity α_M", "radius R_M",
                                                     "dimension D_M"]
         for ax in axes:
-            assert len(ax.patches) == 4     # one bar per manifold (all finite here)
+            (bars,) = ax.containers         # one bar per manifold (all finite here)
+            assert len(bars) == 4
             assert [t.get_text() for t in ax.get_xticklabels()] == MANIFOLDS
         # the overall capacity is the dashed line, at the result's value
+        ds = results[kind]
         overall = [line for line in lines(axes[0]) if line.get_linestyle() == "--"]
         assert len(overall) == 1
-        assert overall[0].get_ydata()[0] == pytest.approx(
-            float(results[kind]["capacity_overall"]))
+        assert overall[0].get_ydata()[0] == pytest.approx(float(ds["capacity_overall"]))
+        # its sampling SE (effective geometry reports one; MFT does not) is a band around it
+        bands = [p for p in axes[0].patches if p not in axes[0].containers[0].patches]
+        if "capacity_overall_se" in ds:
+            (band,) = bands
+            low, high = band.get_y(), band.get_y() + band.get_height()
+            se = float(ds["capacity_overall_se"])
+            assert (low, high) == pytest.approx((float(ds["capacity_overall"]) - se,
+                                                 float(ds["capacity_overall"]) + se))
+        else:
+            assert kind == "manifold_capacity" and bands == []
 
 
 def test_separability_marks_n_star(results):
@@ -183,6 +194,8 @@ def test_capacity_geometry_of_correlated_capacity(more_results):
     assert [ax.get_ylabel() for ax in fig.axes][0] == "capacity α_M"
     overall = [line for line in lines(fig.axes[0]) if line.get_linestyle() == "--"]
     assert overall[0].get_ydata()[0] == pytest.approx(float(ds["capacity_overall"]))
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[1].startswith("± SE") and "sampling" in legend[1]
     if "manifold" in ds["capacity"].dims:
         assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == MANIFOLDS
 
@@ -202,6 +215,22 @@ def test_capacity_geometry_across_recordings_with_the_spread(more_results):
         assert len(ax.collections) == 1          # the manifold range band
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["overall",
                                                                         "manifold range"]
+
+
+def test_capacity_geometry_across_layers_with_sampling_error_bars(results):
+    """Effective geometry stacked along ``layer``: the overall capacity with its sampling SE as
+    error bars at each layer."""
+    one = results["effective_geometry"]
+    stacked = xr.concat([one, one.assign(capacity_overall_se=2 * one["capacity_overall_se"])],
+                        dim="layer").assign_coords(layer=["conv", "fc"])
+    ax = report.capacity_geometry(stacked).axes[0]
+    assert ax.get_xlabel() == "layer"
+    (bars,) = ax.containers                          # the error bars of the overall line
+    _, _, (segments,) = bars.lines
+    heights = [abs(seg[1][1] - seg[0][1]) / 2 for seg in segments.get_segments()]
+    se = float(one["capacity_overall_se"])
+    assert heights == pytest.approx([se, 2 * se])
+    assert "overall ± SE" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
 def test_spectra_of_a_batch_one_line_and_fit_per_recording(more_results):
@@ -341,6 +370,15 @@ def test_html_report_is_self_contained(results, more_results, tmp_path):
     assert "<script" not in text
     assert "something_new" in text and "mystery" in text        # the generic section
     assert "Chung, Lee &amp; Sompolinsky (2018)" in text          # references from attrs
+    # per section: headline numbers, parameters, input provenance and versions from the attrs
+    for heading in ("Headline numbers", "Parameters", "Input provenance", "Versions"):
+        assert text.count(f"<h3>{heading}</h3>") == len(paths) + 1, heading
+    capacity = text[text.index("manifold_capacity.nc"):]
+    capacity = capacity[:capacity.index("</section>")]
+    assert "<tr><td>n_t</td><td>20</td></tr>" in capacity
+    assert "<tr><td>capacity_overall</td><td>" in capacity
+    assert "<tr><td>input_region</td><td>IT</td></tr>" in capacity
+    assert "<tr><td>neurogeom_version</td><td>" in capacity
     assert "FAILED RuntimeError: no units table" in text          # batch failures
     assert not list(tmp_path.glob(".report.html.*"))              # written atomically
 

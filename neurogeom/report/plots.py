@@ -119,9 +119,12 @@ def capacity_geometry(ds: xr.Dataset):
     """Capacity, radius and dimension of each object manifold (one axis each).
 
     Per-manifold values are bars; the overall value (``*_overall``, the harmonic mean for
-    capacity, Chung, Lee & Sompolinsky 2018 eq. 16) is a horizontal line. The spread across
-    manifolds is the sampling spread of the geometry. With a ``recording``/``layer``/``region``
-    dim, one line per manifold follows that dim instead (Cohen et al. 2020 Fig. 2).
+    capacity, Chung, Lee & Sompolinsky 2018 eq. 16) is a dashed horizontal line, with its
+    sampling standard error (``*_overall_se``: over the sampled dichotomies and t-vectors, as
+    effective and correlated capacity report it) as a grey band around it. With a
+    ``recording``/``layer``/``region`` dim, the overall value is a line along that dim (error
+    bars: its sampling SE) and the range over manifolds a shaded band (Cohen et al. 2020
+    Fig. 2).
     """
     names = [n for n, _ in _GEOMETRY if n in ds.data_vars or f"{n}_overall" in ds.data_vars]
     if not names:
@@ -136,8 +139,13 @@ def capacity_geometry(ds: xr.Dataset):
         if group is not None:
             x = np.arange(ds.sizes[group])
             if overall is not None:
-                ax.plot(x, overall.transpose(group, ...).values.reshape(len(x), -1)[:, 0], "o-",
-                        color="k", label="overall")
+                y = overall.transpose(group, ...).values.reshape(len(x), -1)[:, 0]
+                se = ds.get(f"{name}_overall_se")
+                if se is not None and group in se.dims:
+                    ax.errorbar(x, y, yerr=se.transpose(group, ...).values.reshape(len(x), -1)
+                                [:, 0], fmt="o-", color="k", capsize=3, label="overall ± SE")
+                else:
+                    ax.plot(x, y, "o-", color="k", label="overall")
             if per is not None:
                 values = np.asarray(per.transpose(group, "manifold").values, dtype=float)
                 values = np.where(np.isfinite(values), values, np.nan)
@@ -163,6 +171,10 @@ def capacity_geometry(ds: xr.Dataset):
             if overall is not None:
                 ax.axhline(float(overall), color="k", ls="--",
                            label=f"overall {float(overall):.3g}")
+                se = ds.get(f"{name}_overall_se")
+                if se is not None and se.ndim == 0 and np.isfinite(float(se)):
+                    ax.axhspan(float(overall) - float(se), float(overall) + float(se),
+                               color="k", alpha=0.12, label=f"± SE {float(se):.2g} (sampling)")
                 ax.legend(fontsize=7)
         ax.set_ylabel(label)
     fig.suptitle(_title(ds, "manifold geometry"))
