@@ -9,6 +9,7 @@ import base64
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -83,7 +84,14 @@ def more_results():
         s.attrs["session_key"] = f"p{i}"
         s.name = f"p{i}"
         spectra.append(s)
-    return {"manifold_alignment": ng.manifold_alignment(a, by="object_name"),
+    ring = loaders.synthetic.ring_model(30, 400, seed=0)
+    with warnings.catch_warnings():     # a short NCE fit: it warns it could train longer
+        warnings.simplefilter("ignore", UserWarning)
+        latent = ng.latent_dimensionality(ring, dims=range(1, 5), n_splits=1, n_chunks=5,
+                                          nce_params=dict(hidden=(32,), max_epochs=100,
+                                                          n_threads=1), progress=False)
+    return {"latent_nce_rrr": latent,
+            "manifold_alignment": ng.manifold_alignment(a, by="object_name"),
             "decoding_accuracy": ng.decoding_accuracy(a, by="object_name", n_splits=3),
             "layer_profile": profile,
             "correlated_capacity": ng.correlated_capacity(a, by="object_name", n_t=20,
@@ -172,6 +180,23 @@ def test_latent_dimensionality_curves_and_estimates(results):
     estimate = float(ds["dimension_of_mean"].sel({"method": "rrr"}))
     assert [line.get_xdata()[0] for line in lines(ax)[1:]] == [estimate]
     assert ax.get_xlabel() == "latent dimension d" and ax.get_ylabel() == "test R²"
+
+
+def test_latent_dimensionality_nce_against_rrr(more_results):
+    """Both methods of one result: a mean R² curve each (labelled), and a vertical line at each
+    finite 95% estimate in the method's colour."""
+    ds = more_results["latent_nce_rrr"]
+    (ax,) = report.latent_dimensionality(ds).axes
+    curves = [line for line in lines(ax) if len(line.get_xdata()) == ds.sizes["latent_dim"]]
+    assert [line.get_label() for line in curves] == ["NCE", "RRR"]
+    for line, method in zip(curves, ("nce", "rrr")):
+        np.testing.assert_allclose(line.get_ydata(),
+                                   ds["r2"].sel({"method": method}).mean("split").values)
+    estimates = {m: float(ds["dimension_of_mean"].sel({"method": m})) for m in ("nce", "rrr")}
+    marks = [line for line in lines(ax) if line.get_linestyle() == "--"]
+    assert [line.get_xdata()[0] for line in marks] == [v for v in estimates.values()
+                                                       if np.isfinite(v)]
+    assert all("d₉₅" in line.get_label() for line in marks) and len(marks) >= 1
 
 
 def test_cvpca_log_log_with_power_law(results):
