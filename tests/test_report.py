@@ -90,7 +90,10 @@ def more_results():
         latent = ng.latent_dimensionality(ring, dims=range(1, 5), n_splits=1, n_chunks=5,
                                           nce_params=dict(hidden=(32,), max_epochs=100,
                                                           n_threads=1), progress=False)
-    return {"latent_nce_rrr": latent,
+    by_layer = xr.concat([ng.neural_predictivity(f, r, n_splits=3, seed=1)
+                          for f in layers.values()], dim="layer").assign_coords(
+        layer=list(layers))
+    return {"latent_nce_rrr": latent, "predictivity_by_layer": by_layer,
             "manifold_alignment": ng.manifold_alignment(a, by="object_name"),
             "decoding_accuracy": ng.decoding_accuracy(a, by="object_name", n_splits=3),
             "layer_profile": profile,
@@ -328,6 +331,26 @@ def test_layer_profile_and_predictivity_across_layers(more_results):
     np.testing.assert_allclose(lines(ax)[0].get_ydata(),
                                ds["predictivity"].sel(region="IT").values)
     assert lines(ax)[1].get_ydata()[0] == pytest.approx(float(ds["ceiling"].sel(region="IT")))
+
+
+def test_predictivity_per_layer_with_neuroid_spread_and_ceiling_band(more_results):
+    """neural_predictivity of one region from each layer, stacked along ``layer``: every
+    neuroid's r at each layer, the median line with its error, the ceiling band."""
+    ds = more_results["predictivity_by_layer"]
+    (ax,) = report.predictivity(ds).axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["conv", "fc"]
+    points = [line for line in lines(ax) if line.get_label() == "neuroids"][0]
+    assert len(points.get_ydata()) == ds.sizes["layer"] * ds.sizes["neuroid"]
+    np.testing.assert_allclose(np.sort(points.get_ydata()),
+                               np.sort(ds["r_per_neuroid"].values.ravel()))
+    (median,) = ax.containers                        # the median r with its error bars
+    assert median.get_label() == "median r"
+    np.testing.assert_allclose(median.lines[0].get_ydata(), ds["score"].values)
+    ceiling = [line for line in lines(ax) if line.get_linestyle() == "--"][0]
+    assert ceiling.get_ydata()[0] == pytest.approx(float(ds["ceiling"].mean()))
+    assert len(ax.patches) == 1                      # the ceiling ± error band
+    assert ax.get_xlabel() == "layer" and ax.get_ylabel() == "Pearson r (held-out stimuli)"
+    assert len(report.figures(ds)) == 1
 
 
 def test_batch_summary_marks_failures(more_results):

@@ -343,7 +343,10 @@ def predictivity(ds: xr.Dataset):
     For a ``neural_predictivity`` result: the per-neuroid r (points, jittered) and their median
     per split, beside each neuroid's ceiling. For a ``layer_profile`` (``predictivity`` on
     ``layer`` [× ``region``]): one line per region across layers, each region's ceiling as a
-    shaded band (0.9–1 × ceiling) in the line's colour.
+    shaded band (0.9–1 × ceiling) in the line's colour. For ``neural_predictivity`` results of
+    one region stacked along ``layer`` (``xr.concat([...], dim="layer")``): each layer's
+    per-neuroid r (points), the median r with its error (line) and the ceiling ± its error
+    (band).
     """
     if "predictivity" in ds.data_vars and "layer" in ds["predictivity"].dims:
         var = ds["predictivity"].transpose("layer", ...)
@@ -367,6 +370,8 @@ def predictivity(ds: xr.Dataset):
         fig.suptitle(_title(ds, "predictivity across layers"))
         return fig
     _need(ds, ["r", "score"], "predictivity")
+    if "layer" in ds["score"].dims:
+        return _predictivity_by_layer(ds)
     fig, axes = _figure(2)
     ax = axes[0]
     r = ds["r_per_neuroid"].values if "r_per_neuroid" in ds.data_vars else \
@@ -398,6 +403,39 @@ def predictivity(ds: xr.Dataset):
         ax.set_xlabel("split")
         ax.set_ylabel("median r")
     fig.suptitle(_title(ds, "neural predictivity"))
+    return fig
+
+
+def _predictivity_by_layer(ds: xr.Dataset):
+    """Neural predictivity results of one region stacked along ``layer``
+    (``xr.concat(results, dim="layer")``): each layer's per-neuroid r as jittered points, the
+    median r with its error as a line, the region's noise ceiling (± its error) as a band."""
+    others = [d for d in ds["score"].dims if d != "layer"]
+    if others:
+        raise AnalysisError(f"predictivity across layers draws one {others[0]} at a time; pick "
+                            f"one with {others[0]}=..., e.g. {others[0]}="
+                            f"{_labels(ds, others[0])[0]!r}")
+    fig, (ax,) = _figure(1, width=5.5)
+    x = np.arange(ds.sizes["layer"])
+    r = (ds["r_per_neuroid"] if "r_per_neuroid" in ds.data_vars else ds["r"].mean("split"))
+    r = np.asarray(r.transpose("layer", ...).values, dtype=float).reshape(len(x), -1)
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, r.shape)   # fixed: same picture
+    ax.plot((x[:, None] + jitter).ravel(), r.ravel(), ".", color="C0", alpha=0.35, ms=3,
+            label="neuroids")
+    error = ds["error"].values if "error" in ds.data_vars else None
+    ax.errorbar(x, ds["score"].values, yerr=error, fmt="o-", color="k", capsize=3,
+                label="median r")
+    if "ceiling" in ds.data_vars:
+        c = float(np.nanmean(ds["ceiling"].values))       # one target: the same at every layer
+        err = (float(np.nanmean(ds["ceiling_error"].values)) if "ceiling_error" in ds.data_vars
+               else 0.0)
+        ax.axhspan(c - err, c + err, color="C2", alpha=0.25)
+        ax.axhline(c, color="C2", ls="--", label=f"ceiling {c:.3f}")
+    ax.set_xticks(x, _labels(ds, "layer"), rotation=30, ha="right")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("Pearson r (held-out stimuli)")
+    ax.legend(fontsize=7)
+    fig.suptitle(_title(ds, "neural predictivity across layers"))
     return fig
 
 
