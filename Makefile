@@ -37,8 +37,9 @@ slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# the recipe is not echoed, so the demo folder's path is the first line and the last
 demo: $(STAMP)
-	$(VENV)/bin/neurogeom demo
+	@$(VENV)/bin/neurogeom demo
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,bench]"

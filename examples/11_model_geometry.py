@@ -6,7 +6,9 @@ trained with labels. For each network I want the linear-probe accuracy, the MFT 
 augmentation manifolds (the views of one image), of translation manifolds (one image at
 several positions; Ligeralde et al. 2023) and of class manifolds (all images of one digit)
 layer by layer, and the radius and dimension of adversarial manifolds (PGD perturbations of
-one image; Dapello et al. 2021) per layer. The numbers go to a netCDF file.
+one image; Dapello et al. 2021) per layer. The numbers go to a netCDF file, the figures
+(one line per network along the layers, drawn by ``neurogeom.report``) to ``report.html`` and
+PNG files.
 
 Run: ``python examples/11_model_geometry.py [OUTDIR]`` (a few minutes on one core; the tests
 run ``main(outdir, size="small")``).
@@ -135,13 +137,28 @@ def main(outdir, size: str = "full") -> dict:
                 f"{result[key].values[i, j]:11.3f}" for i in range(len(names))))
     print(f"{'attack_success_rate (eps 0.1)':34s}" + "".join(f"{v:11.3f}" for v in success))
     print(f"wrote {outdir / 'model_geometry.nc'}")
-    # the report: this combined table has no figure kind of its own, so the page shows its
-    # headline numbers, variables and references
-    report = ng.report.html({"model_geometry": result}, outdir / "report.html",
-                            title="Model geometry: untrained, MMCR and supervised networks")
-    print(f"report: {report}")
+    # the figures, drawn by neurogeom.report: each manifold kind as a layer profile (one line
+    # per network along the layers), the linear probe beside the class manifolds' capacity
+    chance = float(probe_meta.digit.value_counts(normalize=True).max())   # the probe's chance
+    profiles = {}
+    for kind in ("augmentation", "translation", "class", "adversarial"):
+        variables = {name: result[f"{kind}_{name}"] for name in ("capacity", "radius", "dimension")
+                     if f"{kind}_{name}" in result}
+        if kind == "class":     # the probe decodes the same labels: the papers' companion axis
+            variables |= {"decoding_accuracy": result["probe_accuracy"], "chance": chance}
+        profiles[f"{kind}_manifolds"] = xr.Dataset(
+            variables, attrs={"analysis": "layer_profile", "manifolds": kind,
+                              "description": f"MFT geometry of {kind} manifolds per layer "
+                                             f"(from model_geometry.nc)",
+                              "references": result.attrs["references"]})
+    figures = [ng.report.html({"model_geometry": result, **profiles}, outdir / "report.html",
+                              title="Model geometry: untrained, MMCR and supervised networks",
+                              dpi=60),
+               *ng.report.save_figures(profiles, outdir, dpi=60)]
+    print(f"report: {figures[0]} and {len(figures) - 1} PNG figures")
     return {"result": result, "path": outdir / "model_geometry.nc",
-            "loss": history.loss.values, "report": report}
+            "loss": history.loss.values, "report": figures[0], "figures": figures,
+            "profiles": profiles}
 
 
 if __name__ == "__main__":

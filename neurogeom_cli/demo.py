@@ -355,6 +355,7 @@ def alignment_and_decoding(state: State) -> None:
 
 def model_to_brain(state: State) -> None:
     import numpy as np
+    import xarray as xr
 
     import neurogeom as ng
 
@@ -372,6 +373,11 @@ def model_to_brain(state: State) -> None:
             row.append(f"{layer} {scores[(region, layer)]:.3f}")
         ceiling = float(result["ceiling"])
         print(f"  {region}: median r " + ", ".join(row) + f"; noise ceiling {ceiling:.3f}")
+        # the region's results side by side along ``layer`` (the report draws each neuroid's r
+        # per layer, the medians and the ceiling band); attrs that differ (the layer) dropped
+        state.results[f"predictivity_{region}_by_layer"] = xr.concat(
+            [state.results[f"predictivity_{region}_{layer}"] for layer in LAYERS], dim="layer",
+            combine_attrs="drop_conflicts").assign_coords(layer=list(LAYERS))
         best = LAYERS[int(np.argmax([scores[(region, layer)] for layer in LAYERS]))]
         planted = IT_LAYER if region == "IT" else V4_LAYER
         state.checks.append((f"{region} is best predicted by {planted}", best == planted,

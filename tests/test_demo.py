@@ -46,6 +46,10 @@ def test_demo_quick_passes_its_planted_checks(demo):
             "decoding_accuracy", "layer_profile", "map_recordings"} <= kinds
     it = ng.io.open(out / "results" / "predictivity_IT_fc.nc")
     assert np.isfinite(float(it["score"])) and 0 < float(it["ceiling"]) <= 1
+    by_layer = ng.io.open(out / "results" / "predictivity_IT_by_layer.nc")
+    assert list(by_layer["layer"].values) == ["block1.pool", "block2.pool", "fc"]
+    assert float(by_layer["score"].sel(layer="fc")) == float(it["score"])
+    assert "source_layer" not in by_layer.attrs          # it differs between the layers
     text = (out / "report.html").read_text()
     assert text.count("<section") == len(results)
 

@@ -246,7 +246,19 @@ def test_model_geometry(tmp_path):
     for key in ("augmentation_capacity", "translation_capacity", "class_capacity",
                 "adversarial_capacity"):
         assert np.isfinite(r[key].values).all() and (r[key] > 0).all(), key
-    # the combined table has no figure kind: its report page shows the numbers and references
+    # the report: the combined table (numbers and references), then a layer profile per kind of
+    # manifold, each figure one line per network along the layers
     page = n["report"].read_text(encoding="utf-8")
     assert n["report"] == tmp_path / "report.html" and "probe_accuracy" in page
     assert "Yerxa" in page and "Sompolinsky" in page      # MMCR and MFT citations
+    assert_pictures(n["figures"], tmp_path, 4)
+    from neurogeom import report
+
+    fig = report.layer_profile(n["profiles"]["class_manifolds"])
+    assert [ax.get_ylabel() for ax in fig.axes] == ["capacity", "decoding accuracy"]
+    capacity_lines = [line for line in fig.axes[0].get_lines() if line.get_label() in
+                      ("untrained", "mmcr", "supervised")]
+    assert len(capacity_lines) == 3
+    np.testing.assert_allclose(capacity_lines[2].get_ydata(),
+                               r.class_capacity.sel(network="supervised").values)
+    assert "chance" in [line.get_label() for line in fig.axes[1].get_lines()]

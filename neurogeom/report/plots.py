@@ -4,11 +4,21 @@ Every function takes a result Dataset (as returned by an analysis or read back w
 :func:`neurogeom.io.open`) and returns a :class:`matplotlib.figure.Figure` built with the object
 API (no pyplot state, nothing shown), so figures can be saved, embedded in the HTML report
 (:func:`neurogeom.report.html`) or drawn in a notebook. :func:`figures` picks the functions that
-apply to a result from its ``analysis`` attr. Where a result has a ``recording``, ``layer`` or
-``region`` dim, a plot draws one line (or group of bars) per label along it.
+apply to a result from its ``analysis`` attr.
+
+Every function accepts the ``recording``, ``layer`` and ``region`` dims a result has (a batch
+from :func:`neurogeom.map_recordings`, a layer profile, a stack of regions): the keywords
+``recording=``, ``layer=`` and ``region=`` pick one label along them (``report.decoding(batch,
+recording="s1.nwb")``). :func:`capacity_geometry`, :func:`layer_profile`, :func:`predictivity`
+(of a layer profile), :func:`cvpca_spectrum` and :func:`batch_summary` also draw along such a
+dim, one line (or group of bars) per label; the others draw one label at a time and, given a
+result with such a dim and no label picked, raise an :class:`~neurogeom.errors.AnalysisError`
+naming the dim and its labels.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import xarray as xr
@@ -56,6 +66,47 @@ def _title(ds: xr.Dataset, text: str) -> str:
     return f"{text} ({name})" if name else text
 
 
+def _groups(*, along: tuple = (), needs: tuple = ()):
+    """Give a plot function the ``recording=``, ``layer=``, ``region=`` keywords.
+
+    ``along``: the group dims the function draws along itself (one line per label); any other
+    group dim left in the result after the picks is refused with the labels it has. ``needs``:
+    dims the function cannot draw without (a pick along them is refused).
+    """
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(ds: xr.Dataset, *args, recording=None, layer=None, region=None, **kwargs):
+            picks = {d: v for d, v in (("recording", recording), ("layer", layer),
+                                       ("region", region)) if v is not None}
+            for dim, value in picks.items():
+                if dim in needs:
+                    raise AnalysisError(f"{func.__name__} draws along {dim!r}; it cannot pick "
+                                        f"one {dim} ({dim}={value!r}): leave {dim}= out")
+                if dim not in ds.dims:
+                    raise AnalysisError(f"{func.__name__}: {dim}={value!r} given, but the result "
+                                        f"has no {dim!r} dim; its dims are "
+                                        f"{sorted(map(str, ds.dims))}")
+                labels = _labels(ds, dim)
+                if str(value) not in labels:
+                    raise AnalysisError(f"{func.__name__}: {dim} {value!r} is not in the result; "
+                                        f"its {dim} labels are {labels}")
+                ds = ds.isel({dim: labels.index(str(value))})
+            left = [d for d in GROUP_DIMS if d in ds.dims and d not in along]
+            if left:
+                dim = left[0]
+                raise AnalysisError(
+                    f"{func.__name__} draws one {dim} at a time; the result has a {dim!r} dim "
+                    f"with labels {_labels(ds, dim)}: pick one with {dim}=..., e.g. "
+                    f"{func.__name__}(result, {dim}={_labels(ds, dim)[0]!r})")
+            fig = func(ds, *args, **kwargs)
+            if picks:
+                fig.suptitle(f"{fig.get_suptitle()}: "
+                             + ", ".join(f"{d} {v}" for d, v in picks.items()))
+            return fig
+        return wrapper
+    return decorate
+
+
 # --------------------------------------------------------------------------------------------
 # capacity and manifold geometry
 # --------------------------------------------------------------------------------------------
@@ -63,13 +114,17 @@ def _title(ds: xr.Dataset, text: str) -> str:
 _GEOMETRY = (("capacity", "capacity α_M"), ("radius", "radius R_M"), ("dimension", "dimension D_M"))
 
 
+@_groups(along=GROUP_DIMS)
 def capacity_geometry(ds: xr.Dataset):
     """Capacity, radius and dimension of each object manifold (one axis each).
 
     Per-manifold values are bars; the overall value (``*_overall``, the harmonic mean for
-    capacity, Chung, Lee & Sompolinsky 2018 eq. 16) is a horizontal line. The spread across
-    manifolds is the sampling spread of the geometry. With a ``recording``/``layer``/``region``
-    dim, one line per manifold follows that dim instead (Cohen et al. 2020 Fig. 2).
+    capacity, Chung, Lee & Sompolinsky 2018 eq. 16) is a dashed horizontal line, with its
+    sampling standard error (``*_overall_se``: over the sampled dichotomies and t-vectors, as
+    effective and correlated capacity report it) as a grey band around it. With a
+    ``recording``/``layer``/``region`` dim, the overall value is a line along that dim (error
+    bars: its sampling SE) and the range over manifolds a shaded band (Cohen et al. 2020
+    Fig. 2).
     """
     names = [n for n, _ in _GEOMETRY if n in ds.data_vars or f"{n}_overall" in ds.data_vars]
     if not names:
@@ -84,12 +139,20 @@ def capacity_geometry(ds: xr.Dataset):
         if group is not None:
             x = np.arange(ds.sizes[group])
             if overall is not None:
-                ax.plot(x, overall.transpose(group, ...).values.reshape(len(x), -1)[:, 0], "o-",
-                        color="k", label="overall")
+                y = overall.transpose(group, ...).values.reshape(len(x), -1)[:, 0]
+                se = ds.get(f"{name}_overall_se")
+                if se is not None and group in se.dims:
+                    ax.errorbar(x, y, yerr=se.transpose(group, ...).values.reshape(len(x), -1)
+                                [:, 0], fmt="o-", color="k", capsize=3, label="overall ± SE")
+                else:
+                    ax.plot(x, y, "o-", color="k", label="overall")
             if per is not None:
                 values = np.asarray(per.transpose(group, "manifold").values, dtype=float)
                 values = np.where(np.isfinite(values), values, np.nan)
-                lo, hi = np.nanmin(values, 1), np.nanmax(values, 1)
+                lo = np.full(len(x), np.nan)
+                hi = np.full(len(x), np.nan)
+                rows = np.isfinite(values).any(1)      # a failed recording: a gap
+                lo[rows], hi[rows] = np.nanmin(values[rows], 1), np.nanmax(values[rows], 1)
                 ax.fill_between(x, lo, hi, alpha=0.25, label="manifold range")
             ax.set_xticks(x, _labels(ds, group), rotation=30, ha="right")
             ax.set_xlabel(group)
@@ -108,12 +171,17 @@ def capacity_geometry(ds: xr.Dataset):
             if overall is not None:
                 ax.axhline(float(overall), color="k", ls="--",
                            label=f"overall {float(overall):.3g}")
+                se = ds.get(f"{name}_overall_se")
+                if se is not None and se.ndim == 0 and np.isfinite(float(se)):
+                    ax.axhspan(float(overall) - float(se), float(overall) + float(se),
+                               color="k", alpha=0.12, label=f"± SE {float(se):.2g} (sampling)")
                 ax.legend(fontsize=7)
         ax.set_ylabel(label)
     fig.suptitle(_title(ds, "manifold geometry"))
     return fig
 
 
+@_groups()
 def separability(ds: xr.Dataset):
     """Simulated capacity (Cohen et al. 2020): the fraction of separable dichotomies against
     the projection dimension n, with the critical n* (50% separable) and its confidence
@@ -139,10 +207,15 @@ def separability(ds: xr.Dataset):
     return fig
 
 
+@_groups(along=("layer", "region"), needs=("layer",))
 def layer_profile(ds: xr.Dataset):
     """Capacity, radius and dimension (and alignment, decoding where present) along ``layer``.
 
-    One line per ``region`` (or one line when the profile has no region dim), in layer order.
+    The model's value per layer is a line (one line per label of any other dim it has). Each
+    brain region's own value (``neural_capacity``, … on ``region``, as
+    :func:`neurogeom.layer_profile` writes them) is a dashed horizontal line in its colour, so
+    the layers can be read against the regions (Kuoch et al. 2024; Cohen et al. 2020); chance
+    is a dotted line on the decoding axis.
     """
     _need(ds, ["capacity"], "a layer profile")
     names = [n for n in ("capacity", "radius", "dimension", "center_correlation",
@@ -160,12 +233,23 @@ def layer_profile(ds: xr.Dataset):
                       else [str(i) for i in range(series.shape[1])])
             for j in range(series.shape[1]):
                 ax.plot(x, series[:, j], "o-", label=labels[j])
-            ax.legend(fontsize=7, title=others[0] if len(others) == 1 else None)
         else:
-            ax.plot(x, var.values, "o-", color="C0")
+            ax.plot(x, var.values, "o-", color="C0", label="model")
+        neural = ds.get(f"neural_{name}")
+        if neural is not None:
+            values = np.asarray(neural.values, dtype=float).ravel()
+            regions = (_labels(ds, neural.dims[0]) if neural.ndim == 1
+                       else [str(ds.attrs.get("region", "brain"))])
+            if neural.ndim == 0 and "region" in ds.coords and ds["region"].ndim == 0:
+                regions = [str(ds["region"].values)]     # one region picked (region=...)
+            for j, (label, value) in enumerate(zip(regions, values)):
+                if np.isfinite(value):
+                    ax.axhline(value, color=f"C{j + 1}", ls="--", lw=1, label=label)
         if name == "decoding_accuracy" and "chance" in ds.data_vars:
             ax.axhline(float(np.nanmean(ds["chance"].values)), color="gray", ls=":",
                        label="chance")
+        if len(ax.get_lines()) > 1:
+            ax.legend(fontsize=7)
         ax.set_xticks(x, _labels(ds, "layer"), rotation=30, ha="right", fontsize=7)
         ax.set_xlabel("layer")
         ax.set_ylabel(name.replace("_", " "))
@@ -177,6 +261,7 @@ def layer_profile(ds: xr.Dataset):
 # alignment and decoding
 # --------------------------------------------------------------------------------------------
 
+@_groups()
 def alignment_matrices(ds: xr.Dataset):
     """Center and subspace alignment between manifolds as two matrices with manifold labels.
 
@@ -204,6 +289,7 @@ def alignment_matrices(ds: xr.Dataset):
     return fig
 
 
+@_groups()
 def decoding(ds: xr.Dataset):
     """Decoding accuracy against chance: overall accuracy with its spread over splits and
     one-vs-rest accuracy per manifold (bars), chance as a dashed line; the pairwise accuracy
@@ -249,6 +335,7 @@ def decoding(ds: xr.Dataset):
 # model-to-brain
 # --------------------------------------------------------------------------------------------
 
+@_groups(along=("layer", "region"))
 def predictivity(ds: xr.Dataset):
     """Neural predictivity: the median Pearson r with its per-neuroid spread and the noise
     ceiling as a band (Schrimpf et al. 2018).
@@ -256,7 +343,10 @@ def predictivity(ds: xr.Dataset):
     For a ``neural_predictivity`` result: the per-neuroid r (points, jittered) and their median
     per split, beside each neuroid's ceiling. For a ``layer_profile`` (``predictivity`` on
     ``layer`` [× ``region``]): one line per region across layers, each region's ceiling as a
-    shaded band (0.9–1 × ceiling) in the line's colour.
+    shaded band (0.9–1 × ceiling) in the line's colour. For ``neural_predictivity`` results of
+    one region stacked along ``layer`` (``xr.concat([...], dim="layer")``): each layer's
+    per-neuroid r (points), the median r with its error (line) and the ceiling ± its error
+    (band).
     """
     if "predictivity" in ds.data_vars and "layer" in ds["predictivity"].dims:
         var = ds["predictivity"].transpose("layer", ...)
@@ -280,6 +370,8 @@ def predictivity(ds: xr.Dataset):
         fig.suptitle(_title(ds, "predictivity across layers"))
         return fig
     _need(ds, ["r", "score"], "predictivity")
+    if "layer" in ds["score"].dims:
+        return _predictivity_by_layer(ds)
     fig, axes = _figure(2)
     ax = axes[0]
     r = ds["r_per_neuroid"].values if "r_per_neuroid" in ds.data_vars else \
@@ -314,6 +406,40 @@ def predictivity(ds: xr.Dataset):
     return fig
 
 
+def _predictivity_by_layer(ds: xr.Dataset):
+    """Neural predictivity results of one region stacked along ``layer``
+    (``xr.concat(results, dim="layer")``): each layer's per-neuroid r as jittered points, the
+    median r with its error as a line, the region's noise ceiling (± its error) as a band."""
+    others = [d for d in ds["score"].dims if d != "layer"]
+    if others:
+        raise AnalysisError(f"predictivity across layers draws one {others[0]} at a time; pick "
+                            f"one with {others[0]}=..., e.g. {others[0]}="
+                            f"{_labels(ds, others[0])[0]!r}")
+    fig, (ax,) = _figure(1, width=5.5)
+    x = np.arange(ds.sizes["layer"])
+    r = (ds["r_per_neuroid"] if "r_per_neuroid" in ds.data_vars else ds["r"].mean("split"))
+    r = np.asarray(r.transpose("layer", ...).values, dtype=float).reshape(len(x), -1)
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, r.shape)   # fixed: same picture
+    ax.plot((x[:, None] + jitter).ravel(), r.ravel(), ".", color="C0", alpha=0.35, ms=3,
+            label="neuroids")
+    error = ds["error"].values if "error" in ds.data_vars else None
+    ax.errorbar(x, ds["score"].values, yerr=error, fmt="o-", color="k", capsize=3,
+                label="median r")
+    if "ceiling" in ds.data_vars:
+        c = float(np.nanmean(ds["ceiling"].values))       # one target: the same at every layer
+        err = (float(np.nanmean(ds["ceiling_error"].values)) if "ceiling_error" in ds.data_vars
+               else 0.0)
+        ax.axhspan(c - err, c + err, color="C2", alpha=0.25)
+        ax.axhline(c, color="C2", ls="--", label=f"ceiling {c:.3f}")
+    ax.set_xticks(x, _labels(ds, "layer"), rotation=30, ha="right")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("Pearson r (held-out stimuli)")
+    ax.legend(fontsize=7)
+    fig.suptitle(_title(ds, "neural predictivity across layers"))
+    return fig
+
+
+@_groups()
 def noise_ceiling(ds: xr.Dataset):
     """Split-half noise ceiling: histogram of the per-neuroid ceilings, the median as a line."""
     _need(ds, ["ceiling_per_neuroid", "ceiling"], "the noise ceiling")
@@ -328,6 +454,7 @@ def noise_ceiling(ds: xr.Dataset):
     return fig
 
 
+@_groups()
 def spectral(ds: xr.Dataset):
     """Spectral theory of neural prediction (Canatar et al. 2023): E_g(p) in theory (line) and
     measured (points with SEM) against the number of training stimuli p; the model's
@@ -377,6 +504,7 @@ def spectral(ds: xr.Dataset):
 # latent dimensionality and spectra
 # --------------------------------------------------------------------------------------------
 
+@_groups()
 def latent_dimensionality(ds: xr.Dataset):
     """R² of NCE and RRR against the latent dimension d (mean over splits, each split thin),
     with the dimension estimate (``dimension_of_mean``, 95% of the maximum) marked as a vertical
@@ -399,11 +527,14 @@ def latent_dimensionality(ds: xr.Dataset):
     return fig
 
 
+@_groups(along=GROUP_DIMS)
 def cvpca_spectrum(ds: xr.Dataset):
-    """Cross-validated PCA spectrum on log–log axes with the fitted power law
-    (Stringer et al. 2019): variance of mode n ∝ n^-α, fitted over ranks 11–500 where the
-    spectrum has them (otherwise over every positive mode)."""
-    name = next((n for n in ("cv_variance", "eigenvalue", "variance") if n in ds.data_vars), None)
+    """Cross-validated PCA spectrum (or an SVCA result's shared-variance spectrum) on log–log
+    axes with the fitted power law (Stringer et al. 2019): variance of mode n ∝ n^-α, fitted
+    over ranks 11–500 where the spectrum has them (otherwise over every positive mode). With a
+    ``recording`` (``layer``, ``region``) dim: one spectrum and fit per label."""
+    name = next((n for n in ("cv_variance", "shared_variance", "eigenvalue", "variance")
+                 if n in ds.data_vars), None)
     if name is None:
         _need(ds, ["cv_variance"], "an eigenspectrum")
     var = ds[name]
@@ -448,6 +579,7 @@ def headline_variable(ds: xr.Dataset) -> str | None:
     return None
 
 
+@_groups(along=GROUP_DIMS, needs=("recording",))
 def batch_summary(ds: xr.Dataset, variable: str | None = None):
     """One bar per recording of its headline number (``variable``, or the first of
     :func:`headline_variable`); failed recordings are red crosses at zero, labelled 'failed'."""
@@ -501,6 +633,7 @@ PLOTS = {
     "latent_dimensionality": (latent_dimensionality,),
     "cvpca": (cvpca_spectrum,),
     "eigenspectrum": (cvpca_spectrum,),
+    "svca": (cvpca_spectrum,),
     "map_recordings": (batch_summary,),
 }
 
