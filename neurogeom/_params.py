@@ -32,6 +32,26 @@ def check_seed(value, name: str = "seed", maximum: int = MAX_SEED) -> int:
     return int(value)
 
 
+#: The ridge penalties tried by default wherever an analysis selects one (``alphas=`` of ridge
+#: regression, ``neural_predictivity``, reduced-rank regression, the NCE's RRR comparison and
+#: ``latent_dimensionality``): Brain-Score's RidgeCV range 0.01 … 1e7 (Schrimpf et al. 2018),
+#: thinned to 20 log-spaced values (about two per decade).
+DEFAULT_ALPHAS = tuple(np.logspace(-2, 7, 20).tolist())
+
+
+def check_alphas(alphas, *, allow_zero: bool = False) -> np.ndarray:
+    """``alphas`` as a non-empty 1-d float array of finite penalties, each > 0 (or >= 0 with
+    ``allow_zero``: reduced-rank regression accepts the unpenalized fit); AnalysisError
+    otherwise."""
+    a = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if a.ndim != 1 or a.size == 0:
+        raise AnalysisError(f"alphas must be a non-empty 1-d sequence, got {alphas!r}")
+    if not np.isfinite(a).all() or (a < 0).any() or (not allow_zero and (a == 0).any()):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise AnalysisError(f"alphas must be finite and {bound}, got {a.tolist()}")
+    return a
+
+
 def check_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
     """``value`` as an int in [minimum, maximum]; AnalysisError otherwise."""
     integral = _is_int(value) or (isinstance(value, (float, np.floating))

@@ -948,7 +948,7 @@ def _compare_dataset(x, y, by, gx, gy, *, n_permutations, n_t, n_components, var
 
 def layer_profile(features: Mapping[str, xr.DataArray], neural, by: str, *,
                   analyses: Sequence[str] | None = None, n_t: int = 200, n_splits: int = 5,
-                  n_permutations: int = 200, n_components: int | None = None,
+                  n_permutations: int = 1000, n_components: int | None = None,
                   variance: float = 0.9, classifier="linear_svm", seed: int = 0,
                   predictivity_options: Mapping | None = None) -> xr.Dataset:
     r"""Manifold geometry, decodability and brain agreement of every layer: the papers' figure.

@@ -25,8 +25,8 @@ def add_parser(sub) -> None:
     p.add_argument("--n-t", type=int, default=200,
                    help="Gaussian samples of the capacity estimates (default 200)")
     p.add_argument("--n-splits", type=int, default=5, help="decoding folds (default 5)")
-    p.add_argument("--n-permutations", type=int, default=200,
-                   help="permutation null of the agreement (default 200)")
+    p.add_argument("--n-permutations", type=int, default=1000,
+                   help="permutation null of the agreement (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("-o", "--output", required=True, help="result file (.nc)")
     p.set_defaults(func=run)

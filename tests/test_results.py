@@ -208,6 +208,15 @@ def test_same_option_same_name_and_default():
     seeds = {name: p["seed"].default for name, p in params.items() if "seed" in p}
     assert {name: s for name, s in seeds.items() if s != 0} == {"neural_predictivity": 1,
                                                                   "noise_ceiling": 1}
+    # one default grid of ridge penalties wherever a penalty is selected
+    grids = {params["neural_predictivity"]["alphas"].default,
+             params["latent_dimensionality"]["alphas"].default,
+             *(inspect.signature(cls).parameters["alphas"].default
+               for cls in (ng.RidgeRegression, ng.ReducedRankRegression, ng.NeuralCrossEncoder))}
+    assert grids == {tuple(np.logspace(-2, 7, 20).tolist())}
+    # one default number of permutations for the geometry agreement's null
+    assert (inspect.signature(ng.compare_geometry).parameters["n_permutations"].default
+            == inspect.signature(ng.layer_profile).parameters["n_permutations"].default == 1000)
 
 
 def test_repeated_targets_without_averaging_are_refused(responses, model):

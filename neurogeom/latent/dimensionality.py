@@ -153,7 +153,9 @@ def latent_dimensionality(a: xr.DataArray, *, dims=range(1, 21),
         targets of another). "auto" crosses when every stimulus has at least 2 repeats;
         otherwise repeats are averaged.
     alphas : sequence of float
-        Ridge penalties for RRR (chosen on the validation set; sources are z-scored).
+        Ridge penalties for RRR (chosen on the validation set; sources are z-scored). Default:
+        ``neurogeom.regression.DEFAULT_ALPHAS``, the grid every analysis shares (20 values,
+        0.01 … 1e7).
     nce_params : dict, optional
         Further :class:`NeuralCrossEncoder` arguments (``hidden``, ``max_epochs``, ``lr``,
         ``batch_size``, …).

@@ -150,7 +150,8 @@ class NeuralCrossEncoder(TransformerMixin, R2ScoreMixin, BaseEstimator):
     distill_epochs : int
         Epochs of distillation.
     alphas : sequence of float
-        Ridge penalties for the warm-start RRR.
+        Ridge penalties for the warm-start RRR (default: the shared grid,
+        ``neurogeom.regression.DEFAULT_ALPHAS``).
     noise : float
         Standard deviation of Gaussian noise added to the (standardized) sources in training.
     seed : int

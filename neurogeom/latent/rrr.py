@@ -17,13 +17,10 @@ from .._estimators import (
     check_features,
     check_xy,
 )
+from .._params import DEFAULT_ALPHAS, check_alphas
 from ..errors import AnalysisError
 
 __all__ = ["ReducedRankRegression", "DEFAULT_ALPHAS"]
-
-#: Ridge penalties tried by default (absolute; inputs are expected roughly unit-variance per
-#: feature, as :func:`~neurogeom.latent.latent_dimensionality` makes them).
-DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 6, 17))
 
 
 def _as_matrix(x, name: str) -> np.ndarray:
@@ -46,8 +43,10 @@ class ReducedRankRegression(TransformerMixin, LinearPredictorMixin, BaseEstimato
         Rank of the fit :meth:`predict` and :meth:`score` use (``coef_``); default full rank.
         :meth:`predict` and :meth:`score_ranks` also answer for other ranks from the same fit.
     alphas : sequence of float
-        Ridge penalties. One is chosen at full rank: by validation R² when ``fit`` gets
-        ``validation``, otherwise by efficient leave-one-out error on the training data.
+        Ridge penalties (default: the shared grid, ``neurogeom.regression.DEFAULT_ALPHAS``,
+        20 values 0.01 … 1e7; 0 is allowed). One is chosen at full rank: by validation R²
+        when ``fit`` gets ``validation``, otherwise by efficient leave-one-out error on the
+        training data.
 
     Attributes
     ----------
@@ -125,11 +124,7 @@ class ReducedRankRegression(TransformerMixin, LinearPredictorMixin, BaseEstimato
         """
         x, y, y_1d = check_xy(X, Y, who="ReducedRankRegression", min_samples=3)
         x, y = x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
-        alphas = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
-        if alphas.ndim != 1 or alphas.size == 0 or not np.isfinite(alphas).all() or (
-                alphas < 0).any():
-            raise AnalysisError(f"alphas must be a non-empty sequence of finite, non-negative "
-                                f"numbers, got {self.alphas!r}")
+        alphas = check_alphas(self.alphas, allow_zero=True)
         self.max_rank_ = int(min(x.shape[1], y.shape[1], x.shape[0] - 1))
         if self.rank is not None:
             self._check_rank(self.rank)

@@ -26,19 +26,8 @@ from sklearn.base import BaseEstimator
 
 from .._backend import get_namespace
 from .._estimators import LinearPredictorMixin, check_xy
+from .._params import DEFAULT_ALPHAS, check_alphas
 from ..errors import AnalysisError
-
-#: Brain-Score's RidgeCV grid, 0.01 … 1e7 (Schrimpf et al. 2018), thinned to 20 log-spaced values.
-DEFAULT_ALPHAS = tuple(np.logspace(-2, 7, 20).tolist())
-
-
-def check_alphas(alphas) -> np.ndarray:
-    a = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
-    if a.ndim != 1 or a.size == 0:
-        raise AnalysisError(f"alphas must be a non-empty 1-d sequence, got {alphas!r}")
-    if not np.isfinite(a).all() or (a <= 0).any():
-        raise AnalysisError(f"alphas must be finite and > 0, got {a.tolist()}")
-    return a
 
 
 def check_cv(cv, n_samples: int):
