@@ -83,6 +83,23 @@ def test_rrr_alpha_selection(regression_data):
     assert ReducedRankRegression(alphas=alphas).fit(x, y).alpha_ < 1e4
 
 
+@pytest.mark.parametrize("alphas, message", [
+    ([-1.0], r"alphas must be finite and >= 0, got \[-1.0\]"),
+    ([1.0, float("nan")], "alphas must be finite and >= 0"),
+    ([], "alphas must be a non-empty 1-d sequence"),
+])
+def test_rrr_alphas_checked_by_the_shared_rule(regression_data, alphas, message):
+    """RRR validates ``alphas`` with the check ridge uses (neurogeom._params.check_alphas), but
+    accepts 0: the unpenalized fit, equal to ordinary least squares plus the SVD truncation."""
+    x, y, xt, yt = regression_data
+    with pytest.raises(AnalysisError, match=message):
+        ReducedRankRegression(alphas=alphas).fit(x, y)
+    full = ReducedRankRegression(alphas=[0.0]).fit(x, y)
+    ols = np.linalg.lstsq(np.c_[x, np.ones(len(x))], y, rcond=None)[0]
+    np.testing.assert_allclose(full.predict(xt), np.c_[xt, np.ones(len(xt))] @ ols,
+                               rtol=1e-8, atol=1e-8)
+
+
 def test_rrr_bad_input(regression_data):
     x, y, _, _ = regression_data
     with pytest.raises(AnalysisError, match="rank must be an integer in 1..40"):
